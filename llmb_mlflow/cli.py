@@ -1,0 +1,209 @@
+"""The ``llmb`` command line: a thin layer over the library."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+
+import click
+
+from .config import DEFAULT_PRESET, PRESETS
+from .corpus import BUNDLED, MAX_CORPUS_BYTES
+from .errors import LLMBError
+from .store import DEFAULT_EXPERIMENT
+
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+tracking_uri_option = click.option(
+    "--tracking-uri", metavar="URI",
+    help="MLflow tracking store. Default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here.")
+experiment_option = click.option(
+    "--experiment", default=DEFAULT_EXPERIMENT, show_default=True, help="MLflow experiment name.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="llmb-mlflow")
+def cli():
+    """LLMBreaker: train a tiny character-level GPT and watch it learn, tracked in MLflow."""
+
+
+@cli.command()
+@click.option("--dataset", default="shakespeare", show_default=True, metavar="NAME|PATH",
+              help=f"Bundled corpus ({', '.join(BUNDLED)}) or a UTF-8 .txt file "
+                   f"(at most {MAX_CORPUS_BYTES // 2**20} MB).")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET, show_default=True,
+              help="Model size: " + "; ".join(
+                  f"{name} {p['n_layer']}x{p['n_embd']} ctx {p['block_size']}" for name, p in PRESETS.items()))
+@click.option("--max-iters", type=int, help="Training steps.  [default: 5000]")
+@click.option("--eval-interval", type=int, help="Evaluate and snapshot every N steps.  [default: 100]")
+@click.option("--eval-iters", type=int, help="Batches per loss estimate.  [default: 20]")
+@click.option("--batch-size", type=int, help="Sequences per step.  [default: 64]")
+@click.option("--block-size", type=int, help="Context length in characters.  [default: the preset's]")
+@click.option("--n-layer", type=int, help="Transformer blocks.  [default: the preset's]")
+@click.option("--n-head", type=int, help="Attention heads per block.  [default: the preset's]")
+@click.option("--n-embd", type=int, help="Embedding width.  [default: the preset's]")
+@click.option("--dropout", type=float, help="Dropout rate.  [default: 0]")
+@click.option("--lr", type=float, help="Peak learning rate, decayed to lr/10.  [default: 0.001]")
+@click.option("--warmup", type=int, help="Linear warm-up steps.  [default: 100]")
+@click.option("--temperature", type=float, help="Sampling temperature of snapshots.  [default: 0.8]")
+@click.option("--seed", type=int, help="Random seed.  [default: 1337]")
+@experiment_option
+@click.option("--run-name", help="MLflow run name.  [default: a generated one]")
+@tracking_uri_option
+@click.option("--no-tracking", is_flag=True, help="Train without MLflow: no run is created.")
+def train(dataset, preset, experiment, run_name, tracking_uri, no_tracking, **overrides):
+    """Train a MicroGPT, logging every step and a snapshot per evaluation to MLflow."""
+    from .config import build_config
+    from .corpus import load_corpus, prepare_dataset
+    from .tracker import Tracker
+
+    config = build_config(preset, dataset=dataset, **overrides)
+    data = prepare_dataset(load_corpus(dataset), config.model.block_size)
+    if no_tracking:
+        tracker = Tracker()
+    else:
+        from .mlflow_tracker import MlflowTracker
+
+        tracker = MlflowTracker(tracking_uri, experiment)
+    _train_with_progress(config, data, tracker, run_name)
+
+
+def _train_with_progress(config, data, tracker, run_name):
+    from .progress import TrainingProgress
+    from .trainer import Trainer, run_training
+
+    trainer = Trainer(config, data)
+    click.echo(f"Training {config.preset} MicroGPT ({trainer.model.num_parameters():,} parameters) "
+               f"on {data.name} ({len(data.train_ids):,} train / {len(data.val_ids):,} val characters, "
+               f"vocabulary {data.tokenizer.vocab_size}) on {trainer.device}.")
+    signal.signal(signal.SIGTERM, _interrupt)
+    progress = TrainingProgress(config.train.max_iters, trainer)
+    try:
+        with progress:
+            run_training(trainer, tracker, run_name, on_progress=progress.update)
+    except KeyboardInterrupt:
+        click.echo(f"Interrupted at step {trainer.step}." + (
+            f" Run {tracker.run_id} is marked KILLED; everything logged so far is kept."
+            if tracker.run_id else ""), err=True)
+        raise
+    final = trainer.last_eval
+    click.echo(f"Done: step {trainer.step}, val loss {final.get('val_loss', float('nan')):.4f}, "
+               f"train loss {final.get('eval_train_loss', float('nan')):.4f}.")
+    if tracker.run_id:
+        click.echo(f"Run {tracker.run_id} ({tracker.run_name}) in experiment "
+                   f"{tracker.experiment!r} at {tracker.uri}")
+        click.echo(f"  inspect: llmb runs show {tracker.run_id}" + _uri_flag(tracker.uri))
+        click.echo(f"  browse:  {_mlflow_ui_command(tracker.uri)}")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _uri_flag(uri: str) -> str:
+    from .store import resolve_uri
+
+    return "" if uri == resolve_uri(None) else f" --tracking-uri {uri}"
+
+
+def _mlflow_ui_command(uri: str) -> str:
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri}"
+    here = os.path.abspath("mlflow.db")
+    if uri in ("sqlite:///mlflow.db", f"sqlite:///{here}") and not os.environ.get("MLFLOW_TRACKING_URI"):
+        return "mlflow ui   (in this folder)"
+    return f"mlflow ui --backend-store-uri {uri}"
+
+
+@cli.group()
+def runs():
+    """List and inspect training runs."""
+
+
+@runs.command("list")
+@experiment_option
+@click.option("--limit", type=click.IntRange(1, 10000), default=20, show_default=True)
+@tracking_uri_option
+def runs_list(experiment, limit, tracking_uri):
+    """Training runs, newest first: id, name, status, steps and last losses."""
+    from .reader import RunReader
+
+    summaries = RunReader(tracking_uri).runs(experiment, max_results=limit)
+    if not summaries:
+        click.echo(f"No LLMBreaker runs in experiment {experiment!r}.")
+        return
+    rows = [("RUN ID", "NAME", "STATUS", "STEP", "TRAIN LOSS", "VAL LOSS", "STARTED")]
+    for s in summaries:
+        rows.append((
+            s.run_id, s.run_name, s.status, f"{s.last_step}/{s.max_iters or '?'}",
+            _fmt(s.last_value("train_loss")), _fmt(s.last_value("val_loss")),
+            time.strftime("%Y-%m-%d %H:%M", time.localtime((s.start_time or 0) / 1000)),
+        ))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+@runs.command("show")
+@click.argument("run_id")
+@tracking_uri_option
+def runs_show(run_id, tracking_uri):
+    """A run's settings, snapshot steps and its latest sample."""
+    from .reader import RunReader
+
+    reader = RunReader(tracking_uri)
+    run = reader.run(run_id)
+    click.echo(f"Run {run.run_id} ({run.run_name}): {run.status}, step {run.last_step}/{run.max_iters or '?'}")
+    for key in ("train_loss", "val_loss", "eval_train_loss"):
+        if key in run.latest:
+            step, value = run.latest[key]
+            click.echo(f"  {key}: {value:.4f} at step {step}")
+    click.echo("Params:")
+    for key in sorted(run.params):
+        click.echo(f"  {key} = {run.params[key]}")
+    steps = reader.snapshot_steps(run_id, run=run)
+    click.echo(f"Snapshots ({len(steps)}): {_step_list(steps)}")
+    if steps:
+        snap = reader.snapshot(run_id, steps[-1])
+        click.echo(f"Sample at step {snap.step} (temperature {snap.temperature:g}):")
+        click.echo(snap.prompt + snap.sample)
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _step_list(steps: list[int]) -> str:
+    if len(steps) <= 8:
+        return ", ".join(map(str, steps)) or "none"
+    return ", ".join(map(str, steps[:4])) + ", ..., " + ", ".join(map(str, steps[-2:]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: every failure is one line on stderr and a non-zero exit."""
+    for noisy in ("mlflow", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        code = cli.main(args=argv, prog_name="llmb", standalone_mode=False)
+    except LLMBError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        code = EXIT_ERROR
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        click.echo(f"Error: {exc.format_message()}{hint}", err=True)
+        code = EXIT_USAGE
+    except click.ClickException as exc:
+        click.echo(f"Error: {exc.format_message()}", err=True)
+        code = exc.exit_code
+    except (KeyboardInterrupt, click.Abort):
+        code = EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: still one line, the traceback on request
+        if os.environ.get("LLMB_DEBUG"):
+            raise
+        click.echo(f"Error: internal error: {type(exc).__name__}: {exc} "
+                   "(set LLMB_DEBUG=1 to see the traceback)", err=True)
+        code = EXIT_ERROR
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,160 @@
+"""Tracking-write: a Tracker that records a training run in MLflow.
+
+The training thread only appends to in-memory buffers. A writer thread sends metrics with
+``log_batch`` every ``flush_interval`` seconds, and stores each snapshot (``snapshots/``),
+its sample as text (``samples/``) and its attention grid as a step image (``log_image``).
+After a snapshot file is completely stored, a ``snapshot_bytes`` point is logged at its
+step: readers list snapshots from that metric, so they never see a half-written file.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import tempfile
+import threading
+import time
+
+from . import __version__, snapshot as snapshot_format
+from .attention_image import attention_grid
+from .errors import LLMBError
+from .store import (
+    DEFAULT_EXPERIMENT, RUN_KIND_TAG, TRAINING_RUN, client, experiment_id, first_line, store_errors,
+)
+from .tracker import RunDescription, Tracker
+
+MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
+MAX_PARAMS_PER_BATCH = 100
+SNAPSHOT_METRIC = "snapshot_bytes"
+ATTENTION_IMAGE_KEY = "attention"
+
+
+class MlflowTracker(Tracker):
+    wants_snapshots = True
+
+    def __init__(self, tracking_uri: str | None = None, experiment: str = DEFAULT_EXPERIMENT,
+                 flush_interval: float = 0.5, finish_timeout: float = 60.0):
+        self.client = client(tracking_uri)
+        self.uri = self.client.tracking_uri
+        self.experiment = experiment
+        self.flush_interval = flush_interval
+        self.finish_timeout = finish_timeout
+        self.run_id: str | None = None
+        self.run_name: str | None = None
+        self.last_error: str | None = None
+        self._points: list[tuple[str, float, int, int]] = []
+        self._points_lock = threading.Lock()
+        self._snapshots: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._tmp = tempfile.TemporaryDirectory(prefix="llmb-snapshots-")
+
+    def start(self, description: RunDescription) -> None:
+        from mlflow.entities import Param
+        from mlflow.tracking.context.registry import resolve_tags
+
+        tags = resolve_tags({
+            RUN_KIND_TAG: TRAINING_RUN,
+            "llmb.version": __version__,
+            "llmb.dataset": str(description.params.get("dataset", "")),
+            "llmb.preset": str(description.params.get("preset", "")),
+            **description.tags,
+        })
+        params = [Param(k, str(v)) for k, v in description.params.items()]
+        with store_errors(self.uri):
+            exp_id = experiment_id(self.client, self.experiment)
+            run = self.client.create_run(exp_id, run_name=description.run_name, tags=tags)
+            self.run_id, self.run_name = run.info.run_id, run.info.run_name
+            for i in range(0, len(params), MAX_PARAMS_PER_BATCH):
+                self.client.log_batch(self.run_id, params=params[i:i + MAX_PARAMS_PER_BATCH])
+        self._writer = threading.Thread(target=self._write_loop, name="llmb-mlflow-writer",
+                                        daemon=True)
+        self._writer.start()
+
+    def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        now = int(time.time() * 1000)
+        with self._points_lock:
+            self._points.extend((key, float(value), now, step) for key, value in metrics.items())
+
+    def log_snapshot(self, snapshot) -> None:
+        self._snapshots.put(snapshot)
+
+    def finish(self, status: str) -> None:
+        """Write everything still buffered, then close the run with ``status``."""
+        if self.run_id is None:
+            return
+        self._stop.set()
+        if self._writer is not None:
+            self._writer.join(self.finish_timeout)
+        unsent = self._unsent()
+        try:
+            if self._writer is not None and self._writer.is_alive() or unsent:
+                raise LLMBError(
+                    f"could not write to the tracking store {self.uri} ({self.last_error}); "
+                    f"{unsent} metric points or snapshots of run {self.run_id} were not saved"
+                )
+            with store_errors(self.uri):
+                self.client.set_terminated(self.run_id, status)
+        finally:
+            self._tmp.cleanup()
+
+    # -- writer thread -------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        backoff = self.flush_interval
+        deadline = None
+        while True:
+            stopping = self._stop.wait(backoff)
+            try:
+                self._write_pending()
+                self.last_error, backoff = None, self.flush_interval
+            except Exception as exc:  # the store is down or refusing: keep data, retry
+                self.last_error = first_line(exc)
+                backoff = min(backoff * 2, 5.0)
+            if stopping:
+                deadline = deadline or time.monotonic() + self.finish_timeout
+                if not self._unsent() or time.monotonic() > deadline:
+                    return
+
+    def _unsent(self) -> int:
+        with self._points_lock:
+            return len(self._points) + self._snapshots.qsize()
+
+    def _write_pending(self) -> None:
+        self._write_metrics()
+        while True:
+            try:
+                snap = self._snapshots.queue[0]  # peek: stays queued until fully stored
+            except IndexError:
+                break
+            size = self._write_snapshot(snap)
+            self._snapshots.get_nowait()
+            self.log_metrics(snap.step, {SNAPSHOT_METRIC: size})
+            self._write_metrics()
+
+    def _write_metrics(self) -> None:
+        from mlflow.entities import Metric
+
+        with self._points_lock:
+            points = self._points[:MAX_METRICS_PER_BATCH * 10]
+        for i in range(0, len(points), MAX_METRICS_PER_BATCH):
+            chunk = points[i:i + MAX_METRICS_PER_BATCH]
+            self.client.log_batch(self.run_id, metrics=[Metric(*p) for p in chunk])
+            with self._points_lock:
+                del self._points[:len(chunk)]
+
+    def _write_snapshot(self, snap) -> int:
+        data = snapshot_format.encode(snap)
+        path = os.path.join(self._tmp.name, os.path.basename(snapshot_format.snapshot_path(snap.step)))
+        with open(path, "wb") as f:
+            f.write(data)
+        self.client.log_text(self.run_id, sample_text(snap), snapshot_format.sample_path(snap.step))
+        self.client.log_image(self.run_id, attention_grid(snap.attention), key=ATTENTION_IMAGE_KEY,
+                              step=snap.step, synchronous=True)
+        self.client.log_artifact(self.run_id, path, snapshot_format.SNAPSHOT_DIR)
+        os.remove(path)
+        return len(data)
+
+
+def sample_text(snap) -> str:
+    return f"step {snap.step} (temperature {snap.temperature:g})\n\n{snap.prompt}{snap.sample}\n"

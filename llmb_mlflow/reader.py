@@ -1,0 +1,225 @@
+"""Tracking-read: the only door through which the viewer (and ``llmb runs``) reads runs.
+
+Torch-free. Immutable things are cached: a run's params, the snapshot of a step, and the
+metric series of a run that has ended. Metric reads use MLflow's sampled "bulk interval"
+query, so a downsampled or incremental read costs the same on a 20,000-step run as on a
+short one, locally (sqlite) or over REST against ``mlflow server``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import snapshot as snapshot_format
+from .errors import LLMBError
+from .mlflow_tracker import SNAPSHOT_METRIC
+from .snapshot import Snapshot
+from .store import DEFAULT_EXPERIMENT, RUN_KIND_TAG, TRAINING_RUN, client, is_missing, store_errors
+
+WINDOW = 2500  # the most points MLflow returns from one bulk-interval query
+BULK_INTERVAL_ENDPOINT = "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval"
+ENDED = ("FINISHED", "FAILED", "KILLED")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    run_name: str
+    experiment_id: str
+    status: str
+    start_time: int | None
+    end_time: int | None
+    params: dict[str, str]
+    tags: dict[str, str]
+    latest: dict[str, tuple[int, float]] = field(default_factory=dict)  # key -> (step, value)
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ENDED
+
+    @property
+    def max_iters(self) -> int | None:
+        value = self.params.get("max_iters")
+        return int(value) if value is not None else None
+
+    @property
+    def last_step(self) -> int:
+        return self.latest.get("train_loss", (0, None))[0]
+
+    def last_value(self, key: str) -> float | None:
+        return self.latest[key][1] if key in self.latest else None
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    steps: np.ndarray  # int64, ascending
+    values: np.ndarray  # float64
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @property
+    def last_step(self) -> int | None:
+        return int(self.steps[-1]) if len(self.steps) else None
+
+    @classmethod
+    def from_points(cls, points) -> "MetricSeries":
+        pairs = sorted({(int(step), float(value)) for step, value in points})
+        return cls(np.array([p[0] for p in pairs], dtype=np.int64),
+                   np.array([p[1] for p in pairs], dtype=np.float64))
+
+
+class RunReader:
+    def __init__(self, tracking_uri: str | None = None, snapshot_cache_size: int = 128):
+        self.client = client(tracking_uri)
+        self.uri = self.client.tracking_uri
+        self._lock = threading.Lock()
+        self._params: dict[str, dict[str, str]] = {}
+        self._ended_series: OrderedDict = OrderedDict()
+        self._snapshots: OrderedDict = OrderedDict()
+        self._snapshot_cache_size = snapshot_cache_size
+        self._artifact_repos: dict[str, object] = {}
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def runs(self, experiment: str = DEFAULT_EXPERIMENT, max_results: int = 100) -> list[RunSummary]:
+        """LLMBreaker training runs of ``experiment``, newest first."""
+        with store_errors(self.uri):
+            exp = self.client.get_experiment_by_name(experiment)
+            if exp is None:
+                return []
+            runs = self.client.search_runs(
+                [exp.experiment_id],
+                filter_string=f"tags.`{RUN_KIND_TAG}` = '{TRAINING_RUN}'",
+                order_by=["attributes.start_time DESC"],
+                max_results=max_results,
+            )
+        return [self._summary(run) for run in runs]
+
+    def run(self, run_id: str) -> RunSummary:
+        from mlflow.exceptions import MlflowException
+
+        with store_errors(self.uri):
+            try:
+                run = self.client.get_run(run_id)
+            except MlflowException as exc:
+                if is_missing(exc):
+                    raise LLMBError(f"no run with id {run_id!r} in {self.uri}") from None
+                raise
+        return self._summary(run)
+
+    def _summary(self, run) -> RunSummary:
+        info = run.info
+        params = self._params.get(info.run_id)
+        if params is None:
+            params = dict(run.data.params)
+            if params:
+                self._params[info.run_id] = params
+        return RunSummary(
+            run_id=info.run_id,
+            run_name=info.run_name or "",
+            experiment_id=info.experiment_id,
+            status=info.status,
+            start_time=info.start_time,
+            end_time=info.end_time,
+            params=params,
+            tags=dict(run.data.tags),
+            latest={m.key: (m.step, m.value) for m in run.data._metric_objs},
+        )
+
+    # -- metrics ---------------------------------------------------------------------------
+
+    def metric(self, run_id: str, key: str, max_points: int | None = None,
+               after_step: int | None = None, run: RunSummary | None = None) -> MetricSeries:
+        """A metric's history: whole, downsampled to about ``max_points`` (first and last kept),
+        or only the points after ``after_step`` (incremental reads for live polling).
+        Pass ``run`` when it was just read, to spare a query."""
+        run = run or self.run(run_id)
+        latest = run.latest.get(key)
+        if latest is None or (after_step is not None and latest[0] <= after_step):
+            return MetricSeries.from_points([])
+        cache_key = (run_id, key, max_points, after_step)
+        if run.ended and cache_key in self._ended_series:
+            return self._ended_series[cache_key]
+        if max_points is not None and after_step is None:
+            series = MetricSeries.from_points(self._bulk_interval(run_id, key, max_points, None, None))
+        else:
+            points, start = [], (after_step + 1 if after_step is not None else 0)
+            while start <= latest[0]:
+                points += self._bulk_interval(run_id, key, WINDOW, start, start + WINDOW - 1)
+                start += WINDOW
+            series = MetricSeries.from_points(points)
+        if run.ended:
+            with self._lock:
+                self._ended_series[cache_key] = series
+                while len(self._ended_series) > 256:
+                    self._ended_series.popitem(last=False)
+        return series
+
+    def _bulk_interval(self, run_id, key, max_results, start_step, end_step):
+        store = self.client._tracking_client.store
+        with store_errors(self.uri):
+            if hasattr(store, "get_host_creds"):  # REST: the server samples, as it does for its UI
+                from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+                params = {"run_ids": run_id, "metric_key": key, "max_results": max_results}
+                if start_step is not None:
+                    params.update(start_step=start_step, end_step=end_step)
+                response = http_request(store.get_host_creds(), BULK_INTERVAL_ENDPOINT, "GET",
+                                        params=params)
+                verify_rest_response(response, BULK_INTERVAL_ENDPOINT)
+                return [(m["step"], m["value"]) for m in response.json().get("metrics", [])]
+            found = store.get_metric_history_bulk_interval([run_id], key, max_results, start_step, end_step)
+            return [(m.step, m.value) for m in found]
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    def snapshot_steps(self, run_id: str, run: RunSummary | None = None) -> list[int]:
+        """Steps whose snapshot is completely stored, ascending."""
+        return [int(s) for s in self.metric(run_id, SNAPSHOT_METRIC, run=run).steps]
+
+    def snapshot(self, run_id: str, step: int) -> Snapshot:
+        cache_key = (run_id, int(step))
+        with self._lock:
+            if cache_key in self._snapshots:
+                self._snapshots.move_to_end(cache_key)
+                return self._snapshots[cache_key]
+        label = f"snapshot of step {step} in run {run_id}"
+        snap = snapshot_format.decode(self.artifact_bytes(run_id, snapshot_format.snapshot_path(step), label), label)
+        with self._lock:
+            self._snapshots[cache_key] = snap
+            while len(self._snapshots) > self._snapshot_cache_size:
+                self._snapshots.popitem(last=False)
+        return snap
+
+    def artifact_bytes(self, run_id: str, path: str, label: str | None = None) -> bytes:
+        """The bytes of one run artifact; a missing one is an LLMBError."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+        from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+        label = label or f"artifact {path} of run {run_id}"
+        with store_errors(self.uri):
+            repo = self._artifact_repos.get(run_id)
+            if repo is None:
+                repo = get_artifact_repository(self.client.get_run(run_id).info.artifact_uri)
+                self._artifact_repos[run_id] = repo
+            try:
+                if isinstance(repo, LocalArtifactRepository):
+                    with open(os.path.join(repo.artifact_dir, path), "rb") as f:
+                        return f.read()
+                with tempfile.TemporaryDirectory(prefix="llmb-read-") as tmp:
+                    with open(repo.download_artifacts(path, tmp), "rb") as f:
+                        return f.read()
+            except (FileNotFoundError, IsADirectoryError):
+                raise LLMBError(f"{label} is missing from the artifact store") from None
+            except MlflowException as exc:
+                if is_missing(exc) or "404" in str(exc):
+                    raise LLMBError(f"{label} is missing from the artifact store") from None
+                raise

@@ -1,0 +1,101 @@
+"""Connecting to the MLflow tracking store, and turning its failures into one-line errors."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from urllib.parse import urlparse
+
+from .errors import LLMBError
+
+DEFAULT_EXPERIMENT = "llmbreaker"
+RUN_KIND_TAG = "llmb.kind"
+TRAINING_RUN = "training"
+
+
+def resolve_uri(tracking_uri: str | None) -> str:
+    """--tracking-uri, else $MLFLOW_TRACKING_URI, else MLflow's own default."""
+    import mlflow
+
+    if tracking_uri:
+        return tracking_uri
+    return os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()
+
+
+def client(tracking_uri: str | None = None, check: bool = True):
+    """An MlflowClient for the store; with ``check``, fail fast if the store is unusable."""
+    from mlflow import MlflowClient
+
+    uri = resolve_uri(tracking_uri)
+    if check:
+        check_reachable(uri)
+    with store_errors(uri):
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """One quick probe so a down server is reported at once, not after MLflow's retries."""
+    parsed = urlparse(uri)
+    if parsed.scheme in ("http", "https"):
+        import requests
+
+        try:
+            requests.get(uri.rstrip("/") + "/health", timeout=timeout).raise_for_status()
+        except requests.RequestException as exc:
+            raise LLMBError(f"tracking server {uri} is unreachable ({first_line(exc)})") from None
+    elif parsed.scheme == "sqlite":
+        path = uri.split("sqlite:///", 1)[-1]
+        folder = os.path.dirname(os.path.abspath(path)) if path and path != ":memory:" else "."
+        if not os.path.isdir(folder):
+            raise LLMBError(f"tracking store folder does not exist: {folder} (from {uri})")
+
+
+@contextlib.contextmanager
+def store_errors(uri: str):
+    """Re-raise store failures as a one-line LLMBError naming the store."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except LLMBError:
+        raise
+    except MlflowException as exc:
+        raise LLMBError(f"tracking store {uri}: {first_line(exc.message)}") from None
+    except (OSError, ConnectionError) as exc:
+        raise LLMBError(f"tracking store {uri} failed: {first_line(exc)}") from None
+    except Exception as exc:  # sqlalchemy and requests errors have no common base
+        if type(exc).__module__.split(".")[0] in ("sqlalchemy", "requests", "urllib3"):
+            raise LLMBError(f"tracking store {uri} failed: {first_line(exc)}") from None
+        raise
+
+
+def experiment_id(mlflow_client, name: str, create: bool = True) -> str | None:
+    """The id of the named experiment; created when missing (if ``create``)."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = mlflow_client.get_experiment_by_name(name)
+    if experiment is None:
+        if not create:
+            return None
+        try:
+            return mlflow_client.create_experiment(name)
+        except MlflowException:  # another trainer created it a moment ago
+            experiment = mlflow_client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+    if experiment.lifecycle_stage == "deleted":
+        raise LLMBError(
+            f"experiment {name!r} is deleted; restore it (mlflow experiments restore) "
+            "or choose another --experiment"
+        )
+    return experiment.experiment_id
+
+
+def is_missing(exc) -> bool:
+    """Whether an MLflow error says the thing asked for does not exist."""
+    return getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
+
+
+def first_line(value) -> str:
+    text = str(value).strip()
+    return text.splitlines()[0] if text else type(value).__name__

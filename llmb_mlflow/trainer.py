@@ -1,0 +1,156 @@
+"""The training loop: AdamW with warm-up and cosine decay, periodic evaluation and snapshots.
+
+It reports to a ``Tracker`` and never touches MLflow itself, so it runs the same with
+tracking off. Step ``s`` is the model after ``s`` optimizer updates: ``train_loss`` at
+step ``s`` is the loss of update ``s`` (1..max_iters); evaluations (``val_loss``,
+``eval_train_loss`` and a snapshot) happen at step 0, every ``eval_interval`` and at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .config import RunConfig
+from .corpus import Dataset
+from .model import MicroGPT
+from .probes import SnapshotProbe
+from .tracker import RUN_FAILED, RUN_FINISHED, RUN_KILLED, RunDescription, Tracker
+
+ProgressCallback = Callable[[int, dict], None]
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, dataset: Dataset, device: str | None = None):
+        self.config = config
+        self.dataset = dataset
+        self.device = device or default_device()
+        tc = config.train
+        torch.manual_seed(tc.seed)
+        self.model_config = replace(config.model, vocab_size=dataset.tokenizer.vocab_size)
+        self.model = MicroGPT(self.model_config).to(self.device)
+        self.optimizer = self.model.optimizer(tc.lr, tc.weight_decay, (tc.beta1, tc.beta2))
+        self.step = 0
+        self.splits = {
+            "train": torch.from_numpy(dataset.train_ids.astype(np.int64)),
+            "val": torch.from_numpy(dataset.val_ids.astype(np.int64)),
+        }
+        self.batch_rng = torch.Generator().manual_seed(tc.seed)
+        self.probe = SnapshotProbe(dataset, self.model_config.block_size, tc.sample_chars,
+                                   tc.temperature, tc.seed)
+        self.last_eval: dict[str, float] = {}
+
+    def describe(self) -> dict[str, object]:
+        return {
+            **self.config.as_params(),
+            "dataset": self.dataset.name,
+            "vocab_size": self.model_config.vocab_size,
+            "n_params": self.model.num_parameters(),
+            "device": self.device,
+        }
+
+    def lr_at(self, step: int) -> float:
+        """Linear warm-up to ``lr`` over ``warmup`` steps, then cosine decay to ``final_lr``."""
+        tc = self.config.train
+        if step <= tc.warmup:
+            return tc.lr * step / max(tc.warmup, 1) if tc.warmup else tc.lr
+        progress = (step - tc.warmup) / max(tc.max_iters - tc.warmup, 1)
+        coeff = 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+        return tc.final_lr + coeff * (tc.lr - tc.final_lr)
+
+    def batch(self, split: str, batch_size: int, generator: torch.Generator):
+        data = self.splits[split]
+        block = self.model_config.block_size
+        starts = torch.randint(len(data) - block - 1, (batch_size,), generator=generator)
+        offsets = torch.arange(block + 1)
+        windows = data[starts[:, None] + offsets]
+        windows = windows.to(self.device, non_blocking=True)
+        return windows[:, :-1], windows[:, 1:]
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Mean loss over ``eval_iters`` batches of each split; the same batches every time."""
+        tc = self.config.train
+        self.model.eval()
+        result = {}
+        for split, key in (("val", "val_loss"), ("train", "eval_train_loss")):
+            generator = torch.Generator().manual_seed(tc.seed + 1)
+            losses = [
+                self.model(*self.batch(split, tc.batch_size, generator))[1].item()
+                for _ in range(tc.eval_iters)
+            ]
+            result[key] = float(np.mean(losses))
+        self.model.train()
+        return result
+
+    def train_step(self) -> dict[str, float]:
+        tc = self.config.train
+        started = time.perf_counter()
+        self.step += 1
+        lr = self.lr_at(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        x, y = self.batch("train", tc.batch_size, self.batch_rng)
+        _, loss, _ = self.model(x, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+        self.optimizer.step()
+        loss_value, grad_value = loss.item(), grad_norm.item()
+        elapsed = time.perf_counter() - started
+        return {
+            "train_loss": loss_value,
+            "lr": lr,
+            "grad_norm": grad_value,
+            "tokens_per_sec": x.numel() / max(elapsed, 1e-9),
+        }
+
+    def is_eval_step(self, step: int) -> bool:
+        tc = self.config.train
+        return step == 0 or step % tc.eval_interval == 0 or step == tc.max_iters
+
+    def run(self, tracker: Tracker, on_progress: ProgressCallback | None = None) -> None:
+        """Train to ``max_iters``, reporting every step and evaluation to ``tracker``."""
+        max_iters = self.config.train.max_iters
+        if self.step == 0:
+            tracker.log_metrics(0, self._evaluate_into(tracker))
+        while self.step < max_iters:
+            metrics = self.train_step()
+            if self.is_eval_step(self.step):
+                metrics.update(self._evaluate_into(tracker))
+            tracker.log_metrics(self.step, metrics)
+            if on_progress:
+                on_progress(self.step, metrics)
+
+    def _evaluate_into(self, tracker: Tracker) -> dict[str, float]:
+        self.last_eval = self.evaluate()
+        if tracker.wants_snapshots:
+            tracker.log_snapshot(self.probe.capture(self.model, self.step))
+        return self.last_eval
+
+
+def run_training(trainer: Trainer, tracker: Tracker, run_name: str | None = None,
+                 tags: dict[str, str] | None = None,
+                 on_progress: ProgressCallback | None = None) -> str:
+    """Run ``trainer`` under ``tracker`` and close the run with the right status:
+    FINISHED, KILLED on Ctrl-C, FAILED on an error. Returns that status."""
+    tracker.start(RunDescription(params=trainer.describe(), tags=tags or {}, run_name=run_name))
+    status = RUN_FAILED
+    try:
+        trainer.run(tracker, on_progress)
+        status = RUN_FINISHED
+    except KeyboardInterrupt:
+        status = RUN_KILLED
+        raise
+    finally:
+        tracker.finish(status)
+    return status
