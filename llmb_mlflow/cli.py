@@ -79,22 +79,28 @@ def _train_with_progress(config, data, tracker, run_name):
     click.echo(f"Training {config.preset} MicroGPT ({trainer.model.num_parameters():,} parameters) "
                f"on {data.name} ({len(data.train_ids):,} train / {len(data.val_ids):,} val characters, "
                f"vocabulary {data.tokenizer.vocab_size}) on {trainer.device}.")
-    signal.signal(signal.SIGTERM, _interrupt)
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt)
     progress = TrainingProgress(config.train.max_iters, trainer)
+
+    def announce():
+        if tracker.run_id:
+            click.echo(f"Logging to MLflow run {tracker.run_id} ({tracker.run_name}) at {tracker.uri}")
+
     try:
         with progress:
-            run_training(trainer, tracker, run_name, on_progress=progress.update)
+            run_training(trainer, tracker, run_name, on_start=announce, on_progress=progress.update)
     except KeyboardInterrupt:
         click.echo(f"Interrupted at step {trainer.step}." + (
             f" Run {tracker.run_id} is marked KILLED; everything logged so far is kept."
             if tracker.run_id else ""), err=True)
         raise
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
     final = trainer.last_eval
     click.echo(f"Done: step {trainer.step}, val loss {final.get('val_loss', float('nan')):.4f}, "
                f"train loss {final.get('eval_train_loss', float('nan')):.4f}.")
     if tracker.run_id:
-        click.echo(f"Run {tracker.run_id} ({tracker.run_name}) in experiment "
-                   f"{tracker.experiment!r} at {tracker.uri}")
+        click.echo(f"Run {tracker.run_id} ({tracker.run_name}) in experiment {tracker.experiment!r}:")
         click.echo(f"  inspect: llmb runs show {tracker.run_id}" + _uri_flag(tracker.uri))
         click.echo(f"  browse:  {_mlflow_ui_command(tracker.uri)}")
 
@@ -193,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
         code = EXIT_ERROR
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
-        click.echo(f"Error: {exc.format_message()}{hint}", err=True)
+        click.echo(f"Error: {exc.format_message().rstrip('.')}{hint}", err=True)
         code = EXIT_USAGE
     except click.ClickException as exc:
         click.echo(f"Error: {exc.format_message()}", err=True)

@@ -140,12 +140,15 @@ class Trainer:
 
 def run_training(trainer: Trainer, tracker: Tracker, run_name: str | None = None,
                  tags: dict[str, str] | None = None,
+                 on_start: Callable[[], None] | None = None,
                  on_progress: ProgressCallback | None = None) -> str:
     """Run ``trainer`` under ``tracker`` and close the run with the right status:
     FINISHED, KILLED on Ctrl-C, FAILED on an error. Returns that status."""
     tracker.start(RunDescription(params=trainer.describe(), tags=tags or {}, run_name=run_name))
     status = RUN_FAILED
     try:
+        if on_start:
+            on_start()
         trainer.run(tracker, on_progress)
         status = RUN_FINISHED
     except KeyboardInterrupt:

@@ -1,0 +1,108 @@
+"""Shared fixtures: a real sqlite MLflow store per test (copied from one migrated template),
+tiny real training configurations, and one finished tiny run for read-only tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+
+import pytest
+
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+TINY = dict(n_layer=2, n_head=2, n_embd=16, block_size=16, batch_size=8, max_iters=25,
+            eval_interval=10, eval_iters=2, sample_chars=30)
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory):
+    """A migrated MLflow sqlite database; migrations take seconds, so they run once."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    folder = tmp_path_factory.mktemp("template")
+    SqlAlchemyStore(f"sqlite:///{folder / 'mlflow.db'}", str(folder / "mlruns"))
+    return folder / "mlflow.db"
+
+
+def new_store(template_db, folder) -> str:
+    shutil.copy(template_db, folder / "mlflow.db")
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+@pytest.fixture
+def store_uri(template_db, tmp_path, monkeypatch):
+    """A fresh store in this test's folder (the working directory, so ./mlruns lands there),
+    made the default through MLFLOW_TRACKING_URI."""
+    monkeypatch.chdir(tmp_path)
+    uri = new_store(template_db, tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+@pytest.fixture(scope="session")
+def shakespeare():
+    from llmb_mlflow.corpus import load_corpus
+
+    return load_corpus("shakespeare")
+
+
+def tiny_config(**overrides):
+    from llmb_mlflow.config import build_config
+
+    return build_config("small", **{**TINY, **overrides})
+
+
+def train_tiny(corpus, tracker, **overrides):
+    """Train a tiny model on ``corpus`` under ``tracker``; returns the trainer."""
+    from llmb_mlflow.corpus import prepare_dataset
+    from llmb_mlflow.trainer import Trainer, run_training
+
+    config = tiny_config(**overrides)
+    trainer = Trainer(config, prepare_dataset(corpus, config.model.block_size), device="cpu")
+    run_training(trainer, tracker)
+    return trainer
+
+
+@dataclass
+class FinishedRun:
+    uri: str
+    run_id: str
+    trainer: object
+
+
+@pytest.fixture(scope="session")
+def finished_run(template_db, tmp_path_factory, shakespeare):
+    """One finished tiny run (25 steps, evaluations at 0, 10, 20, 25) in its own store."""
+    from llmb_mlflow.mlflow_tracker import MlflowTracker
+
+    folder = tmp_path_factory.mktemp("finished_run")
+    uri = new_store(template_db, folder)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        tracker = MlflowTracker(uri)
+        trainer = train_tiny(shakespeare, tracker)
+    return FinishedRun(uri, tracker.run_id, trainer)
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def llmb(capsys):
+    """Run the real ``llmb`` entry point in-process; returns exit code, stdout, stderr."""
+    from llmb_mlflow.cli import main
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(exit_info.value.code, captured.out, captured.err)
+
+    return run

@@ -1,0 +1,125 @@
+"""The ``llmb`` command line, run through its real entry point against a real store."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow import MlflowClient
+
+from llmb_mlflow.reader import RunReader
+
+TINY_ARGS = ["--preset", "small", "--n-layer", "1", "--n-embd", "16", "--n-head", "2",
+             "--block-size", "16", "--batch-size", "8", "--eval-iters", "2"]
+
+
+def runs_in(uri):
+    client = MlflowClient(uri)
+    return client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
+def test_train_logs_a_run_and_says_how_to_view_it(llmb, store_uri):
+    result = llmb("train", *TINY_ARGS, "--max-iters", "12", "--eval-interval", "5",
+                  "--run-name", "cli-run")
+    assert result.code == 0, result.err
+    run_id = re.search(r"Logging to MLflow run ([0-9a-f]{32}) \(cli-run\)", result.out).group(1)
+    assert f"llmb runs show {run_id}" in result.out
+    assert "mlflow ui" in result.out
+    assert "step 12/12" in result.err
+    run = RunReader(store_uri).run(run_id)
+    assert run.status == "FINISHED" and run.last_step == 12 and run.run_name == "cli-run"
+
+
+def test_no_tracking_creates_no_run(llmb, store_uri):
+    result = llmb("train", *TINY_ARGS, "--max-iters", "5", "--no-tracking")
+    assert result.code == 0, result.err
+    assert "Done: step 5" in result.out and "Logging to" not in result.out
+    assert runs_in(store_uri) == []
+
+
+def test_runs_list_and_show(llmb, finished_run):
+    listing = llmb("runs", "list", "--tracking-uri", finished_run.uri)
+    assert listing.code == 0
+    header, row = listing.out.splitlines()[:2]
+    assert header.split()[:4] == ["RUN", "ID", "NAME", "STATUS"]
+    assert row.startswith(finished_run.run_id) and "FINISHED" in row and "25/25" in row
+    shown = llmb("runs", "show", finished_run.run_id, "--tracking-uri", finished_run.uri)
+    assert shown.code == 0
+    assert "FINISHED, step 25/25" in shown.out
+    assert "Snapshots (4): 0, 10, 20, 25" in shown.out
+    assert "n_embd = 16" in shown.out
+    last = RunReader(finished_run.uri).snapshot(finished_run.run_id, 25)
+    assert last.sample in shown.out
+
+
+def test_runs_list_on_an_empty_store(llmb, store_uri):
+    result = llmb("runs", "list")
+    assert result.code == 0 and "No LLMBreaker runs" in result.out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--dataset", "hamlet"], "unknown dataset 'hamlet'"),
+    (["train", "--dataset", "missing/file.txt"], "corpus file not found"),
+    (["train", "--lr", "0"], "lr must be in (0, 1]"),
+    (["train", "--lr", "fast"], "'fast' is not a valid float"),
+    (["train", "--n-embd", "30", "--n-head", "4"], "divisible by n_head"),
+    (["train", "--eval-interval", "0"], "eval_interval must be between 1"),
+    (["train", "--preset", "huge"], "'huge' is not one of"),
+    (["train", "--max-iters", "-3"], "max_iters must be between 1"),
+    (["train", "--tracking-uri", "http://127.0.0.1:9"], "tracking server http://127.0.0.1:9 is unreachable"),
+    (["train", "--tracking-uri", "sqlite:////no/such/folder/mlflow.db"], "tracking store folder does not exist"),
+    (["train", "--bogus"], "No such option '--bogus' (see 'llmb train --help')"),
+    (["runs", "show", "0123456789abcdef"], "no run with id '0123456789abcdef'"),
+    (["runs", "list", "--limit", "0"], "Invalid value for '--limit'"),
+    (["nonsense"], "No such command 'nonsense'"),
+])
+def test_bad_input_is_one_line_on_stderr_with_nonzero_exit(llmb, store_uri, args, message):
+    result = llmb(*args)
+    assert result.code != 0
+    assert message in result.err
+    assert len(result.err.strip().splitlines()) == 1, result.err
+    assert "Traceback" not in result.err
+    assert runs_in(store_uri) == []
+
+
+def test_bad_corpus_files_by_path(llmb, store_uri, tmp_path):
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9 ".encode("latin-1") * 500)
+    result = llmb("train", "--dataset", tmp_path / "latin1.txt")
+    assert result.code == 1 and "not valid UTF-8" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["runs"], ["runs", "list"], ["runs", "show"]])
+def test_every_command_has_help(llmb, command):
+    result = llmb(*command, "--help")
+    assert result.code == 0 and "Usage: llmb" in result.out
+
+
+def test_ctrl_c_marks_the_run_killed_and_keeps_what_was_logged(store_uri):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store_uri, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmb_mlflow", "train", *TINY_ARGS, "--max-iters", "100000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        while line and "Logging to MLflow run" not in line:
+            line = proc.stdout.readline()
+        run_id = re.search(r"run ([0-9a-f]{32})", line).group(1)
+        reader = RunReader(store_uri)
+        deadline = time.monotonic() + 60
+        while reader.run(run_id).last_step < 20:
+            assert time.monotonic() < deadline, "training did not log steps"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert "marked KILLED" in err and "Traceback" not in err
+    run = reader.run(run_id)
+    assert run.status == "KILLED"
+    steps = reader.metric(run_id, "train_loss").steps.tolist()
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) >= 20

@@ -1,0 +1,57 @@
+import math
+
+import torch
+
+from llmb_mlflow.config import ModelConfig
+from llmb_mlflow.model import MicroGPT
+
+
+def model(**kw):
+    torch.manual_seed(0)
+    cfg = ModelConfig(**{**dict(n_layer=2, n_head=2, n_embd=16, block_size=12, vocab_size=11), **kw})
+    return MicroGPT(cfg).eval()
+
+
+def test_logits_loss_and_tied_head():
+    m = model()
+    idx, targets = torch.randint(11, (2, 3, 12))
+    logits, loss, weights = m(idx, targets)
+    assert logits.shape == (3, 12, 11) and weights is None
+    assert m.lm_head.weight is m.tok_emb.weight
+    # At N(0, 0.02) init the model is close to uniform over the vocabulary.
+    assert abs(loss.item() - math.log(11)) < 0.1
+
+
+def test_init_is_normal_002():
+    m = model(n_embd=64, vocab_size=200)
+    assert abs(m.tok_emb.weight.std().item() - 0.02) < 0.002
+    assert abs(m.blocks[0].mlp.fc.weight.std().item() - 0.02) < 0.002
+
+
+def test_relu_variant_trains_forward():
+    m = model(activation="relu")
+    assert isinstance(m.blocks[0].mlp.act, torch.nn.ReLU)
+
+
+def test_explicit_attention_weights_match_the_fast_path():
+    m = model()
+    idx = torch.randint(11, (2, 12))
+    fast, _, _ = m(idx)
+    slow, _, weights = m(idx, want_weights=True)
+    assert torch.allclose(fast, slow, atol=1e-5)
+    assert len(weights) == 2 and weights[0].shape == (2, 2, 12, 12)
+    for w in weights:
+        assert torch.allclose(w.sum(-1), torch.ones(2, 2, 12))
+        assert torch.all(w.triu(diagonal=1) == 0)
+
+
+def test_cached_extension_matches_a_full_forward():
+    m = model()
+    idx = torch.randint(11, (1, 12))
+    full, _, _ = m(idx)
+    caches = [{} for _ in m.blocks]
+    first = m.extend(idx[:, :5], caches, 0)
+    assert torch.allclose(first, full[:, :5], atol=1e-5)
+    for t in range(5, 12):
+        step = m.extend(idx[:, t:t + 1], caches, t)
+        assert torch.allclose(step[0, -1], full[0, t], atol=1e-5)

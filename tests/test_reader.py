@@ -1,0 +1,97 @@
+"""The read API against a real store: metric histories, snapshots, caching, bad references."""
+
+import os
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from llmb_mlflow.errors import LLMBError
+from llmb_mlflow.mlflow_tracker import MlflowTracker
+from llmb_mlflow.reader import RunReader
+
+from conftest import train_tiny
+
+
+def test_run_summary(finished_run):
+    run = RunReader(finished_run.uri).run(finished_run.run_id)
+    assert run.status == "FINISHED" and run.ended
+    assert run.max_iters == 25 and run.last_step == 25
+    assert run.params["dataset"] == "shakespeare"
+    assert run.last_value("val_loss") == pytest.approx(finished_run.trainer.last_eval["val_loss"])
+
+
+def test_runs_lists_training_runs_newest_first(store_uri, shakespeare):
+    ids = []
+    for _ in range(2):
+        tracker = MlflowTracker(store_uri)
+        train_tiny(shakespeare, tracker, max_iters=2)
+        ids.append(tracker.run_id)
+    client = MlflowClient(store_uri)
+    foreign = client.create_run(client.get_experiment_by_name("llmbreaker").experiment_id)
+    listed = [r.run_id for r in RunReader(store_uri).runs()]
+    assert listed == ids[::-1]
+    assert foreign.info.run_id not in listed
+    assert RunReader(store_uri).runs("no-such-experiment") == []
+
+
+def test_metric_whole_downsampled_and_incremental(finished_run):
+    reader = RunReader(finished_run.uri)
+    whole = reader.metric(finished_run.run_id, "train_loss")
+    assert whole.steps.tolist() == list(range(1, 26))
+    sampled = reader.metric(finished_run.run_id, "train_loss", max_points=6)
+    assert len(sampled) <= 6 and sampled.steps[0] == 1 and sampled.steps[-1] == 25
+    assert set(sampled.steps.tolist()) <= set(whole.steps.tolist())
+    after = reader.metric(finished_run.run_id, "train_loss", after_step=20)
+    assert after.steps.tolist() == [21, 22, 23, 24, 25]
+    assert np.array_equal(after.values, whole.values[-5:])
+    assert len(reader.metric(finished_run.run_id, "train_loss", after_step=25)) == 0
+    assert len(reader.metric(finished_run.run_id, "no_such_metric")) == 0
+
+
+def test_incremental_reads_page_through_long_histories(store_uri):
+    from mlflow.entities import Metric
+
+    client = MlflowClient(store_uri)
+    run_id = client.create_run(client.create_experiment("long")).info.run_id
+    for start in range(0, 6000, 1000):
+        client.log_batch(run_id, metrics=[Metric("train_loss", float(s), 0, s)
+                                          for s in range(start, start + 1000)])
+    reader = RunReader(store_uri)
+    assert reader.metric(run_id, "train_loss").steps.tolist() == list(range(6000))
+    assert reader.metric(run_id, "train_loss", after_step=100).steps.tolist() == list(range(101, 6000))
+    assert len(reader.metric(run_id, "train_loss", max_points=500)) <= 500
+
+
+def test_snapshot_steps_and_cached_snapshots(finished_run):
+    reader = RunReader(finished_run.uri)
+    assert reader.snapshot_steps(finished_run.run_id) == [0, 10, 20, 25]
+    first = reader.snapshot(finished_run.run_id, 10)
+    assert reader.snapshot(finished_run.run_id, 10) is first
+
+
+def test_missing_run_is_a_one_line_error(finished_run):
+    with pytest.raises(LLMBError, match="no run with id 'deadbeef'"):
+        RunReader(finished_run.uri).run("deadbeef")
+
+
+def test_missing_and_corrupt_snapshot_artifacts(store_uri, shakespeare):
+    tracker = MlflowTracker(store_uri)
+    train_tiny(shakespeare, tracker, max_iters=10)
+    reader = RunReader(store_uri)
+    artifacts = MlflowClient(store_uri).get_run(tracker.run_id).info.artifact_uri
+    folder = artifacts.removeprefix("file://")
+    os.remove(os.path.join(folder, "snapshots/step_00000000.npz"))
+    with open(os.path.join(folder, "snapshots/step_00000010.npz"), "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(LLMBError, match="snapshot of step 0 in run .* is missing"):
+        reader.snapshot(tracker.run_id, 0)
+    with pytest.raises(LLMBError, match="snapshot of step 10 in run .* is corrupt"):
+        reader.snapshot(tracker.run_id, 10)
+    with pytest.raises(LLMBError, match="missing"):
+        reader.snapshot(tracker.run_id, 999)
+
+
+def test_unreachable_server_fails_fast_with_one_line():
+    with pytest.raises(LLMBError, match="tracking server http://127.0.0.1:9 is unreachable"):
+        RunReader("http://127.0.0.1:9")
