@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -190,8 +189,7 @@ def _step_list(steps: list[int]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every failure is one line on stderr and a non-zero exit."""
-    for noisy in ("mlflow", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
     try:
         code = cli.main(args=argv, prog_name="llmb", standalone_mode=False)
     except LLMBError as exc:
