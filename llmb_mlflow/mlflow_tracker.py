@@ -1,7 +1,7 @@
 """Tracking-write: a Tracker that records a training run in MLflow.
 
 The training thread only appends to in-memory buffers. A writer thread sends metrics with
-``log_batch`` every ``flush_interval`` seconds, and stores each snapshot (``snapshots/``),
+``log_batch`` every ``flush_interval`` seconds (1 s), and stores each snapshot (``snapshots/``),
 its sample as text (``samples/``) and its attention grid as a step image (``log_image``).
 After a snapshot file is completely stored, a ``snapshot_bytes`` point is logged at its
 step: readers list snapshots from that metric, so they never see a half-written file.
@@ -33,7 +33,7 @@ class MlflowTracker(Tracker):
     wants_snapshots = True
 
     def __init__(self, tracking_uri: str | None = None, experiment: str = DEFAULT_EXPERIMENT,
-                 flush_interval: float = 0.5, finish_timeout: float = 60.0):
+                 flush_interval: float = 1.0, finish_timeout: float = 60.0):
         self.client = client(tracking_uri)
         self.uri = self.client.tracking_uri
         self.experiment = experiment
@@ -46,6 +46,8 @@ class MlflowTracker(Tracker):
         self._points_lock = threading.Lock()
         self._snapshots: queue.Queue = queue.Queue()
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._pass_done = threading.Condition()
         self._writer: threading.Thread | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="llmb-snapshots-")
 
@@ -53,20 +55,26 @@ class MlflowTracker(Tracker):
         from mlflow.entities import Param
         from mlflow.tracking.context.registry import resolve_tags
 
+        params = description.params
         tags = resolve_tags({
             RUN_KIND_TAG: TRAINING_RUN,
             "llmb.version": __version__,
-            "llmb.dataset": str(description.params.get("dataset", "")),
-            "llmb.preset": str(description.params.get("preset", "")),
+            "llmb.dataset": str(params.get("dataset", "")),
+            "llmb.preset": str(params.get("preset", "")),
+            "mlflow.note.content": (
+                f"LLMBreaker training: a {params.get('preset')} MicroGPT "
+                f"({params.get('n_params', '?')} parameters) on {params.get('dataset')}, "
+                f"{params.get('max_iters')} steps. Samples are under `samples/`, attention "
+                "grids under `images/` (use the step slider)."),
             **description.tags,
         })
-        params = [Param(k, str(v)) for k, v in description.params.items()]
         with store_errors(self.uri):
             exp_id = experiment_id(self.client, self.experiment)
             run = self.client.create_run(exp_id, run_name=description.run_name, tags=tags)
             self.run_id, self.run_name = run.info.run_id, run.info.run_name
-            for i in range(0, len(params), MAX_PARAMS_PER_BATCH):
-                self.client.log_batch(self.run_id, params=params[i:i + MAX_PARAMS_PER_BATCH])
+            logged = [Param(k, str(v)) for k, v in params.items()]
+            for i in range(0, len(logged), MAX_PARAMS_PER_BATCH):
+                self.client.log_batch(self.run_id, params=logged[i:i + MAX_PARAMS_PER_BATCH])
         self._writer = threading.Thread(target=self._write_loop, name="llmb-mlflow-writer",
                                         daemon=True)
         self._writer.start()
@@ -79,16 +87,29 @@ class MlflowTracker(Tracker):
     def log_snapshot(self, snapshot) -> None:
         self._snapshots.put(snapshot)
 
+    def flush(self, timeout: float = 30.0) -> None:
+        """Block until everything logged so far is stored."""
+        deadline = time.monotonic() + timeout
+        with self._pass_done:
+            while self._unsent():
+                self._wake.set()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._writer or not self._writer.is_alive():
+                    raise LLMBError(f"could not write to the tracking store {self.uri} "
+                                    f"({self.last_error or 'timed out'})")
+                self._pass_done.wait(remaining)
+
     def finish(self, status: str) -> None:
         """Write everything still buffered, then close the run with ``status``."""
         if self.run_id is None:
             return
         self._stop.set()
+        self._wake.set()
         if self._writer is not None:
             self._writer.join(self.finish_timeout)
         unsent = self._unsent()
         try:
-            if self._writer is not None and self._writer.is_alive() or unsent:
+            if unsent or (self._writer is not None and self._writer.is_alive()):
                 raise LLMBError(
                     f"could not write to the tracking store {self.uri} ({self.last_error}); "
                     f"{unsent} metric points or snapshots of run {self.run_id} were not saved"
@@ -104,13 +125,17 @@ class MlflowTracker(Tracker):
         backoff = self.flush_interval
         deadline = None
         while True:
-            stopping = self._stop.wait(backoff)
+            self._wake.wait(backoff)
+            self._wake.clear()
+            stopping = self._stop.is_set()
             try:
                 self._write_pending()
                 self.last_error, backoff = None, self.flush_interval
             except Exception as exc:  # the store is down or refusing: keep data, retry
                 self.last_error = first_line(exc)
                 backoff = min(backoff * 2, 5.0)
+            with self._pass_done:
+                self._pass_done.notify_all()
             if stopping:
                 deadline = deadline or time.monotonic() + self.finish_timeout
                 if not self._unsent() or time.monotonic() > deadline:

@@ -29,7 +29,7 @@ class SnapshotProbe:
         self.probe_text = probe_text(dataset.val_text, min(block_size, PROBE_CHARS))
         self.basis: np.ndarray | None = None
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def capture(self, model, step: int) -> Snapshot:
         was_training = model.training
         model.eval()

@@ -118,12 +118,14 @@ class Trainer:
         tc = self.config.train
         return step == 0 or step % tc.eval_interval == 0 or step == tc.max_iters
 
-    def run(self, tracker: Tracker, on_progress: ProgressCallback | None = None) -> None:
-        """Train to ``max_iters``, reporting every step and evaluation to ``tracker``."""
-        max_iters = self.config.train.max_iters
+    def run(self, tracker: Tracker, on_progress: ProgressCallback | None = None,
+            stop_at: int | None = None) -> None:
+        """Train to ``max_iters`` (or to ``stop_at``, to continue later), reporting every step
+        and evaluation to ``tracker``."""
+        end = min(stop_at or self.config.train.max_iters, self.config.train.max_iters)
         if self.step == 0:
             tracker.log_metrics(0, self._evaluate_into(tracker))
-        while self.step < max_iters:
+        while self.step < end:
             metrics = self.train_step()
             if self.is_eval_step(self.step):
                 metrics.update(self._evaluate_into(tracker))
