@@ -9,7 +9,7 @@ import time
 
 import click
 
-from .config import DEFAULT_PRESET, PRESETS
+from .config import DEFAULT_PRESET, PRESETS, ModelConfig, TrainConfig
 from .corpus import BUNDLED, MAX_CORPUS_BYTES
 from .errors import LLMBError
 from .store import DEFAULT_EXPERIMENT
@@ -21,6 +21,30 @@ tracking_uri_option = click.option(
     help="MLflow tracking store. Default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here.")
 experiment_option = click.option(
     "--experiment", default=DEFAULT_EXPERIMENT, show_default=True, help="MLflow experiment name.")
+
+
+# (option, type, help, default shown) for the settings that override a preset or TrainConfig.
+SETTINGS = [
+    ("--max-iters", int, "Training steps.", TrainConfig.max_iters),
+    ("--eval-interval", int, "Evaluate and snapshot every N steps.", TrainConfig.eval_interval),
+    ("--eval-iters", int, "Batches per loss estimate.", TrainConfig.eval_iters),
+    ("--batch-size", int, "Sequences per step.", TrainConfig.batch_size),
+    ("--block-size", int, "Context length in characters.", "the preset's"),
+    ("--n-layer", int, "Transformer blocks.", "the preset's"),
+    ("--n-head", int, "Attention heads per block.", "the preset's"),
+    ("--n-embd", int, "Embedding width.", "the preset's"),
+    ("--dropout", float, "Dropout rate.", ModelConfig.dropout),
+    ("--lr", float, "Peak learning rate, decayed to lr/10.", TrainConfig.lr),
+    ("--warmup", int, "Linear warm-up steps.", TrainConfig.warmup),
+    ("--temperature", float, "Sampling temperature of snapshots.", TrainConfig.temperature),
+    ("--seed", int, "Random seed.", TrainConfig.seed),
+]
+
+
+def setting_options(command):
+    for flag, kind, text, default in reversed(SETTINGS):
+        command = click.option(flag, type=kind, help=f"{text}  [default: {default}]")(command)
+    return command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -36,19 +60,7 @@ def cli():
 @click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET, show_default=True,
               help="Model size: " + "; ".join(
                   f"{name} {p['n_layer']}x{p['n_embd']} ctx {p['block_size']}" for name, p in PRESETS.items()))
-@click.option("--max-iters", type=int, help="Training steps.  [default: 5000]")
-@click.option("--eval-interval", type=int, help="Evaluate and snapshot every N steps.  [default: 100]")
-@click.option("--eval-iters", type=int, help="Batches per loss estimate.  [default: 20]")
-@click.option("--batch-size", type=int, help="Sequences per step.  [default: 64]")
-@click.option("--block-size", type=int, help="Context length in characters.  [default: the preset's]")
-@click.option("--n-layer", type=int, help="Transformer blocks.  [default: the preset's]")
-@click.option("--n-head", type=int, help="Attention heads per block.  [default: the preset's]")
-@click.option("--n-embd", type=int, help="Embedding width.  [default: the preset's]")
-@click.option("--dropout", type=float, help="Dropout rate.  [default: 0]")
-@click.option("--lr", type=float, help="Peak learning rate, decayed to lr/10.  [default: 0.001]")
-@click.option("--warmup", type=int, help="Linear warm-up steps.  [default: 100]")
-@click.option("--temperature", type=float, help="Sampling temperature of snapshots.  [default: 0.8]")
-@click.option("--seed", type=int, help="Random seed.  [default: 1337]")
+@setting_options
 @experiment_option
 @click.option("--run-name", help="MLflow run name.  [default: a generated one]")
 @tracking_uri_option
