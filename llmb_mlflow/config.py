@@ -62,6 +62,7 @@ class TrainConfig:
     eval_iters: int = 20
     temperature: float = 0.8
     sample_chars: int = 200
+    checkpoint_interval: int = 1000  # 0: only at the end (and on Ctrl-C)
     seed: int = 1337
 
     @property
@@ -75,6 +76,7 @@ class TrainConfig:
         _check_int(self, "eval_interval", 1, 10**9)
         _check_int(self, "eval_iters", 1, 10**6)
         _check_int(self, "sample_chars", 1, 100_000)
+        _check_int(self, "checkpoint_interval", 0, 10**9)
         _check_int(self, "seed", 0, 2**63 - 1)
         if not 0 < self.lr <= 1:
             raise LLMBError(f"lr must be in (0, 1], got {self.lr}")

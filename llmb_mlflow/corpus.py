@@ -108,9 +108,14 @@ def normalise(text: str) -> str:
     return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
 
 
-def prepare_dataset(corpus: Corpus, block_size: int) -> Dataset:
-    """Tokenise and split 90/10 (no shuffling); both splits must hold a full context plus one."""
-    tokenizer = CharTokenizer.from_text(corpus.text)
+def prepare_dataset(corpus: Corpus, block_size: int, tokenizer: CharTokenizer | None = None) -> Dataset:
+    """Tokenise and split 90/10 (no shuffling); both splits must hold a full context plus one.
+    A given ``tokenizer`` (a checkpoint's vocabulary) must cover every character."""
+    if tokenizer is None:
+        tokenizer = CharTokenizer.from_text(corpus.text)
+    elif tokenizer.unknown_chars(corpus.text):
+        shown = ", ".join(repr(c) for c in tokenizer.unknown_chars(corpus.text)[:10])
+        raise LLMBError(f"corpus {corpus.name!r} has characters the model does not know: {shown}")
     n_train = int(len(corpus.text) * (1 - VAL_FRACTION))
     n_val = len(corpus.text) - n_train
     needed = block_size + 2

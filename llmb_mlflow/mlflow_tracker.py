@@ -26,11 +26,19 @@ from .tracker import RunDescription, Tracker
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
 MAX_PARAMS_PER_BATCH = 100
 SNAPSHOT_METRIC = "snapshot_bytes"
+CHECKPOINT_METRIC = "checkpoint_bytes"
+CHECKPOINT_DIR = "checkpoints"
 ATTENTION_IMAGE_KEY = "attention"
+
+
+def checkpoint_path(step: int) -> str:
+    """The run artifact folder holding the MLflow model of the checkpoint at ``step``."""
+    return f"{CHECKPOINT_DIR}/step_{step:08d}"
 
 
 class MlflowTracker(Tracker):
     wants_snapshots = True
+    wants_checkpoints = True
 
     def __init__(self, tracking_uri: str | None = None, experiment: str = DEFAULT_EXPERIMENT,
                  flush_interval: float = 1.0, finish_timeout: float = 60.0):
@@ -44,7 +52,7 @@ class MlflowTracker(Tracker):
         self.last_error: str | None = None
         self._points: list[tuple[str, float, int, int]] = []
         self._points_lock = threading.Lock()
-        self._snapshots: queue.Queue = queue.Queue()
+        self._artifacts: queue.Queue = queue.Queue()  # snapshots and checkpoints, in order
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._pass_done = threading.Condition()
@@ -85,7 +93,10 @@ class MlflowTracker(Tracker):
             self._points.extend((key, float(value), now, step) for key, value in metrics.items())
 
     def log_snapshot(self, snapshot) -> None:
-        self._snapshots.put(snapshot)
+        self._artifacts.put((self._write_snapshot, snapshot.step, snapshot))
+
+    def log_checkpoint(self, step: int, payload: bytes) -> None:
+        self._artifacts.put((self._write_checkpoint, step, payload))
 
     def flush(self, timeout: float = 30.0) -> None:
         """Block until everything logged so far is stored."""
@@ -143,18 +154,18 @@ class MlflowTracker(Tracker):
 
     def _unsent(self) -> int:
         with self._points_lock:
-            return len(self._points) + self._snapshots.qsize()
+            return len(self._points) + self._artifacts.qsize()
 
     def _write_pending(self) -> None:
         self._write_metrics()
         while True:
             try:
-                snap = self._snapshots.queue[0]  # peek: stays queued until fully stored
+                write, step, item = self._artifacts.queue[0]  # peek: queued until fully stored
             except IndexError:
                 break
-            size = self._write_snapshot(snap)
-            self._snapshots.get_nowait()
-            self.log_metrics(snap.step, {SNAPSHOT_METRIC: size})
+            metric, size = write(step, item)
+            self._artifacts.get_nowait()
+            self.log_metrics(step, {metric: size})
             self._write_metrics()
 
     def _write_metrics(self) -> None:
@@ -168,7 +179,7 @@ class MlflowTracker(Tracker):
             with self._points_lock:
                 del self._points[:len(chunk)]
 
-    def _write_snapshot(self, snap) -> int:
+    def _write_snapshot(self, step: int, snap) -> tuple[str, int]:
         data = snapshot_format.encode(snap)
         path = os.path.join(self._tmp.name, os.path.basename(snapshot_format.snapshot_path(snap.step)))
         with open(path, "wb") as f:
@@ -178,7 +189,19 @@ class MlflowTracker(Tracker):
                               step=snap.step, synchronous=True)
         self.client.log_artifact(self.run_id, path, snapshot_format.SNAPSHOT_DIR)
         os.remove(path)
-        return len(data)
+        return SNAPSHOT_METRIC, len(data)
+
+    def _write_checkpoint(self, step: int, payload: bytes) -> tuple[str, int]:
+        from . import serving
+
+        with tempfile.TemporaryDirectory(dir=self._tmp.name) as folder:
+            checkpoint_file = os.path.join(folder, "checkpoint.pt")
+            with open(checkpoint_file, "wb") as f:
+                f.write(payload)
+            model_dir = os.path.join(folder, "model")
+            serving.save(model_dir, checkpoint_file)
+            self.client.log_artifacts(self.run_id, model_dir, checkpoint_path(step))
+        return CHECKPOINT_METRIC, len(payload)
 
 
 def sample_text(snap) -> str:

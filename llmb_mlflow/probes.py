@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from .corpus import Dataset
+from .sampling import sample
 from .snapshot import Snapshot
 
 TOP_K = 10
@@ -20,7 +21,6 @@ class SnapshotProbe:
     def __init__(self, dataset: Dataset, block_size: int, sample_chars: int,
                  temperature: float, seed: int):
         self.tokenizer = dataset.tokenizer
-        self.block_size = block_size
         self.sample_chars = sample_chars
         self.temperature = temperature
         self.seed = seed
@@ -35,7 +35,7 @@ class SnapshotProbe:
         model.eval()
         try:
             device = next(model.parameters()).device
-            sample_ids, topk_ids, topk_probs = self._sample(model, device)
+            sample_ids, topk_ids, topk_probs = self._sample(model)
             probe = torch.as_tensor(self.tokenizer.encode(self.probe_text).astype(np.int64),
                                     device=device)[None]
             _, _, weights = model(probe, want_weights=True)
@@ -50,35 +50,11 @@ class SnapshotProbe:
             attention=attention, temperature=self.temperature,
         )
 
-    def _sample(self, model, device):
-        """Sample ``sample_chars`` characters at ``temperature`` with a key/value cache.
-        Gumbel noise drawn once from ``seed`` makes the choices reproducible; when the
-        context fills ``block_size`` the cache restarts from the last half of it."""
-        n, vocab_size, block = self.sample_chars, self.tokenizer.vocab_size, self.block_size
-        uniform = torch.rand(n, vocab_size, generator=torch.Generator().manual_seed(self.seed))
-        gumbel = (-torch.log(-torch.log(uniform.clamp(1e-10, 1 - 1e-7)))).to(device)
-        context = [int(i) for i in self.tokenizer.encode(self.prompt)][-block:]
-
-        def prime(ids):
-            caches = [{} for _ in model.blocks]
-            logits = model.extend(torch.tensor([ids], device=device), caches, 0)[0, -1]
-            return caches, logits, len(ids)
-
-        caches, logits, filled = prime(context)
-        steps = []
-        for i in range(n):
-            steps.append(logits)
-            choice = int((logits.float() / self.temperature + gumbel[i]).argmax())
-            context.append(choice)
-            if filled == block:
-                caches, logits, filled = prime(context[-max(block // 2, 1):])
-            else:
-                logits = model.extend(torch.tensor([[choice]], device=device), caches, filled)[0, -1]
-                filled += 1
-        probs = torch.stack(steps).float().softmax(-1)
-        top = probs.topk(min(TOP_K, vocab_size), dim=-1)
-        sampled = np.array(context[-n:], dtype=np.int64)
-        return sampled, top.indices.cpu().numpy(), top.values.cpu().numpy()
+    def _sample(self, model):
+        ids, logits = sample(model, [int(i) for i in self.tokenizer.encode(self.prompt)],
+                             self.sample_chars, self.temperature, self.seed)
+        top = logits.softmax(-1).topk(min(TOP_K, self.tokenizer.vocab_size), dim=-1)
+        return np.array(ids, dtype=np.int64), top.indices.cpu().numpy(), top.values.cpu().numpy()
 
     def _project(self, embedding: np.ndarray) -> np.ndarray:
         """PCA to 3-D, rotated within the top-3 subspace to best match the previous axes."""

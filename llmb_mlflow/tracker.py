@@ -18,9 +18,10 @@ class RunDescription:
 
 
 class Tracker:
-    """Does nothing; subclasses record. ``wants_snapshots`` saves the trainer the work."""
+    """Does nothing; subclasses record. ``wants_*`` spare the trainer work nobody uses."""
 
     wants_snapshots = False
+    wants_checkpoints = False
     run_id: str | None = None
 
     def start(self, description: RunDescription) -> None:
@@ -30,6 +31,9 @@ class Tracker:
         pass
 
     def log_snapshot(self, snapshot) -> None:
+        pass
+
+    def log_checkpoint(self, step: int, payload: bytes) -> None:
         pass
 
     def finish(self, status: str) -> None:

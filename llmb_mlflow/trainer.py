@@ -48,6 +48,29 @@ class Trainer:
         self.probe = SnapshotProbe(dataset, self.model_config.block_size, tc.sample_chars,
                                    tc.temperature, tc.seed)
         self.last_eval: dict[str, float] = {}
+        self.last_train: dict[str, float] = {}
+        self.last_checkpoint_step: int | None = None
+
+    @classmethod
+    def from_checkpoint(cls, state: dict, config: RunConfig, dataset: Dataset,
+                        device: str | None = None) -> "Trainer":
+        """A trainer continuing from a checkpoint (see ``checkpoint.load``) with ``config``."""
+        trainer = cls(config, dataset, device)
+        trainer.model.load_state_dict(state["model"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        tc = config.train
+        for group in trainer.optimizer.param_groups:  # the new settings win over the saved ones
+            group["betas"] = (tc.beta1, tc.beta2)
+            if group["weight_decay"]:
+                group["weight_decay"] = tc.weight_decay
+        trainer.step = trainer.last_checkpoint_step = int(state["step"])
+        trainer.batch_rng.set_state(state["rng_state"])
+        if state.get("embedding_basis") is not None:
+            trainer.probe.basis = state["embedding_basis"].numpy()
+        losses = state.get("losses", {})
+        trainer.last_eval = {k: losses[k] for k in ("val_loss", "eval_train_loss") if k in losses}
+        trainer.last_train = {k: losses[k] for k in ("train_loss",) if k in losses}
+        return trainer
 
     def describe(self) -> dict[str, object]:
         return {
@@ -106,6 +129,7 @@ class Trainer:
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
         self.optimizer.step()
         loss_value, grad_value = loss.item(), grad_norm.item()
+        self.last_train = {"train_loss": loss_value}
         elapsed = time.perf_counter() - started
         return {
             "train_loss": loss_value,
@@ -117,6 +141,18 @@ class Trainer:
     def is_eval_step(self, step: int) -> bool:
         tc = self.config.train
         return step == 0 or step % tc.eval_interval == 0 or step == tc.max_iters
+
+    def is_checkpoint_step(self, step: int) -> bool:
+        interval = self.config.train.checkpoint_interval
+        return step == self.config.train.max_iters or (interval > 0 and step % interval == 0)
+
+    def checkpoint_into(self, tracker: Tracker) -> None:
+        """Hand the tracker a checkpoint of the current step (once per step)."""
+        if tracker.wants_checkpoints and self.last_checkpoint_step != self.step:
+            from . import checkpoint
+
+            tracker.log_checkpoint(self.step, checkpoint.dump(self))
+            self.last_checkpoint_step = self.step
 
     def run(self, tracker: Tracker, on_progress: ProgressCallback | None = None,
             stop_at: int | None = None) -> None:
@@ -130,6 +166,8 @@ class Trainer:
             if self.is_eval_step(self.step):
                 metrics.update(self._evaluate_into(tracker))
             tracker.log_metrics(self.step, metrics)
+            if self.is_checkpoint_step(self.step):
+                self.checkpoint_into(tracker)
             if on_progress:
                 on_progress(self.step, metrics)
 
@@ -145,7 +183,7 @@ def run_training(trainer: Trainer, tracker: Tracker, run_name: str | None = None
                  on_start: Callable[[], None] | None = None,
                  on_progress: ProgressCallback | None = None) -> str:
     """Run ``trainer`` under ``tracker`` and close the run with the right status:
-    FINISHED, KILLED on Ctrl-C, FAILED on an error. Returns that status."""
+    FINISHED, KILLED on Ctrl-C (after a last checkpoint), FAILED on an error."""
     tracker.start(RunDescription(params=trainer.describe(), tags=tags or {}, run_name=run_name))
     status = RUN_FAILED
     try:
@@ -155,6 +193,8 @@ def run_training(trainer: Trainer, tracker: Tracker, run_name: str | None = None
         status = RUN_FINISHED
     except KeyboardInterrupt:
         status = RUN_KILLED
+        if trainer.step > 0:
+            trainer.checkpoint_into(tracker)
         raise
     finally:
         tracker.finish(status)

@@ -1,0 +1,66 @@
+"""Registered versions as real MLflow models: a pyfunc that writes text.
+
+Each checkpoint is stored as an MLflow model directory (``MLmodel``, the model code file
+``pyfunc_code.py`` and ``artifacts/checkpoint.pt``), written with MLflow's "models from code",
+so loading it executes only this package's code, never a pickle.
+
+    mlflow.pyfunc.load_model("models:/NAME/1").predict(["ROMEO:"],
+        params={"max_new_tokens": 200, "temperature": 0.8, "seed": 0})
+
+returns one continuation (without the prompt) per input string.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import mlflow.pyfunc
+
+from . import __version__
+
+CHECKPOINT_ARTIFACT = "checkpoint"
+DEFAULT_PARAMS = {"max_new_tokens": 200, "temperature": 0.8, "seed": 0}
+CODE_FILE = os.path.join(os.path.dirname(__file__), "pyfunc_code.py")
+
+
+class LLMBreakerModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        from . import checkpoint
+
+        with open(context.artifacts[CHECKPOINT_ARTIFACT], "rb") as f:
+            state = checkpoint.load(f.read(), "the model's checkpoint")
+        self.model, self.tokenizer = checkpoint.build_model(state)
+
+    def predict(self, context, model_input, params=None):
+        from .generate import generate
+
+        settings = {**DEFAULT_PARAMS, **(params or {})}
+        return [generate(self.model, self.tokenizer, prompt, int(settings["max_new_tokens"]),
+                         float(settings["temperature"]), int(settings["seed"]))
+                for prompt in _prompts(model_input)]
+
+
+def _prompts(model_input) -> list[str]:
+    if isinstance(model_input, str):
+        return [model_input]
+    if hasattr(model_input, "iloc"):  # a pandas DataFrame or Series: the first column
+        column = model_input.iloc[:, 0] if model_input.ndim == 2 else model_input
+        return [str(v) for v in column]
+    return [str(v) for v in model_input]
+
+
+def save(model_dir: str, checkpoint_file: str) -> None:
+    """Write an MLflow pyfunc model directory around ``checkpoint_file``."""
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(["ROMEO:"], ["continuation"], params=DEFAULT_PARAMS)
+    with warnings.catch_warnings():  # MLflow nags about input examples we chose not to run
+        warnings.simplefilter("ignore", UserWarning)
+        mlflow.pyfunc.save_model(
+            model_dir,
+            python_model=CODE_FILE,
+            artifacts={CHECKPOINT_ARTIFACT: checkpoint_file},
+            signature=signature,
+            pip_requirements=[f"llmb-mlflow=={__version__}", "torch>=2.2,<3", "numpy"],
+        )
