@@ -9,42 +9,14 @@ import time
 
 import click
 
-from .config import DEFAULT_PRESET, PRESETS, ModelConfig, TrainConfig
+from .config import DEFAULT_PRESET, PRESETS
 from .corpus import BUNDLED, MAX_CORPUS_BYTES
 from .errors import LLMBError
-from .store import DEFAULT_EXPERIMENT
+from .cli_options import (
+    echo_table, experiment_option, fmt_loss, register_option, setting_options, tracking_uri_option,
+)
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
-
-tracking_uri_option = click.option(
-    "--tracking-uri", metavar="URI",
-    help="MLflow tracking store. Default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here.")
-experiment_option = click.option(
-    "--experiment", default=DEFAULT_EXPERIMENT, show_default=True, help="MLflow experiment name.")
-
-
-# (option, type, help, default shown) for the settings that override a preset or TrainConfig.
-SETTINGS = [
-    ("--max-iters", int, "Training steps.", TrainConfig.max_iters),
-    ("--eval-interval", int, "Evaluate and snapshot every N steps.", TrainConfig.eval_interval),
-    ("--eval-iters", int, "Batches per loss estimate.", TrainConfig.eval_iters),
-    ("--batch-size", int, "Sequences per step.", TrainConfig.batch_size),
-    ("--block-size", int, "Context length in characters.", "the preset's"),
-    ("--n-layer", int, "Transformer blocks.", "the preset's"),
-    ("--n-head", int, "Attention heads per block.", "the preset's"),
-    ("--n-embd", int, "Embedding width.", "the preset's"),
-    ("--dropout", float, "Dropout rate.", ModelConfig.dropout),
-    ("--lr", float, "Peak learning rate, decayed to lr/10.", TrainConfig.lr),
-    ("--warmup", int, "Linear warm-up steps.", TrainConfig.warmup),
-    ("--temperature", float, "Sampling temperature of snapshots.", TrainConfig.temperature),
-    ("--seed", int, "Random seed.", TrainConfig.seed),
-]
-
-
-def setting_options(command):
-    for flag, kind, text, default in reversed(SETTINGS):
-        command = click.option(flag, type=kind, help=f"{text}  [default: {default}]")(command)
-    return command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -64,32 +36,45 @@ def cli():
 @experiment_option
 @click.option("--run-name", help="MLflow run name.  [default: a generated one]")
 @tracking_uri_option
+@register_option
 @click.option("--no-tracking", is_flag=True, help="Train without MLflow: no run is created.")
-def train(dataset, preset, experiment, run_name, tracking_uri, no_tracking, **overrides):
+def train(dataset, preset, experiment, run_name, tracking_uri, register, no_tracking, **overrides):
     """Train a MicroGPT, logging every step and a snapshot per evaluation to MLflow."""
     from .config import build_config
     from .corpus import load_corpus, prepare_dataset
     from .tracker import Tracker
+    from .trainer import Trainer
 
+    if register and no_tracking:
+        raise click.UsageError("--register needs tracking; drop --no-tracking")
     config = build_config(preset, dataset=dataset, **overrides)
     data = prepare_dataset(load_corpus(dataset), config.model.block_size)
     if no_tracking:
         tracker = Tracker()
     else:
-        from .mlflow_tracker import MlflowTracker
-
-        tracker = MlflowTracker(tracking_uri, experiment)
-    _train_with_progress(config, data, tracker, run_name)
+        tracker = _mlflow_tracker(tracking_uri, experiment, register)
+    train_with_progress(Trainer(config, data), tracker, run_name, register=register)
 
 
-def _train_with_progress(config, data, tracker, run_name):
+def _mlflow_tracker(tracking_uri, experiment, register):
+    from .mlflow_tracker import MlflowTracker
+    from .registry import check_name
+
+    if register:
+        check_name(register)
+    return MlflowTracker(tracking_uri, experiment)
+
+
+def train_with_progress(trainer, tracker, run_name, tags=None, register=None):
+    """Run a training with a progress display; Ctrl-C and SIGTERM stop it cleanly."""
     from .progress import TrainingProgress
-    from .trainer import Trainer, run_training
+    from .trainer import run_training
 
-    trainer = Trainer(config, data)
+    config, data = trainer.config, trainer.dataset
+    start = f"from step {trainer.step} " if trainer.step else ""
     click.echo(f"Training {config.preset} MicroGPT ({trainer.model.num_parameters():,} parameters) "
-               f"on {data.name} ({len(data.train_ids):,} train / {len(data.val_ids):,} val characters, "
-               f"vocabulary {data.tokenizer.vocab_size}) on {trainer.device}.")
+               f"{start}on {data.name} ({len(data.train_ids):,} train / {len(data.val_ids):,} val "
+               f"characters, vocabulary {data.tokenizer.vocab_size}) on {trainer.device}.")
     previous_handler = signal.signal(signal.SIGTERM, _interrupt)
     progress = TrainingProgress(config.train.max_iters, trainer)
 
@@ -99,7 +84,8 @@ def _train_with_progress(config, data, tracker, run_name):
 
     try:
         with progress:
-            run_training(trainer, tracker, run_name, on_start=announce, on_progress=progress.update)
+            run_training(trainer, tracker, run_name, tags=tags, on_start=announce,
+                         on_progress=progress.update)
     except KeyboardInterrupt:
         click.echo(f"Interrupted at step {trainer.step}." + (
             f" Run {tracker.run_id} is marked KILLED; everything logged so far is kept."
@@ -114,6 +100,11 @@ def _train_with_progress(config, data, tracker, run_name):
         click.echo(f"Run {tracker.run_id} ({tracker.run_name}) in experiment {tracker.experiment!r}:")
         click.echo(f"  inspect: llmb runs show {tracker.run_id}" + _uri_flag(tracker.uri))
         click.echo(f"  browse:  {_mlflow_ui_command(tracker.uri)}")
+    if register:
+        from .registry import ModelLibrary
+
+        version = ModelLibrary(tracker.uri).save(tracker.run_id, register)
+        click.echo(f"Registered step {version.step} as model {version.ref} (models:/{version.ref}).")
 
 
 def _interrupt(signum, frame):
@@ -156,12 +147,10 @@ def runs_list(experiment, limit, tracking_uri):
     for s in summaries:
         rows.append((
             s.run_id, s.run_name, s.status, f"{s.last_step}/{s.max_iters or '?'}",
-            _fmt(s.last_value("train_loss")), _fmt(s.last_value("val_loss")),
+            fmt_loss(s.last_value("train_loss")), fmt_loss(s.last_value("val_loss")),
             time.strftime("%Y-%m-%d %H:%M", time.localtime((s.start_time or 0) / 1000)),
         ))
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+    echo_table(rows)
 
 
 @runs.command("show")
@@ -189,14 +178,20 @@ def runs_show(run_id, tracking_uri):
         click.echo(snap.prompt + snap.sample)
 
 
-def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
 def _step_list(steps: list[int]) -> str:
     if len(steps) <= 8:
         return ", ".join(map(str, steps)) or "none"
     return ", ".join(map(str, steps[:4])) + ", ..., " + ", ".join(map(str, steps[-2:]))
+
+
+def _add_model_commands() -> None:
+    from .cli_models import generate, models, resume
+
+    for command in (models, resume, generate):
+        cli.add_command(command)
+
+
+_add_model_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

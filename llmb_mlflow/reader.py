@@ -162,6 +162,11 @@ class RunReader:
                     self._ended_series.popitem(last=False)
         return series
 
+    def value_at(self, run_id: str, key: str, step: int) -> float | None:
+        """A metric's value at one step (None if it has none there)."""
+        points = self._bulk_interval(run_id, key, 1, step, step)
+        return points[-1][1] if points else None
+
     def _bulk_interval(self, run_id, key, max_results, start_step, end_step):
         store = self.client._tracking_client.store
         with store_errors(self.uri):

@@ -24,7 +24,7 @@ DEFAULT_PARAMS = {"max_new_tokens": 200, "temperature": 0.8, "seed": 0}
 CODE_FILE = os.path.join(os.path.dirname(__file__), "pyfunc_code.py")
 
 
-class LLMBreakerModel(mlflow.pyfunc.PythonModel):
+class _Model:
     def load_context(self, context):
         from . import checkpoint
 
@@ -39,6 +39,12 @@ class LLMBreakerModel(mlflow.pyfunc.PythonModel):
         return [generate(self.model, self.tokenizer, prompt, int(settings["max_new_tokens"]),
                          float(settings["temperature"]), int(settings["seed"]))
                 for prompt in _prompts(model_input)]
+
+
+with warnings.catch_warnings():  # MLflow asks for type hints, which would drop our params schema
+    warnings.simplefilter("ignore", UserWarning)
+    LLMBreakerModel = type("LLMBreakerModel", (_Model, mlflow.pyfunc.PythonModel),
+                           {"__module__": __name__, "__doc__": "LLMBreaker's pyfunc model."})
 
 
 def _prompts(model_input) -> list[str]:

@@ -106,3 +106,47 @@ def llmb(capsys):
         return CliResult(exit_info.value.code, captured.out, captured.err)
 
     return run
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(template_db, tmp_path_factory):
+    """A real ``mlflow server`` on loopback (sqlite backend, served artifacts); its URI."""
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    folder = tmp_path_factory.mktemp("server")
+    db = new_store(template_db, folder)
+    port = free_port()
+    log = open(folder / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", db,
+         "--artifacts-destination", str(folder / "artifacts"), "--serve-artifacts",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, cwd=folder,
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if requests.get(uri + "/health", timeout=2).ok:
+                break
+        except requests.ConnectionError:
+            pass
+        assert proc.poll() is None, (folder / "server.log").read_text()
+        assert time.monotonic() < deadline, "mlflow server did not start"
+        time.sleep(0.2)
+    yield uri
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()

@@ -1,0 +1,149 @@
+"""``llmb models``, ``llmb resume`` and ``llmb generate``: the model library commands."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from .cli_options import (
+    echo_table, experiment_option, fmt_loss, register_option, setting_options, tracking_uri_option,
+)
+from .corpus import BUNDLED
+
+REF_HELP = "MODEL_REF is NAME (latest version), NAME/VERSION, NAME@ALIAS or models:/NAME/VERSION."
+
+
+def _library(tracking_uri):
+    from .registry import ModelLibrary
+
+    return ModelLibrary(tracking_uri)
+
+
+@click.group()
+def models():
+    """The model library: checkpoints registered in the MLflow Model Registry."""
+
+
+@models.command("save")
+@click.argument("run_id")
+@click.option("--name", required=True, help="Registered model name (no '/', ':' or '@').")
+@click.option("--step", type=int, help="Checkpoint step to register.  [default: the latest]")
+@tracking_uri_option
+def models_save(run_id, name, step, tracking_uri):
+    """Register a run's checkpoint as a new version of model NAME."""
+    version = _library(tracking_uri).save(run_id, name, step)
+    click.echo(f"Saved step {version.step} of run {run_id} as {version.ref} (models:/{version.ref}).")
+
+
+@models.command("list")
+@tracking_uri_option
+def models_list(tracking_uri):
+    """LLMBreaker models and their versions, newest first."""
+    listing = _library(tracking_uri).models()
+    if not listing:
+        click.echo("No LLMBreaker models yet (save one with 'llmb models save RUN_ID --name NAME').")
+        return
+    rows = [("NAME", "VERSION", "STEP", "TRAIN LOSS", "VAL LOSS", "ALIASES", "DATASET", "CREATED")]
+    for name, versions in listing:
+        for v in versions:
+            rows.append((name, v.version, v.step, fmt_loss(v.train_loss), fmt_loss(v.val_loss),
+                         ",".join(v.aliases) or "-", v.dataset,
+                         time.strftime("%Y-%m-%d %H:%M", time.localtime(v.created / 1000))))
+    echo_table(rows)
+
+
+@models.command("rename")
+@click.argument("name")
+@click.argument("new_name")
+@tracking_uri_option
+def models_rename(name, new_name, tracking_uri):
+    """Rename model NAME to NEW_NAME (its versions and aliases move with it)."""
+    _library(tracking_uri).rename(name, new_name)
+    click.echo(f"Renamed {name} to {new_name}.")
+
+
+@models.command("delete")
+@click.argument("name")
+@click.option("--version", help="Delete only this version.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@tracking_uri_option
+def models_delete(name, version, yes, tracking_uri):
+    """Delete model NAME or one of its versions from the registry.
+
+    Only registry entries are deleted: the checkpoint files stay in the training runs that
+    wrote them, so the same checkpoint can be saved again; deleting a run (in mlflow ui) and
+    running 'mlflow gc' frees the disk space."""
+    library = _library(tracking_uri)
+    what = f"version {version} of model {name}" if version else f"model {name} and all its versions"
+    library.resolve(f"{name}/{version}" if version else name)
+    if not yes:
+        click.confirm(f"Delete {what}?", abort=True)
+    library.delete(name, version)
+    click.echo(f"Deleted {what}.")
+
+
+@models.command("alias")
+@click.argument("name")
+@click.argument("version")
+@click.argument("alias")
+@tracking_uri_option
+def models_alias(name, version, alias, tracking_uri):
+    """Point ALIAS (e.g. best) at VERSION of model NAME; use it as NAME@ALIAS."""
+    _library(tracking_uri).alias(name, version, alias)
+    click.echo(f"{name}@{alias} now points to version {version}.")
+
+
+@click.command(epilog=REF_HELP)
+@click.argument("model_ref")
+@click.option("--dataset", metavar="NAME|PATH",
+              help=f"Corpus to continue on ({', '.join(BUNDLED)} or a file).  [default: the checkpoint's]")
+@setting_options(inherited=True)
+@experiment_option
+@click.option("--run-name", help="MLflow run name.  [default: a generated one]")
+@tracking_uri_option
+@register_option
+def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, **overrides):
+    """Continue training a saved model in a new run linked to its source.
+
+    Weights, optimizer state and step are restored; the new run's steps continue after the
+    checkpoint's. Training settings may change; the model's shape may not."""
+    from . import checkpoint
+    from .cli import _mlflow_tracker, train_with_progress
+    from .corpus import CharTokenizer, load_corpus, prepare_dataset
+    from .errors import LLMBError
+    from .trainer import Trainer
+
+    library = _library(tracking_uri)
+    version, state = library.checkpoint(model_ref)
+    step, saved_iters = int(state["step"]), state["train_config"]["max_iters"]
+    if overrides.get("max_iters") is None and saved_iters <= step:
+        raise LLMBError(f"{version.ref} is at step {step}, its training's last; "
+                        f"give --max-iters greater than {step}")
+    if overrides.get("max_iters") is not None and overrides["max_iters"] <= step:
+        raise LLMBError(f"--max-iters must be greater than the checkpoint's step {step}")
+    spec = dataset or state["train_config"]["dataset"]
+    config = checkpoint.run_config(state, dataset=spec, **overrides)
+    data = prepare_dataset(load_corpus(spec), config.model.block_size, CharTokenizer(state["vocab"]))
+    trainer = Trainer.from_checkpoint(state, config, data)
+    tracker = _mlflow_tracker(library.uri, experiment, register)
+    tags = {"llmb.parent_run": version.run_id, "llmb.model_version": version.ref,
+            "mlflow.parentRunId": version.run_id}
+    train_with_progress(trainer, tracker, run_name, tags=tags, register=register)
+
+
+@click.command(epilog=REF_HELP)
+@click.argument("model_ref")
+@click.option("--prompt", required=True, help="Text to continue.")
+@click.option("--max-new-tokens", type=int, default=200, show_default=True)
+@click.option("--temperature", type=float, default=0.8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@tracking_uri_option
+def generate(model_ref, prompt, max_new_tokens, temperature, seed, tracking_uri):
+    """Print a saved model's continuation of a prompt."""
+    from .checkpoint import build_model
+    from .generate import generate as continue_text
+
+    _, state = _library(tracking_uri).checkpoint(model_ref)
+    model, tokenizer = build_model(state)
+    click.echo(prompt + continue_text(model, tokenizer, prompt, max_new_tokens, temperature, seed))

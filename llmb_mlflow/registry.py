@@ -1,0 +1,247 @@
+"""The model library: checkpoints as versions in the MLflow Model Registry.
+
+One registered model per name; each version is a checkpoint the trainer already stored in its
+run as an MLflow model (``checkpoints/step_XXXXXXXX``), so saving only registers it: no bytes
+are copied and no metric history is read. Every call goes through ``MlflowClient``, so the
+library works the same on a local sqlite store and over REST against ``mlflow server``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import LLMBError
+from .mlflow_tracker import CHECKPOINT_METRIC, checkpoint_path
+from .reader import RunReader
+from .store import RUN_KIND_TAG, is_missing, store_errors
+
+MODEL_KIND = "model"
+_BAD_NAME = re.compile(r"[/:@]")
+_REF = re.compile(r"^(?:models:/)?(?P<name>[^/@]+?)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))?$")
+_ALIAS = re.compile(r"^[A-Za-z_][\w-]*$")
+
+
+@dataclass(frozen=True)
+class Version:
+    name: str
+    version: str
+    step: int
+    train_loss: float | None
+    val_loss: float | None
+    dataset: str
+    preset: str
+    run_id: str
+    source: str
+    aliases: tuple[str, ...]
+    created: int
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}/{self.version}"
+
+
+def check_name(name: str) -> str:
+    if not name or not name.strip():
+        raise LLMBError("model name is empty")
+    if _BAD_NAME.search(name):
+        raise LLMBError(f"model name {name!r} may not contain '/', ':' or '@'")
+    if name != name.strip() or len(name) > 200:
+        raise LLMBError(f"model name {name!r} must have no surrounding spaces and at most 200 characters")
+    return name
+
+
+def parse_ref(ref: str) -> tuple[str, str | None, str | None]:
+    """``NAME``, ``NAME/3``, ``NAME@alias``, ``models:/NAME/3`` -> (name, version, alias)."""
+    match = _REF.match(ref.strip()) if ref else None
+    if not match:
+        raise LLMBError(f"bad model reference {ref!r}; use NAME, NAME/VERSION, NAME@ALIAS or models:/NAME/VERSION")
+    return match["name"], match["version"], match["alias"]
+
+
+class ModelLibrary:
+    def __init__(self, tracking_uri: str | None = None, reader: RunReader | None = None):
+        self.reader = reader or RunReader(tracking_uri)
+        self.client = self.reader.client
+        self.uri = self.reader.uri
+
+    # -- saving ----------------------------------------------------------------------------
+
+    def checkpoint_steps(self, run_id: str) -> list[int]:
+        return [int(s) for s in self.reader.metric(run_id, CHECKPOINT_METRIC).steps]
+
+    def save(self, run_id: str, name: str, step: int | None = None) -> Version:
+        """Register the run's checkpoint at ``step`` (the latest by default) as a new version."""
+        check_name(name)
+        run = self.reader.run(run_id)
+        if run.tags.get(RUN_KIND_TAG) != "training":
+            raise LLMBError(f"run {run_id} is not an LLMBreaker training run")
+        steps = self.checkpoint_steps(run_id)
+        if not steps:
+            raise LLMBError(f"run {run_id} has no checkpoints yet")
+        if step is None:
+            step = steps[-1]
+        elif step not in steps:
+            raise LLMBError(f"run {run_id} has no checkpoint at step {step}; it has: "
+                            + ", ".join(map(str, steps)))
+        losses = {key: self.reader.value_at(run_id, key, step)
+                  for key in ("train_loss", "val_loss")}
+        tags = {
+            "step": str(step),
+            "dataset": run.params.get("dataset", ""),
+            "preset": run.params.get("preset", ""),
+            "source_run": run_id,
+            **{key: f"{value:.6g}" for key, value in losses.items() if value is not None},
+        }
+        with store_errors(self.uri):
+            self._ensure_registered(name)
+            created = self.client.create_model_version(
+                name, f"runs:/{run_id}/{checkpoint_path(step)}", run_id=run_id, tags=tags,
+                description=f"{run.params.get('preset')} MicroGPT on {run.params.get('dataset')}, step {step}",
+                await_creation_for=0,
+            )
+        return self._version(created)
+
+    def _ensure_registered(self, name: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            model = self.client.get_registered_model(name)
+        except MlflowException as exc:
+            if not is_missing(exc):
+                raise
+            try:
+                self.client.create_registered_model(
+                    name, tags={RUN_KIND_TAG: MODEL_KIND},
+                    description="An LLMBreaker MicroGPT; load a version with "
+                                "mlflow.pyfunc.load_model('models:/NAME/VERSION').predict(['ROMEO:']).")
+            except MlflowException:  # created by someone else meanwhile
+                model = self.client.get_registered_model(name)
+            else:
+                return
+        if model.tags.get(RUN_KIND_TAG) != MODEL_KIND:
+            raise LLMBError(f"registered model {name!r} exists but is not an LLMBreaker model")
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def models(self) -> list[tuple[str, list[Version]]]:
+        """Our registered models with their versions, newest first."""
+        with store_errors(self.uri):
+            found = self.client.search_registered_models(
+                filter_string=f"tags.`{RUN_KIND_TAG}` = '{MODEL_KIND}'", max_results=1000)
+            listing = []
+            for model in found:
+                versions = self.client.search_model_versions(f"name = '{_quote(model.name)}'")
+                aliases = _aliases_by_version(model)
+                listing.append((model.name, sorted((self._version(v, aliases) for v in versions),
+                                                   key=lambda v: -int(v.version))))
+        listing.sort(key=lambda item: -max((v.created for v in item[1]), default=0))
+        return listing
+
+    def resolve(self, ref: str) -> Version:
+        """The version a reference names; the latest version for a bare name."""
+        from mlflow.exceptions import MlflowException
+
+        name, version, alias = parse_ref(ref)
+        with store_errors(self.uri):
+            model = self._our_model(name)
+            try:
+                if alias:
+                    found = self.client.get_model_version_by_alias(name, alias)
+                elif version:
+                    found = self.client.get_model_version(name, version)
+                else:
+                    versions = self.client.search_model_versions(f"name = '{_quote(name)}'")
+                    if not versions:
+                        raise LLMBError(f"model {name!r} has no versions")
+                    found = max(versions, key=lambda v: int(v.version))
+            except MlflowException as exc:
+                if is_missing(exc) or "not found" in str(exc).lower():
+                    what = f"alias {alias!r}" if alias else f"version {version}"
+                    raise LLMBError(f"model {name!r} has no {what}") from None
+                raise
+        return self._version(found, _aliases_by_version(model))
+
+    def _our_model(self, name: str):
+        from mlflow.exceptions import MlflowException
+
+        try:
+            model = self.client.get_registered_model(name)
+        except MlflowException as exc:
+            if is_missing(exc):
+                raise LLMBError(f"no model named {name!r} (see 'llmb models list')") from None
+            raise
+        if model.tags.get(RUN_KIND_TAG) != MODEL_KIND:
+            raise LLMBError(f"registered model {name!r} is not an LLMBreaker model")
+        return model
+
+    def checkpoint(self, ref: str) -> tuple[Version, dict]:
+        """A version and its checkpoint, loaded safely."""
+        from . import checkpoint
+        from .serving import CHECKPOINT_ARTIFACT
+
+        version = self.resolve(ref)
+        path = f"{checkpoint_path(version.step)}/artifacts/{CHECKPOINT_ARTIFACT}.pt"
+        label = f"checkpoint of model {version.ref}"
+        return version, checkpoint.load(self.reader.artifact_bytes(version.run_id, path, label), label)
+
+    # -- changing --------------------------------------------------------------------------
+
+    def rename(self, name: str, new_name: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        check_name(new_name)
+        with store_errors(self.uri):
+            self._our_model(name)
+            try:
+                self.client.get_registered_model(new_name)
+            except MlflowException as exc:
+                if not is_missing(exc):
+                    raise
+            else:
+                raise LLMBError(f"a model named {new_name!r} already exists")
+            self.client.rename_registered_model(name, new_name)
+
+    def delete(self, name: str, version: str | None = None) -> None:
+        """Delete a version, or the whole model. Checkpoint files stay with their runs."""
+        with store_errors(self.uri):
+            self._our_model(name)
+            if version is None:
+                self.client.delete_registered_model(name)
+            else:
+                self.resolve(f"{name}/{version}")
+                self.client.delete_model_version(name, str(version))
+
+    def alias(self, name: str, version: str, alias: str) -> None:
+        if not _ALIAS.match(alias) or alias.lower() == "latest" or re.fullmatch(r"v\d+", alias):
+            raise LLMBError(f"bad alias {alias!r}: use letters, digits, '_' or '-', "
+                            "starting with a letter, not 'latest' or 'v<number>'")
+        with store_errors(self.uri):
+            self.resolve(f"{name}/{version}")
+            self.client.set_registered_model_alias(name, alias, str(version))
+
+    def _version(self, mv, aliases: dict[str, list[str]] | None = None) -> Version:
+        tags = mv.tags or {}
+
+        def number(key):
+            return float(tags[key]) if key in tags else None
+
+        return Version(
+            name=mv.name, version=str(mv.version), step=int(tags.get("step", 0)),
+            train_loss=number("train_loss"), val_loss=number("val_loss"),
+            dataset=tags.get("dataset", ""), preset=tags.get("preset", ""),
+            run_id=mv.run_id or tags.get("source_run", ""), source=mv.source,
+            aliases=tuple(sorted((aliases or {}).get(str(mv.version), mv.aliases or []))),
+            created=mv.creation_timestamp or 0,
+        )
+
+
+def _aliases_by_version(model) -> dict[str, list[str]]:
+    by_version: dict[str, list[str]] = {}
+    for alias, version in (model.aliases or {}).items():
+        by_version.setdefault(str(version), []).append(alias)
+    return by_version
+
+
+def _quote(name: str) -> str:
+    return name.replace("'", "\\'")
