@@ -1,0 +1,145 @@
+"""Bad input to the model library: one line on stderr, a non-zero exit, the registry unchanged."""
+
+import os
+
+import pytest
+from mlflow import MlflowClient
+
+from llmb_mlflow.mlflow_tracker import MlflowTracker
+from llmb_mlflow.registry import ModelLibrary
+from llmb_mlflow.tracker import RunDescription
+
+from conftest import train_tiny
+
+
+@pytest.fixture
+def library(store_uri, shakespeare):
+    """A store with one trained run (checkpoints at 5 and 10) saved as poet/1 and bard/1."""
+    tracker = MlflowTracker(store_uri)
+    train_tiny(shakespeare, tracker, max_iters=10, checkpoint_interval=5)
+    library = ModelLibrary(store_uri)
+    library.save(tracker.run_id, "poet")
+    library.save(tracker.run_id, "bard", step=5)
+    library.run_id = tracker.run_id
+    return library
+
+
+def state(library):
+    return [(name, [(v.version, v.step, v.aliases) for v in versions])
+            for name, versions in library.models()]
+
+
+def artifact_folder(library):
+    uri = MlflowClient(library.uri).get_run(library.run_id).info.artifact_uri
+    return uri.removeprefix("file://")
+
+
+def check_refused(llmb, library, args, message):
+    before = state(library)
+    result = llmb(*args)
+    assert result.code != 0
+    assert message in result.err, result.err
+    assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
+    assert state(library) == before
+    return result
+
+
+@pytest.mark.parametrize("name, message", [
+    ("a/b", "may not contain '/', ':' or '@'"),
+    ("a:b", "may not contain '/', ':' or '@'"),
+    ("a@b", "may not contain '/', ':' or '@'"),
+    ("", "model name is empty"),
+    ("   ", "model name is empty"),
+])
+def test_bad_names(llmb, library, name, message):
+    check_refused(llmb, library, ["models", "save", library.run_id, "--name", name], message)
+    check_refused(llmb, library, ["models", "rename", "poet", name], message)
+
+
+def test_rename_onto_an_existing_name(llmb, library):
+    check_refused(llmb, library, ["models", "rename", "poet", "bard"], "a model named 'bard' already exists")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["models", "rename", "ghost", "spirit"], "no model named 'ghost'"),
+    (["models", "delete", "ghost", "--yes"], "no model named 'ghost'"),
+    (["models", "delete", "poet", "--version", "7", "--yes"], "model 'poet' has no version 7"),
+    (["generate", "ghost", "--prompt", "a"], "no model named 'ghost'"),
+    (["generate", "poet/9", "--prompt", "a"], "model 'poet' has no version 9"),
+    (["generate", "poet@nope", "--prompt", "a"], "model 'poet' has no alias 'nope'"),
+    (["resume", "ghost/1"], "no model named 'ghost'"),
+    (["models", "alias", "poet", "5", "best"], "model 'poet' has no version 5"),
+    (["models", "alias", "poet", "1", "bad alias"], "bad alias 'bad alias'"),
+    (["models", "save", "0123456789abcdef0123456789abcdef", "--name", "x"], "no run with id"),
+])
+def test_missing_models_versions_and_runs(llmb, library, args, message):
+    check_refused(llmb, library, args, message)
+
+
+def test_step_without_a_checkpoint(llmb, library):
+    check_refused(llmb, library, ["models", "save", library.run_id, "--name", "x", "--step", "7"],
+                  "has no checkpoint at step 7; it has: 5, 10")
+
+
+def test_a_run_without_checkpoints(llmb, library):
+    tracker = MlflowTracker(library.uri)
+    tracker.start(RunDescription(params={"dataset": "shakespeare"}))
+    tracker.finish("KILLED")
+    check_refused(llmb, library, ["models", "save", tracker.run_id, "--name", "x"],
+                  f"run {tracker.run_id} has no checkpoints yet")
+
+
+def test_a_run_that_is_not_ours(llmb, library):
+    client = MlflowClient(library.uri)
+    run = client.create_run(client.get_experiment_by_name("llmbreaker").experiment_id)
+    check_refused(llmb, library, ["models", "save", run.info.run_id, "--name", "x"],
+                  "is not an LLMBreaker training run")
+
+
+def test_missing_and_corrupt_checkpoint_artifacts(llmb, library):
+    folder = artifact_folder(library)
+    os.remove(os.path.join(folder, "checkpoints/step_00000005/artifacts/checkpoint.pt"))
+    with open(os.path.join(folder, "checkpoints/step_00000010/artifacts/checkpoint.pt"), "r+b") as f:
+        f.truncate(1000)
+    check_refused(llmb, library, ["generate", "bard", "--prompt", "a"],
+                  "checkpoint of model bard/1 is missing from the artifact store")
+    check_refused(llmb, library, ["resume", "poet", "--max-iters", "20"],
+                  "checkpoint of model poet/1 is corrupt or not an LLMBreaker checkpoint")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--max-iters", "20", "--n-embd", "32"], "n_embd=32 does not fit the checkpoint, whose model has n_embd=16"),
+    (["--max-iters", "20", "--n-layer", "3"], "n_layer=3 does not fit the checkpoint"),
+    (["--max-iters", "20", "--block-size", "64"], "block_size=64 does not fit the checkpoint"),
+    (["--max-iters", "10"], "--max-iters must be greater than the checkpoint's step 10"),
+    ([], "poet/1 is at step 10, its training's last; give --max-iters greater than 10"),
+    (["--max-iters", "20", "--lr", "0"], "lr must be in (0, 1]"),
+    (["--max-iters", "20", "--dataset", "alice"], "has characters the model does not know"),
+])
+def test_resume_with_settings_that_do_not_fit(llmb, library, args, message):
+    runs_before = len(MlflowClient(library.uri).search_runs(
+        [MlflowClient(library.uri).get_experiment_by_name("llmbreaker").experiment_id]))
+    check_refused(llmb, library, ["resume", "poet", *args], message)
+    runs_after = len(MlflowClient(library.uri).search_runs(
+        [MlflowClient(library.uri).get_experiment_by_name("llmbreaker").experiment_id]))
+    assert runs_after == runs_before
+
+
+def test_delete_asks_for_confirmation(llmb, library, monkeypatch):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
+    result = llmb("models", "delete", "poet")
+    assert result.code != 0 and "poet" in dict(library.models())
+
+
+@pytest.mark.parametrize("args", [
+    ["models", "list"], ["models", "save", "abc", "--name", "x"], ["generate", "poet", "--prompt", "a"],
+    ["resume", "poet"], ["models", "rename", "a", "b"], ["models", "delete", "a", "--yes"],
+])
+def test_a_server_that_is_down(llmb, args):
+    result = llmb(*args, "--tracking-uri", "http://127.0.0.1:9")
+    assert result.code == 1
+    assert result.err.strip() == ("Error: tracking server http://127.0.0.1:9 is unreachable "
+                                  + result.err.split("unreachable ", 1)[1].strip())
+    assert len(result.err.strip().splitlines()) == 1
