@@ -68,14 +68,14 @@ def _mlflow_tracker(tracking_uri, experiment, register):
 def train_with_progress(trainer, tracker, run_name, tags=None, register=None):
     """Run a training with a progress display; Ctrl-C and SIGTERM stop it cleanly."""
     from .progress import TrainingProgress
-    from .trainer import run_training
+    from .trainer import TrainingStopped, run_training
 
     config, data = trainer.config, trainer.dataset
     start = f"from step {trainer.step} " if trainer.step else ""
     click.echo(f"Training {config.preset} MicroGPT ({trainer.model.num_parameters():,} parameters) "
                f"{start}on {data.name} ({len(data.train_ids):,} train / {len(data.val_ids):,} val "
                f"characters, vocabulary {data.tokenizer.vocab_size}) on {trainer.device}.")
-    previous_handler = signal.signal(signal.SIGTERM, _interrupt)
+    previous = {sig: signal.signal(sig, _stopper(trainer)) for sig in (signal.SIGINT, signal.SIGTERM)}
     progress = TrainingProgress(config.train.max_iters, trainer)
 
     def announce():
@@ -86,13 +86,14 @@ def train_with_progress(trainer, tracker, run_name, tags=None, register=None):
         with progress:
             run_training(trainer, tracker, run_name, tags=tags, on_start=announce,
                          on_progress=progress.update)
-    except KeyboardInterrupt:
-        click.echo(f"Interrupted at step {trainer.step}." + (
+    except (KeyboardInterrupt, TrainingStopped):
+        click.echo(f"Stopped at step {trainer.step}." + (
             f" Run {tracker.run_id} is marked KILLED; everything logged so far is kept."
             if tracker.run_id else ""), err=True)
-        raise
+        raise KeyboardInterrupt from None
     finally:
-        signal.signal(signal.SIGTERM, previous_handler)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     final = trainer.last_eval
     click.echo(f"Done: step {trainer.step}, val loss {final.get('val_loss', float('nan')):.4f}, "
                f"train loss {final.get('eval_train_loss', float('nan')):.4f}.")
@@ -107,8 +108,15 @@ def train_with_progress(trainer, tracker, run_name, tags=None, register=None):
         click.echo(f"Registered step {version.step} as model {version.ref} (models:/{version.ref}).")
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+def _stopper(trainer):
+    """Ctrl-C or SIGTERM: finish the current step, checkpoint and stop; a second one aborts."""
+    def stop(signum, frame):
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.request_stop()
+        click.echo("\nStopping after this step (press Ctrl-C again to abort at once)...", err=True)
+
+    return stop
 
 
 def _uri_flag(uri: str) -> str:
@@ -170,6 +178,10 @@ def runs_show(run_id, tracking_uri):
     click.echo("Params:")
     for key in sorted(run.params):
         click.echo(f"  {key} = {run.params[key]}")
+    from .mlflow_tracker import CHECKPOINT_METRIC
+
+    checkpoints = [int(s) for s in reader.metric(run_id, CHECKPOINT_METRIC, run=run).steps]
+    click.echo(f"Checkpoints ({len(checkpoints)}): {_step_list(checkpoints)}")
     steps = reader.snapshot_steps(run_id, run=run)
     click.echo(f"Snapshots ({len(steps)}): {_step_list(steps)}")
     if steps:

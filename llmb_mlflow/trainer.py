@@ -25,6 +25,10 @@ from .tracker import RUN_FAILED, RUN_FINISHED, RUN_KILLED, RunDescription, Track
 ProgressCallback = Callable[[int, dict], None]
 
 
+class TrainingStopped(Exception):
+    """Training ended early because ``Trainer.request_stop`` was called."""
+
+
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -50,6 +54,8 @@ class Trainer:
         self.last_eval: dict[str, float] = {}
         self.last_train: dict[str, float] = {}
         self.last_checkpoint_step: int | None = None
+        self.stop_requested = False
+        self.updating = False
 
     @classmethod
     def from_checkpoint(cls, state: dict, config: RunConfig, dataset: Dataset,
@@ -115,11 +121,16 @@ class Trainer:
         self.model.train()
         return result
 
+    def request_stop(self) -> None:
+        """Stop between two steps (safe to call from a signal handler or another thread)."""
+        self.stop_requested = True
+
     def train_step(self) -> dict[str, float]:
+        """One optimizer update; ``step`` advances only once the update is complete."""
         tc = self.config.train
         started = time.perf_counter()
-        self.step += 1
-        lr = self.lr_at(self.step)
+        step = self.step + 1
+        lr = self.lr_at(step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x, y = self.batch("train", tc.batch_size, self.batch_rng)
@@ -127,7 +138,10 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+        self.updating = True  # parameters and step change together
         self.optimizer.step()
+        self.step = step
+        self.updating = False
         loss_value, grad_value = loss.item(), grad_norm.item()
         self.last_train = {"train_loss": loss_value}
         elapsed = time.perf_counter() - started
@@ -162,6 +176,8 @@ class Trainer:
         if self.step == 0:
             tracker.log_metrics(0, self._evaluate_into(tracker))
         while self.step < end:
+            if self.stop_requested:
+                raise TrainingStopped(f"stopped at step {self.step}")
             metrics = self.train_step()
             if self.is_eval_step(self.step):
                 metrics.update(self._evaluate_into(tracker))
@@ -191,9 +207,9 @@ def run_training(trainer: Trainer, tracker: Tracker, run_name: str | None = None
             on_start()
         trainer.run(tracker, on_progress)
         status = RUN_FINISHED
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, TrainingStopped):
         status = RUN_KILLED
-        if trainer.step > 0:
+        if trainer.step > 0 and not trainer.updating:
             trainer.checkpoint_into(tracker)
         raise
     finally:

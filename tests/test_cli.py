@@ -50,6 +50,7 @@ def test_runs_list_and_show(llmb, finished_run):
     assert shown.code == 0
     assert "FINISHED, step 25/25" in shown.out
     assert "Snapshots (4): 0, 10, 20, 25" in shown.out
+    assert "Checkpoints (1): 25" in shown.out
     assert "n_embd = 16" in shown.out
     last = RunReader(finished_run.uri).snapshot(finished_run.run_id, 25)
     assert last.sample in shown.out
@@ -123,3 +124,4 @@ def test_ctrl_c_marks_the_run_killed_and_keeps_what_was_logged(store_uri):
     assert run.status == "KILLED"
     steps = reader.metric(run_id, "train_loss").steps.tolist()
     assert steps == list(range(1, len(steps) + 1)) and len(steps) >= 20
+    assert reader.metric(run_id, "checkpoint_bytes").steps.tolist()[-1] == steps[-1]
