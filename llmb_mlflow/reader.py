@@ -20,7 +20,9 @@ from . import snapshot as snapshot_format
 from .errors import LLMBError
 from .mlflow_tracker import SNAPSHOT_METRIC
 from .snapshot import Snapshot
-from .store import DEFAULT_EXPERIMENT, RUN_KIND_TAG, TRAINING_RUN, client, is_missing, store_errors
+from .store import (
+    DEFAULT_EXPERIMENT, RUN_KIND_TAG, TRAINING_RUN, client, is_missing, missing_as, store_errors,
+)
 
 WINDOW = 2500  # the most points MLflow returns from one bulk-interval query
 BULK_INTERVAL_ENDPOINT = "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval"
@@ -103,15 +105,8 @@ class RunReader:
         return [self._summary(run) for run in runs]
 
     def run(self, run_id: str) -> RunSummary:
-        from mlflow.exceptions import MlflowException
-
-        with store_errors(self.uri):
-            try:
-                run = self.client.get_run(run_id)
-            except MlflowException as exc:
-                if is_missing(exc):
-                    raise LLMBError(f"no run with id {run_id!r} in {self.uri}") from None
-                raise
+        with store_errors(self.uri), missing_as(f"no run with id {run_id!r} in {self.uri}"):
+            run = self.client.get_run(run_id)
         return self._summary(run)
 
     def _summary(self, run) -> RunSummary:

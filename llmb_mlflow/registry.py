@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .errors import LLMBError
 from .mlflow_tracker import CHECKPOINT_METRIC, checkpoint_path
 from .reader import RunReader
-from .store import RUN_KIND_TAG, is_missing, store_errors
+from .store import RUN_KIND_TAG, is_missing, missing_as, store_errors
 
 MODEL_KIND = "model"
 _BAD_NAME = re.compile(r"[/:@]")
@@ -140,12 +140,13 @@ class ModelLibrary:
 
     def resolve(self, ref: str) -> Version:
         """The version a reference names; the latest version for a bare name."""
-        from mlflow.exceptions import MlflowException
-
         name, version, alias = parse_ref(ref)
+        what = f"alias {alias!r}" if alias else f"version {version}"
         with store_errors(self.uri):
             model = self._our_model(name)
-            try:
+            if alias and alias not in (model.aliases or {}):
+                raise LLMBError(f"model {name!r} has no {what}")
+            with missing_as(f"model {name!r} has no {what}"):
                 if alias:
                     found = self.client.get_model_version_by_alias(name, alias)
                 elif version:
@@ -155,22 +156,11 @@ class ModelLibrary:
                     if not versions:
                         raise LLMBError(f"model {name!r} has no versions")
                     found = max(versions, key=lambda v: int(v.version))
-            except MlflowException as exc:
-                if is_missing(exc) or "not found" in str(exc).lower():
-                    what = f"alias {alias!r}" if alias else f"version {version}"
-                    raise LLMBError(f"model {name!r} has no {what}") from None
-                raise
         return self._version(found, _aliases_by_version(model))
 
     def _our_model(self, name: str):
-        from mlflow.exceptions import MlflowException
-
-        try:
+        with missing_as(f"no model named {name!r} (see 'llmb models list')"):
             model = self.client.get_registered_model(name)
-        except MlflowException as exc:
-            if is_missing(exc):
-                raise LLMBError(f"no model named {name!r} (see 'llmb models list')") from None
-            raise
         if model.tags.get(RUN_KIND_TAG) != MODEL_KIND:
             raise LLMBError(f"registered model {name!r} is not an LLMBreaker model")
         return model

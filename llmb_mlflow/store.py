@@ -91,6 +91,19 @@ def experiment_id(mlflow_client, name: str, create: bool = True) -> str | None:
     return experiment.experiment_id
 
 
+@contextlib.contextmanager
+def missing_as(message: str):
+    """Turn MLflow's "does not exist" into a one-line LLMBError saying ``message``."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        if is_missing(exc):
+            raise LLMBError(message) from None
+        raise
+
+
 def is_missing(exc) -> bool:
     """Whether an MLflow error says the thing asked for does not exist."""
     return getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
