@@ -198,8 +198,9 @@ def _step_list(steps: list[int]) -> str:
 
 def _add_model_commands() -> None:
     from .cli_models import generate, models, resume
+    from .cli_viewer import dash, demo
 
-    for command in (models, resume, generate):
+    for command in (models, resume, generate, dash, demo):
         cli.add_command(command)
 
 

@@ -1,0 +1,254 @@
+"""The Dash app: layout and the callbacks that tie the panels to the scrubber and live data."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlencode
+
+import dash
+from dash import Dash, Input, Output, Patch, State, ctx, dcc, html, no_update
+
+from llmb_mlflow.errors import LLMBError
+
+from .data import ViewerData
+from .panels import attention, loss, phase, probability_tower, scrubber, star_map, text_progression
+
+POLL_MS = 1000
+STATUS_CLASS = {"RUNNING": "running", "FINISHED": "finished", "FAILED": "failed", "KILLED": "killed"}
+
+
+def create_app(tracking_uri: str | None = None, run_id: str | None = None,
+               experiment: str = "llmbreaker", url_base_pathname: str = "/",
+               server=True) -> Dash:
+    data = ViewerData(tracking_uri, experiment)
+    app = Dash(__name__, title="LLMBreaker", url_base_pathname=url_base_pathname, server=server,
+               suppress_callback_exceptions=False, update_title=None)
+    app.layout = _layout(run_id)
+    _register(app, data, run_id)
+    app.viewer_data = data
+    return app
+
+
+def _layout(run_id):
+    return html.Div([
+        dcc.Location(id="url", refresh=False),
+        dcc.Store(id="run-state"),
+        dcc.Store(id="steps", data=[]),
+        dcc.Store(id="view", data={"live": True, "playing": False, "step": None}),
+        dcc.Interval(id="poll", interval=POLL_MS, disabled=True),
+        dcc.Interval(id="runs-refresh", interval=5000),
+        html.Header([
+            html.H1("LLMBreaker"),
+            dcc.Dropdown(id="run", placeholder="choose a run", clearable=False, className="run-picker",
+                         value=run_id),
+            html.Span(id="status", className="badge"),
+            html.Span(id="live-indicator", className="live-indicator"),
+            html.Span(id="progress", className="progress"),
+            html.Div(id="error", className="error"),
+        ]),
+        dcc.Tabs(id="tabs", value="watch", children=[
+            dcc.Tab(label="Watch It Learn", value="watch", children=_watch_tab()),
+            dcc.Tab(label="Attention Cinema", value="attention", children=_attention_tab()),
+        ]),
+        scrubber.layout(),
+    ], className="page")
+
+
+def _watch_tab():
+    return html.Div([
+        html.Div([
+            html.Div([
+                dcc.Graph(id="loss-chart", config={"displayModeBar": False}),
+                html.Div([
+                    html.Label("smoothing"),
+                    dcc.Slider(id="smoothing", min=0, max=0.99, step=0.01, value=0.6,
+                               marks={0: "0", 0.6: "0.6", 0.99: "0.99"}, allow_direct_input=False),
+                    dcc.Checklist(id="log-scale", options=[{"label": " log scale", "value": "log"}], value=[]),
+                    html.Span(id="perplexity", className="perplexity"),
+                ], className="chart-controls"),
+                html.Div([html.H3(id="phase-title"), html.P(id="phase-text")], className="phase"),
+            ], className="left"),
+            html.Div([html.H3("What it writes"), html.Div(id="samples", className="samples")],
+                     className="right"),
+        ], className="row"),
+        html.Div([
+            html.Div([
+                dcc.Graph(id="tower", config={"displayModeBar": False}),
+                html.Div([html.Label("temperature"),
+                          dcc.Slider(id="temperature", min=0.1, max=2.0, step=0.1, value=1.0,
+                                     marks={0.1: "0.1", 1: "1", 2: "2"}, allow_direct_input=False)],
+                         className="chart-controls"),
+            ], className="left"),
+            html.Div([html.H3("Character star map"), dcc.Graph(id="stars")], className="right"),
+        ], className="row"),
+    ])
+
+
+def _attention_tab():
+    return html.Div([
+        dcc.Graph(id="attention-grid", config={"displayModeBar": False}),
+        html.Div([
+            html.Label("layer"), dcc.Dropdown(id="layer", value=0, clearable=False, className="small-dd"),
+            html.Label("head"), dcc.Dropdown(id="head", value=0, clearable=False, className="small-dd"),
+        ], className="chart-controls"),
+        html.Div([
+            html.Div(dcc.Graph(id="attention-detail"), className="left"),
+            html.Div(dcc.Graph(id="attention-evolution"), className="right"),
+        ], className="row"),
+    ])
+
+
+def _query(search: str | None) -> dict:
+    return {k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items()}
+
+
+def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
+    @app.callback(Output("run", "options"), Output("run", "value"), Output("error", "children"),
+                  Input("runs-refresh", "n_intervals"), Input("url", "search"), State("run", "value"))
+    def list_runs(_, search, current):
+        if ctx.triggered_id == "url" and current:
+            return no_update, no_update, no_update
+        try:
+            runs = data.runs()
+        except LLMBError as exc:
+            return no_update, no_update, f"Store unreachable: {exc}"
+        options = [{"label": f"{r.run_name} · {r.status.lower()}", "value": r.run_id} for r in runs]
+        wanted = _query(search).get("run") or current or default_run or (runs[0].run_id if runs else None)
+        if wanted and wanted not in {o["value"] for o in options}:
+            options.append({"label": wanted, "value": wanted})
+        return options, (wanted if wanted != current else no_update), ""
+
+    @app.callback(Output("loss-chart", "figure"), Output("run-state", "data"), Output("steps", "data"),
+                  Output("poll", "disabled"), Output("layer", "options"), Output("head", "options"),
+                  Input("run", "value"), Input("smoothing", "value"), Input("log-scale", "value"))
+    def load_run(run_id, smoothing, log_scale):
+        if not run_id:
+            return loss.loss_figure([], [], [], [], None), None, [], True, [], []
+        run = data.run(run_id)
+        chart = data.chart(run_id, run)
+        steps = data.snapshot_steps(run_id, run)
+        train_steps, train_values = chart["train"]
+        state = _run_state(run, train_steps, train_values, chart["val"][0], smoothing)
+        layers = int(run.params.get("n_layer", 1))
+        heads = int(run.params.get("n_head", 1))
+        figure = loss.loss_figure(train_steps, train_values, *chart["val"], None, smoothing,
+                                  "log" in (log_scale or []))
+        return (figure, state, steps, run.ended,
+                [{"label": str(i + 1), "value": i} for i in range(layers)],
+                [{"label": str(i + 1), "value": i} for i in range(heads)])
+
+    @app.callback(Output("loss-chart", "extendData"), Output("run-state", "data", allow_duplicate=True),
+                  Output("steps", "data", allow_duplicate=True), Output("poll", "disabled", allow_duplicate=True),
+                  Input("poll", "n_intervals"), State("run-state", "data"), State("steps", "data"),
+                  prevent_initial_call=True)
+    def poll(_, state, steps):
+        if not state:
+            return no_update, no_update, no_update, True
+        run = data.run(state["run_id"])
+        train_steps, train_values = data.new_points(state["run_id"], "train_loss", state["last_train"], run)
+        val_steps, val_values = data.new_points(state["run_id"], "val_loss", state["last_val"], run)
+        new_steps = data.snapshot_steps(state["run_id"], run) if val_steps or run.ended else steps
+        extend = no_update
+        if train_steps or val_steps:
+            smoothed = loss.smooth(train_values, state["smoothing"], state["ema"]) if train_steps else []
+            extend = [{"x": [train_steps, train_steps, val_steps],
+                       "y": [train_values, list(smoothed), val_values]}, [loss.RAW, loss.SMOOTH, loss.VAL]]
+            state = {**state, "last_train": train_steps[-1] if train_steps else state["last_train"],
+                     "last_val": val_steps[-1] if val_steps else state["last_val"],
+                     "ema": float(smoothed[-1]) if train_steps else state["ema"]}
+        state = {**state, "status": run.status, "last_step": run.last_step}
+        return extend, state, (new_steps if new_steps != steps else no_update), run.ended
+
+    @app.callback(Output("status", "children"), Output("status", "className"),
+                  Output("live-indicator", "children"), Output("progress", "children"),
+                  Input("run-state", "data"))
+    def header(state):
+        if not state:
+            return "", "badge", "", ""
+        status = state["status"]
+        live = "● live" if status == "RUNNING" else ""
+        total = state.get("max_iters") or "?"
+        return (status.lower(), f"badge {STATUS_CLASS.get(status, '')}", live,
+                f"step {state['last_step']} / {total}")
+
+    @app.callback(Output("view", "data"), Output("scrubber", "value"), Output("scrubber", "max"),
+                  Output("scrubber", "marks"), Output("play-tick", "disabled"), Output("play", "children"),
+                  Output("live", "className"),
+                  Input("steps", "data"), Input("scrubber", "value"), Input("live", "n_clicks"),
+                  Input("step-back", "n_clicks"), Input("step-forward", "n_clicks"),
+                  Input("play", "n_clicks"), Input("play-tick", "n_intervals"),
+                  Input("loss-chart", "clickData"), Input("url", "search"),
+                  State("view", "data"), State("speed", "value"))
+    def scrub(steps, slider, _live, _back, _forward, _play, _tick, click, search, view, speed):
+        steps = steps or []
+        triggers = set(ctx.triggered_prop_ids.values())
+        trigger = ctx.triggered_id
+        if "url" in triggers:  # a shared link pins its step, once; our own URL updates don't
+            wanted = _query(search).get("step", "")
+            if view.get("step") is None and wanted.isdigit():
+                view = {"live": False, "playing": False, "step": int(wanted)}
+            elif triggers == {"url"}:
+                return (no_update,) * 7
+            trigger = "steps"
+        if trigger == "loss-chart":
+            event, value = "click", (click or {}).get("points", [{}])[0].get("x", 0)
+        elif trigger == "play":
+            event, value = ("pause" if view.get("playing") else "play"), None
+        else:
+            event = {"steps": "steps", "scrubber": "slider", "live": "live", "step-back": "back",
+                     "step-forward": "forward", "play-tick": "tick"}.get(trigger, "steps")
+            value = slider
+        new = scrubber.next_view(event, view, steps, value, speed or 1)
+        index = scrubber.nearest_index(steps, new["step"]) if steps and new["step"] is not None else 0
+        return (new, index, max(len(steps) - 1, 0), scrubber.marks(steps), not new["playing"],
+                "❚❚ Pause" if new["playing"] else "▶ Play", "live-btn on" if new["live"] else "live-btn")
+
+    @app.callback(Output("samples", "children"), Output("tower", "figure"), Output("stars", "figure"),
+                  Output("phase-title", "children"), Output("phase-text", "children"),
+                  Output("perplexity", "children"), Output("shown-step", "children"),
+                  Output("loss-chart", "figure", allow_duplicate=True), Output("url", "search"),
+                  Input("view", "data"), Input("temperature", "value"), Input("tabs", "value"),
+                  State("run-state", "data"), State("steps", "data"), prevent_initial_call=True)
+    def watch_panels(view, temperature, tab, state, steps):
+        step = (view or {}).get("step")
+        if not state or step is None or not steps or step not in steps:
+            return (no_update,) * 9
+        run_id = state["run_id"]
+        snap = data.snapshot(run_id, step)
+        val = data.value_at(run_id, "val_loss", step)
+        title, text = phase.phase(step, val)
+        marker = Patch()
+        marker["layout"]["shapes"][0] = loss.step_marker(step)
+        search = "?" + urlencode({"run": run_id, "tab": tab, "step": step})
+        if tab != "watch":
+            return (no_update,) * 6 + (f"step {step}", marker, search)
+        return (text_progression.text_progression(data.samples(run_id, [s for s in steps if s <= step]), step),
+                probability_tower.tower_figure(snap, temperature or 1.0),
+                star_map.star_figure(snap, data.embedding_range(run_id, steps)),
+                title, text, loss.perplexity(val), f"step {step}", marker, search)
+
+    @app.callback(Output("attention-grid", "figure"), Output("attention-detail", "figure"),
+                  Output("attention-evolution", "figure"),
+                  Input("view", "data"), Input("tabs", "value"), Input("layer", "value"), Input("head", "value"),
+                  State("run-state", "data"), State("steps", "data"), prevent_initial_call=True)
+    def attention_panels(view, tab, layer, head, state, steps):
+        step = (view or {}).get("step")
+        if tab != "attention" or not state or step is None or not steps or step not in steps:
+            return no_update, no_update, no_update
+        snap = data.snapshot(state["run_id"], step)
+        first = data.snapshot(state["run_id"], steps[0])
+        layer = min(layer or 0, snap.n_layer - 1)
+        head = min(head or 0, snap.n_head - 1)
+        return (attention.grid_figure(snap), attention.detail_figure(snap, layer, head),
+                attention.evolution_figure(first, snap, layer, head))
+
+    @app.callback(Output("tabs", "value"), Input("url", "search"), State("tabs", "value"))
+    def tab_from_url(search, current):
+        wanted = _query(search).get("tab")
+        return wanted if wanted in ("watch", "attention") and wanted != current else no_update
+
+
+def _run_state(run, train_steps, train_values, val_steps, smoothing) -> dict:
+    ema = float(loss.smooth(train_values, smoothing)[-1]) if train_values else None
+    return {"run_id": run.run_id, "status": run.status, "max_iters": run.max_iters,
+            "last_step": run.last_step, "last_train": train_steps[-1] if train_steps else None,
+            "last_val": val_steps[-1] if val_steps else None, "ema": ema, "smoothing": smoothing}

@@ -1,0 +1,70 @@
+"""What the viewer reads, through the library's read API only (cached there and here)."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from llmb_mlflow.reader import RunReader
+
+CHART_POINTS = 2000
+
+
+class ViewerData:
+    def __init__(self, tracking_uri: str | None = None, experiment: str = "llmbreaker",
+                 cache_size: int = 4096):
+        self.reader = RunReader(tracking_uri)
+        self.experiment = experiment
+        self._samples: OrderedDict = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def runs(self):
+        return self.reader.runs(self.experiment)
+
+    def run(self, run_id: str):
+        return self.reader.run(run_id)
+
+    def chart(self, run_id: str, run=None) -> dict:
+        """The loss chart's data: train_loss downsampled, val_loss whole."""
+        run = run or self.run(run_id)
+        train = self.reader.metric(run_id, "train_loss", max_points=CHART_POINTS, run=run)
+        val = self.reader.metric(run_id, "val_loss", run=run)
+        return {"train": (train.steps.tolist(), train.values.tolist()),
+                "val": (val.steps.tolist(), val.values.tolist())}
+
+    def new_points(self, run_id: str, key: str, after: int | None, run) -> tuple[list, list]:
+        series = self.reader.metric(run_id, key, after_step=after if after is not None else -1, run=run)
+        return series.steps.tolist(), series.values.tolist()
+
+    def snapshot_steps(self, run_id: str, run=None) -> list[int]:
+        return self.reader.snapshot_steps(run_id, run=run)
+
+    def snapshot(self, run_id: str, step: int):
+        return self.reader.snapshot(run_id, step)
+
+    def samples(self, run_id: str, steps: list[int]) -> list[tuple[int, str]]:
+        out = []
+        for step in steps:
+            key = (run_id, step)
+            with self._lock:
+                text = self._samples.get(key)
+            if text is None:
+                snap = self.snapshot(run_id, step)
+                text = snap.prompt + snap.sample
+                with self._lock:
+                    self._samples[key] = text
+                    while len(self._samples) > self._cache_size:
+                        self._samples.popitem(last=False)
+            out.append((step, text))
+        return out
+
+    def embedding_range(self, run_id: str, steps: list[int]) -> float:
+        """One axis range for the star map of every step, so axes stay put while scrubbing."""
+        extents = [float(np.abs(self.snapshot(run_id, s).embedding).max()) for s in {steps[0], steps[-1]}]
+        return max(extents) * 1.15 or 1.0
+
+    def value_at(self, run_id: str, key: str, step: int) -> float | None:
+        return self.reader.value_at(run_id, key, step)

@@ -1,0 +1,79 @@
+"""The scrubber shared by both tabs: which step is shown, and whether it follows live data.
+
+``next_view`` is the pure state machine; the Dash callback only feeds it events."""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+from dash import dcc, html
+
+SPEEDS = (1, 2, 5, 10)
+
+
+def nearest_index(steps: list[int], step: int) -> int:
+    i = bisect_left(steps, step)
+    if i == len(steps):
+        return len(steps) - 1
+    if i > 0 and step - steps[i - 1] <= steps[i] - step:
+        return i - 1
+    return i
+
+
+def next_view(event: str, view: dict, steps: list[int], value: int | None = None,
+              speed: int = 1) -> dict:
+    """The view after ``event``.
+
+    view = {"live": bool, "playing": bool, "step": int | None}. Events: "steps" (new snapshot
+    list), "slider" (the user moved it to index ``value``), "live", "back", "forward",
+    "tick" (playback), "play", "pause", "click" (a chart click at step ``value``)."""
+    view = {"live": True, "playing": False, "step": None, **(view or {})}
+    if not steps:
+        return view
+    last = len(steps) - 1
+    current = nearest_index(steps, view["step"]) if view["step"] is not None else last
+    if event == "steps":
+        index = last if view["live"] else current
+        return {**view, "step": steps[index]}
+    if event == "live":
+        return {"live": True, "playing": False, "step": steps[last]}
+    if event == "slider":
+        index = min(max(int(value), 0), last)
+        return {"live": False, "playing": view["playing"], "step": steps[index]}
+    if event in ("back", "forward"):
+        index = min(max(current + (1 if event == "forward" else -1), 0), last)
+        return {"live": False, "playing": False, "step": steps[index]}
+    if event == "click":
+        return {"live": False, "playing": False, "step": steps[nearest_index(steps, int(value))]}
+    if event == "play":
+        start = 0 if current == last else current
+        return {"live": False, "playing": True, "step": steps[start]}
+    if event == "pause":
+        return {**view, "playing": False}
+    if event == "tick" and view["playing"]:
+        index = min(current + speed, last)
+        return {**view, "step": steps[index], "playing": index < last}
+    return view
+
+
+def marks(steps: list[int], count: int = 8) -> dict:
+    if not steps:
+        return {}
+    every = max(1, len(steps) // count)
+    chosen = set(range(0, len(steps), every)) | {len(steps) - 1}
+    return {i: str(steps[i]) for i in sorted(chosen)}
+
+
+def layout() -> html.Div:
+    return html.Div([
+        html.Button("◀", id="step-back", title="previous snapshot (←)", className="scrub-btn"),
+        html.Button("▶ Play", id="play", className="scrub-btn"),
+        dcc.Dropdown(id="speed", options=[{"label": f"{s}×", "value": s} for s in SPEEDS],
+                     value=1, clearable=False, className="speed"),
+        html.Button("▶", id="step-forward", title="next snapshot (→)", className="scrub-btn"),
+        html.Div(dcc.Slider(id="scrubber", min=0, max=0, step=1, value=0, marks={},
+                            updatemode="mouseup", allow_direct_input=False), className="slider"),
+        html.Button("● Live", id="live", className="live-btn on"),
+        html.Span(id="shown-step", className="shown-step"),
+        dcc.Interval(id="play-tick", interval=700, disabled=True),
+    ], className="scrubber", id="scrubber-bar")

@@ -1,0 +1,108 @@
+"""``llmb dash`` and ``llmb demo``: the browser viewer."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+
+import click
+
+from .cli_options import experiment_option, tracking_uri_option
+from .errors import LLMBError
+
+host_option = click.option(
+    "--host", default="127.0.0.1", show_default=True,
+    help="Interface to listen on. Only this machine can connect unless you give another, "
+         "e.g. 0.0.0.0 for every interface.")
+port_option = click.option("--port", type=click.IntRange(1, 65535), default=8050, show_default=True)
+DEMO_TRAINING = ["--preset", "baby", "--batch-size", "12", "--max-iters", "3000"]
+
+
+def _check_port(host: str, port: int) -> None:
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as exc:
+        raise LLMBError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port") from None
+
+
+def _serve(host, port, tracking_uri, experiment, run_id, open_browser=False) -> None:
+    from dash_app.server import serve
+
+    from .store import check_reachable, resolve_uri
+
+    uri = resolve_uri(tracking_uri)
+    check_reachable(uri)
+    _check_port(host, port)
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
+    click.echo(f"LLMBreaker viewer on {url} (reading {uri}); press Ctrl-C to stop.")
+    if open_browser:
+        _open(url)
+    serve(host, port, uri, run_id, experiment)
+
+
+def _open(url: str) -> None:
+    import webbrowser
+
+    try:
+        webbrowser.get().open(url)
+    except webbrowser.Error:
+        pass  # no browser here: the URL was printed
+
+
+@click.command()
+@host_option
+@port_option
+@tracking_uri_option
+@experiment_option
+@click.option("--run", "run_id", metavar="RUN_ID", help="Run to show first.  [default: the newest]")
+def dash(host, port, tracking_uri, experiment, run_id):
+    """Serve the viewer: watch runs learn, live or step by step."""
+    _serve(host, port, tracking_uri, experiment, run_id)
+
+
+@click.command()
+@host_option
+@port_option
+@tracking_uri_option
+@click.option("--max-iters", type=int, default=3000, show_default=True, help="Steps to train.")
+def demo(host, port, tracking_uri, max_iters):
+    """Train on Shakespeare in the background and watch it learn in the browser.
+
+    The training is a separate process (nanoGPT's small CPU model, about 30 ms per step);
+    stopping the demo with Ctrl-C stops it too, keeping everything logged."""
+    from .store import check_reachable, resolve_uri
+
+    uri = resolve_uri(tracking_uri)
+    check_reachable(uri)
+    _check_port(host, port)
+    log_path = os.path.join(tempfile.gettempdir(), f"llmb-demo-{os.getpid()}.log")
+    command = [sys.executable, "-m", "llmb_mlflow", "train", *DEMO_TRAINING[:-1], str(max_iters),
+               "--tracking-uri", uri, "--run-name", "demo"]
+    with open(log_path, "w") as log:
+        trainer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True,
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    run_id = _wait_for_run(trainer, log_path)
+    click.echo(f"Training run {run_id} in the background (log: {log_path}).")
+    try:
+        _serve(host, port, uri, "llmbreaker", run_id, open_browser=True)
+    finally:
+        if trainer.poll() is None:
+            trainer.terminate()  # the trainer checkpoints and marks its run KILLED
+            trainer.wait(timeout=60)
+
+
+def _wait_for_run(trainer: subprocess.Popen, log_path: str) -> str:
+    for line in trainer.stdout:
+        match = re.search(r"Logging to MLflow run ([0-9a-f]{32})", line)
+        if match:
+            return match.group(1)
+    trainer.wait()
+    with open(log_path) as f:
+        last = (f.read().strip().splitlines() or ["no output"])[-1]
+    raise LLMBError(f"the demo training did not start: {last}")

@@ -1,0 +1,163 @@
+"""The viewer in a real browser (headless Chromium) against a real store."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from conftest import free_port
+
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not CHROMEDRIVER and not os.environ.get("CI"),
+                                reason="chromium-driver is not installed (CI installs it)")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--window-size=1400,1400"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def serve(uri):
+    """The viewer on a free loopback port, in this process; returns its base URL."""
+    from waitress import create_server
+
+    from dash_app.app import create_app
+
+    port = free_port()
+    server = create_server(create_app(uri).server, host="127.0.0.1", port=port, threads=4)
+    threading.Thread(target=server.run, daemon=True).start()
+    return f"http://127.0.0.1:{port}/", server
+
+
+@pytest.fixture(scope="module")
+def viewer(finished_run):
+    url, server = serve(finished_run.uri)
+    yield url
+    server.close()
+
+
+def wait(driver, condition, timeout=30):
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(d))
+    except TimeoutException:
+        shown = driver.execute_script(
+            "return ['shown-step', 'status', 'error', 'progress'].map("
+            "id => id + '=' + (document.getElementById(id) || {}).textContent).join(' ');")
+        raise AssertionError(f"timed out; page shows: {shown}; url {driver.current_url}") from None
+
+
+def text(driver, element_id):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.ID, element_id).text
+
+
+def graph_data(driver, element_id):
+    return driver.execute_script(
+        "const g = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');"
+        "return g && g.data ? JSON.stringify(g.data.map(t => [t.x, t.y, t.z])) : null;", element_id)
+
+
+def click(driver, element_id):
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, element_id).click()
+
+
+def current_sample_step(driver):
+    from selenium.webdriver.common.by import By
+
+    found = driver.find_elements(By.CSS_SELECTOR, ".sample.current .sample-step")
+    return found[0].text if found else None
+
+
+def test_scrubbing_moves_every_panel_and_live_returns(browser, viewer, finished_run):
+    browser.get(viewer)
+    wait(browser, lambda d: text(d, "shown-step") == "step 25")
+    assert current_sample_step(browser) == "step 25"
+    wait(browser, lambda d: graph_data(d, "tower") and graph_data(d, "stars"))
+    before = {g: graph_data(browser, g) for g in ("tower", "stars")}
+
+    click(browser, "step-back")
+    wait(browser, lambda d: text(d, "shown-step") == "step 20")
+    wait(browser, lambda d: current_sample_step(d) == "step 20")
+    wait(browser, lambda d: all(graph_data(d, g) != before[g] for g in before))
+    assert "live-btn on" not in browser.find_element("id", "live").get_attribute("class")
+    assert "step=20" in browser.current_url
+
+    from selenium.webdriver.common.keys import Keys
+    browser.find_element("tag name", "body").send_keys(Keys.ARROW_LEFT)
+    wait(browser, lambda d: text(d, "shown-step") == "step 10")
+
+    click(browser, "live")
+    wait(browser, lambda d: text(d, "shown-step") == "step 25")
+    assert "live-btn on" in browser.find_element("id", "live").get_attribute("class")
+
+
+def test_tabs_keep_the_step_and_heatmaps_follow_it(browser, viewer):
+    from selenium.webdriver.common.by import By
+
+    browser.get(viewer)
+    wait(browser, lambda d: text(d, "shown-step") == "step 25")
+    click(browser, "step-back")
+    wait(browser, lambda d: text(d, "shown-step") == "step 20")
+    browser.find_element(By.XPATH, "//*[contains(text(), 'Attention Cinema')]").click()
+    wait(browser, lambda d: graph_data(d, "attention-grid") and graph_data(d, "attention-detail"))
+    assert text(browser, "shown-step") == "step 20"
+    grid = graph_data(browser, "attention-grid")
+    click(browser, "step-back")
+    wait(browser, lambda d: text(d, "shown-step") == "step 10")
+    wait(browser, lambda d: graph_data(d, "attention-grid") != grid)
+    assert "tab=attention" in browser.current_url
+
+
+def test_a_shared_url_lands_on_its_step_and_tab(browser, viewer, finished_run):
+    browser.get(f"{viewer}?run={finished_run.run_id}&tab=attention&step=10")
+    wait(browser, lambda d: text(d, "shown-step") == "step 10")
+    title = "return document.querySelector('#attention-detail .js-plotly-plot').layout.title.text;"
+    wait(browser, lambda d: graph_data(d, "attention-detail") and d.execute_script(title))
+    assert browser.execute_script(title) == "layer 1, head 1 at step 10"
+    assert "tab=attention" in browser.current_url
+
+
+def test_a_running_training_adds_points_live(browser, store_uri):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store_uri, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmb_mlflow", "train", "--preset", "small", "--n-layer", "1",
+         "--n-embd", "16", "--n-head", "2", "--block-size", "16", "--batch-size", "8",
+         "--eval-iters", "2", "--eval-interval", "50", "--max-iters", "100000"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    url, server = serve(store_uri)
+    try:
+        line = proc.stdout.readline()
+        while line and "Logging to MLflow run" not in line:
+            line = proc.stdout.readline()
+        run_id = re.search(r"run ([0-9a-f]{32})", line).group(1)
+        browser.get(f"{url}?run={run_id}")
+        wait(browser, lambda d: "running" in text(d, "status"))
+        count = "return document.querySelector('#loss-chart .js-plotly-plot').data[0].x.length;"
+        wait(browser, lambda d: graph_data(d, "loss-chart") is not None)
+        first = browser.execute_script(count)
+        wait(browser, lambda d: d.execute_script(count) > first + 20)
+        wait(browser, lambda d: text(d, "shown-step") not in ("", "step 0"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        server.close()
