@@ -32,18 +32,22 @@ def _check_port(host: str, port: int) -> None:
 
 
 def _serve(host, port, tracking_uri, experiment, run_id, open_browser=False) -> None:
-    from dash_app.server import serve
+    from dash_app.server import make_server
 
     from .store import check_reachable, resolve_uri
 
     uri = resolve_uri(tracking_uri)
     check_reachable(uri)
     _check_port(host, port)
+    server = make_server(host, port, uri, run_id, experiment)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     click.echo(f"LLMBreaker viewer on {url} (reading {uri}); press Ctrl-C to stop.")
     if open_browser:
         _open(url)
-    serve(host, port, uri, run_id, experiment)
+    try:
+        server.run()
+    finally:
+        server.close()
 
 
 def _open(url: str) -> None:

@@ -33,12 +33,10 @@ def browser():
 
 def serve(uri):
     """The viewer on a free loopback port, in this process; returns its base URL."""
-    from waitress import create_server
-
-    from dash_app.app import create_app
+    from dash_app.server import make_server
 
     port = free_port()
-    server = create_server(create_app(uri).server, host="127.0.0.1", port=port, threads=4)
+    server = make_server("127.0.0.1", port, uri, threads=4)
     threading.Thread(target=server.run, daemon=True).start()
     return f"http://127.0.0.1:{port}/", server
 

@@ -1,0 +1,127 @@
+"""The viewer's pure figure functions and scrubber logic, on real snapshots from a real run."""
+
+import math
+
+import numpy as np
+import pytest
+
+from dash_app.data import ViewerData
+from dash_app.panels import attention, loss, phase, probability_tower, scrubber, star_map, text_progression
+
+
+@pytest.fixture(scope="module")
+def snaps(finished_run):
+    data = ViewerData(finished_run.uri)
+    steps = data.snapshot_steps(finished_run.run_id)
+    return data, finished_run.run_id, steps, [data.snapshot(finished_run.run_id, s) for s in steps]
+
+
+def test_viewer_never_imports_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, dash_app.app, dash_app.server; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_loss_figure_traces_and_marker(snaps):
+    data, run_id, steps, _ = snaps
+    chart = data.chart(run_id)
+    fig = loss.loss_figure(*chart["train"], *chart["val"], shown_step=20, smoothing=0.6, log_scale=True)
+    raw, smooth, val = fig.data
+    assert list(raw.x) == list(range(1, 26)) and list(val.x) == steps
+    assert fig.layout.shapes[0].x0 == 20 and fig.layout.yaxis.type == "log"
+    assert np.std(np.diff(smooth.y)) < np.std(np.diff(raw.y))
+
+
+def test_smoothing_continues_across_appends():
+    values = np.linspace(4, 2, 50) + np.sin(np.arange(50))
+    whole = loss.smooth(values, 0.9)
+    head = loss.smooth(values[:30], 0.9)
+    assert np.allclose(loss.smooth(values[30:], 0.9, start=head[-1])[-1], whole[-1], atol=0.05)
+    assert loss.smooth(values, 0.0).tolist() == values.tolist()
+
+
+def test_perplexity_in_words():
+    assert loss.perplexity(math.log(8.0)).startswith("perplexity 8.0")
+    assert loss.perplexity(None) == "perplexity -"
+
+
+def test_phase_captions_follow_the_loss_and_fall_back_to_steps():
+    assert phase.phase(0, 4.17)[0] == "Babbling"
+    assert phase.phase(900, 2.6)[0] == "Learning the alphabet"
+    assert phase.phase(900, 2.2)[0] == "Common words"
+    assert phase.phase(900, 1.9)[0] == "Grammar and structure"
+    assert phase.phase(900, 1.5)[0] == "Mimicking the style"
+    assert phase.phase(400, None)[0] == "Learning the alphabet"
+    assert phase.phase(4000, None)[0] == "Mimicking the style"
+
+
+def test_text_progression_newest_first_with_the_shown_one_highlighted(snaps):
+    data, run_id, steps, _ = snaps
+    items = text_progression.text_progression(data.samples(run_id, steps), shown_step=20)
+    assert [item.id["step"] for item in items] == [20, 10, 0]
+    assert items[0].className == "sample current" and items[1].className == "sample"
+
+
+def test_probability_tower_marks_the_sampled_characters(snaps):
+    snap = snaps[3][-1]
+    fig = probability_tower.tower_figure(snap, temperature=1.0)
+    heat, marks = fig.data
+    assert np.array(heat.z).shape == (5, len(snap.sample_ids))
+    in_top5 = sum(s in row[:5] for s, row in zip(snap.sample_ids, snap.topk_ids))
+    assert len(marks.x) == in_top5
+
+
+def test_temperature_sharpens_or_flattens():
+    probs = np.array([[0.5, 0.3, 0.2]])
+    assert probability_tower.reweight(probs, 0.5)[0, 0] > 0.5 > probability_tower.reweight(probs, 2.0)[0, 0]
+    assert np.allclose(probability_tower.reweight(probs, 1.0), probs)
+
+
+def test_star_map_classes_neighbours_and_fixed_axes(snaps):
+    data, run_id, steps, shots = snaps
+    reach = data.embedding_range(run_id, steps)
+    figs = [star_map.star_figure(s, reach) for s in shots]
+    names = {t.name for t in figs[-1].data}
+    assert {"vowel", "consonant", "punctuation", "whitespace"} <= names
+    assert sum(len(t.x) for t in figs[-1].data) == 65
+    assert all(f.layout.scene.xaxis.range == figs[0].layout.scene.xaxis.range for f in figs)
+    assert star_map.char_class("e") == "vowel" and star_map.char_class("\n") == "whitespace"
+
+
+def test_attention_figures(snaps):
+    first, last = snaps[3][0], snaps[3][-1]
+    grid = attention.grid_figure(last)
+    assert len(grid.data) == last.n_layer * last.n_head
+    detail = attention.detail_figure(last, 1, 0)
+    assert np.allclose(np.array(detail.data[0].z), last.attention[1, 0].astype(np.float32))
+    assert len(detail.layout.xaxis.ticktext) == len(last.probe)
+    evolution = attention.evolution_figure(first, last, 0, 1)
+    assert [a.text for a in evolution.layout.annotations] == ["step 0", "step 25"]
+
+
+@pytest.mark.parametrize("event, view, value, expected", [
+    ("steps", {"live": True, "step": 10}, None, {"live": True, "step": 30}),
+    ("steps", {"live": False, "step": 10}, None, {"live": False, "step": 10}),
+    ("slider", {"live": True, "step": 30}, 1, {"live": False, "step": 10}),
+    ("back", {"live": False, "step": 20}, None, {"live": False, "step": 10}),
+    ("forward", {"live": False, "step": 30}, None, {"live": False, "step": 30}),
+    ("live", {"live": False, "step": 0}, None, {"live": True, "step": 30}),
+    ("click", {"live": True, "step": 30}, 14, {"live": False, "step": 10}),
+])
+def test_scrubber_state_machine(event, view, value, expected):
+    new = scrubber.next_view(event, {"playing": False, **view}, [0, 10, 20, 30], value)
+    assert {k: new[k] for k in expected} == expected
+
+
+def test_new_snapshots_never_yank_a_pinned_view_and_play_runs_to_the_end():
+    view = scrubber.next_view("slider", {"live": True}, [0, 10, 20], 1)
+    view = scrubber.next_view("steps", view, [0, 10, 20, 30, 40])
+    assert view["step"] == 10 and not view["live"]
+    view = scrubber.next_view("play", view, [0, 10, 20, 30, 40])
+    view = scrubber.next_view("tick", view, [0, 10, 20, 30, 40], speed=2)
+    assert view["step"] == 30 and view["playing"]
+    view = scrubber.next_view("tick", view, [0, 10, 20, 30, 40], speed=2)
+    assert view["step"] == 40 and not view["playing"]
+    assert scrubber.marks(list(range(0, 1000, 10)))[99] == "990"
