@@ -119,10 +119,12 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
 
     @app.callback(Output("loss-chart", "figure"), Output("run-state", "data"), Output("steps", "data"),
                   Output("poll", "disabled"), Output("layer", "options"), Output("head", "options"),
-                  Input("run", "value"), Input("smoothing", "value"), Input("log-scale", "value"))
-    def load_run(run_id, smoothing, log_scale):
+                  Output("layer", "value"), Output("head", "value"),
+                  Input("run", "value"), Input("smoothing", "value"), Input("log-scale", "value"),
+                  State("layer", "value"), State("head", "value"))
+    def load_run(run_id, smoothing, log_scale, layer, head):
         if not run_id:
-            return loss.loss_figure([], [], [], [], None), None, [], True, [], []
+            return loss.loss_figure([], [], [], [], None), None, [], True, [], [], 0, 0
         run = data.run(run_id)
         chart = data.chart(run_id, run)
         steps = data.snapshot_steps(run_id, run)
@@ -134,7 +136,8 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
                                   "log" in (log_scale or []))
         return (figure, state, steps, run.ended,
                 [{"label": str(i + 1), "value": i} for i in range(layers)],
-                [{"label": str(i + 1), "value": i} for i in range(heads)])
+                [{"label": str(i + 1), "value": i} for i in range(heads)],
+                min(layer or 0, layers - 1), min(head or 0, heads - 1))
 
     @app.callback(Output("loss-chart", "extendData"), Output("run-state", "data", allow_duplicate=True),
                   Output("steps", "data", allow_duplicate=True), Output("poll", "disabled", allow_duplicate=True),

@@ -7,6 +7,7 @@ import pytest
 
 from dash_app.data import ViewerData
 from dash_app.panels import attention, loss, phase, probability_tower, scrubber, star_map, text_progression
+from dash_app.panels.plotly_json import untyped
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +68,12 @@ def test_text_progression_newest_first_with_the_shown_one_highlighted(snaps):
 def test_probability_tower_marks_the_sampled_characters(snaps):
     snap = snaps[3][-1]
     fig = probability_tower.tower_figure(snap, temperature=1.0)
-    heat, marks = fig.data
-    assert np.array(heat.z).shape == (5, len(snap.sample_ids))
+    heat, marks = fig["data"]
+    z = untyped(heat["z"])
+    assert z.shape == (5, len(snap.sample_ids))
+    assert np.allclose(z[0], snap.topk_probs[:, 0] / snap.topk_probs.astype(np.float64).sum(1), atol=1e-3)
     in_top5 = sum(s in row[:5] for s, row in zip(snap.sample_ids, snap.topk_ids))
-    assert len(marks.x) == in_top5
+    assert len(marks["x"]) == in_top5
 
 
 def test_temperature_sharpens_or_flattens():
@@ -83,22 +86,27 @@ def test_star_map_classes_neighbours_and_fixed_axes(snaps):
     data, run_id, steps, shots = snaps
     reach = data.embedding_range(run_id, steps)
     figs = [star_map.star_figure(s, reach) for s in shots]
-    names = {t.name for t in figs[-1].data}
+    names = {t["name"] for t in figs[-1]["data"]}
     assert {"vowel", "consonant", "punctuation", "whitespace"} <= names
-    assert sum(len(t.x) for t in figs[-1].data) == 65
-    assert all(f.layout.scene.xaxis.range == figs[0].layout.scene.xaxis.range for f in figs)
+    assert sum(len(untyped(t["x"])) for t in figs[-1]["data"]) == 65
+    assert all(f["layout"]["scene"]["xaxis"]["range"] == [-reach, reach] for f in figs)
     assert star_map.char_class("e") == "vowel" and star_map.char_class("\n") == "whitespace"
 
 
 def test_attention_figures(snaps):
     first, last = snaps[3][0], snaps[3][-1]
     grid = attention.grid_figure(last)
-    assert len(grid.data) == last.n_layer * last.n_head
+    tiles = untyped(grid["data"][0]["z"])
+    t = len(last.probe)
+    assert tiles.shape == (last.n_layer * (t + attention.GAP) - attention.GAP,
+                           last.n_head * (t + attention.GAP) - attention.GAP)
+    assert np.allclose(tiles[:t, :t] ** 2, last.attention[0, 0].astype(np.float32), atol=1e-3)
+    assert np.isnan(tiles[t, 0])  # the gap between layers
     detail = attention.detail_figure(last, 1, 0)
-    assert np.allclose(np.array(detail.data[0].z), last.attention[1, 0].astype(np.float32))
-    assert len(detail.layout.xaxis.ticktext) == len(last.probe)
+    assert np.allclose(untyped(detail["data"][0]["z"]), last.attention[1, 0].astype(np.float32))
+    assert len(detail["layout"]["xaxis"]["ticktext"]) == t
     evolution = attention.evolution_figure(first, last, 0, 1)
-    assert [a.text for a in evolution.layout.annotations] == ["step 0", "step 25"]
+    assert [a["text"] for a in evolution["layout"]["annotations"]] == ["step 0", "step 25"]
 
 
 @pytest.mark.parametrize("event, view, value, expected", [

@@ -4,7 +4,8 @@ characters and how likely each was, with the sampled one marked."""
 from __future__ import annotations
 
 import numpy as np
-import plotly.graph_objects as go
+
+from .plotly_json import typed
 
 ROWS = 5
 
@@ -19,28 +20,30 @@ def visible(ch: str) -> str:
     return {"\n": "⏎", " ": "␣", "\t": "⇥"}.get(ch, ch)
 
 
-def tower_figure(snapshot, temperature: float = 1.0) -> go.Figure:
+def tower_figure(snapshot, temperature: float = 1.0) -> dict:
     probs = reweight(snapshot.topk_probs, temperature)[:, :ROWS]
     ids = snapshot.topk_ids[:, :ROWS]
     n = len(snapshot.sample_ids)
-    chars = np.array([[visible(snapshot.vocab[int(i)]) for i in row] for row in ids])
-    fig = go.Figure(go.Heatmap(
-        z=probs.T, x=list(range(n)), y=[f"#{r + 1}" for r in range(ROWS)], text=chars.T,
-        texttemplate="%{text}", zmin=0, zmax=1, colorscale="Blues", showscale=True,
-        colorbar=dict(title="p", thickness=10),
-        hovertemplate="position %{x}<br>%{text}: %{z:.1%}<extra></extra>",
-    ))
+    chars = [[visible(snapshot.vocab[int(i)]) for i in column] for column in ids.T]
+    rows = [f"#{r + 1}" for r in range(ROWS)]
     ranks = [np.where(row == s)[0] for row, s in zip(ids, snapshot.sample_ids)]
-    marked = [(i, r[0]) for i, r in enumerate(ranks) if len(r)]
-    fig.add_trace(go.Scatter(
-        x=[i for i, _ in marked], y=[f"#{r + 1}" for _, r in marked], mode="markers",
-        marker=dict(symbol="square-open", size=18, color="#d62728", line=dict(width=2)),
-        name="sampled", hoverinfo="skip"))
-    fig.update_layout(
-        margin=dict(l=40, r=10, t=30, b=30), height=260, uirevision="tower",
-        yaxis=dict(autorange="reversed"), xaxis=dict(range=[-0.5, min(n, 60) - 0.5], title="position in the sample"),
-        title=dict(text=f"next-character probabilities at temperature {temperature:g} "
-                        "(red box: the character that was sampled)", font=dict(size=13)),
-        showlegend=False,
-    )
-    return fig
+    marked = [(i, int(r[0])) for i, r in enumerate(ranks) if len(r)]
+    return {
+        "data": [
+            {"type": "heatmap", "z": typed(probs.T.astype(np.float32)), "x": list(range(n)), "y": rows,
+             "text": chars, "texttemplate": "%{text}", "zmin": 0, "zmax": 1, "colorscale": "Blues",
+             "colorbar": {"title": {"text": "p"}, "thickness": 10},
+             "hovertemplate": "position %{x}<br>%{text}: %{z:.1%}<extra></extra>"},
+            {"type": "scatter", "x": [i for i, _ in marked], "y": [rows[r] for _, r in marked],
+             "mode": "markers", "name": "sampled", "hoverinfo": "skip",
+             "marker": {"symbol": "square-open", "size": 18, "color": "#d62728", "line": {"width": 2}}},
+        ],
+        "layout": {
+            "margin": {"l": 40, "r": 10, "t": 30, "b": 30}, "height": 260, "uirevision": "tower",
+            "yaxis": {"autorange": "reversed"},
+            "xaxis": {"range": [-0.5, min(n, 60) - 0.5], "title": {"text": "position in the sample"}},
+            "title": {"text": f"next-character probabilities at temperature {temperature:g} "
+                              "(red box: the character that was sampled)", "font": {"size": 13}},
+            "showlegend": False,
+        },
+    }

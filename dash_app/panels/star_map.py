@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import plotly.graph_objects as go
+
+from .plotly_json import typed
 
 from .probability_tower import visible
 
@@ -31,27 +32,27 @@ def nearest(embedding: np.ndarray, k: int = 3) -> np.ndarray:
     return np.argsort(d, axis=1)[:, :k]
 
 
-def star_figure(snapshot, axis_range: float | None = None) -> go.Figure:
-    emb = np.asarray(snapshot.embedding, dtype=float)
+def star_figure(snapshot, axis_range: float | None = None) -> dict:
+    emb = np.asarray(snapshot.embedding, dtype=np.float32)
     vocab = snapshot.vocab
     neighbours = nearest(emb)
     reach = axis_range or float(np.abs(emb).max() * 1.1 or 1.0)
-    fig = go.Figure()
+    traces = []
     for cls, colour in CLASSES.items():
         idx = [i for i, ch in enumerate(vocab) if char_class(ch) == cls]
         if not idx:
             continue
-        fig.add_trace(go.Scatter3d(
-            x=emb[idx, 0], y=emb[idx, 1], z=emb[idx, 2], mode="markers+text", name=cls,
-            text=[visible(vocab[i]) for i in idx], textposition="top center",
-            marker=dict(size=4, color=colour),
-            customdata=[" ".join(visible(vocab[j]) for j in neighbours[i]) for i in idx],
-            hovertemplate="%{text}  nearest: %{customdata}<extra>" + cls + "</extra>",
-        ))
-    axis = dict(range=[-reach, reach], autorange=False, showticklabels=False, title="")
-    fig.update_layout(
-        margin=dict(l=0, r=0, t=0, b=0), height=420, uirevision="stars",
-        scene=dict(xaxis=axis, yaxis=axis, zaxis=axis, aspectmode="cube"),
-        legend=dict(orientation="h", y=0),
-    )
-    return fig
+        traces.append({
+            "type": "scatter3d", "x": typed(emb[idx, 0]), "y": typed(emb[idx, 1]), "z": typed(emb[idx, 2]),
+            "mode": "markers+text", "name": cls, "text": [visible(vocab[i]) for i in idx],
+            "textposition": "top center", "marker": {"size": 4, "color": colour},
+            "customdata": [" ".join(visible(vocab[j]) for j in neighbours[i]) for i in idx],
+            "hovertemplate": "%{text}  nearest: %{customdata}<extra>" + cls + "</extra>",
+        })
+    axis = {"range": [-reach, reach], "autorange": False, "showticklabels": False, "title": {"text": ""}}
+    return {
+        "data": traces,
+        "layout": {"margin": {"l": 0, "r": 0, "t": 0, "b": 0}, "height": 420, "uirevision": "stars",
+                   "scene": {"xaxis": axis, "yaxis": axis, "zaxis": axis, "aspectmode": "cube"},
+                   "legend": {"orientation": "h", "y": 0}},
+    }
