@@ -12,7 +12,7 @@ from llmb_mlflow.errors import LLMBError
 from .data import ViewerData
 from .panels import attention, loss, phase, probability_tower, scrubber, star_map, text_progression
 
-POLL_MS = 1000
+POLL_MS = 500  # with the trainer's 1 s flushes, new points show within ~1.5 s
 STATUS_CLASS = {"RUNNING": "running", "FINISHED": "finished", "FAILED": "failed", "KILLED": "killed"}
 
 
@@ -22,13 +22,13 @@ def create_app(tracking_uri: str | None = None, run_id: str | None = None,
     data = ViewerData(tracking_uri, experiment)
     app = Dash(__name__, title="LLMBreaker", url_base_pathname=url_base_pathname, server=server,
                suppress_callback_exceptions=False, update_title=None)
-    app.layout = _layout(run_id)
+    app.layout = _layout(run_id, experiment)
     _register(app, data, run_id)
     app.viewer_data = data
     return app
 
 
-def _layout(run_id):
+def _layout(run_id, experiment):
     return html.Div([
         dcc.Location(id="url", refresh=False),
         dcc.Store(id="run-state"),
@@ -38,6 +38,8 @@ def _layout(run_id):
         dcc.Interval(id="runs-refresh", interval=5000),
         html.Header([
             html.H1("LLMBreaker"),
+            dcc.Dropdown(id="experiment", clearable=False, className="experiment-picker",
+                         value=experiment, options=[experiment]),
             dcc.Dropdown(id="run", placeholder="choose a run", clearable=False, className="run-picker",
                          value=run_id),
             html.Span(id="status", className="badge"),
@@ -102,17 +104,29 @@ def _query(search: str | None) -> dict:
 
 
 def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
+    @app.callback(Output("experiment", "options"), Input("runs-refresh", "n_intervals"))
+    def list_experiments(_):
+        try:
+            return data.experiments()
+        except LLMBError:
+            return no_update
+
     @app.callback(Output("run", "options"), Output("run", "value"), Output("error", "children"),
-                  Input("runs-refresh", "n_intervals"), Input("url", "search"), State("run", "value"))
-    def list_runs(_, search, current):
+                  Input("runs-refresh", "n_intervals"), Input("url", "search"), Input("experiment", "value"),
+                  State("run", "value"))
+    def list_runs(_, search, experiment, current):
         if ctx.triggered_id == "url" and current:
             return no_update, no_update, no_update
         try:
-            runs = data.runs()
+            runs = data.runs(experiment)
         except LLMBError as exc:
             return no_update, no_update, f"Store unreachable: {exc}"
         options = [{"label": f"{r.run_name} · {r.status.lower()}", "value": r.run_id} for r in runs]
-        wanted = _query(search).get("run") or current or default_run or (runs[0].run_id if runs else None)
+        newest = runs[0].run_id if runs else None
+        if set(ctx.triggered_prop_ids.values()) == {"experiment"}:
+            wanted = newest
+        else:
+            wanted = _query(search).get("run") or current or default_run or newest
         if wanted and wanted not in {o["value"] for o in options}:
             options.append({"label": wanted, "value": wanted})
         return options, (wanted if wanted != current else no_update), ""
@@ -158,7 +172,7 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
             state = {**state, "last_train": train_steps[-1] if train_steps else state["last_train"],
                      "last_val": val_steps[-1] if val_steps else state["last_val"],
                      "ema": float(smoothed[-1]) if train_steps else state["ema"]}
-        state = {**state, "status": run.status, "last_step": run.last_step}
+        state = {**state, "status": run.status, "last_step": run.last_step, "updated": _now_ms()}
         return extend, state, (new_steps if new_steps != steps else no_update), run.ended
 
     @app.callback(Output("status", "children"), Output("status", "className"),
@@ -170,8 +184,10 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
         status = state["status"]
         live = "● live" if status == "RUNNING" else ""
         total = state.get("max_iters") or "?"
-        return (status.lower(), f"badge {STATUS_CLASS.get(status, '')}", live,
-                f"step {state['last_step']} / {total}")
+        progress = f"step {state['last_step']} / {total}"
+        if status == "RUNNING":
+            progress += eta(state)
+        return (status.lower(), f"badge {STATUS_CLASS.get(status, '')}", live, progress)
 
     @app.callback(Output("view", "data"), Output("scrubber", "value"), Output("scrubber", "max"),
                   Output("scrubber", "marks"), Output("play-tick", "disabled"), Output("play", "children"),
@@ -250,8 +266,27 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
         return wanted if wanted in ("watch", "attention") and wanted != current else no_update
 
 
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
+
+
+def eta(state: dict) -> str:
+    """", about N min left" from the pace since the run's first step."""
+    done = state["last_step"] - (state.get("first_step") or 0)
+    elapsed = (state.get("updated") or _now_ms()) - (state.get("start_time") or _now_ms())
+    remaining = (state.get("max_iters") or 0) - state["last_step"]
+    if done <= 0 or elapsed <= 0 or remaining <= 0:
+        return ""
+    seconds = elapsed / 1000 / done * remaining
+    return f", about {seconds / 60:.0f} min left" if seconds >= 90 else f", about {seconds:.0f} s left"
+
+
 def _run_state(run, train_steps, train_values, val_steps, smoothing) -> dict:
     ema = float(loss.smooth(train_values, smoothing)[-1]) if train_values else None
     return {"run_id": run.run_id, "status": run.status, "max_iters": run.max_iters,
+            "start_time": run.start_time, "first_step": train_steps[0] - 1 if train_steps else 0,
+            "updated": _now_ms(),
             "last_step": run.last_step, "last_train": train_steps[-1] if train_steps else None,
             "last_val": val_steps[-1] if val_steps else None, "ema": ema, "smoothing": smoothing}

@@ -21,8 +21,11 @@ class ViewerData:
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
-    def runs(self):
-        return self.reader.runs(self.experiment)
+    def experiments(self) -> list[str]:
+        return self.reader.experiments()
+
+    def runs(self, experiment: str | None = None):
+        return self.reader.runs(experiment or self.experiment)
 
     def run(self, run_id: str):
         return self.reader.run(run_id)

@@ -133,3 +133,12 @@ def test_new_snapshots_never_yank_a_pinned_view_and_play_runs_to_the_end():
     view = scrubber.next_view("tick", view, [0, 10, 20, 30, 40], speed=2)
     assert view["step"] == 40 and not view["playing"]
     assert scrubber.marks(list(range(0, 1000, 10)))[99] == "990"
+
+
+def test_eta_from_the_pace_so_far():
+    from dash_app.app import eta
+
+    state = {"last_step": 100, "first_step": 0, "start_time": 1000, "updated": 61000, "max_iters": 1000}
+    assert eta(state) == ", about 9 min left"
+    assert eta({**state, "max_iters": 200, "updated": 11000}) == ", about 10 s left"
+    assert eta({**state, "last_step": 1000}) == ""
