@@ -214,7 +214,8 @@ class RunReader:
         with store_errors(self.uri):
             repo = self._artifact_repos.get(run_id)
             if repo is None:
-                repo = get_artifact_repository(self.client.get_run(run_id).info.artifact_uri)
+                repo = get_artifact_repository(self.client.get_run(run_id).info.artifact_uri,
+                                               tracking_uri=self.uri, registry_uri=self.uri)
                 self._artifact_repos[run_id] = repo
             try:
                 if isinstance(repo, LocalArtifactRepository):

@@ -159,3 +159,30 @@ def test_a_running_training_adds_points_live(browser, store_uri):
         proc.terminate()
         proc.wait(timeout=60)
         server.close()
+
+
+def test_clicking_the_loss_chart_jumps_to_the_nearest_snapshot(browser, viewer):
+    browser.get(viewer)
+    wait(browser, lambda d: text(d, "shown-step") == "step 25")
+    browser.execute_script(
+        "const gd = document.querySelector('#loss-chart .js-plotly-plot');"
+        "gd.emit('plotly_click', {points: [{x: 11, y: 3, curveNumber: 1, pointNumber: 10, pointIndex: 10,"
+        " data: gd.data[1], fullData: gd._fullData[1]}]});")
+    wait(browser, lambda d: text(d, "shown-step") == "step 10")
+
+
+def test_the_viewer_reads_a_remote_tracking_server(browser, mlflow_server, shakespeare):
+    from llmb_mlflow.mlflow_tracker import MlflowTracker
+
+    from conftest import train_tiny
+
+    tracker = MlflowTracker(mlflow_server, experiment="viewer-remote")
+    train_tiny(shakespeare, tracker)
+    url, server = serve(mlflow_server)
+    try:
+        browser.get(f"{url}?run={tracker.run_id}&step=20")
+        wait(browser, lambda d: text(d, "shown-step") == "step 20")
+        wait(browser, lambda d: current_sample_step(d) == "step 20" and graph_data(d, "tower"))
+        assert "finished" in text(browser, "status")
+    finally:
+        server.close()
