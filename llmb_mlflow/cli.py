@@ -145,6 +145,7 @@ def runs():
 @tracking_uri_option
 def runs_list(experiment, limit, tracking_uri):
     """Training runs, newest first: id, name, status, steps and last losses."""
+    from .control import trainer_state
     from .reader import RunReader
 
     summaries = RunReader(tracking_uri).runs(experiment, max_results=limit)
@@ -154,11 +155,35 @@ def runs_list(experiment, limit, tracking_uri):
     rows = [("RUN ID", "NAME", "STATUS", "STEP", "TRAIN LOSS", "VAL LOSS", "STARTED")]
     for s in summaries:
         rows.append((
-            s.run_id, s.run_name, s.status, f"{s.last_step}/{s.max_iters or '?'}",
+            s.run_id, s.run_name, trainer_state(s.tags, s.status), f"{s.last_step}/{s.max_iters or '?'}",
             fmt_loss(s.last_value("train_loss")), fmt_loss(s.last_value("val_loss")),
             time.strftime("%Y-%m-%d %H:%M", time.localtime((s.start_time or 0) / 1000)),
         ))
     echo_table(rows)
+
+
+def _control_command(command: str, text: str):
+    @runs.command(command, help=text)
+    @click.argument("run_id")
+    @tracking_uri_option
+    def control(run_id, tracking_uri):
+        from . import control as channel
+        from .store import client
+
+        channel.send(client(tracking_uri), run_id, command)
+        click.echo(f"Asked run {run_id} to {command}; the trainer acts on it within about a second.")
+
+    return control
+
+
+for _command, _text in (
+    ("pause", "Pause a running training (its run stays RUNNING, shown as paused)."),
+    ("resume", "Resume a paused training."),
+    ("stop", "Stop a training after its current step; it checkpoints and ends KILLED."),
+    ("step", "Let a paused training take exactly one step."),
+    ("checkpoint", "Ask a running training to write a checkpoint now."),
+):
+    _control_command(_command, _text)
 
 
 @runs.command("show")
@@ -170,7 +195,9 @@ def runs_show(run_id, tracking_uri):
 
     reader = RunReader(tracking_uri)
     run = reader.run(run_id)
-    click.echo(f"Run {run.run_id} ({run.run_name}): {run.status}, step {run.last_step}/{run.max_iters or '?'}")
+    from .control import trainer_state
+
+    click.echo(f"Run {run.run_id} ({run.run_name}): {trainer_state(run.tags, run.status)}, step {run.last_step}/{run.max_iters or '?'}")
     for key in ("train_loss", "val_loss", "eval_train_loss"):
         if key in run.latest:
             step, value = run.latest[key]

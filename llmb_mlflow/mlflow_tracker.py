@@ -21,6 +21,7 @@ from .errors import LLMBError
 from .store import (
     DEFAULT_EXPERIMENT, RUN_KIND_TAG, TRAINING_RUN, client, experiment_id, first_line, store_errors,
 )
+from .control import TRAINER_STATE_TAG, Control
 from .tracker import RunDescription, Tracker
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
@@ -53,6 +54,9 @@ class MlflowTracker(Tracker):
         self._points: list[tuple[str, float, int, int]] = []
         self._points_lock = threading.Lock()
         self._artifacts: queue.Queue = queue.Queue()  # snapshots and checkpoints, in order
+        self._control = Control()
+        self._reported_state: str | None = None
+        self._wanted_state: str | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._pass_done = threading.Condition()
@@ -97,6 +101,18 @@ class MlflowTracker(Tracker):
 
     def log_checkpoint(self, step: int, payload: bytes) -> None:
         self._artifacts.put((self._write_checkpoint, step, payload))
+
+    def control(self) -> Control:
+        return self._control
+
+    def wait_for_control(self, timeout: float) -> None:
+        with self._pass_done:
+            self._pass_done.wait(timeout)
+
+    def report_state(self, state: str) -> None:
+        if state != self._wanted_state:
+            self._wanted_state = state
+            self._wake.set()
 
     def flush(self, timeout: float = 30.0) -> None:
         """Block until everything logged so far is stored."""
@@ -158,6 +174,7 @@ class MlflowTracker(Tracker):
 
     def _write_pending(self) -> None:
         self._write_metrics()
+        self._exchange_control()
         while True:
             try:
                 write, step, item = self._artifacts.queue[0]  # peek: queued until fully stored
@@ -167,6 +184,14 @@ class MlflowTracker(Tracker):
             self._artifacts.get_nowait()
             self.log_metrics(step, {metric: size})
             self._write_metrics()
+
+    def _exchange_control(self) -> None:
+        """Publish the trainer's state if it changed, and read the controllers' requests."""
+        wanted = self._wanted_state
+        if wanted is not None and wanted != self._reported_state:
+            self.client.set_tag(self.run_id, TRAINER_STATE_TAG, wanted)
+            self._reported_state = wanted
+        self._control = Control.from_tags(self.client.get_run(self.run_id).data.tags)
 
     def _write_metrics(self) -> None:
         from mlflow.entities import Metric

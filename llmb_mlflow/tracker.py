@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .control import Control
+
 RUN_FINISHED, RUN_FAILED, RUN_KILLED = "FINISHED", "FAILED", "KILLED"
 
 
@@ -35,6 +37,16 @@ class Tracker:
 
     def log_checkpoint(self, step: int, payload: bytes) -> None:
         pass
+
+    def control(self) -> Control:
+        """The latest requests from controllers (pause, stop, step once, checkpoint now)."""
+        return Control()
+
+    def wait_for_control(self, timeout: float) -> None:
+        """Block until new requests may have arrived (at most ``timeout`` seconds)."""
+
+    def report_state(self, state: str) -> None:
+        """Tell controllers what the trainer is doing: running, paused or stopping."""
 
     def finish(self, status: str) -> None:
         pass

@@ -23,6 +23,7 @@ from .probes import SnapshotProbe
 from .tracker import RUN_FAILED, RUN_FINISHED, RUN_KILLED, RunDescription, Tracker
 
 ProgressCallback = Callable[[int, dict], None]
+PAUSE_POLL_SECONDS = 1.0
 
 
 class TrainingStopped(Exception):
@@ -173,11 +174,27 @@ class Trainer:
         """Train to ``max_iters`` (or to ``stop_at``, to continue later), reporting every step
         and evaluation to ``tracker``."""
         end = min(stop_at or self.config.train.max_iters, self.config.train.max_iters)
+        seen = tracker.control()  # requests made before this training started don't count
+        steps_done, checkpoints_done = seen.steps, seen.checkpoints
         if self.step == 0:
             tracker.log_metrics(0, self._evaluate_into(tracker))
         while self.step < end:
-            if self.stop_requested:
+            control = tracker.control()
+            if control.checkpoints > checkpoints_done:
+                checkpoints_done = control.checkpoints
+                self.checkpoint_into(tracker)
+            if self.stop_requested or control.state == "stop":
+                tracker.report_state("stopping")
                 raise TrainingStopped(f"stopped at step {self.step}")
+            if control.state == "pause":
+                if control.steps <= steps_done:
+                    tracker.report_state("paused")
+                    tracker.wait_for_control(PAUSE_POLL_SECONDS)
+                    continue
+                steps_done += 1
+            else:
+                steps_done = control.steps
+                tracker.report_state("running")
             metrics = self.train_step()
             if self.is_eval_step(self.step):
                 metrics.update(self._evaluate_into(tracker))
