@@ -7,11 +7,17 @@ from urllib.parse import parse_qs, urlencode
 import dash
 from dash import Dash, Input, Output, Patch, State, ctx, dcc, html, no_update
 
+from llmb_mlflow import control
+from llmb_mlflow.control import TRAINER_STATE_TAG
 from llmb_mlflow.errors import LLMBError
 
 from .data import ViewerData
 from .panels import attention, loss, phase, probability_tower, scrubber, star_map, text_progression
 
+CONTROLS = [("pause", "⏸ Pause", "pause the training (the run stays RUNNING)"),
+            ("resume", "▶ Resume", "resume a paused training"),
+            ("step", "⏭ Step", "let a paused training take one step"),
+            ("stop", "⏹ Stop", "stop the training after its current step (it checkpoints first)")]
 POLL_MS = 500  # with the trainer's 1 s flushes, new points show within ~1.5 s
 STATUS_CLASS = {"RUNNING": "running", "FINISHED": "finished", "FAILED": "failed", "KILLED": "killed"}
 
@@ -45,6 +51,10 @@ def _layout(run_id, experiment):
             html.Span(id="status", className="badge"),
             html.Span(id="live-indicator", className="live-indicator"),
             html.Span(id="progress", className="progress"),
+            html.Div([html.Button(label, id=f"ctl-{command}", className="ctl-btn", disabled=True,
+                                  title=title) for command, label, title in CONTROLS],
+                     className="controls"),
+            html.Div(id="toast", className="toast", role="status"),
             html.Div(id="error", className="error"),
         ]),
         dcc.Tabs(id="tabs", value="watch", children=[
@@ -172,22 +182,43 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
             state = {**state, "last_train": train_steps[-1] if train_steps else state["last_train"],
                      "last_val": val_steps[-1] if val_steps else state["last_val"],
                      "ema": float(smoothed[-1]) if train_steps else state["ema"]}
-        state = {**state, "status": run.status, "last_step": run.last_step, "updated": _now_ms()}
+        state = {**state, "status": run.status, "last_step": run.last_step, "updated": _now_ms(),
+                 "trainer_state": run.tags.get(TRAINER_STATE_TAG)}
         return extend, state, (new_steps if new_steps != steps else no_update), run.ended
 
     @app.callback(Output("status", "children"), Output("status", "className"),
                   Output("live-indicator", "children"), Output("progress", "children"),
+                  *[Output(f"ctl-{command}", "disabled") for command, _, _ in CONTROLS],
                   Input("run-state", "data"))
     def header(state):
         if not state:
-            return "", "badge", "", ""
+            return ("", "badge", "", "") + (True,) * len(CONTROLS)
         status = state["status"]
-        live = "● live" if status == "RUNNING" else ""
+        running = status == "RUNNING"
+        paused = running and state.get("trainer_state") == "paused"
+        live = ("❚❚ paused" if paused else "● live") if running else ""
         total = state.get("max_iters") or "?"
         progress = f"step {state['last_step']} / {total}"
-        if status == "RUNNING":
+        if running and not paused:
             progress += eta(state)
-        return (status.lower(), f"badge {STATUS_CLASS.get(status, '')}", live, progress)
+        enabled = {"pause": running and not paused, "resume": paused, "step": paused, "stop": running}
+        return ((f"{status.lower()} · paused" if paused else status.lower()),
+                f"badge {STATUS_CLASS.get(status, '')}", live, progress,
+                *[not enabled[command] for command, _, _ in CONTROLS])
+
+    @app.callback(Output("toast", "children"), Output("toast", "className"),
+                  *[Input(f"ctl-{command}", "n_clicks") for command, _, _ in CONTROLS],
+                  State("run-state", "data"), prevent_initial_call=True)
+    def control_training(*args):
+        state = args[-1]
+        command = (ctx.triggered_id or "").removeprefix("ctl-")
+        if not state or not command:
+            return no_update, no_update
+        try:
+            control.send(data.reader.client, state["run_id"], command)
+        except LLMBError as exc:
+            return f"Could not {command}: {exc}", "toast error"
+        return f"Asked the training to {command}.", "toast ok"
 
     @app.callback(Output("view", "data"), Output("scrubber", "value"), Output("scrubber", "max"),
                   Output("scrubber", "marks"), Output("play-tick", "disabled"), Output("play", "children"),
@@ -287,6 +318,7 @@ def _run_state(run, train_steps, train_values, val_steps, smoothing) -> dict:
     ema = float(loss.smooth(train_values, smoothing)[-1]) if train_values else None
     return {"run_id": run.run_id, "status": run.status, "max_iters": run.max_iters,
             "start_time": run.start_time, "first_step": train_steps[0] - 1 if train_steps else 0,
+            "trainer_state": run.tags.get(TRAINER_STATE_TAG),
             "updated": _now_ms(),
             "last_step": run.last_step, "last_train": train_steps[-1] if train_steps else None,
             "last_val": val_steps[-1] if val_steps else None, "ema": ema, "smoothing": smoothing}

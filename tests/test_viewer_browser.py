@@ -186,3 +186,39 @@ def test_the_viewer_reads_a_remote_tracking_server(browser, mlflow_server, shake
         assert "finished" in text(browser, "status")
     finally:
         server.close()
+
+
+def test_a_cli_started_training_is_paused_resumed_and_stopped_from_the_browser(browser, store_uri):
+    from mlflow import MlflowClient
+
+    from llmb_mlflow.control import TRAINER_STATE_TAG
+    from llmb_mlflow.reader import RunReader
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store_uri, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmb_mlflow", "train", "--preset", "small", "--n-layer", "1",
+         "--n-embd", "16", "--n-head", "2", "--block-size", "16", "--batch-size", "8",
+         "--eval-iters", "2", "--max-iters", "100000", "--checkpoint-interval", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    url, server = serve(store_uri)
+    trainer_state = lambda: MlflowClient(store_uri).get_run(run_id).data.tags.get(TRAINER_STATE_TAG)  # noqa: E731
+    try:
+        line = proc.stdout.readline()
+        while line and "Logging to MLflow run" not in line:
+            line = proc.stdout.readline()
+        run_id = re.search(r"run ([0-9a-f]{32})", line).group(1)
+        browser.get(f"{url}?run={run_id}")
+        wait(browser, lambda d: d.find_element("id", "ctl-pause").is_enabled())
+        click(browser, "ctl-pause")
+        wait(browser, lambda d: "paused" in text(d, "status"))
+        assert trainer_state() == "paused" and RunReader(store_uri).run(run_id).status == "RUNNING"
+        wait(browser, lambda d: d.find_element("id", "ctl-resume").is_enabled())
+        click(browser, "ctl-resume")
+        wait(browser, lambda d: "paused" not in text(d, "status") and trainer_state() == "running")
+        wait(browser, lambda d: d.find_element("id", "ctl-stop").is_enabled())
+        click(browser, "ctl-stop")
+        assert proc.wait(timeout=60) == 130
+        wait(browser, lambda d: "killed" in text(d, "status"))
+    finally:
+        proc.kill()
+        server.close()
