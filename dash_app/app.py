@@ -12,7 +12,9 @@ from llmb_mlflow.control import TRAINER_STATE_TAG
 from llmb_mlflow.errors import LLMBError
 
 from .data import ViewerData
-from .panels import attention, loss, phase, probability_tower, scrubber, star_map, text_progression
+from .panels import (
+    attention, loss, models, phase, probability_tower, scrubber, star_map, text_progression,
+)
 
 CONTROLS = [("pause", "⏸ Pause", "pause the training (the run stays RUNNING)"),
             ("resume", "▶ Resume", "resume a paused training"),
@@ -30,6 +32,7 @@ def create_app(tracking_uri: str | None = None, run_id: str | None = None,
                suppress_callback_exceptions=False, update_title=None)
     app.layout = _layout(run_id, experiment)
     _register(app, data, run_id)
+    models.register(app, data)
     app.viewer_data = data
     return app
 
@@ -54,6 +57,7 @@ def _layout(run_id, experiment):
             html.Div([html.Button(label, id=f"ctl-{command}", className="ctl-btn", disabled=True,
                                   title=title) for command, label, title in CONTROLS],
                      className="controls"),
+            models.layout(),
             html.Div(id="toast", className="toast", role="status"),
             html.Div(id="error", className="error"),
         ]),

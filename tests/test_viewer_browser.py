@@ -41,6 +41,14 @@ def serve(uri):
     return f"http://127.0.0.1:{port}/", server
 
 
+@pytest.fixture(autouse=True)
+def blank_page(browser):
+    """Each test starts from a blank page, so no page of an earlier test keeps polling."""
+    browser.get("about:blank")
+    yield
+    browser.get("about:blank")
+
+
 @pytest.fixture(scope="module")
 def viewer(finished_run):
     url, server = serve(finished_run.uri)
@@ -56,7 +64,7 @@ def wait(driver, condition, timeout=30):
         return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(d))
     except TimeoutException:
         shown = driver.execute_script(
-            "return ['shown-step', 'status', 'error', 'progress'].map("
+            "return ['shown-step', 'status', 'error', 'progress', 'toast', 'save-name'].map("
             "id => id + '=' + (document.getElementById(id) || {}).textContent).join(' ');")
         raise AssertionError(f"timed out; page shows: {shown}; url {driver.current_url}") from None
 
@@ -77,6 +85,33 @@ def click(driver, element_id):
     from selenium.webdriver.common.by import By
 
     driver.find_element(By.ID, element_id).click()
+
+
+def retype(field, value):
+    """Replace a React-controlled input's text the way a person does."""
+    from selenium.webdriver.common.keys import Keys
+
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(Keys.DELETE)
+    field.send_keys(value)
+
+
+def start_training(store_uri, tmp_path):
+    """``llmb train`` of a tiny model in another process; returns it and its run id."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store_uri, "PYTHONUNBUFFERED": "1"}
+    log = open(tmp_path / "trainer.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmb_mlflow", "train", "--preset", "small", "--n-layer", "1",
+         "--n-embd", "16", "--n-head", "2", "--block-size", "16", "--batch-size", "8",
+         "--eval-iters", "2", "--eval-interval", "50", "--max-iters", "100000",
+         "--checkpoint-interval", "0"],
+        stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    line = proc.stdout.readline()
+    while line and "Logging to MLflow run" not in line:
+        line = proc.stdout.readline()
+    match = re.search(r"run ([0-9a-f]{32})", line)
+    assert match, (tmp_path / "trainer.log").read_text()
+    return proc, match.group(1)
 
 
 def current_sample_step(driver):
@@ -135,19 +170,10 @@ def test_a_shared_url_lands_on_its_step_and_tab(browser, viewer, finished_run):
     assert "tab=attention" in browser.current_url
 
 
-def test_a_running_training_adds_points_live(browser, store_uri):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store_uri, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llmb_mlflow", "train", "--preset", "small", "--n-layer", "1",
-         "--n-embd", "16", "--n-head", "2", "--block-size", "16", "--batch-size", "8",
-         "--eval-iters", "2", "--eval-interval", "50", "--max-iters", "100000"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+def test_a_running_training_adds_points_live(browser, store_uri, tmp_path):
     url, server = serve(store_uri)
+    proc, run_id = start_training(store_uri, tmp_path)
     try:
-        line = proc.stdout.readline()
-        while line and "Logging to MLflow run" not in line:
-            line = proc.stdout.readline()
-        run_id = re.search(r"run ([0-9a-f]{32})", line).group(1)
         browser.get(f"{url}?run={run_id}")
         wait(browser, lambda d: "running" in text(d, "status"))
         count = "return document.querySelector('#loss-chart .js-plotly-plot').data[0].x.length;"
@@ -181,32 +207,24 @@ def test_the_viewer_reads_a_remote_tracking_server(browser, mlflow_server, shake
     url, server = serve(mlflow_server)
     try:
         browser.get(f"{url}?run={tracker.run_id}&step=20")
-        wait(browser, lambda d: text(d, "shown-step") == "step 20")
-        wait(browser, lambda d: current_sample_step(d) == "step 20" and graph_data(d, "tower"))
+        wait(browser, lambda d: text(d, "shown-step") == "step 20", timeout=90)  # REST under load
+        wait(browser, lambda d: current_sample_step(d) == "step 20" and graph_data(d, "tower"), timeout=90)
         assert "finished" in text(browser, "status")
     finally:
         server.close()
 
 
-def test_a_cli_started_training_is_paused_resumed_and_stopped_from_the_browser(browser, store_uri):
+def test_a_cli_started_training_is_paused_resumed_and_stopped_from_the_browser(
+        browser, store_uri, tmp_path):
     from mlflow import MlflowClient
 
     from llmb_mlflow.control import TRAINER_STATE_TAG
     from llmb_mlflow.reader import RunReader
 
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store_uri, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llmb_mlflow", "train", "--preset", "small", "--n-layer", "1",
-         "--n-embd", "16", "--n-head", "2", "--block-size", "16", "--batch-size", "8",
-         "--eval-iters", "2", "--max-iters", "100000", "--checkpoint-interval", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     url, server = serve(store_uri)
+    proc, run_id = start_training(store_uri, tmp_path)
     trainer_state = lambda: MlflowClient(store_uri).get_run(run_id).data.tags.get(TRAINER_STATE_TAG)  # noqa: E731
     try:
-        line = proc.stdout.readline()
-        while line and "Logging to MLflow run" not in line:
-            line = proc.stdout.readline()
-        run_id = re.search(r"run ([0-9a-f]{32})", line).group(1)
         browser.get(f"{url}?run={run_id}")
         wait(browser, lambda d: d.find_element("id", "ctl-pause").is_enabled())
         click(browser, "ctl-pause")
@@ -219,6 +237,48 @@ def test_a_cli_started_training_is_paused_resumed_and_stopped_from_the_browser(b
         click(browser, "ctl-stop")
         assert proc.wait(timeout=60) == 130
         wait(browser, lambda d: "killed" in text(d, "status"))
+    finally:
+        proc.kill()
+        server.close()
+
+
+def test_save_the_shown_model_from_a_finished_and_a_live_run(
+        browser, store_uri, shakespeare, llmb, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from llmb_mlflow.mlflow_tracker import MlflowTracker
+
+    from conftest import train_tiny
+
+    tracker = MlflowTracker(store_uri)
+    train_tiny(shakespeare, tracker, max_iters=12)
+    url, server = serve(store_uri)
+    proc, live_id = start_training(store_uri, tmp_path)
+    try:
+        browser.get(f"{url}?run={tracker.run_id}")
+        wait(browser, lambda d: "finished" in text(d, "status"))
+        browser.find_element(By.CSS_SELECTOR, "#models-menu summary").click()
+        name = browser.find_element(By.ID, "save-name")
+        wait(browser, lambda d: name.get_attribute("value") == "small-shakespeare")
+        retype(name, "finished-bard")
+        click(browser, "save-model")
+        wait(browser, lambda d: "Saved step 12 as finished-bard/1" in text(d, "toast"))
+        wait(browser, lambda d: "finished-bard" in text(d, "models-list"))
+
+        browser.get(f"{url}?run={live_id}")
+        wait(browser, lambda d: "running" in text(d, "status"))
+        browser.find_element(By.CSS_SELECTOR, "#models-menu summary").click()
+        name = browser.find_element(By.ID, "save-name")
+        wait(browser, lambda d: name.get_attribute("value") == "small-shakespeare")
+        retype(name, "live-bard")
+        click(browser, "save-model")
+        wait(browser, lambda d: re.search(r"Saved step \d+ as live-bard/1", text(d, "toast")))
+        listing = llmb("models", "list")
+        assert "finished-bard" in listing.out and "live-bard" in listing.out
+        bad = browser.find_element(By.ID, "save-name")
+        retype(bad, "bad/name")
+        click(browser, "save-model")
+        wait(browser, lambda d: "Could not save: model name 'bad/name' may not contain" in text(d, "toast"))
     finally:
         proc.kill()
         server.close()
