@@ -254,24 +254,21 @@ def test_save_the_shown_model_from_a_finished_and_a_live_run(
     train_tiny(shakespeare, tracker, max_iters=12)
     url, server = serve(store_uri)
     proc, live_id = start_training(store_uri, tmp_path)
-    try:
-        browser.get(f"{url}?run={tracker.run_id}")
-        wait(browser, lambda d: "finished" in text(d, "status"))
+
+    def save_from_menu(run_id, status, name):
+        browser.get(f"{url}?run={run_id}")
+        wait(browser, lambda d: status in text(d, "status"))
         browser.find_element(By.CSS_SELECTOR, "#models-menu summary").click()
-        name = browser.find_element(By.ID, "save-name")
-        wait(browser, lambda d: name.get_attribute("value") == "small-shakespeare")
-        retype(name, "finished-bard")
+        field = browser.find_element(By.ID, "save-name")
+        wait(browser, lambda d: field.get_attribute("value") == "small-shakespeare")
+        retype(field, name)
         click(browser, "save-model")
+
+    try:
+        save_from_menu(tracker.run_id, "finished", "finished-bard")
         wait(browser, lambda d: "Saved step 12 as finished-bard/1" in text(d, "toast"))
         wait(browser, lambda d: "finished-bard" in text(d, "models-list"))
-
-        browser.get(f"{url}?run={live_id}")
-        wait(browser, lambda d: "running" in text(d, "status"))
-        browser.find_element(By.CSS_SELECTOR, "#models-menu summary").click()
-        name = browser.find_element(By.ID, "save-name")
-        wait(browser, lambda d: name.get_attribute("value") == "small-shakespeare")
-        retype(name, "live-bard")
-        click(browser, "save-model")
+        save_from_menu(live_id, "running", "live-bard")
         wait(browser, lambda d: re.search(r"Saved step \d+ as live-bard/1", text(d, "toast")))
         listing = llmb("models", "list")
         assert "finished-bard" in listing.out and "live-bard" in listing.out
