@@ -19,7 +19,7 @@ host_option = click.option(
     help="Interface to listen on. Only this machine can connect unless you give another, "
          "e.g. 0.0.0.0 for every interface.")
 port_option = click.option("--port", type=click.IntRange(1, 65535), default=8050, show_default=True)
-DEMO_TRAINING = ["--preset", "baby", "--batch-size", "12", "--max-iters", "3000"]
+DEMO_TRAINING = ["--preset", "baby", "--batch-size", "12"]  # nanoGPT's CPU configuration
 
 
 def _check_port(host: str, port: int) -> None:
@@ -86,8 +86,8 @@ def demo(host, port, tracking_uri, max_iters):
     check_reachable(uri)
     _check_port(host, port)
     log_path = os.path.join(tempfile.gettempdir(), f"llmb-demo-{os.getpid()}.log")
-    command = [sys.executable, "-m", "llmb_mlflow", "train", *DEMO_TRAINING[:-1], str(max_iters),
-               "--tracking-uri", uri, "--run-name", "demo"]
+    command = [sys.executable, "-m", "llmb_mlflow", "train", *DEMO_TRAINING,
+               "--max-iters", str(max_iters), "--tracking-uri", uri, "--run-name", "demo"]
     with open(log_path, "w") as log:
         trainer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True,
                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
