@@ -57,11 +57,16 @@ def viewer(finished_run):
 
 
 def wait(driver, condition, timeout=30):
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import (
+        NoSuchElementException, StaleElementReferenceException, TimeoutException,
+    )
     from selenium.webdriver.support.ui import WebDriverWait
 
+    # Dash re-renders elements between finding and reading them: such a read is retried.
+    rerendered = (StaleElementReferenceException, NoSuchElementException)
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(d))
+        return WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=rerendered).until(
+            lambda d: condition(d))
     except TimeoutException:
         shown = driver.execute_script(
             "return ['shown-step', 'status', 'error', 'progress', 'toast', 'save-name'].map("
