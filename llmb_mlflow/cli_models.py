@@ -89,7 +89,7 @@ def models_delete(name, version, yes, tracking_uri):
 @click.argument("alias")
 @tracking_uri_option
 def models_alias(name, version, alias, tracking_uri):
-    """Point ALIAS (e.g. best) at VERSION of model NAME; use it as NAME@ALIAS."""
+    """Point ALIAS, such as best, at VERSION of model NAME; use it as NAME@ALIAS."""
     _library(tracking_uri).alias(name, version, alias)
     click.echo(f"{name}@{alias} now points to version {version}.")
 

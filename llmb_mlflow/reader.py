@@ -66,10 +66,6 @@ class MetricSeries:
     def __len__(self) -> int:
         return len(self.steps)
 
-    @property
-    def last_step(self) -> int | None:
-        return int(self.steps[-1]) if len(self.steps) else None
-
     @classmethod
     def from_points(cls, points) -> "MetricSeries":
         pairs = sorted({(int(step), float(value)) for step, value in points})
