@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import re
 import socket
-import subprocess
-import sys
-import tempfile
 
 import click
 
@@ -80,33 +75,17 @@ def demo(host, port, tracking_uri, max_iters):
 
     The training is a separate process (nanoGPT's small CPU model, about 30 ms per step);
     stopping the demo with Ctrl-C stops it too, keeping everything logged."""
+    from .launcher import launch
     from .store import check_reachable, resolve_uri
 
     uri = resolve_uri(tracking_uri)
     check_reachable(uri)
     _check_port(host, port)
-    log_path = os.path.join(tempfile.gettempdir(), f"llmb-demo-{os.getpid()}.log")
-    command = [sys.executable, "-m", "llmb_mlflow", "train", *DEMO_TRAINING,
-               "--max-iters", str(max_iters), "--tracking-uri", uri, "--run-name", "demo"]
-    with open(log_path, "w") as log:
-        trainer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True,
-                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    run_id = _wait_for_run(trainer, log_path)
-    click.echo(f"Training run {run_id} in the background (log: {log_path}).")
+    training = launch(["train", *DEMO_TRAINING, "--max-iters", str(max_iters), "--run-name", "demo"], uri)
+    click.echo(f"Training run {training.run_id} in the background (log: {training.log_path}).")
     try:
-        _serve(host, port, uri, "llmbreaker", run_id, open_browser=True)
+        _serve(host, port, uri, "llmbreaker", training.run_id, open_browser=True)
     finally:
-        if trainer.poll() is None:
-            trainer.terminate()  # the trainer checkpoints and marks its run KILLED
-            trainer.wait(timeout=60)
-
-
-def _wait_for_run(trainer: subprocess.Popen, log_path: str) -> str:
-    for line in trainer.stdout:
-        match = re.search(r"Logging to MLflow run ([0-9a-f]{32})", line)
-        if match:
-            return match.group(1)
-    trainer.wait()
-    with open(log_path) as f:
-        last = (f.read().strip().splitlines() or ["no output"])[-1]
-    raise LLMBError(f"the demo training did not start: {last}")
+        if training.process.poll() is None:
+            training.process.terminate()  # the trainer checkpoints and marks its run KILLED
+            training.process.wait(timeout=60)
