@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import queue
+import socket
 import tempfile
 import threading
 import time
@@ -30,11 +31,22 @@ SNAPSHOT_METRIC = "snapshot_bytes"
 CHECKPOINT_METRIC = "checkpoint_bytes"
 CHECKPOINT_DIR = "checkpoints"
 ATTENTION_IMAGE_KEY = "attention"
+HOST_TAG, PID_TAG = "llmb.host", "llmb.pid"  # which process trains the run
+VIEWER_PATH = "/llmb/"  # where ``mlflow server --app-name llmbreaker`` serves the viewer
 
 
 def checkpoint_path(step: int) -> str:
     """The run artifact folder holding the MLflow model of the checkpoint at ``step``."""
     return f"{CHECKPOINT_DIR}/step_{step:08d}"
+
+
+def run_note(run_id: str, params: dict) -> str:
+    """The run's description in MLflow's UI, linking to its view in ours."""
+    return (f"LLMBreaker training: a {params.get('preset')} MicroGPT ({params.get('n_params', '?')} "
+            f"parameters) on {params.get('dataset')}, {params.get('max_iters')} steps.\n\n"
+            f"[Watch it learn in the LLMBreaker viewer]({VIEWER_PATH}?run={run_id}) (served here by "
+            f"`mlflow server --app-name llmbreaker`; stand-alone: `llmb dash --run {run_id}`). "
+            "Samples are under `samples/`, attention grids under `images/`.")
 
 
 class MlflowTracker(Tracker):
@@ -73,17 +85,15 @@ class MlflowTracker(Tracker):
             "llmb.version": __version__,
             "llmb.dataset": str(params.get("dataset", "")),
             "llmb.preset": str(params.get("preset", "")),
-            "mlflow.note.content": (
-                f"LLMBreaker training: a {params.get('preset')} MicroGPT "
-                f"({params.get('n_params', '?')} parameters) on {params.get('dataset')}, "
-                f"{params.get('max_iters')} steps. Samples are under `samples/`, attention "
-                "grids under `images/` (use the step slider)."),
+            HOST_TAG: socket.gethostname(),
+            PID_TAG: str(os.getpid()),
             **description.tags,
         })
         with store_errors(self.uri):
             exp_id = experiment_id(self.client, self.experiment)
             run = self.client.create_run(exp_id, run_name=description.run_name, tags=tags)
             self.run_id, self.run_name = run.info.run_id, run.info.run_name
+            self.client.set_tag(self.run_id, "mlflow.note.content", run_note(self.run_id, params))
             logged = [Param(k, str(v)) for k, v in params.items()]
             for i in range(0, len(logged), MAX_PARAMS_PER_BATCH):
                 self.client.log_batch(self.run_id, params=logged[i:i + MAX_PARAMS_PER_BATCH])

@@ -13,6 +13,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -74,9 +75,13 @@ class MetricSeries:
 
 
 class RunReader:
-    def __init__(self, tracking_uri: str | None = None, snapshot_cache_size: int = 128):
+    def __init__(self, tracking_uri: str | None = None, snapshot_cache_size: int = 128,
+                 artifacts_destination: str | None = None):
+        """``artifacts_destination``: read ``mlflow-artifacts:`` URIs straight from there, as the
+        tracking server serving them does (for code running inside that server)."""
         self.client = client(tracking_uri)
         self.uri = self.client.tracking_uri
+        self.artifacts_destination = artifacts_destination
         self._lock = threading.Lock()
         self._params: dict[str, dict[str, str]] = {}
         self._ended_series: OrderedDict = OrderedDict()
@@ -210,7 +215,7 @@ class RunReader:
         with store_errors(self.uri):
             repo = self._artifact_repos.get(run_id)
             if repo is None:
-                repo = get_artifact_repository(self.client.get_run(run_id).info.artifact_uri,
+                repo = get_artifact_repository(self._artifact_uri(run_id),
                                                tracking_uri=self.uri, registry_uri=self.uri)
                 self._artifact_repos[run_id] = repo
             try:
@@ -226,3 +231,9 @@ class RunReader:
                 if is_missing(exc) or "404" in str(exc):
                     raise LLMBError(f"{label} is missing from the artifact store") from None
                 raise
+
+    def _artifact_uri(self, run_id: str) -> str:
+        uri = self.client.get_run(run_id).info.artifact_uri
+        if self.artifacts_destination and uri.startswith("mlflow-artifacts:"):
+            return self.artifacts_destination.rstrip("/") + "/" + urlparse(uri).path.lstrip("/")
+        return uri
