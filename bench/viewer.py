@@ -18,7 +18,6 @@ to `/_dash-update-component`, so the times are the server's own.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import resource

@@ -1,0 +1,91 @@
+"""Driving the viewer in a real browser (headless Chromium): fixtures and helpers."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from conftest import free_port
+
+CHROMEDRIVER = shutil.which("chromedriver")
+needs_browser = pytest.mark.skipif(not CHROMEDRIVER and not os.environ.get("CI"),
+                                   reason="chromium-driver is not installed (CI installs it)")
+
+
+def serve(uri):
+    """The viewer on a free loopback port, in this process; returns its base URL."""
+    from dash_app.server import make_server
+
+    port = free_port()
+    server = make_server("127.0.0.1", port, uri, threads=4)
+    threading.Thread(target=server.run, daemon=True).start()
+    return f"http://127.0.0.1:{port}/", server
+
+
+def wait(driver, condition, timeout=30):
+    from selenium.common.exceptions import (
+        NoSuchElementException, StaleElementReferenceException, TimeoutException,
+    )
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # Dash re-renders elements between finding and reading them: such a read is retried.
+    rerendered = (StaleElementReferenceException, NoSuchElementException)
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=rerendered).until(
+            lambda d: condition(d))
+    except TimeoutException:
+        shown = driver.execute_script(
+            "return ['shown-step', 'status', 'error', 'progress', 'toast', 'save-name'].map("
+            "id => id + '=' + (document.getElementById(id) || {}).textContent).join(' ');")
+        raise AssertionError(f"timed out; page shows: {shown}; url {driver.current_url}") from None
+
+
+def text(driver, element_id):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.ID, element_id).text
+
+
+def graph_data(driver, element_id):
+    return driver.execute_script(
+        "const g = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');"
+        "return g && g.data ? JSON.stringify(g.data.map(t => [t.x, t.y, t.z])) : null;", element_id)
+
+
+def click(driver, element_id):
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, element_id).click()
+
+
+def retype(field, value):
+    """Replace a React-controlled input's text the way a person does."""
+    from selenium.webdriver.common.keys import Keys
+
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(Keys.DELETE)
+    field.send_keys(value)
+
+
+def start_training(store_uri, tmp_path):
+    """``llmb train`` of a tiny model in another process; returns it and its run id."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store_uri, "PYTHONUNBUFFERED": "1"}
+    log = open(tmp_path / "trainer.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmb_mlflow", "train", "--preset", "small", "--n-layer", "1",
+         "--n-embd", "16", "--n-head", "2", "--block-size", "16", "--batch-size", "8",
+         "--eval-iters", "2", "--eval-interval", "50", "--max-iters", "100000",
+         "--checkpoint-interval", "0"],
+        stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    line = proc.stdout.readline()
+    while line and "Logging to MLflow run" not in line:
+        line = proc.stdout.readline()
+    match = re.search(r"run ([0-9a-f]{32})", line)
+    assert match, (tmp_path / "trainer.log").read_text()
+    return proc, match.group(1)
+
+
