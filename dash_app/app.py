@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlencode
 
-import dash
 from dash import Dash, Input, Output, Patch, State, ctx, dcc, html, no_update
 
 from llmb_mlflow import control
@@ -13,7 +12,7 @@ from llmb_mlflow.errors import LLMBError
 
 from .data import ViewerData
 from .panels import (
-    attention, loss, models, phase, probability_tower, scrubber, star_map, text_progression,
+    attention, loss, models, phase, probability_tower, scrubber, star_map, text_progression, training,
 )
 
 CONTROLS = [("pause", "⏸ Pause", "pause the training (the run stays RUNNING)"),
@@ -26,21 +25,24 @@ STATUS_CLASS = {"RUNNING": "running", "FINISHED": "finished", "FAILED": "failed"
 
 def create_app(tracking_uri: str | None = None, run_id: str | None = None,
                experiment: str = "llmbreaker", url_base_pathname: str = "/",
-               server=True) -> Dash:
-    data = ViewerData(tracking_uri, experiment)
+               server=True, **data_options) -> Dash:
+    """The viewer; ``data_options`` go to ViewerData (artifacts_destination, training_uri)."""
+    data = ViewerData(tracking_uri, experiment, **data_options)
     app = Dash(__name__, title="LLMBreaker", url_base_pathname=url_base_pathname, server=server,
                suppress_callback_exceptions=False, update_title=None)
-    app.layout = _layout(run_id, experiment)
+    app.layout = _layout(experiment)
     _register(app, data, run_id)
     models.register(app, data)
+    training.register(app, data)
     app.viewer_data = data
     return app
 
 
-def _layout(run_id, experiment):
+def _layout(experiment):
     return html.Div([
         dcc.Location(id="url", refresh=False),
         dcc.Store(id="run-state"),
+        dcc.Store(id="switch-run"),  # a run just started from the viewer, to show at once
         dcc.Store(id="steps", data=[]),
         dcc.Store(id="view", data={"live": True, "playing": False, "step": None}),
         dcc.Interval(id="poll", interval=POLL_MS, disabled=True),
@@ -49,14 +51,14 @@ def _layout(run_id, experiment):
             html.H1("LLMBreaker"),
             dcc.Dropdown(id="experiment", clearable=False, className="experiment-picker",
                          value=experiment, options=[experiment]),
-            dcc.Dropdown(id="run", placeholder="choose a run", clearable=False, className="run-picker",
-                         value=run_id),
+            dcc.Dropdown(id="run", placeholder="choose a run", clearable=False, className="run-picker"),
             html.Span(id="status", className="badge"),
             html.Span(id="live-indicator", className="live-indicator"),
             html.Span(id="progress", className="progress"),
             html.Div([html.Button(label, id=f"ctl-{command}", className="ctl-btn", disabled=True,
                                   title=title) for command, label, title in CONTROLS],
                      className="controls"),
+            training.layout(),
             models.layout(),
             html.Div(id="toast", className="toast", role="status"),
             html.Div(id="error", className="error"),
@@ -127,9 +129,10 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
 
     @app.callback(Output("run", "options"), Output("run", "value"), Output("error", "children"),
                   Input("runs-refresh", "n_intervals"), Input("url", "search"), Input("experiment", "value"),
-                  State("run", "value"))
-    def list_runs(_, search, experiment, current):
-        if ctx.triggered_id == "url" and current:
+                  Input("switch-run", "data"), State("run", "value"))
+    def list_runs(_, search, experiment, switch_to, current):
+        triggers = set(ctx.triggered_prop_ids.values())
+        if triggers == {"url"} and current:
             return no_update, no_update, no_update
         try:
             runs = data.runs(experiment)
@@ -137,10 +140,12 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
             return no_update, no_update, f"Store unreachable: {exc}"
         options = [{"label": f"{r.run_name} · {r.status.lower()}", "value": r.run_id} for r in runs]
         newest = runs[0].run_id if runs else None
-        if set(ctx.triggered_prop_ids.values()) == {"experiment"}:
+        if "switch-run" in triggers and switch_to:
+            wanted = switch_to
+        elif triggers == {"experiment"}:
             wanted = newest
         else:
-            wanted = _query(search).get("run") or current or default_run or newest
+            wanted = current or _query(search).get("run") or default_run or newest
         if wanted and wanted not in {o["value"] for o in options}:
             options.append({"label": wanted, "value": wanted})
         return options, (wanted if wanted != current else no_update), ""
@@ -230,9 +235,9 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
                   Input("steps", "data"), Input("scrubber", "value"), Input("live", "n_clicks"),
                   Input("step-back", "n_clicks"), Input("step-forward", "n_clicks"),
                   Input("play", "n_clicks"), Input("play-tick", "n_intervals"),
-                  Input("loss-chart", "clickData"), Input("url", "search"),
+                  Input("loss-chart", "clickData"), Input("url", "search"), Input("switch-run", "data"),
                   State("view", "data"), State("speed", "value"))
-    def scrub(steps, slider, _live, _back, _forward, _play, _tick, click, search, view, speed):
+    def scrub(steps, slider, _live, _back, _forward, _play, _tick, click, search, _switch, view, speed):
         steps = steps or []
         triggers = set(ctx.triggered_prop_ids.values())
         trigger = ctx.triggered_id
@@ -248,7 +253,8 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
         elif trigger == "play":
             event, value = ("pause" if view.get("playing") else "play"), None
         else:
-            event = {"steps": "steps", "scrubber": "slider", "live": "live", "step-back": "back",
+            event = {"steps": "steps", "scrubber": "slider", "live": "live", "switch-run": "live",
+                     "step-back": "back",
                      "step-forward": "forward", "play-tick": "tick"}.get(trigger, "steps")
             value = slider
         new = scrubber.next_view(event, view, steps, value, speed or 1)

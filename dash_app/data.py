@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import Callable
 
 import numpy as np
 
@@ -13,13 +14,21 @@ CHART_POINTS = 2000
 
 
 class ViewerData:
+    """``training_uri``: the tracking URI trainings started from the viewer log to (a string, or
+    a function of the current request); the reader's own by default."""
+
     def __init__(self, tracking_uri: str | None = None, experiment: str = "llmbreaker",
-                 cache_size: int = 4096):
-        self.reader = RunReader(tracking_uri)
+                 cache_size: int = 4096, artifacts_destination: str | None = None,
+                 training_uri: str | Callable[[], str] | None = None):
+        self.reader = RunReader(tracking_uri, artifacts_destination=artifacts_destination)
         self.experiment = experiment
+        self._training_uri = training_uri or self.reader.uri
         self._samples: OrderedDict = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+
+    def training_uri(self) -> str:
+        return self._training_uri() if callable(self._training_uri) else self._training_uri
 
     def experiments(self) -> list[str]:
         return self.reader.experiments()

@@ -28,16 +28,19 @@ def serve(uri):
 
 def wait(driver, condition, timeout=30):
     from selenium.common.exceptions import (
-        NoSuchElementException, StaleElementReferenceException, TimeoutException,
+        ElementNotInteractableException, NoSuchElementException, StaleElementReferenceException,
+        TimeoutException,
     )
     from selenium.webdriver.support.ui import WebDriverWait
 
-    # Dash re-renders elements between finding and reading them: such a read is retried.
-    rerendered = (StaleElementReferenceException, NoSuchElementException)
+    # Dash renders and re-renders elements between finding and using them: such a use is retried.
+    rerendered = (StaleElementReferenceException, NoSuchElementException, ElementNotInteractableException)
     try:
         return WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=rerendered).until(
             lambda d: condition(d))
     except TimeoutException:
+        if os.environ.get("LLMB_SCREENSHOTS"):
+            driver.save_screenshot(os.path.join(os.environ["LLMB_SCREENSHOTS"], "timeout.png"))
         shown = driver.execute_script(
             "return ['shown-step', 'status', 'error', 'progress', 'toast', 'save-name'].map("
             "id => id + '=' + (document.getElementById(id) || {}).textContent).join(' ');")
@@ -89,3 +92,44 @@ def start_training(store_uri, tmp_path):
     return proc, match.group(1)
 
 
+
+
+def open_menu(driver, summary_id):
+    """Open a header menu (a <details>) unless it is open already."""
+    from selenium.webdriver.common.by import By
+
+    def opened(d):
+        summary = d.find_element(By.ID, summary_id)
+        if not summary.find_element(By.XPATH, "..").get_attribute("open"):
+            summary.click()
+        return summary.find_element(By.XPATH, "..").get_attribute("open")
+
+    wait(driver, opened)
+
+
+def row_button(driver, model, version, css):
+    """A button of one version's row in the Models menu."""
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(
+        By.CSS_SELECTOR, f"tr.model-row[data-model='{model}'][data-version='{version}'] {css}")
+
+
+def kill_trainer(uri, run_id):
+    """Kill the process training ``run_id`` (as recorded in the run), if it still lives."""
+    import signal
+
+    from mlflow import MlflowClient
+
+    from llmb_mlflow.mlflow_tracker import PID_TAG
+
+    pid = MlflowClient(uri).get_run(run_id).data.tags.get(PID_TAG)
+    try:
+        os.kill(int(pid), signal.SIGKILL)
+    except (TypeError, ValueError, ProcessLookupError):
+        pass
+
+
+def shown_run(driver):
+    return driver.execute_script(
+        "return new URLSearchParams(window.location.search).get('run');")

@@ -1,0 +1,41 @@
+"""``mlflow server --app-name llmbreaker``: MLflow's UI and the viewer on one port.
+
+The ``mlflow.app`` entry point names ``create_app``, a factory in the style of MLflow's own
+``basic-auth`` app: it mounts the viewer under ``/llmb/`` on MLflow's Flask app and hands it
+back (wrapped in MLflow's FastAPI app when uvicorn serves it). Inside the server the viewer reads
+the backend store and the served-artifacts folder directly; trainings it starts log through the
+server's own address, like any other client.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .app import create_app as create_viewer
+
+VIEWER_PATH = "/llmb/"
+
+
+def create_app():
+    from flask import request
+    from mlflow.environment_variables import _MLFLOW_SGI_NAME
+    from mlflow.server import app as flask_app
+    from mlflow.server.constants import (
+        ARTIFACTS_DESTINATION_ENV_VAR, BACKEND_STORE_URI_ENV_VAR, SERVE_ARTIFACTS_ENV_VAR,
+    )
+    from mlflow.server.handlers import STATIC_PREFIX_ENV_VAR
+
+    prefix = os.environ.get(STATIC_PREFIX_ENV_VAR, "").rstrip("/")
+    serving_artifacts = os.environ.get(SERVE_ARTIFACTS_ENV_VAR) == "true"
+
+    def own_address() -> str:
+        return request.host_url.rstrip("/") + prefix
+
+    create_viewer(os.environ.get(BACKEND_STORE_URI_ENV_VAR), url_base_pathname=prefix + VIEWER_PATH,
+                  server=flask_app, training_uri=own_address,
+                  artifacts_destination=os.environ.get(ARTIFACTS_DESTINATION_ENV_VAR) if serving_artifacts else None)
+    if _MLFLOW_SGI_NAME.get() == "uvicorn":
+        from mlflow.server.fastapi_app import create_fastapi_app
+
+        return create_fastapi_app(flask_app)
+    return flask_app

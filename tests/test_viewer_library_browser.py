@@ -1,0 +1,238 @@
+"""The model library and training controls of the viewer, in a real browser against a real store;
+trainings started from the browser run in processes of their own."""
+
+import pytest
+
+from browser import (
+    click, kill_trainer, needs_browser, open_menu, retype, row_button, serve, shown_run, text, wait,
+)
+from conftest import train_tiny
+
+pytestmark = [needs_browser, pytest.mark.usefixtures("blank_page")]
+TINY_FORM = {"max_iters": 100000, "batch_size": 8, "eval_interval": 50, "block_size": 16}
+
+
+@pytest.fixture
+def library_with_models(store_uri, shakespeare, tmp_path):
+    """A store holding 'bard' (versions 1 and 2, from a finished tiny run), and a viewer on it."""
+    from llmb_mlflow.mlflow_tracker import MlflowTracker
+    from llmb_mlflow.registry import ModelLibrary
+
+    tracker = MlflowTracker(store_uri)
+    train_tiny(shakespeare, tracker, max_iters=12, checkpoint_interval=6)
+    library = ModelLibrary(store_uri)
+    library.save(tracker.run_id, "bard", step=6)
+    library.save(tracker.run_id, "bard")
+    url, server = serve(store_uri)
+    yield url, library
+    server.close()
+
+
+def names(library):
+    return {name: [v.version for v in versions] for name, versions in library.models()}
+
+
+def test_rename_inline_enter_confirms_escape_cancels(browser, library_with_models, llmb):
+    from selenium.webdriver.common.keys import Keys
+
+    url, library = library_with_models
+    browser.get(url)
+    open_menu(browser, "models-summary")
+    wait(browser, lambda d: "bard" in text(d, "models-list"))
+    row_button(browser, "bard", "2", "button.rename").click()
+    field = wait(browser, lambda d: d.find_element("css selector", ".rename-input input"))
+    retype(field, "sonnets")
+    field.send_keys(Keys.ENTER)
+    wait(browser, lambda d: "Renamed bard to sonnets." in text(d, "toast"))
+    wait(browser, lambda d: "sonnets" in text(d, "models-list") and "bard" not in text(d, "models-list"))
+    assert names(library) == {"sonnets": ["2", "1"]}
+    assert "sonnets" in llmb("models", "list").out
+
+    row_button(browser, "sonnets", "2", "button.rename").click()
+    field = wait(browser, lambda d: d.find_element("css selector", ".rename-input input"))
+    retype(field, "never-saved")
+    field.send_keys(Keys.ESCAPE)
+    wait(browser, lambda d: not d.find_elements("css selector", ".rename-input input"))
+    assert names(library) == {"sonnets": ["2", "1"]}
+
+    row_button(browser, "sonnets", "2", "button.rename").click()
+    field = wait(browser, lambda d: d.find_element("css selector", ".rename-input input"))
+    retype(field, "bad/name")
+    field.send_keys(Keys.ENTER)
+    wait(browser, lambda d: "Could not rename sonnets: model name 'bad/name' may not contain" in text(d, "toast"))
+    assert names(library) == {"sonnets": ["2", "1"]}
+
+
+def test_delete_asks_first_and_the_last_version_takes_the_model(browser, library_with_models):
+    url, library = library_with_models
+    browser.get(url)
+    open_menu(browser, "models-summary")
+    wait(browser, lambda d: "bard" in text(d, "models-list"))
+    row_button(browser, "bard", "1", "button.delete").click()
+    wait(browser, lambda d: "Delete version 1 of bard?" in text(d, "models-list"))
+    row_button(browser, "bard", "1", "button.delete-no").click()
+    wait(browser, lambda d: "Delete version" not in text(d, "models-list"))
+    assert names(library) == {"bard": ["2", "1"]}
+
+    row_button(browser, "bard", "1", "button.delete").click()
+    wait(browser, lambda d: row_button(d, "bard", "1", "button.delete-yes")).click()
+    wait(browser, lambda d: "Deleted version 1 of bard." in text(d, "toast"))
+    assert names(library) == {"bard": ["2"]}
+
+    row_button(browser, "bard", "2", "button.delete").click()
+    wait(browser, lambda d: "Delete bard (its only version)?" in text(d, "models-list"))
+    row_button(browser, "bard", "2", "button.delete-yes").click()
+    wait(browser, lambda d: "Deleted model bard." in text(d, "toast"))
+    wait(browser, lambda d: "No saved models yet." in text(d, "models-list"))
+    assert names(library) == {}
+
+
+def test_load_resumes_in_a_new_live_run_the_viewer_switches_to(browser, library_with_models):
+    from llmb_mlflow.reader import RunReader
+
+    url, library = library_with_models
+    source = library.resolve("bard/2")
+    browser.get(f"{url}?run={source.run_id}")
+    wait(browser, lambda d: "finished" in text(d, "status"))
+    open_menu(browser, "models-summary")
+    steps = browser.find_element("id", "load-steps")
+    retype(steps, "100000")
+    wait(browser, lambda d: row_button(d, "bard", "2", "button.load")).click()
+    wait(browser, lambda d: "Loaded bard/2 (step 12); training on to step 100012" in text(d, "toast"), timeout=120)
+    new_run = wait(browser, lambda d: shown_run(d) not in (None, source.run_id) and shown_run(d))
+    try:
+        wait(browser, lambda d: "running" in text(d, "status"))
+        run = RunReader(library.uri).run(new_run)
+        assert run.tags["llmb.parent_run"] == source.run_id and run.tags["llmb.model_version"] == "bard/2"
+        wait(browser, lambda d: RunReader(library.uri).run(new_run).last_step > 12)
+        wait(browser, lambda d: d.find_element("id", "ctl-stop").is_enabled())
+        click(browser, "ctl-stop")
+        wait(browser, lambda d: "killed" in text(d, "status"), timeout=60)
+    finally:
+        kill_trainer(library.uri, new_run)
+
+
+def test_a_finished_models_load_needs_a_positive_number_of_steps(browser, library_with_models):
+    url, _ = library_with_models
+    browser.get(url)
+    open_menu(browser, "models-summary")
+    retype(browser.find_element("id", "load-steps"), "0")
+    wait(browser, lambda d: row_button(d, "bard", "2", "button.load")).click()
+    wait(browser, lambda d: "Could not load bard/2: the number of more steps" in text(d, "toast"))
+
+
+def fill_training_form(driver, settings):
+    open_menu(driver, "train-summary")
+    for key, value in settings.items():
+        retype(driver.find_element("id", f"train-{key.replace('_', '-')}"), str(value))
+
+
+def choose_preset(driver, preset):
+    driver.find_element("css selector", "#train-preset").click()
+    wait(driver, lambda d: d.find_element(  # the open dropdown's options
+        "xpath", f"//label[contains(@class, 'dash-dropdown-option')][.//input[@value='{preset}']]")).click()
+
+
+def test_start_from_the_browser_then_pause_resume_stop_across_a_refresh(browser, store_uri):
+    from mlflow import MlflowClient
+
+    from llmb_mlflow.control import TRAINER_STATE_TAG
+
+    url, server = serve(store_uri)
+    run_id = None
+    try:
+        browser.get(url)
+        fill_training_form(browser, {**TINY_FORM, "lr": 0.002, "temperature": 0.5, "dropout": 0.1})
+        choose_preset(browser, "small")
+        retype(browser.find_element("id", "train-run-name"), "from-the-browser")
+        click(browser, "train-start")
+        wait(browser, lambda d: "Started run" in text(d, "toast"), timeout=120)
+        run_id = wait(browser, lambda d: shown_run(d))
+        run = MlflowClient(store_uri).get_run(run_id)
+        assert run.info.run_name == "from-the-browser"
+        assert {k: run.data.params[k] for k in ("preset", "lr", "temperature", "dropout", "block_size")} == {
+            "preset": "small", "lr": "0.002", "temperature": "0.5", "dropout": "0.1", "block_size": "16"}
+
+        browser.refresh()  # the training is not the page's: it carries on
+        wait(browser, lambda d: "running" in text(d, "status"))
+        wait(browser, lambda d: d.find_element("id", "ctl-pause").is_enabled())
+        click(browser, "ctl-pause")
+        wait(browser, lambda d: "paused" in text(d, "status"))
+        assert MlflowClient(store_uri).get_run(run_id).info.status == "RUNNING"
+        wait(browser, lambda d: d.find_element("id", "ctl-resume").is_enabled())
+        click(browser, "ctl-resume")
+        wait(browser, lambda d: "paused" not in text(d, "status")
+             and MlflowClient(store_uri).get_run(run_id).data.tags.get(TRAINER_STATE_TAG) == "running")
+        click(browser, "ctl-stop")
+        wait(browser, lambda d: "killed" in text(d, "status"), timeout=60)
+    finally:
+        if run_id:
+            kill_trainer(store_uri, run_id)
+        server.close()
+
+
+def test_bad_settings_are_refused_in_one_line_before_anything_starts(browser, store_uri):
+    from mlflow import MlflowClient
+
+    url, server = serve(store_uri)
+    try:
+        browser.get(url)
+        fill_training_form(browser, {"lr": 5})
+        click(browser, "train-start")
+        wait(browser, lambda d: text(d, "toast") == "Could not start: lr must be in (0, 1], got 5")
+        retype(browser.find_element("id", "train-lr"), "0.001")
+        retype(browser.find_element("id", "train-block-size"), "100000")
+        click(browser, "train-start")
+        wait(browser, lambda d: "Could not start: block_size must be between 2 and 4096" in text(d, "toast"))
+        assert MlflowClient(store_uri).search_runs(
+            [e.experiment_id for e in MlflowClient(store_uri).search_experiments()]) == []
+    finally:
+        server.close()
+
+
+def upload(driver, path):
+    open_menu(driver, "train-summary")
+    driver.find_element("css selector", "#train-upload input[type=file]").send_keys(str(path))
+
+
+def test_an_uploaded_corpus_trains_and_bad_uploads_are_refused(browser, store_uri, tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("LLMB_UPLOAD_DIR", str(tmp_path / "uploads"))
+    url, server = serve(store_uri)
+    poem = tmp_path / "poem.txt"
+    poem.write_text("The owl and the pussy-cat went to sea in a beautiful pea-green boat.\n" * 40)
+    binary = tmp_path / "binary.txt"
+    binary.write_bytes(b"\x00\x01\x02" * 100)
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("café au lait\n".encode("latin-1") * 50)
+    huge = tmp_path / "huge.txt"
+    huge.write_bytes(b"a" * (20 * 2**20 + 1))
+    run_id = None
+    try:
+        browser.get(url)
+        upload(browser, binary)
+        wait(browser, lambda d: text(d, "toast") ==
+             "Could not upload: corpus looks like a binary file (it contains NUL bytes): binary.txt")
+        upload(browser, latin1)
+        wait(browser, lambda d: "Could not upload: corpus is not valid UTF-8 text" in text(d, "toast"))
+        upload(browser, huge)
+        wait(browser, lambda d: text(d, "toast") ==
+             "Could not upload huge.txt: it is 20.0 MB; the limit is 20 MB", timeout=60)
+        assert not (tmp_path / "uploads").exists() or not any((tmp_path / "uploads").rglob("*.txt"))
+
+        upload(browser, poem)
+        wait(browser, lambda d: text(d, "toast").startswith("Uploaded poem.txt"))
+        assert "poem.txt (uploaded)" in text(browser, "train-corpus")
+        fill_training_form(browser, TINY_FORM)
+        click(browser, "train-start")
+        wait(browser, lambda d: "Started run" in text(d, "toast") and "poem.txt" in text(d, "toast"), timeout=120)
+        run_id = wait(browser, lambda d: shown_run(d))
+        assert MlflowClient(store_uri).get_run(run_id).data.params["dataset"] == "poem.txt"
+        wait(browser, lambda d: "running" in text(d, "status"))
+        click(browser, "ctl-stop")
+        wait(browser, lambda d: "killed" in text(d, "status"), timeout=60)
+    finally:
+        if run_id:
+            kill_trainer(store_uri, run_id)
+        server.close()
