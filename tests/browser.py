@@ -133,3 +133,10 @@ def kill_trainer(uri, run_id):
 def shown_run(driver):
     return driver.execute_script(
         "return new URLSearchParams(window.location.search).get('run');")
+
+
+def current_sample_step(driver):
+    from selenium.webdriver.common.by import By
+
+    found = driver.find_elements(By.CSS_SELECTOR, ".sample.current .sample-step")
+    return found[0].text if found else None

@@ -116,40 +116,53 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(template_db, tmp_path_factory):
-    """A real ``mlflow server`` on loopback (sqlite backend, served artifacts); its URI."""
+def start_mlflow_server(template_db, folder, *extra_args: str):
+    """A real ``mlflow server`` on loopback (sqlite backend copied from the template, served
+    artifacts) in ``folder``; returns its URI and process once it answers."""
     import subprocess
     import sys
     import time
 
     import requests
 
-    folder = tmp_path_factory.mktemp("server")
     db = new_store(template_db, folder)
     port = free_port()
-    log = open(folder / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", db,
-         "--artifacts-destination", str(folder / "artifacts"), "--serve-artifacts",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=folder,
-        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+    log_path = folder / "server.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", db,
+             "--artifacts-destination", str(folder / "artifacts"), "--serve-artifacts",
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "1", *extra_args],
+            stdout=log, stderr=subprocess.STDOUT, cwd=folder,
+            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while True:
         try:
             if requests.get(uri + "/health", timeout=2).ok:
-                break
+                return uri, proc
         except requests.ConnectionError:
             pass
-        assert proc.poll() is None, (folder / "server.log").read_text()
-        assert time.monotonic() < deadline, "mlflow server did not start"
-        time.sleep(0.2)
-    yield uri
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("mlflow server did not start:\n" + log_path.read_text()[-3000:])
+        time.sleep(0.2)  # polling its health endpoint
+
+
+def stop_process(proc) -> None:
     proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
+    try:
+        proc.wait(timeout=30)
+    except Exception:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(template_db, tmp_path_factory):
+    """A real ``mlflow server`` on loopback (sqlite backend, served artifacts); its URI."""
+    uri, proc = start_mlflow_server(template_db, tmp_path_factory.mktemp("server"))
+    yield uri
+    stop_process(proc)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,9 @@ import re
 
 import pytest
 
-from browser import click, graph_data, needs_browser, retype, serve, start_training, text, wait
+from browser import (
+    click, current_sample_step, graph_data, needs_browser, retype, serve, start_training, text, wait,
+)
 
 pytestmark = [needs_browser, pytest.mark.usefixtures("blank_page")]
 
@@ -15,13 +17,6 @@ def viewer(finished_run):
     yield url
     server.close()
 
-
-
-def current_sample_step(driver):
-    from selenium.webdriver.common.by import By
-
-    found = driver.find_elements(By.CSS_SELECTOR, ".sample.current .sample-step")
-    return found[0].text if found else None
 
 
 def test_scrubbing_moves_every_panel_and_live_returns(browser, viewer, finished_run):
