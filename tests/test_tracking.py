@@ -1,5 +1,8 @@
 """What a run contains, checked in a real sqlite MLflow store after real tiny trainings."""
 
+import os
+import socket
+
 import numpy as np
 import pytest
 from mlflow import MlflowClient
@@ -43,6 +46,8 @@ def test_params_tags_and_status(finished_run):
     assert params["n_embd"] == "16" and params["max_iters"] == "25" and params["lr"] == "0.001"
     assert run.data.tags["llmb.kind"] == "training"
     assert "mlflow.user" in run.data.tags
+    assert run.data.tags["llmb.pid"] == str(os.getpid()) and run.data.tags["llmb.host"] == socket.gethostname()
+    assert f"(/llmb/?run={finished_run.run_id})" in run.data.tags["mlflow.note.content"]
 
 
 def test_learning_rate_warms_up_then_decays_to_a_tenth(finished_run):

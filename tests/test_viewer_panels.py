@@ -21,7 +21,7 @@ def test_viewer_never_imports_torch():
     import subprocess
     import sys
 
-    code = "import sys, dash_app.app, dash_app.server; print('torch' in sys.modules)"
+    code = "import sys, dash_app.app, dash_app.server, dash_app.mlflow_app; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 

@@ -1,0 +1,40 @@
+"""Starting trainings as processes of their own (what the viewer's Start and Load buttons do)."""
+
+import pytest
+
+from llmb_mlflow import control
+from llmb_mlflow.errors import LLMBError
+from llmb_mlflow.launcher import launch
+from llmb_mlflow.reader import RunReader
+
+TINY_ARGS = ["--preset", "small", "--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "16",
+             "--batch-size", "8", "--eval-iters", "2", "--eval-interval", "50", "--max-iters", "100000"]
+
+
+def test_a_launched_training_creates_its_run_outlives_the_call_and_stops_on_request(
+        store_uri, tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMB_LOG_DIR", str(tmp_path / "logs"))
+    training = launch(["train", *TINY_ARGS, "--run-name", "launched"], store_uri)
+    try:
+        run = RunReader(store_uri).run(training.run_id)
+        assert run.run_name == "launched" and run.status == "RUNNING"
+        assert run.tags["llmb.pid"] == str(training.process.pid)
+        assert training.log_path.startswith(str(tmp_path / "logs"))
+        control.send(RunReader(store_uri).client, training.run_id, "stop")
+        assert training.process.wait(timeout=120) == 130
+        assert RunReader(store_uri).run(training.run_id).status == "KILLED"
+        assert "Stopped at step" in open(training.log_path).read()
+    finally:
+        training.process.kill()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--dataset", "nope"], "the training did not start: unknown dataset 'nope'; bundled ones"),
+    (["resume", "ghost"], "the training did not start: no model named 'ghost'"),
+    (["train", "--lr", "7"], "the training did not start: lr must be in (0, 1], got 7.0"),
+])
+def test_a_training_that_cannot_start_says_why_in_one_line(store_uri, args, message):
+    with pytest.raises(LLMBError) as err:
+        launch(args, store_uri)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+    assert RunReader(store_uri).runs() == []
