@@ -61,7 +61,11 @@ def _open(url: str) -> None:
 @experiment_option
 @click.option("--run", "run_id", metavar="RUN_ID", help="Run to show first.  [default: the newest]")
 def dash(host, port, tracking_uri, experiment, run_id):
-    """Serve the viewer: watch runs learn, live or step by step."""
+    """Serve the viewer: watch runs learn, live or step by step.
+
+    From its header you can also start trainings (each in a process of its own), pause, step or
+    stop them, and save, rename, delete or load models. For MLflow's UI and the viewer on one
+    port, run `mlflow server --app-name llmbreaker` instead (the viewer is then under /llmb/)."""
     _serve(host, port, tracking_uri, experiment, run_id)
 
 
