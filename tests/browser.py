@@ -140,3 +140,10 @@ def current_sample_step(driver):
 
     found = driver.find_elements(By.CSS_SELECTOR, ".sample.current .sample-step")
     return found[0].text if found else None
+
+
+def stop_from_browser(driver):
+    """Press Stop on the shown training and wait until its run has ended."""
+    wait(driver, lambda d: d.find_element("id", "ctl-stop").is_enabled())
+    click(driver, "ctl-stop")
+    wait(driver, lambda d: "killed" in text(d, "status"), timeout=60)

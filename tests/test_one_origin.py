@@ -4,7 +4,8 @@ import pytest
 import requests
 
 from browser import (
-    click, current_sample_step, kill_trainer, needs_browser, open_menu, retype, shown_run, text, wait,
+    click, current_sample_step, kill_trainer, needs_browser, open_menu, retype, shown_run,
+    stop_from_browser, text, wait,
 )
 from conftest import start_mlflow_server, stop_process, train_tiny
 
@@ -64,7 +65,6 @@ def test_a_training_started_in_the_served_viewer_logs_through_the_server(browser
         click(browser, "ctl-pause")
         wait(browser, lambda d: "paused" in text(d, "status"))
         assert "RUNNING (paused)" in llmb("runs", "list", "--tracking-uri", one_origin).out
-        click(browser, "ctl-stop")
-        wait(browser, lambda d: "killed" in text(d, "status"), timeout=60)
+        stop_from_browser(browser)
     finally:
         kill_trainer(one_origin, run_id)

@@ -4,7 +4,8 @@ trainings started from the browser run in processes of their own."""
 import pytest
 
 from browser import (
-    click, kill_trainer, needs_browser, open_menu, retype, row_button, serve, shown_run, text, wait,
+    click, kill_trainer, needs_browser, open_menu, retype, row_button, serve, shown_run,
+    stop_from_browser, text, wait,
 )
 from conftest import train_tiny
 
@@ -105,9 +106,7 @@ def test_load_resumes_in_a_new_live_run_the_viewer_switches_to(browser, library_
         run = RunReader(library.uri).run(new_run)
         assert run.tags["llmb.parent_run"] == source.run_id and run.tags["llmb.model_version"] == "bard/2"
         wait(browser, lambda d: RunReader(library.uri).run(new_run).last_step > 12)
-        wait(browser, lambda d: d.find_element("id", "ctl-stop").is_enabled())
-        click(browser, "ctl-stop")
-        wait(browser, lambda d: "killed" in text(d, "status"), timeout=60)
+        stop_from_browser(browser)
     finally:
         kill_trainer(library.uri, new_run)
 
@@ -163,8 +162,7 @@ def test_start_from_the_browser_then_pause_resume_stop_across_a_refresh(browser,
         click(browser, "ctl-resume")
         wait(browser, lambda d: "paused" not in text(d, "status")
              and MlflowClient(store_uri).get_run(run_id).data.tags.get(TRAINER_STATE_TAG) == "running")
-        click(browser, "ctl-stop")
-        wait(browser, lambda d: "killed" in text(d, "status"), timeout=60)
+        stop_from_browser(browser)
     finally:
         if run_id:
             kill_trainer(store_uri, run_id)
@@ -230,8 +228,7 @@ def test_an_uploaded_corpus_trains_and_bad_uploads_are_refused(browser, store_ur
         run_id = wait(browser, lambda d: shown_run(d))
         assert MlflowClient(store_uri).get_run(run_id).data.params["dataset"] == "poem.txt"
         wait(browser, lambda d: "running" in text(d, "status"))
-        click(browser, "ctl-stop")
-        wait(browser, lambda d: "killed" in text(d, "status"), timeout=60)
+        stop_from_browser(browser)
     finally:
         if run_id:
             kill_trainer(store_uri, run_id)
