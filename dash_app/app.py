@@ -18,7 +18,8 @@ from .panels import (
 CONTROLS = [("pause", "⏸ Pause", "pause the training (the run stays RUNNING)"),
             ("resume", "▶ Resume", "resume a paused training"),
             ("step", "⏭ Step", "let a paused training take one step"),
-            ("stop", "⏹ Stop", "stop the training after its current step (it checkpoints first)")]
+            ("stop", "⏹ Stop", "stop the training after its current step (it checkpoints first)"),
+            ("fail", "✖ Mark failed", "end this crashed training's run as FAILED (everything logged stays)")]
 POLL_MS = 500  # with the trainer's 1 s flushes, new points show within ~1.5 s
 STATUS_CLASS = {"RUNNING": "running", "FINISHED": "finished", "FAILED": "failed", "KILLED": "killed"}
 
@@ -61,7 +62,8 @@ def _layout(experiment):
             training.layout(),
             models.layout(),
             html.Div(id="toast", className="toast", role="status"),
-            html.Div(id="error", className="error"),
+            html.Div(id="error", className="error"),  # the run list could not be read
+            html.Div(id="run-error", className="error"),  # the shown run could not be read
         ]),
         dcc.Tabs(id="tabs", value="watch", children=[
             dcc.Tab(label="Watch It Learn", value="watch", children=_watch_tab()),
@@ -152,15 +154,22 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
 
     @app.callback(Output("loss-chart", "figure"), Output("run-state", "data"), Output("steps", "data"),
                   Output("poll", "disabled"), Output("layer", "options"), Output("head", "options"),
-                  Output("layer", "value"), Output("head", "value"),
+                  Output("layer", "value"), Output("head", "value"), Output("run-error", "children"),
                   Input("run", "value"), Input("smoothing", "value"), Input("log-scale", "value"),
-                  State("layer", "value"), State("head", "value"))
-    def load_run(run_id, smoothing, log_scale, layer, head):
+                  Input("runs-refresh", "n_intervals"),
+                  State("layer", "value"), State("head", "value"), State("run-state", "data"))
+    def load_run(run_id, smoothing, log_scale, _refresh, layer, head, loaded):
+        if ctx.triggered_id == "runs-refresh" and (not run_id or (loaded or {}).get("run_id") == run_id):
+            return (no_update,) * 9  # the periodic refresh only retries a run that failed to load
         if not run_id:
-            return loss.loss_figure([], [], [], [], None), None, [], True, [], [], 0, 0
-        run = data.run(run_id)
-        chart = data.chart(run_id, run)
-        steps = data.snapshot_steps(run_id, run)
+            return loss.loss_figure([], [], [], [], None), None, [], True, [], [], 0, 0, ""
+        try:
+            run = data.run(run_id)
+            chart = data.chart(run_id, run)
+            steps = data.snapshot_steps(run_id, run)
+        except LLMBError as exc:
+            return (loss.loss_figure([], [], [], [], None), None, [], True, no_update, no_update,
+                    no_update, no_update, f"Cannot show run {run_id}: {exc}")
         train_steps, train_values = chart["train"]
         state = _run_state(run, train_steps, train_values, chart["val"][0], smoothing)
         layers = int(run.params.get("n_layer", 1))
@@ -170,19 +179,23 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
         return (figure, state, steps, run.ended,
                 [{"label": str(i + 1), "value": i} for i in range(layers)],
                 [{"label": str(i + 1), "value": i} for i in range(heads)],
-                min(layer or 0, layers - 1), min(head or 0, heads - 1))
+                min(layer or 0, layers - 1), min(head or 0, heads - 1), "")
 
     @app.callback(Output("loss-chart", "extendData"), Output("run-state", "data", allow_duplicate=True),
                   Output("steps", "data", allow_duplicate=True), Output("poll", "disabled", allow_duplicate=True),
+                  Output("run-error", "children", allow_duplicate=True),
                   Input("poll", "n_intervals"), State("run-state", "data"), State("steps", "data"),
-                  prevent_initial_call=True)
-    def poll(_, state, steps):
+                  State("run-error", "children"), prevent_initial_call=True)
+    def poll(_, state, steps, shown_error):
         if not state:
-            return no_update, no_update, no_update, True
-        run = data.run(state["run_id"])
-        train_steps, train_values = data.new_points(state["run_id"], "train_loss", state["last_train"], run)
-        val_steps, val_values = data.new_points(state["run_id"], "val_loss", state["last_val"], run)
-        new_steps = data.snapshot_steps(state["run_id"], run) if val_steps or run.ended else steps
+            return no_update, no_update, no_update, True, no_update
+        try:
+            run = data.run(state["run_id"])
+            train_steps, train_values = data.new_points(state["run_id"], "train_loss", state["last_train"], run)
+            val_steps, val_values = data.new_points(state["run_id"], "val_loss", state["last_val"], run)
+            new_steps = data.snapshot_steps(state["run_id"], run) if val_steps or run.ended else steps
+        except LLMBError as exc:  # keep polling: the store may come back
+            return no_update, no_update, no_update, no_update, f"{exc} (retrying)"
         extend = no_update
         if train_steps or val_steps:
             smoothed = loss.smooth(train_values, state["smoothing"], state["ema"]) if train_steps else []
@@ -192,8 +205,10 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
                      "last_val": val_steps[-1] if val_steps else state["last_val"],
                      "ema": float(smoothed[-1]) if train_steps else state["ema"]}
         state = {**state, "status": run.status, "last_step": run.last_step, "updated": _now_ms(),
-                 "trainer_state": run.tags.get(TRAINER_STATE_TAG)}
-        return extend, state, (new_steps if new_steps != steps else no_update), run.ended
+                 "trainer_state": run.tags.get(TRAINER_STATE_TAG),
+                 "silence": control.silence(run.tags, run.status, run.start_time)}
+        return (extend, state, (new_steps if new_steps != steps else no_update), run.ended,
+                "" if shown_error else no_update)
 
     @app.callback(Output("status", "children"), Output("status", "className"),
                   Output("live-indicator", "children"), Output("progress", "children"),
@@ -203,16 +218,19 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
         if not state:
             return ("", "badge", "", "") + (True,) * len(CONTROLS)
         status = state["status"]
-        running = status == "RUNNING"
+        silence = state.get("silence")
+        running = status == "RUNNING" and not silence
         paused = running and state.get("trainer_state") == "paused"
         live = ("❚❚ paused" if paused else "● live") if running else ""
         total = state.get("max_iters") or "?"
         progress = f"step {state['last_step']} / {total}"
         if running and not paused:
             progress += eta(state)
-        enabled = {"pause": running and not paused, "resume": paused, "step": paused, "stop": running}
-        return ((f"{status.lower()} · paused" if paused else status.lower()),
-                f"badge {STATUS_CLASS.get(status, '')}", live, progress,
+        enabled = {"pause": running and not paused, "resume": paused, "step": paused, "stop": running,
+                   "fail": bool(silence)}
+        label = f"{status.lower()} · {silence}" if silence else (
+            f"{status.lower()} · paused" if paused else status.lower())
+        return (label, f"badge {'stale' if silence else STATUS_CLASS.get(status, '')}", live, progress,
                 *[not enabled[command] for command, _, _ in CONTROLS])
 
     @app.callback(Output("toast", "children"), Output("toast", "className"),
@@ -224,9 +242,13 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
         if not state or not command:
             return no_update, no_update
         try:
+            if command == "fail":
+                control.mark_failed(data.reader.client, state["run_id"])
+                return "Marked the run FAILED; everything it logged is kept.", "toast ok"
             control.send(data.reader.client, state["run_id"], command)
         except LLMBError as exc:
-            return f"Could not {command}: {exc}", "toast error"
+            verb = "mark it failed" if command == "fail" else command
+            return f"Could not {verb}: {exc}", "toast error"
         return f"Asked the training to {command}.", "toast ok"
 
     @app.callback(Output("view", "data"), Output("scrubber", "value"), Output("scrubber", "max"),
@@ -266,40 +288,49 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
                   Output("phase-title", "children"), Output("phase-text", "children"),
                   Output("perplexity", "children"), Output("shown-step", "children"),
                   Output("loss-chart", "figure", allow_duplicate=True), Output("url", "search"),
+                  Output("run-error", "children", allow_duplicate=True),
                   Input("view", "data"), Input("temperature", "value"), Input("tabs", "value"),
                   State("run-state", "data"), State("steps", "data"), prevent_initial_call=True)
     def watch_panels(view, temperature, tab, state, steps):
         step = (view or {}).get("step")
         if not state or step is None or not steps or step not in steps:
-            return (no_update,) * 9
+            return (no_update,) * 10
         run_id = state["run_id"]
-        snap = data.snapshot(run_id, step)
-        val = data.value_at(run_id, "val_loss", step)
+        try:
+            snap = data.snapshot(run_id, step)
+            val = data.value_at(run_id, "val_loss", step)
+            samples = data.samples(run_id, [s for s in steps if s <= step]) if tab == "watch" else []
+            extent = data.embedding_range(run_id, steps) if tab == "watch" else 1.0
+        except LLMBError as exc:
+            return (no_update,) * 9 + (f"Cannot show step {step}: {exc}",)
         title, text = phase.phase(step, val)
         marker = Patch()
         marker["layout"]["shapes"][0] = loss.step_marker(step)
         search = "?" + urlencode({"run": run_id, "tab": tab, "step": step})
         if tab != "watch":
-            return (no_update,) * 6 + (f"step {step}", marker, search)
-        return (text_progression.text_progression(data.samples(run_id, [s for s in steps if s <= step]), step),
+            return (no_update,) * 6 + (f"step {step}", marker, search, no_update)
+        return (text_progression.text_progression(samples, step),
                 probability_tower.tower_figure(snap, temperature or 1.0),
-                star_map.star_figure(snap, data.embedding_range(run_id, steps)),
-                title, text, loss.perplexity(val), f"step {step}", marker, search)
+                star_map.star_figure(snap, extent),
+                title, text, loss.perplexity(val), f"step {step}", marker, search, no_update)
 
     @app.callback(Output("attention-grid", "figure"), Output("attention-detail", "figure"),
-                  Output("attention-evolution", "figure"),
+                  Output("attention-evolution", "figure"), Output("run-error", "children", allow_duplicate=True),
                   Input("view", "data"), Input("tabs", "value"), Input("layer", "value"), Input("head", "value"),
                   State("run-state", "data"), State("steps", "data"), prevent_initial_call=True)
     def attention_panels(view, tab, layer, head, state, steps):
         step = (view or {}).get("step")
         if tab != "attention" or not state or step is None or not steps or step not in steps:
-            return no_update, no_update, no_update
-        snap = data.snapshot(state["run_id"], step)
-        first = data.snapshot(state["run_id"], steps[0])
+            return no_update, no_update, no_update, no_update
+        try:
+            snap = data.snapshot(state["run_id"], step)
+            first = data.snapshot(state["run_id"], steps[0])
+        except LLMBError as exc:
+            return no_update, no_update, no_update, f"Cannot show step {step}: {exc}"
         layer = min(layer or 0, snap.n_layer - 1)
         head = min(head or 0, snap.n_head - 1)
         return (attention.grid_figure(snap), attention.detail_figure(snap, layer, head),
-                attention.evolution_figure(first, snap, layer, head))
+                attention.evolution_figure(first, snap, layer, head), no_update)
 
     @app.callback(Output("tabs", "value"), Input("url", "search"), State("tabs", "value"))
     def tab_from_url(search, current):
@@ -329,6 +360,7 @@ def _run_state(run, train_steps, train_values, val_steps, smoothing) -> dict:
     return {"run_id": run.run_id, "status": run.status, "max_iters": run.max_iters,
             "start_time": run.start_time, "first_step": train_steps[0] - 1 if train_steps else 0,
             "trainer_state": run.tags.get(TRAINER_STATE_TAG),
+            "silence": control.silence(run.tags, run.status, run.start_time),
             "updated": _now_ms(),
             "last_step": run.last_step, "last_train": train_steps[-1] if train_steps else None,
             "last_val": val_steps[-1] if val_steps else None, "ema": ema, "smoothing": smoothing}

@@ -155,7 +155,8 @@ def runs_list(experiment, limit, tracking_uri):
     rows = [("RUN ID", "NAME", "STATUS", "STEP", "TRAIN LOSS", "VAL LOSS", "STARTED")]
     for s in summaries:
         rows.append((
-            s.run_id, s.run_name, trainer_state(s.tags, s.status), f"{s.last_step}/{s.max_iters or '?'}",
+            s.run_id, s.run_name, trainer_state(s.tags, s.status, s.start_time),
+            f"{s.last_step}/{s.max_iters or '?'}",
             fmt_loss(s.last_value("train_loss")), fmt_loss(s.last_value("val_loss")),
             time.strftime("%Y-%m-%d %H:%M", time.localtime((s.start_time or 0) / 1000)),
         ))
@@ -186,6 +187,24 @@ for _command, _text in (
     _control_command(_command, _text)
 
 
+@runs.command("mark-failed")
+@click.argument("run_id")
+@click.option("--force", is_flag=True, help="Even if its trainer still seems alive.")
+@tracking_uri_option
+def runs_mark_failed(run_id, force, tracking_uri):
+    """End a crashed training's run as FAILED.
+
+    A RUNNING run is taken for crashed when its trainer's process is gone from this machine, or
+    when it has not reported for LLMB_STALE_SECONDS (default 60); listings show such runs as
+    'RUNNING (crashed: ...)' or 'RUNNING (stale: ...)'. Its metrics, snapshots and checkpoints
+    stay: resume it from its last checkpoint with 'llmb models save' and 'llmb resume'."""
+    from .control import mark_failed
+    from .store import client
+
+    why = mark_failed(client(tracking_uri), run_id, force)
+    click.echo(f"Run {run_id} is marked FAILED ({why}); everything it logged is kept.")
+
+
 @runs.command("show")
 @click.argument("run_id")
 @tracking_uri_option
@@ -197,7 +216,8 @@ def runs_show(run_id, tracking_uri):
     run = reader.run(run_id)
     from .control import trainer_state
 
-    click.echo(f"Run {run.run_id} ({run.run_name}): {trainer_state(run.tags, run.status)}, step {run.last_step}/{run.max_iters or '?'}")
+    click.echo(f"Run {run.run_id} ({run.run_name}): {trainer_state(run.tags, run.status, run.start_time)}, "
+               f"step {run.last_step}/{run.max_iters or '?'}")
     for key in ("train_loss", "val_loss", "eval_train_loss"):
         if key in run.latest:
             step, value = run.latest[key]

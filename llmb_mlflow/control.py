@@ -9,10 +9,16 @@ now) are counters, so two quick clicks are two requests.
 - ``llmb.control.steps``: how many single steps were requested (while paused)
 - ``llmb.control.checkpoints``: how many "checkpoint now" requests were made
 - ``llmb.state``: what the trainer is doing: ``running`` | ``paused`` | ``stopping``
+- ``llmb.heartbeat``: when the trainer last said it is alive (ms since the epoch, every 5 s),
+  and ``llmb.host``/``llmb.pid``: where it runs. A RUNNING run whose trainer has gone silent,
+  or whose process is gone from this machine, has crashed and can be marked FAILED.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import time
 from dataclasses import dataclass
 
 from .errors import LLMBError
@@ -22,6 +28,10 @@ STATE_TAG = "llmb.control.state"
 STEPS_TAG = "llmb.control.steps"
 CHECKPOINTS_TAG = "llmb.control.checkpoints"
 TRAINER_STATE_TAG = "llmb.state"
+HEARTBEAT_TAG = "llmb.heartbeat"
+HOST_TAG, PID_TAG = "llmb.host", "llmb.pid"
+HEARTBEAT_SECONDS = 5.0
+STALE_SECONDS = 60.0  # silent this long (LLMB_STALE_SECONDS overrides): crashed
 COMMANDS = ("pause", "resume", "stop", "step", "checkpoint")
 
 
@@ -46,11 +56,8 @@ def send(client, run_id: str, command: str) -> None:
     """Ask the training of ``run_id`` to pause, resume, stop, step once or checkpoint now."""
     if command not in COMMANDS:
         raise LLMBError(f"unknown command {command!r}; use one of {', '.join(COMMANDS)}")
-    with store_errors(client.tracking_uri), missing_as(f"no run with id {run_id!r}"):
-        run = client.get_run(run_id)
+    run = _training_run(client, run_id)
     tags = run.data.tags
-    if tags.get(RUN_KIND_TAG) != TRAINING_RUN:
-        raise LLMBError(f"run {run_id} is not an LLMBreaker training run")
     if run.info.status != "RUNNING":
         raise LLMBError(f"run {run_id} is not running (it is {run.info.status})")
     current = Control.from_tags(tags)
@@ -68,9 +75,81 @@ def send(client, run_id: str, command: str) -> None:
             client.set_tag(run_id, key, value)
 
 
-def trainer_state(tags: dict[str, str], status: str) -> str:
-    """What to call a run in listings: RUNNING runs say whether they are paused."""
+def _training_run(client, run_id: str):
+    with store_errors(client.tracking_uri), missing_as(f"no run with id {run_id!r}"):
+        run = client.get_run(run_id)
+    if run.data.tags.get(RUN_KIND_TAG) != TRAINING_RUN:
+        raise LLMBError(f"run {run_id} is not an LLMBreaker training run")
+    return run
+
+
+def trainer_state(tags: dict[str, str], status: str, start_time: int | None = None) -> str:
+    """What to call a run in listings: RUNNING runs say whether they are paused or seem dead."""
     if status != "RUNNING":
         return status
+    problem = silence(tags, status, start_time)
+    if problem:
+        return f"RUNNING ({problem})"
     state = tags.get(TRAINER_STATE_TAG)
     return f"RUNNING ({state})" if state in ("paused", "stopping") else status
+
+
+def heartbeat_tags() -> dict[str, str]:
+    return {HEARTBEAT_TAG: str(int(time.time() * 1000))}
+
+
+def stale_seconds() -> float:
+    value = os.environ.get("LLMB_STALE_SECONDS", "")
+    try:
+        return float(value) if value else STALE_SECONDS
+    except ValueError:
+        raise LLMBError(f"LLMB_STALE_SECONDS must be a number of seconds, got {value!r}") from None
+
+
+def silence(tags: dict[str, str], status: str, start_time: int | None = None,
+            now_ms: int | None = None) -> str | None:
+    """Why a RUNNING run's trainer looks dead ("crashed: ...", "stale: ..."), or None."""
+    if status != "RUNNING":
+        return None
+    if tags.get(HOST_TAG) == socket.gethostname() and _process_gone(tags.get(PID_TAG)):
+        return "crashed: its process is gone"
+    beat = tags.get(HEARTBEAT_TAG, "")
+    last = int(beat) if beat.isdigit() else (start_time or 0)
+    silent = ((now_ms or time.time() * 1000) - last) / 1000
+    if silent > stale_seconds():
+        return f"stale: silent for {_duration(silent)}"
+    return None
+
+
+def _process_gone(pid: str | None) -> bool:
+    if not (pid or "").isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, owned by someone else
+        return False
+    return False
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h"
+
+
+def mark_failed(client, run_id: str, force: bool = False) -> str:
+    """End a crashed training's run as FAILED; returns why it was judged crashed."""
+    run = _training_run(client, run_id)
+    if run.info.status != "RUNNING":
+        raise LLMBError(f"run {run_id} is not running (it is {run.info.status})")
+    problem = silence(run.data.tags, run.info.status, run.info.start_time)
+    if not problem and not force:
+        raise LLMBError(f"run {run_id} is alive (its trainer reported within {stale_seconds():.0f} s); "
+                        f"stop it with 'llmb runs stop {run_id}', or give --force")
+    with store_errors(client.tracking_uri):
+        client.set_terminated(run_id, "FAILED")
+    return problem or "forced"

@@ -22,7 +22,9 @@ from .errors import LLMBError
 from .store import (
     DEFAULT_EXPERIMENT, RUN_KIND_TAG, TRAINING_RUN, client, experiment_id, first_line, store_errors,
 )
-from .control import TRAINER_STATE_TAG, Control
+from .control import (
+    HEARTBEAT_SECONDS, HEARTBEAT_TAG, HOST_TAG, PID_TAG, TRAINER_STATE_TAG, Control, heartbeat_tags,
+)
 from .tracker import RunDescription, Tracker
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
@@ -31,7 +33,6 @@ SNAPSHOT_METRIC = "snapshot_bytes"
 CHECKPOINT_METRIC = "checkpoint_bytes"
 CHECKPOINT_DIR = "checkpoints"
 ATTENTION_IMAGE_KEY = "attention"
-HOST_TAG, PID_TAG = "llmb.host", "llmb.pid"  # which process trains the run
 VIEWER_PATH = "/llmb/"  # where ``mlflow server --app-name llmbreaker`` serves the viewer
 
 
@@ -68,6 +69,7 @@ class MlflowTracker(Tracker):
         self._artifacts: queue.Queue = queue.Queue()  # snapshots and checkpoints, in order
         self._control = Control()
         self._reported_state: str | None = None
+        self._last_heartbeat = time.monotonic()
         self._wanted_state: str | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -87,6 +89,7 @@ class MlflowTracker(Tracker):
             "llmb.preset": str(params.get("preset", "")),
             HOST_TAG: socket.gethostname(),
             PID_TAG: str(os.getpid()),
+            **heartbeat_tags(),
             **description.tags,
         })
         with store_errors(self.uri):
@@ -201,6 +204,9 @@ class MlflowTracker(Tracker):
         if wanted is not None and wanted != self._reported_state:
             self.client.set_tag(self.run_id, TRAINER_STATE_TAG, wanted)
             self._reported_state = wanted
+        if time.monotonic() - self._last_heartbeat >= HEARTBEAT_SECONDS:
+            self.client.set_tag(self.run_id, HEARTBEAT_TAG, heartbeat_tags()[HEARTBEAT_TAG])
+            self._last_heartbeat = time.monotonic()
         self._control = Control.from_tags(self.client.get_run(self.run_id).data.tags)
 
     def _write_metrics(self) -> None:

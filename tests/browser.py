@@ -121,7 +121,7 @@ def kill_trainer(uri, run_id):
 
     from mlflow import MlflowClient
 
-    from llmb_mlflow.mlflow_tracker import PID_TAG
+    from llmb_mlflow.control import PID_TAG
 
     pid = MlflowClient(uri).get_run(run_id).data.tags.get(PID_TAG)
     try:

@@ -177,3 +177,35 @@ def test_save_the_shown_model_from_a_finished_and_a_live_run(
     finally:
         proc.kill()
         server.close()
+
+
+def test_a_crashed_training_shows_as_stale_and_can_be_marked_failed(browser, store_uri):
+    import time
+
+    from mlflow import MlflowClient
+
+    from llmb_mlflow import control
+    from llmb_mlflow.store import RUN_KIND_TAG, TRAINING_RUN, experiment_id
+
+    client = MlflowClient(store_uri)
+    silent = client.create_run(experiment_id(client, "llmbreaker"), run_name="silent", tags={
+        RUN_KIND_TAG: TRAINING_RUN, control.HOST_TAG: "another-machine",
+        control.HEARTBEAT_TAG: str(int(time.time() * 1000) - 200_000)})
+    url, server = serve(store_uri)
+    try:
+        browser.get(f"{url}?run={silent.info.run_id}")
+        wait(browser, lambda d: text(d, "status") == "running · stale: silent for 3 min")
+        assert not browser.find_element("id", "ctl-pause").is_enabled()
+        click(browser, "ctl-fail")
+        wait(browser, lambda d: text(d, "toast") == "Marked the run FAILED; everything it logged is kept.")
+        wait(browser, lambda d: text(d, "status") == "failed")
+        assert client.get_run(silent.info.run_id).info.status == "FAILED"
+    finally:
+        server.close()
+
+
+def test_an_unknown_run_in_the_address_says_so(browser, viewer):
+    browser.get(f"{viewer}?run=0123456789abcdef0123456789abcdef&step=5")
+    wait(browser, lambda d: "Cannot show run 0123456789abcdef0123456789abcdef: no run with id"
+         in text(d, "run-error"))
+    assert text(browser, "error") == ""

@@ -1,0 +1,104 @@
+"""Crashes: a trainer killed with SIGKILL mid-run is recognised, loses nothing readers can see,
+and resumes from its last checkpoint with no repeated or missing steps."""
+
+import os
+import re
+import signal
+import time
+
+import pytest
+from mlflow import MlflowClient
+
+from llmb_mlflow import control
+from llmb_mlflow.launcher import launch
+from llmb_mlflow.reader import RunReader
+from llmb_mlflow.registry import ModelLibrary
+
+FAST_TINY = ["--preset", "small", "--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "16",
+             "--batch-size", "8", "--eval-iters", "2", "--eval-interval", "10", "--checkpoint-interval", "20",
+             "--max-iters", "100000"]
+
+
+def until(condition, timeout=120.0, what="condition"):
+    """Poll ``condition`` (a store read) until it holds."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+    return result
+
+
+def test_a_sigkilled_trainer_is_crashed_keeps_whole_artifacts_and_resumes_without_gaps(store_uri, llmb):
+    training = launch(["train", *FAST_TINY, "--run-name", "doomed"], store_uri)
+    run_id, reader, library = training.run_id, RunReader(store_uri), ModelLibrary(store_uri)
+    until(lambda: len(library.checkpoint_steps(run_id)) >= 3, what="three checkpoints")
+    os.kill(training.process.pid, signal.SIGKILL)
+    training.process.wait(timeout=30)
+
+    listing = llmb("runs", "list").out
+    assert f"{run_id}  doomed  RUNNING (crashed: its process is gone)" in listing
+    snapshot_steps = reader.snapshot_steps(run_id)
+    assert snapshot_steps[:3] == [0, 10, 20]
+    for step in snapshot_steps:  # every listed snapshot is whole
+        assert reader.snapshot(run_id, step).step == step
+    checkpoints = library.checkpoint_steps(run_id)
+    for step in checkpoints:  # and so is every listed checkpoint
+        version = library.save(run_id, "crash-site", step=step)
+        assert library.checkpoint(version.ref)[1]["step"] == step
+    logged = reader.metric(run_id, "train_loss").steps.tolist()
+    assert logged == list(range(1, len(logged) + 1))  # what reached the store has no gaps
+
+    marked = llmb("runs", "mark-failed", run_id)
+    assert marked.code == 0 and "crashed: its process is gone" in marked.out
+    assert MlflowClient(store_uri).get_run(run_id).info.status == "FAILED"
+    again = llmb("runs", "mark-failed", run_id)
+    assert again.code == 1 and again.err == f"Error: run {run_id} is not running (it is FAILED)\n"
+
+    last = max(checkpoints)
+    resumed = llmb("resume", "crash-site", "--max-iters", last + 15)
+    assert resumed.code == 0, resumed.err
+    new_run = reader.runs()[0]
+    assert new_run.tags["llmb.parent_run"] == run_id
+    assert reader.metric(new_run.run_id, "train_loss").steps.tolist() == list(range(last + 1, last + 16))
+
+
+def test_a_silent_trainer_on_another_machine_is_stale_and_can_be_marked_failed(store_uri, llmb):
+    from llmb_mlflow.store import RUN_KIND_TAG, TRAINING_RUN, experiment_id
+
+    client = MlflowClient(store_uri)
+    exp = experiment_id(client, "llmbreaker")
+    now = int(time.time() * 1000)
+    tags = {RUN_KIND_TAG: TRAINING_RUN, control.HOST_TAG: "another-machine", control.PID_TAG: "4242"}
+    silent = client.create_run(exp, run_name="silent", tags={**tags, control.HEARTBEAT_TAG: str(now - 200_000)})
+    alive = client.create_run(exp, run_name="alive", tags={**tags, control.HEARTBEAT_TAG: str(now)})
+
+    listing = llmb("runs", "list").out
+    assert "silent  RUNNING (stale: silent for 3 min)" in listing
+    assert re.search(r"alive +RUNNING +0/\?", listing)
+    refused = llmb("runs", "mark-failed", alive.info.run_id)
+    assert refused.code == 1 and "is alive (its trainer reported within 60 s)" in refused.err
+    assert client.get_run(alive.info.run_id).info.status == "RUNNING"
+    assert llmb("runs", "mark-failed", silent.info.run_id).code == 0
+    assert llmb("runs", "mark-failed", alive.info.run_id, "--force").code == 0
+    assert {client.get_run(r.info.run_id).info.status for r in (silent, alive)} == {"FAILED"}
+
+
+@pytest.mark.parametrize("value, expected", [("5", 5.0), ("", 60.0)])
+def test_the_stale_threshold_can_be_set(monkeypatch, value, expected):
+    monkeypatch.setenv("LLMB_STALE_SECONDS", value)
+    assert control.stale_seconds() == expected
+
+
+def test_a_paused_trainer_keeps_its_heartbeat(store_uri):
+    training = launch(["train", *FAST_TINY], store_uri)
+    client = MlflowClient(store_uri)
+    try:
+        control.send(client, training.run_id, "pause")
+        beat = lambda: int(client.get_run(training.run_id).data.tags[control.HEARTBEAT_TAG])  # noqa: E731
+        until(lambda: client.get_run(training.run_id).data.tags.get(control.TRAINER_STATE_TAG) == "paused")
+        first = beat()
+        until(lambda: beat() > first, timeout=30, what="a newer heartbeat")
+        run = client.get_run(training.run_id)
+        assert control.silence(run.data.tags, run.info.status, run.info.start_time) is None
+    finally:
+        training.process.kill()
