@@ -116,19 +116,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_mlflow_server(template_db, folder, *extra_args: str):
-    """A real ``mlflow server`` on loopback (sqlite backend copied from the template, served
-    artifacts) in ``folder``; returns its URI and process once it answers."""
+def start_mlflow_server(template_db, folder, *extra_args: str, port: int | None = None):
+    """A real ``mlflow server`` on loopback (sqlite backend copied from the template unless
+    ``folder`` has one, served artifacts) in ``folder``; returns its URI and process once it
+    answers."""
     import subprocess
     import sys
     import time
 
     import requests
 
-    db = new_store(template_db, folder)
-    port = free_port()
+    db = f"sqlite:///{folder / 'mlflow.db'}" if (folder / "mlflow.db").exists() else new_store(template_db, folder)
+    port = port or free_port()
     log_path = folder / "server.log"
-    with open(log_path, "w") as log:
+    with open(log_path, "a") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", db,
              "--artifacts-destination", str(folder / "artifacts"), "--serve-artifacts",
@@ -141,7 +142,7 @@ def start_mlflow_server(template_db, folder, *extra_args: str):
         try:
             if requests.get(uri + "/health", timeout=2).ok:
                 return uri, proc
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or still starting up
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
