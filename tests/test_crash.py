@@ -84,9 +84,13 @@ def test_a_silent_trainer_on_another_machine_is_stale_and_can_be_marked_failed(s
 
 
 @pytest.mark.parametrize("value, expected", [("5", 5.0), ("", 60.0)])
-def test_the_stale_threshold_can_be_set(monkeypatch, value, expected):
+def test_the_stale_threshold_can_be_set(monkeypatch, value, expected, llmb, store_uri):
     monkeypatch.setenv("LLMB_STALE_SECONDS", value)
     assert control.stale_seconds() == expected
+    monkeypatch.setenv("LLMB_STALE_SECONDS", "soon")
+    result = llmb("runs", "list")
+    assert result.code == 1
+    assert result.err == "Error: LLMB_STALE_SECONDS must be a number of seconds, got 'soon'\n"
 
 
 def test_a_paused_trainer_keeps_its_heartbeat(store_uri):
