@@ -94,6 +94,9 @@ def train_with_progress(trainer, tracker, run_name, tags=None, register=None):
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if getattr(tracker, "failed_writes", 0):
+            click.echo(f"Note: {tracker.failed_writes} write(s) to the tracking store failed and were "
+                       f"retried (last error: {tracker.last_failure}).", err=True)
     final = trainer.last_eval
     click.echo(f"Done: step {trainer.step}, val loss {final.get('val_loss', float('nan')):.4f}, "
                f"train loss {final.get('eval_train_loss', float('nan')):.4f}.")

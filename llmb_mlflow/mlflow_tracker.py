@@ -70,6 +70,7 @@ class MlflowTracker(Tracker):
         self._control = Control()
         self._reported_state: str | None = None
         self._last_heartbeat = time.monotonic()
+        self.failed_writes, self.last_failure = 0, None  # passes that failed and were retried
         self._wanted_state: str | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -172,7 +173,8 @@ class MlflowTracker(Tracker):
                 self._write_pending()
                 self.last_error, backoff = None, self.flush_interval
             except Exception as exc:  # the store is down or refusing: keep data, retry
-                self.last_error = first_line(exc)
+                self.last_error = self.last_failure = first_line(exc)
+                self.failed_writes += 1
                 backoff = min(backoff * 2, 5.0)
             with self._pass_done:
                 self._pass_done.notify_all()
@@ -207,6 +209,7 @@ class MlflowTracker(Tracker):
         if time.monotonic() - self._last_heartbeat >= HEARTBEAT_SECONDS:
             self.client.set_tag(self.run_id, HEARTBEAT_TAG, heartbeat_tags()[HEARTBEAT_TAG])
             self._last_heartbeat = time.monotonic()
+        self.failed_writes, self.last_failure = 0, None  # passes that failed and were retried
         self._control = Control.from_tags(self.client.get_run(self.run_id).data.tags)
 
     def _write_metrics(self) -> None:

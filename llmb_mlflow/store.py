@@ -29,8 +29,36 @@ def client(tracking_uri: str | None = None, check: bool = True):
     uri = resolve_uri(tracking_uri)
     if check:
         check_reachable(uri)
-    with store_errors(uri):
-        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    with store_errors(uri), _first_open_lock(uri):
+        mlflow_client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        if urlparse(uri).scheme == "sqlite" and uri not in _opened_sqlite:
+            mlflow_client.search_experiments(max_results=1)  # creates or checks the tables
+            mlflow_client.search_registered_models(max_results=1)
+            _opened_sqlite.add(uri)
+        return mlflow_client
+
+
+_opened_sqlite: set[str] = set()
+_can_lock = os.name == "posix"
+
+
+@contextlib.contextmanager
+def _first_open_lock(uri: str):
+    """Hold a lock file beside a sqlite store while this process first opens it: processes
+    opening a brand-new store at the same moment otherwise race through MLflow's migrations,
+    and all but one fail."""
+    path = uri.split("sqlite:///", 1)[-1] if urlparse(uri).scheme == "sqlite" else ""
+    if uri in _opened_sqlite or not path or path.startswith(":memory:") or not _can_lock:
+        yield
+        return
+    import fcntl
+
+    with open(path + ".llmb-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def check_reachable(uri: str, timeout: float = 5.0) -> None:

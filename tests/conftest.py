@@ -116,17 +116,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_mlflow_server(template_db, folder, *extra_args: str, port: int | None = None):
-    """A real ``mlflow server`` on loopback (sqlite backend copied from the template unless
-    ``folder`` has one, served artifacts) in ``folder``; returns its URI and process once it
-    answers."""
+def start_mlflow_server(template_db, folder, *extra_args: str, port: int | None = None,
+                        backend: str | None = None):
+    """A real ``mlflow server`` on loopback (``backend``, else a sqlite store copied from the
+    template unless ``folder`` has one; served artifacts) in ``folder``; returns its URI and
+    process once it answers."""
     import subprocess
     import sys
     import time
 
     import requests
 
-    db = f"sqlite:///{folder / 'mlflow.db'}" if (folder / "mlflow.db").exists() else new_store(template_db, folder)
+    if backend:
+        db = backend
+    elif (folder / "mlflow.db").exists():
+        db = f"sqlite:///{folder / 'mlflow.db'}"
+    else:
+        db = new_store(template_db, folder)
     port = port or free_port()
     log_path = folder / "server.log"
     with open(log_path, "a") as log:
@@ -164,6 +170,26 @@ def mlflow_server(template_db, tmp_path_factory):
     uri, proc = start_mlflow_server(template_db, tmp_path_factory.mktemp("server"))
     yield uri
     stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def postgres_mlflow_server(template_db, tmp_path_factory):
+    """A real ``mlflow server`` whose backend store is a PostgreSQL server of its own, with
+    served artifacts, all on loopback; its URI."""
+    from postgres import Postgres, postgres_bin
+
+    if postgres_bin() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed (.ci/run installs Debian's postgresql)")
+        pytest.skip("PostgreSQL is not installed (.ci/run installs Debian's postgresql)")
+    database = Postgres(free_port()).start()
+    try:
+        uri, proc = start_mlflow_server(template_db, tmp_path_factory.mktemp("pg-server"),
+                                        backend=database.uri)
+        yield uri
+        stop_process(proc)
+    finally:
+        database.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""The model library against a real sqlite store and a real ``mlflow server`` (REST)."""
+"""The model library against a real sqlite store, a real ``mlflow server`` (REST) on sqlite, and
+one on PostgreSQL."""
 
 import os
 import pickle
@@ -14,9 +15,12 @@ from llmb_mlflow.registry import ModelLibrary, parse_ref
 from conftest import train_tiny
 
 
-@pytest.fixture(params=["sqlite", "server"])
+SERVERS = {"server": "mlflow_server", "postgres-server": "postgres_mlflow_server"}
+
+
+@pytest.fixture(params=["sqlite", *SERVERS])
 def any_store(request, store_uri):
-    return store_uri if request.param == "sqlite" else request.getfixturevalue("mlflow_server")
+    return store_uri if request.param == "sqlite" else request.getfixturevalue(SERVERS[request.param])
 
 
 @pytest.fixture

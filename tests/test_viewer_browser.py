@@ -95,14 +95,16 @@ def test_clicking_the_loss_chart_jumps_to_the_nearest_snapshot(browser, viewer):
     wait(browser, lambda d: text(d, "shown-step") == "step 10")
 
 
-def test_the_viewer_reads_a_remote_tracking_server(browser, mlflow_server, shakespeare):
+@pytest.mark.parametrize("backend", ["mlflow_server", "postgres_mlflow_server"])
+def test_the_viewer_reads_a_remote_tracking_server(browser, backend, request, shakespeare):
     from llmb_mlflow.mlflow_tracker import MlflowTracker
 
     from conftest import train_tiny
 
-    tracker = MlflowTracker(mlflow_server, experiment="viewer-remote")
+    remote = request.getfixturevalue(backend)
+    tracker = MlflowTracker(remote, experiment="viewer-remote")
     train_tiny(shakespeare, tracker)
-    url, server = serve(mlflow_server)
+    url, server = serve(remote)
     try:
         browser.get(f"{url}?run={tracker.run_id}&step=20")
         wait(browser, lambda d: text(d, "shown-step") == "step 20", timeout=90)  # REST under load
