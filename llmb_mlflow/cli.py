@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -42,18 +43,32 @@ def train(dataset, preset, experiment, run_name, tracking_uri, register, no_trac
     """Train a MicroGPT, logging every step and a snapshot per evaluation to MLflow."""
     from .config import build_config
     from .corpus import load_corpus, prepare_dataset
-    from .tracker import Tracker
     from .trainer import Trainer
 
     if register and no_tracking:
         raise click.UsageError("--register needs tracking; drop --no-tracking")
     config = build_config(preset, dataset=dataset, **overrides)
     data = prepare_dataset(load_corpus(dataset), config.model.block_size)
-    if no_tracking:
-        tracker = Tracker()
-    else:
-        tracker = _mlflow_tracker(tracking_uri, experiment, register)
-    train_with_progress(Trainer(config, data), tracker, run_name, register=register)
+    with data_parallel() as parallel:
+        trainer = Trainer(config, data, device=parallel.device if parallel else None)
+        tracking = None if no_tracking else (tracking_uri, experiment, register)
+        train_with_progress(trainer, tracking, run_name, register=register, parallel=parallel)
+
+
+@contextlib.contextmanager
+def data_parallel():
+    """Under ``torchrun`` with several processes, this process's rank of a data-parallel
+    training (see ``distributed``); otherwise None."""
+    from .distributed import DataParallel, world
+
+    if world()[1] == 1:
+        yield None
+        return
+    parallel = DataParallel()
+    try:
+        yield parallel
+    finally:
+        parallel.close()
 
 
 def _mlflow_tracker(tracking_uri, experiment, register):
@@ -65,16 +80,29 @@ def _mlflow_tracker(tracking_uri, experiment, register):
     return MlflowTracker(tracking_uri, experiment)
 
 
-def train_with_progress(trainer, tracker, run_name, tags=None, register=None):
-    """Run a training with a progress display; Ctrl-C and SIGTERM stop it cleanly."""
-    from .progress import TrainingProgress
+def train_with_progress(trainer, tracking, run_name, tags=None, register=None, parallel=None):
+    """Run a training with a progress display; Ctrl-C and SIGTERM stop it cleanly.
+
+    ``tracking``: (tracking URI, experiment, model name to register) for an MLflow run, None
+    for none. Of a data-parallel training (``parallel``) only rank 0 tracks and reports."""
+    from .tracker import Tracker
     from .trainer import TrainingStopped, run_training
+
+    if parallel:
+        parallel.attach(trainer)
+    if parallel and parallel.rank:
+        return _train_quietly(trainer)
+    tracker = _mlflow_tracker(*tracking) if tracking else Tracker()
+    if parallel:
+        tags = {**(tags or {}), "llmb.world_size": str(parallel.size)}
+    from .progress import TrainingProgress
 
     config, data = trainer.config, trainer.dataset
     start = f"from step {trainer.step} " if trainer.step else ""
+    where = f"{parallel.size} processes" if parallel else trainer.device
     click.echo(f"Training {config.preset} MicroGPT ({trainer.model.num_parameters():,} parameters) "
                f"{start}on {data.name} ({len(data.train_ids):,} train / {len(data.val_ids):,} val "
-               f"characters, vocabulary {data.tokenizer.vocab_size}) on {trainer.device}.")
+               f"characters, vocabulary {data.tokenizer.vocab_size}) on {where}.")
     previous = {sig: signal.signal(sig, _stopper(trainer)) for sig in (signal.SIGINT, signal.SIGTERM)}
     progress = TrainingProgress(config.train.max_iters, trainer)
 
@@ -90,6 +118,8 @@ def train_with_progress(trainer, tracker, run_name, tags=None, register=None):
         click.echo(f"Stopped at step {trainer.step}." + (
             f" Run {tracker.run_id} is marked KILLED; everything logged so far is kept."
             if tracker.run_id else ""), err=True)
+        if parallel and not trainer.stop_requested:
+            return  # asked through the store: a clean end for torchrun, on every rank
         raise KeyboardInterrupt from None
     finally:
         for sig, handler in previous.items():
@@ -109,6 +139,23 @@ def train_with_progress(trainer, tracker, run_name, tags=None, register=None):
 
         version = ModelLibrary(tracker.uri).save(tracker.run_id, register)
         click.echo(f"Registered step {version.step} as model {version.ref} (models:/{version.ref}).")
+
+
+def _train_quietly(trainer) -> None:
+    """A data-parallel rank other than 0: train in step with rank 0, stop when it stops."""
+    from .tracker import Tracker
+    from .trainer import TrainingStopped, run_training
+
+    previous = {sig: signal.signal(sig, lambda *_: trainer.request_stop())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        run_training(trainer, Tracker())
+    except TrainingStopped:
+        if trainer.stop_requested:  # a signal; otherwise rank 0 was asked and ends cleanly
+            raise KeyboardInterrupt from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _stopper(trainer):

@@ -109,7 +109,7 @@ def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, **o
     Weights, optimizer state and step are restored; the new run's steps continue after the
     checkpoint's. Training settings may change; the model's shape may not."""
     from . import checkpoint
-    from .cli import _mlflow_tracker, train_with_progress
+    from .cli import data_parallel, train_with_progress
     from .corpus import CharTokenizer, load_corpus, prepare_dataset
     from .errors import LLMBError
     from .trainer import Trainer
@@ -125,11 +125,12 @@ def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, **o
     spec = dataset or state["train_config"]["dataset"]
     config = checkpoint.run_config(state, dataset=spec, **overrides)
     data = prepare_dataset(load_corpus(spec), config.model.block_size, CharTokenizer(state["vocab"]))
-    trainer = Trainer.from_checkpoint(state, config, data)
-    tracker = _mlflow_tracker(library.uri, experiment, register)
     tags = {"llmb.parent_run": version.run_id, "llmb.model_version": version.ref,
             "mlflow.parentRunId": version.run_id}
-    train_with_progress(trainer, tracker, run_name, tags=tags, register=register)
+    with data_parallel() as parallel:
+        trainer = Trainer.from_checkpoint(state, config, data, device=parallel.device if parallel else None)
+        train_with_progress(trainer, (library.uri, experiment, register), run_name, tags=tags,
+                            register=register, parallel=parallel)
 
 
 @click.command(epilog=REF_HELP)

@@ -18,6 +18,7 @@ import torch
 
 from .config import RunConfig
 from .corpus import Dataset
+from .distributed import STOP, TRAIN, WAIT
 from .model import MicroGPT
 from .probes import SnapshotProbe
 from .tracker import RUN_FAILED, RUN_FINISHED, RUN_KILLED, RunDescription, Tracker
@@ -57,6 +58,11 @@ class Trainer:
         self.last_checkpoint_step: int | None = None
         self.stop_requested = False
         self.updating = False
+        # One process unless distributed.DataParallel.attach makes this a rank of several.
+        self.forward_model = self.model
+        self.lead, self.world_size = True, 1
+        self.agree: Callable[[int], int] = lambda wish: wish
+        self.mean: Callable[[float], float] = lambda value: value
 
     @classmethod
     def from_checkpoint(cls, state: dict, config: RunConfig, dataset: Dataset,
@@ -135,7 +141,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x, y = self.batch("train", tc.batch_size, self.batch_rng)
-        _, loss, _ = self.model(x, y)
+        _, loss, _ = self.forward_model(x, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
@@ -143,14 +149,14 @@ class Trainer:
         self.optimizer.step()
         self.step = step
         self.updating = False
-        loss_value, grad_value = loss.item(), grad_norm.item()
+        loss_value, grad_value = self.mean(loss.item()), grad_norm.item()
         self.last_train = {"train_loss": loss_value}
         elapsed = time.perf_counter() - started
         return {
             "train_loss": loss_value,
             "lr": lr,
             "grad_norm": grad_value,
-            "tokens_per_sec": x.numel() / max(elapsed, 1e-9),
+            "tokens_per_sec": x.numel() * self.world_size / max(elapsed, 1e-9),
         }
 
     def is_eval_step(self, step: int) -> bool:
@@ -184,13 +190,20 @@ class Trainer:
                 checkpoints_done = control.checkpoints
                 self.checkpoint_into(tracker)
             if self.stop_requested or control.state == "stop":
+                wish = STOP
+            elif control.state == "pause" and control.steps <= steps_done:
+                wish = WAIT
+            else:
+                wish = TRAIN
+            decision = self.agree(wish)
+            if decision == STOP:
                 tracker.report_state("stopping")
                 raise TrainingStopped(f"stopped at step {self.step}")
+            if decision == WAIT:
+                tracker.report_state("paused")
+                tracker.wait_for_control(PAUSE_POLL_SECONDS)
+                continue
             if control.state == "pause":
-                if control.steps <= steps_done:
-                    tracker.report_state("paused")
-                    tracker.wait_for_control(PAUSE_POLL_SECONDS)
-                    continue
                 steps_done += 1
             else:
                 steps_done = control.steps
@@ -205,6 +218,8 @@ class Trainer:
                 on_progress(self.step, metrics)
 
     def _evaluate_into(self, tracker: Tracker) -> dict[str, float]:
+        if not self.lead:  # the lead rank evaluates for everyone
+            return {}
         self.last_eval = self.evaluate()
         if tracker.wants_snapshots:
             tracker.log_snapshot(self.probe.capture(self.model, self.step))
