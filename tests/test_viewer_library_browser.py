@@ -136,6 +136,7 @@ def test_start_from_the_browser_then_pause_resume_stop_across_a_refresh(browser,
     from mlflow import MlflowClient
 
     from llmb_mlflow.control import TRAINER_STATE_TAG
+    from llmb_mlflow.reader import RunReader
 
     url, server = serve(store_uri)
     run_id = None
@@ -158,10 +159,16 @@ def test_start_from_the_browser_then_pause_resume_stop_across_a_refresh(browser,
         click(browser, "ctl-pause")
         wait(browser, lambda d: "paused" in text(d, "status"))
         assert MlflowClient(store_uri).get_run(run_id).info.status == "RUNNING"
+        reader = RunReader(store_uri)
+        state = lambda: MlflowClient(store_uri).get_run(run_id).data.tags.get(TRAINER_STATE_TAG)  # noqa: E731
+        wait(browser, lambda d: state() == "paused")
+        paused_at = reader.metric(run_id, "train_loss").steps.tolist()[-1]
+        wait(browser, lambda d: d.find_element("id", "ctl-step").is_enabled())
+        click(browser, "ctl-step")
+        wait(browser, lambda d: reader.metric(run_id, "train_loss").steps.tolist()[-1] == paused_at + 1)
         wait(browser, lambda d: d.find_element("id", "ctl-resume").is_enabled())
         click(browser, "ctl-resume")
-        wait(browser, lambda d: "paused" not in text(d, "status")
-             and MlflowClient(store_uri).get_run(run_id).data.tags.get(TRAINER_STATE_TAG) == "running")
+        wait(browser, lambda d: "paused" not in text(d, "status") and state() == "running")
         stop_from_browser(browser)
     finally:
         if run_id:
