@@ -87,6 +87,10 @@ def test_a_silent_trainer_on_another_machine_is_stale_and_can_be_marked_failed(s
 def test_the_stale_threshold_can_be_set(monkeypatch, value, expected, llmb, store_uri):
     monkeypatch.setenv("LLMB_STALE_SECONDS", value)
     assert control.stale_seconds() == expected
+    from llmb_mlflow.store import RUN_KIND_TAG, TRAINING_RUN, experiment_id
+
+    client = MlflowClient(store_uri)
+    client.create_run(experiment_id(client, "llmbreaker"), tags={RUN_KIND_TAG: TRAINING_RUN})
     monkeypatch.setenv("LLMB_STALE_SECONDS", "soon")
     result = llmb("runs", "list")
     assert result.code == 1
