@@ -195,7 +195,7 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
             val_steps, val_values = data.new_points(state["run_id"], "val_loss", state["last_val"], run)
             new_steps = data.snapshot_steps(state["run_id"], run) if val_steps or run.ended else steps
         except LLMBError as exc:  # keep polling: the store may come back
-            return no_update, no_update, no_update, no_update, f"{exc} (retrying)"
+            return no_update, no_update, no_update, no_update, f"Store unreachable, retrying: {exc}"
         extend = no_update
         if train_steps or val_steps:
             smoothed = loss.smooth(train_values, state["smoothing"], state["ema"]) if train_steps else []

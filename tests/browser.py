@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from conftest import free_port
+from conftest import LIVE_ARGS, free_port
 
 CHROMEDRIVER = shutil.which("chromedriver")
 needs_browser = pytest.mark.skipif(not CHROMEDRIVER and not os.environ.get("CI"),
@@ -79,10 +79,7 @@ def start_training(store_uri, tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": store_uri, "PYTHONUNBUFFERED": "1"}
     log = open(tmp_path / "trainer.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llmb_mlflow", "train", "--preset", "small", "--n-layer", "1",
-         "--n-embd", "16", "--n-head", "2", "--block-size", "16", "--batch-size", "8",
-         "--eval-iters", "2", "--eval-interval", "50", "--max-iters", "100000",
-         "--checkpoint-interval", "0"],
+        [sys.executable, "-m", "llmb_mlflow", "train", *LIVE_ARGS, "--checkpoint-interval", "0"],
         stdout=subprocess.PIPE, stderr=log, text=True, env=env)
     line = proc.stdout.readline()
     while line and "Logging to MLflow run" not in line:

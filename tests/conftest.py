@@ -14,6 +14,10 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 TINY = dict(n_layer=2, n_head=2, n_embd=16, block_size=16, batch_size=8, max_iters=25,
             eval_interval=10, eval_iters=2, sample_chars=30)
+# The same kind of model for ``llmb train`` in another process; LIVE_ARGS runs until stopped.
+TINY_ARGS = ["--preset", "small", "--n-layer", "1", "--n-embd", "16", "--n-head", "2",
+             "--block-size", "16", "--batch-size", "8", "--eval-iters", "2"]
+LIVE_ARGS = [*TINY_ARGS, "--eval-interval", "50", "--max-iters", "100000"]
 
 
 @pytest.fixture(scope="session")

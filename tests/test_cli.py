@@ -12,8 +12,7 @@ from mlflow import MlflowClient
 
 from llmb_mlflow.reader import RunReader
 
-TINY_ARGS = ["--preset", "small", "--n-layer", "1", "--n-embd", "16", "--n-head", "2",
-             "--block-size", "16", "--batch-size", "8", "--eval-iters", "2"]
+from conftest import TINY_ARGS
 
 
 def runs_in(uri):

@@ -5,8 +5,9 @@ import sys
 
 from llmb_mlflow.reader import RunReader
 
-TINY = ["--preset", "small", "--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "16",
-        "--batch-size", "8", "--eval-iters", "2", "--eval-interval", "10", "--max-iters", "30"]
+from conftest import TINY_ARGS
+
+TINY = [*TINY_ARGS, "--eval-interval", "10", "--max-iters", "30"]
 
 
 def test_trainers_opening_a_brand_new_store_together_all_succeed_and_lose_nothing(tmp_path):

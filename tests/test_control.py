@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 from llmb_mlflow.control import TRAINER_STATE_TAG
 from llmb_mlflow.reader import RunReader
 
-from test_cli import TINY_ARGS
+from conftest import TINY_ARGS
 
 
 def wait_for(condition, timeout=60, what="condition"):

@@ -14,9 +14,9 @@ from llmb_mlflow.launcher import launch
 from llmb_mlflow.reader import RunReader
 from llmb_mlflow.registry import ModelLibrary
 
-FAST_TINY = ["--preset", "small", "--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "16",
-             "--batch-size", "8", "--eval-iters", "2", "--eval-interval", "10", "--checkpoint-interval", "20",
-             "--max-iters", "100000"]
+from conftest import TINY_ARGS
+
+FAST_TINY = [*TINY_ARGS, "--eval-interval", "10", "--checkpoint-interval", "20", "--max-iters", "100000"]
 
 
 def until(condition, timeout=120.0, what="condition"):

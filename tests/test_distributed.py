@@ -10,10 +10,9 @@ from llmb_mlflow import control
 from llmb_mlflow.reader import RunReader
 from llmb_mlflow.registry import ModelLibrary
 
-from conftest import free_port
+from conftest import TINY_ARGS, free_port
 
-TINY = ["--preset", "small", "--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "16",
-        "--batch-size", "8", "--eval-iters", "2", "--eval-interval", "10"]
+TINY = [*TINY_ARGS, "--eval-interval", "10"]
 
 
 def torchrun(uri, *args, **popen):

@@ -7,14 +7,14 @@ from llmb_mlflow.errors import LLMBError
 from llmb_mlflow.launcher import launch
 from llmb_mlflow.reader import RunReader
 
-TINY_ARGS = ["--preset", "small", "--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "16",
-             "--batch-size", "8", "--eval-iters", "2", "--eval-interval", "50", "--max-iters", "100000"]
+from conftest import LIVE_ARGS
+
 
 
 def test_a_launched_training_creates_its_run_outlives_the_call_and_stops_on_request(
         store_uri, tmp_path, monkeypatch):
     monkeypatch.setenv("LLMB_LOG_DIR", str(tmp_path / "logs"))
-    training = launch(["train", *TINY_ARGS, "--run-name", "launched"], store_uri)
+    training = launch(["train", *LIVE_ARGS, "--run-name", "launched"], store_uri)
     try:
         run = RunReader(store_uri).run(training.run_id)
         assert run.run_name == "launched" and run.status == "RUNNING"

@@ -12,7 +12,7 @@ from llmb_mlflow.mlflow_tracker import MlflowTracker
 from llmb_mlflow.reader import RunReader
 from llmb_mlflow.registry import ModelLibrary, parse_ref
 
-from conftest import train_tiny
+from conftest import TINY_ARGS, train_tiny
 
 
 SERVERS = {"server": "mlflow_server", "postgres-server": "postgres_mlflow_server"}
@@ -89,9 +89,7 @@ def test_life_cycle(trained, llmb, use_store):
 
 
 def test_generate_and_register_from_the_cli(store_uri, llmb):
-    result = llmb("train", "--preset", "small", "--n-layer", "1", "--n-embd", "16", "--n-head", "2",
-                  "--block-size", "16", "--batch-size", "8", "--eval-iters", "2", "--max-iters", "6",
-                  "--register", "cli-model")
+    result = llmb("train", *TINY_ARGS, "--max-iters", "6", "--register", "cli-model")
     assert result.code == 0, result.err
     assert "Registered step 6 as model cli-model/1" in result.out
     generated = llmb("generate", "cli-model", "--prompt", "KING:", "--max-new-tokens", "30", "--seed", "4")

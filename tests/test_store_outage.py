@@ -5,21 +5,19 @@ in one line."""
 import pytest
 
 from browser import graph_data, needs_browser, serve, text, wait
-from conftest import start_mlflow_server, stop_process
+from conftest import LIVE_ARGS, start_mlflow_server, stop_process
 from llmb_mlflow import control
 from llmb_mlflow.launcher import launch
 from llmb_mlflow.reader import RunReader
 
 pytestmark = [needs_browser, pytest.mark.usefixtures("blank_page")]
-TINY = ["--preset", "small", "--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "16",
-        "--batch-size", "8", "--eval-iters", "2", "--eval-interval", "50", "--max-iters", "100000"]
 POINTS = "return document.querySelector('#loss-chart .js-plotly-plot').data[0].x.length;"
 
 
 def test_the_store_goes_away_and_comes_back(browser, template_db, tmp_path, llmb):
     uri, server_process = start_mlflow_server(template_db, tmp_path)
     port = int(uri.rsplit(":", 1)[1])
-    training = launch(["train", *TINY], uri)
+    training = launch(["train", *LIVE_ARGS], uri)
     viewer_url, viewer = serve(uri)
     try:
         browser.get(f"{viewer_url}?run={training.run_id}")
@@ -27,7 +25,8 @@ def test_the_store_goes_away_and_comes_back(browser, template_db, tmp_path, llmb
         wait(browser, lambda d: d.execute_script(POINTS) > 10)
 
         stop_process(server_process)
-        wait(browser, lambda d: "(retrying)" in text(d, "run-error"), timeout=60)
+        unreachable = f"Store unreachable, retrying: tracking store {uri}"
+        wait(browser, lambda d: text(d, "run-error").startswith(unreachable), timeout=60)
         down = llmb("runs", "list", "--tracking-uri", uri)
         assert down.code == 1 and down.err.startswith(f"Error: tracking server {uri} is unreachable")
         assert down.err.count("\n") == 1
