@@ -211,3 +211,11 @@ def test_an_unknown_run_in_the_address_says_so(browser, viewer):
     wait(browser, lambda d: "Cannot show run 0123456789abcdef0123456789abcdef: no run with id"
          in text(d, "run-error"))
     assert text(browser, "error") == ""
+
+
+def test_a_malformed_address_falls_back_to_the_live_view(browser, viewer, finished_run):
+    browser.get(f"{viewer}?run={finished_run.run_id}&tab=bogus&step=abc")
+    wait(browser, lambda d: text(d, "shown-step") == "step 25")
+    wait(browser, lambda d: "tab=watch" in d.current_url and "step=25" in d.current_url)
+    assert "live-btn on" in browser.find_element("id", "live").get_attribute("class")
+    assert text(browser, "run-error") == "" and text(browser, "error") == ""
