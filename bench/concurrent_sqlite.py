@@ -7,8 +7,9 @@
    ``store.client`` (which serialises the first open with a lock file); prints how many failed.
 2. N ``llmb train`` processes started together on a brand-new store (a tiny model, so the store,
    not the CPU, is the bottleneck: each logs every step, a snapshot every 25 steps and a
-   checkpoint every 200), while a viewer-like reader polls every run twice a second the way the
-   Dash viewer does (run, new points, snapshot list, newest snapshot). Then it stops them
+   checkpoint every 200), while the viewer's data layer (``dash_app.data.ViewerData``) polls
+   every run twice a second as the live viewer does (run, new points, snapshot list, newest
+   snapshot). Then it stops them
    through the store and counts, per run, the ``train_loss`` points stored against the steps
    trained (every step exactly once), the write passes the trainers had to retry, reader errors
    and trainers that failed.
@@ -28,6 +29,7 @@ import time
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
+from dash_app.data import ViewerData  # noqa: E402
 from llmb_mlflow import control  # noqa: E402
 from llmb_mlflow.launcher import launch  # noqa: E402
 from llmb_mlflow.reader import RunReader  # noqa: E402
@@ -38,18 +40,19 @@ TRAINING = ["train", "--preset", "small", "--n-layer", "1", "--n-embd", "16", "-
 
 
 def poll_like_the_viewer(uri: str, run_ids: list[str], stop: threading.Event, stats: dict) -> None:
-    reader = RunReader(uri)
+    """The viewer's own data layer, doing what its 0.5 s poll and the live scrubber do."""
+    data = ViewerData(uri)
     seen = {run_id: -1 for run_id in run_ids}
     while not stop.is_set():
         for run_id in run_ids:
             try:
-                run = reader.run(run_id)
-                series = reader.metric(run_id, "train_loss", after_step=seen[run_id], run=run)
-                if len(series):
-                    seen[run_id] = int(series.steps[-1])
-                steps = reader.snapshot_steps(run_id, run=run)
+                run = data.run(run_id)
+                steps, _ = data.new_points(run_id, "train_loss", seen[run_id], run)
                 if steps:
-                    reader.snapshot(run_id, steps[-1])
+                    seen[run_id] = steps[-1]
+                snapshot_steps = data.snapshot_steps(run_id, run)
+                if snapshot_steps:
+                    data.snapshot(run_id, snapshot_steps[-1])
                 stats["polls"] += 1
             except Exception as exc:  # noqa: BLE001 - counting every kind of failure
                 stats["errors"] += 1
