@@ -144,7 +144,7 @@ def start_mlflow_server(template_db, folder, *extra_args: str, port: int | None 
             [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", db,
              "--artifacts-destination", str(folder / "artifacts"), "--serve-artifacts",
              "--host", "127.0.0.1", "--port", str(port), "--workers", "1", *extra_args],
-            stdout=log, stderr=subprocess.STDOUT, cwd=folder,
+            stdout=log, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True,
             env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -155,17 +155,26 @@ def start_mlflow_server(template_db, folder, *extra_args: str, port: int | None 
         except requests.RequestException:  # not listening yet, or still starting up
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
+            stop_process(proc)
             raise AssertionError("mlflow server did not start:\n" + log_path.read_text()[-3000:])
         time.sleep(0.2)  # polling its health endpoint
 
 
 def stop_process(proc) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except Exception:
-        proc.kill()
+    """Stop a server started in a session of its own, with every process it started."""
+    import signal
+    import subprocess
+
+    for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 @pytest.fixture(scope="session")
