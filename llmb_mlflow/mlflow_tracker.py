@@ -209,7 +209,6 @@ class MlflowTracker(Tracker):
         if time.monotonic() - self._last_heartbeat >= HEARTBEAT_SECONDS:
             self.client.set_tag(self.run_id, HEARTBEAT_TAG, heartbeat_tags()[HEARTBEAT_TAG])
             self._last_heartbeat = time.monotonic()
-        self.failed_writes, self.last_failure = 0, None  # passes that failed and were retried
         self._control = Control.from_tags(self.client.get_run(self.run_id).data.tags)
 
     def _write_metrics(self) -> None:

@@ -2,6 +2,8 @@
 later, the viewer says the store is unreachable and recovers without a restart, the CLI fails
 in one line."""
 
+import re
+
 import pytest
 
 from browser import graph_data, needs_browser, serve, text, wait
@@ -14,7 +16,9 @@ pytestmark = [needs_browser, pytest.mark.usefixtures("blank_page")]
 POINTS = "return document.querySelector('#loss-chart .js-plotly-plot').data[0].x.length;"
 
 
-def test_the_store_goes_away_and_comes_back(browser, template_db, tmp_path, llmb):
+def test_the_store_goes_away_and_comes_back(browser, template_db, tmp_path, llmb, monkeypatch):
+    # Without MLflow's own HTTP retries the trainer's writer sees the outage and retries itself.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     uri, server_process = start_mlflow_server(template_db, tmp_path)
     port = int(uri.rsplit(":", 1)[1])
     training = launch(["train", *LIVE_ARGS], uri)
@@ -42,6 +46,8 @@ def test_the_store_goes_away_and_comes_back(browser, template_db, tmp_path, llmb
         run = RunReader(uri).run(training.run_id)
         steps = RunReader(uri).metric(training.run_id, "train_loss").steps.tolist()
         assert run.status == "KILLED" and steps == list(range(1, run.last_step + 1))  # nothing lost
+        log = open(training.log_path).read()
+        assert re.search(r"Note: [1-9]\d* write\(s\) to the tracking store failed and were retried", log), log
     finally:
         training.process.kill()
         viewer.close()
