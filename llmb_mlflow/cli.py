@@ -103,7 +103,6 @@ def train_with_progress(trainer, tracking, run_name, tags=None, register=None, p
     click.echo(f"Training {config.preset} MicroGPT ({trainer.model.num_parameters():,} parameters) "
                f"{start}on {data.name} ({len(data.train_ids):,} train / {len(data.val_ids):,} val "
                f"characters, vocabulary {data.tokenizer.vocab_size}) on {where}.")
-    previous = {sig: signal.signal(sig, _stopper(trainer)) for sig in (signal.SIGINT, signal.SIGTERM)}
     progress = TrainingProgress(config.train.max_iters, trainer)
 
     def announce():
@@ -111,7 +110,7 @@ def train_with_progress(trainer, tracking, run_name, tags=None, register=None, p
             click.echo(f"Logging to MLflow run {tracker.run_id} ({tracker.run_name}) at {tracker.uri}")
 
     try:
-        with progress:
+        with _stop_signals(_stopper(trainer)), progress:
             run_training(trainer, tracker, run_name, tags=tags, on_start=announce,
                          on_progress=progress.update)
     except (KeyboardInterrupt, TrainingStopped):
@@ -122,8 +121,6 @@ def train_with_progress(trainer, tracking, run_name, tags=None, register=None, p
             return  # asked through the store: a clean end for torchrun, on every rank
         raise KeyboardInterrupt from None
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         if getattr(tracker, "failed_writes", 0):
             click.echo(f"Note: {tracker.failed_writes} write(s) to the tracking store failed and were "
                        f"retried (last error: {tracker.last_failure}).", err=True)
@@ -146,16 +143,23 @@ def _train_quietly(trainer) -> None:
     from .tracker import Tracker
     from .trainer import TrainingStopped, run_training
 
-    previous = {sig: signal.signal(sig, lambda *_: trainer.request_stop())
-                for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        run_training(trainer, Tracker())
+        with _stop_signals(lambda *_: trainer.request_stop()):
+            run_training(trainer, Tracker())
     except TrainingStopped:
         if trainer.stop_requested:  # a signal; otherwise rank 0 was asked and ends cleanly
             raise KeyboardInterrupt from None
+
+
+@contextlib.contextmanager
+def _stop_signals(handler):
+    """Ctrl-C and SIGTERM call ``handler`` while the block runs."""
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _stopper(trainer):
@@ -186,7 +190,7 @@ def _mlflow_ui_command(uri: str) -> str:
 
 @cli.group()
 def runs():
-    """List and inspect training runs."""
+    """List, inspect and control training runs."""
 
 
 @runs.command("list")
@@ -260,12 +264,11 @@ def runs_mark_failed(run_id, force, tracking_uri):
 @tracking_uri_option
 def runs_show(run_id, tracking_uri):
     """A run's settings, snapshot steps and its latest sample."""
+    from .control import trainer_state
     from .reader import RunReader
 
     reader = RunReader(tracking_uri)
     run = reader.run(run_id)
-    from .control import trainer_state
-
     click.echo(f"Run {run.run_id} ({run.run_name}): {trainer_state(run.tags, run.status, run.start_time)}, "
                f"step {run.last_step}/{run.max_iters or '?'}")
     for key in ("train_loss", "val_loss", "eval_train_loss"):
@@ -275,9 +278,7 @@ def runs_show(run_id, tracking_uri):
     click.echo("Params:")
     for key in sorted(run.params):
         click.echo(f"  {key} = {run.params[key]}")
-    from .mlflow_tracker import CHECKPOINT_METRIC
-
-    checkpoints = [int(s) for s in reader.metric(run_id, CHECKPOINT_METRIC, run=run).steps]
+    checkpoints = reader.checkpoint_steps(run_id, run=run)
     click.echo(f"Checkpoints ({len(checkpoints)}): {_step_list(checkpoints)}")
     steps = reader.snapshot_steps(run_id, run=run)
     click.echo(f"Snapshots ({len(steps)}): {_step_list(steps)}")

@@ -56,11 +56,8 @@ def send(client, run_id: str, command: str) -> None:
     """Ask the training of ``run_id`` to pause, resume, stop, step once or checkpoint now."""
     if command not in COMMANDS:
         raise LLMBError(f"unknown command {command!r}; use one of {', '.join(COMMANDS)}")
-    run = _training_run(client, run_id)
-    tags = run.data.tags
-    if run.info.status != "RUNNING":
-        raise LLMBError(f"run {run_id} is not running (it is {run.info.status})")
-    current = Control.from_tags(tags)
+    run = _running_training(client, run_id)
+    current = Control.from_tags(run.data.tags)
     if command == "step" and current.state != "pause":
         raise LLMBError(f"run {run_id} is not paused; pause it before stepping")
     updates = {
@@ -75,11 +72,13 @@ def send(client, run_id: str, command: str) -> None:
             client.set_tag(run_id, key, value)
 
 
-def _training_run(client, run_id: str):
+def _running_training(client, run_id: str):
     with store_errors(client.tracking_uri), missing_as(f"no run with id {run_id!r}"):
         run = client.get_run(run_id)
     if run.data.tags.get(RUN_KIND_TAG) != TRAINING_RUN:
         raise LLMBError(f"run {run_id} is not an LLMBreaker training run")
+    if run.info.status != "RUNNING":
+        raise LLMBError(f"run {run_id} is not running (it is {run.info.status})")
     return run
 
 
@@ -143,9 +142,7 @@ def _duration(seconds: float) -> str:
 
 def mark_failed(client, run_id: str, force: bool = False) -> str:
     """End a crashed training's run as FAILED; returns why it was judged crashed."""
-    run = _training_run(client, run_id)
-    if run.info.status != "RUNNING":
-        raise LLMBError(f"run {run_id} is not running (it is {run.info.status})")
+    run = _running_training(client, run_id)
     problem = silence(run.data.tags, run.info.status, run.info.start_time)
     if not problem and not force:
         raise LLMBError(f"run {run_id} is alive (its trainer reported within {stale_seconds():.0f} s); "

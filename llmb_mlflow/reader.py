@@ -19,7 +19,7 @@ import numpy as np
 
 from . import snapshot as snapshot_format
 from .errors import LLMBError
-from .mlflow_tracker import SNAPSHOT_METRIC
+from .mlflow_tracker import CHECKPOINT_METRIC, SNAPSHOT_METRIC
 from .snapshot import Snapshot
 from .store import (
     DEFAULT_EXPERIMENT, RUN_KIND_TAG, TRAINING_RUN, client, is_missing, missing_as, store_errors,
@@ -190,6 +190,10 @@ class RunReader:
     def snapshot_steps(self, run_id: str, run: RunSummary | None = None) -> list[int]:
         """Steps whose snapshot is completely stored, ascending."""
         return [int(s) for s in self.metric(run_id, SNAPSHOT_METRIC, run=run).steps]
+
+    def checkpoint_steps(self, run_id: str, run: RunSummary | None = None) -> list[int]:
+        """Steps whose checkpoint is completely stored, ascending."""
+        return [int(s) for s in self.metric(run_id, CHECKPOINT_METRIC, run=run).steps]
 
     def snapshot(self, run_id: str, step: int) -> Snapshot:
         cache_key = (run_id, int(step))

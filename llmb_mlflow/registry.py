@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import LLMBError
-from .mlflow_tracker import CHECKPOINT_METRIC, checkpoint_path
+from .mlflow_tracker import checkpoint_path
 from .reader import RunReader
 from .store import RUN_KIND_TAG, is_missing, missing_as, store_errors
 
@@ -68,7 +68,7 @@ class ModelLibrary:
     # -- saving ----------------------------------------------------------------------------
 
     def checkpoint_steps(self, run_id: str) -> list[int]:
-        return [int(s) for s in self.reader.metric(run_id, CHECKPOINT_METRIC).steps]
+        return self.reader.checkpoint_steps(run_id)
 
     def save(self, run_id: str, name: str, step: int | None = None) -> Version:
         """Register the run's checkpoint at ``step`` (the latest by default) as a new version."""
@@ -129,14 +129,19 @@ class ModelLibrary:
         with store_errors(self.uri):
             found = self.client.search_registered_models(
                 filter_string=f"tags.`{RUN_KIND_TAG}` = '{MODEL_KIND}'", max_results=1000)
-            listing = []
-            for model in found:
-                versions = self.client.search_model_versions(f"name = '{_quote(model.name)}'")
-                aliases = _aliases_by_version(model)
-                listing.append((model.name, sorted((self._version(v, aliases) for v in versions),
-                                                   key=lambda v: -int(v.version))))
+            listing = [(model.name, self._versions_of(model)) for model in found]
         listing.sort(key=lambda item: -max((v.created for v in item[1]), default=0))
         return listing
+
+    def versions(self, name: str) -> list[Version]:
+        """One model's versions, newest first."""
+        with store_errors(self.uri):
+            return self._versions_of(self._our_model(name))
+
+    def _versions_of(self, model) -> list[Version]:
+        found = self.client.search_model_versions(f"name = '{_quote(model.name)}'")
+        aliases = _aliases_by_version(model)
+        return sorted((self._version(v, aliases) for v in found), key=lambda v: -int(v.version))
 
     def resolve(self, ref: str) -> Version:
         """The version a reference names; the latest version for a bare name."""

@@ -113,8 +113,7 @@ def save_current(library: ModelLibrary, run_id: str, name: str, wait_seconds: fl
 
 def delete_version(library: ModelLibrary, name: str, version: str) -> str:
     """Delete one version; the model itself goes with its last version."""
-    versions = dict(library.models()).get(name, [])
-    if len(versions) <= 1:
+    if len(library.versions(name)) <= 1:
         library.delete(name)
         return f"Deleted model {name}."
     library.delete(name, version)
