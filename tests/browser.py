@@ -112,19 +112,22 @@ def row_button(driver, model, version, css):
         By.CSS_SELECTOR, f"tr.model-row[data-model='{model}'][data-version='{version}'] {css}")
 
 
-def kill_trainer(uri, run_id):
-    """Kill the process training ``run_id`` (as recorded in the run), if it still lives."""
+def kill_trainers(uri):
+    """Kill the processes of the store's running trainings (as their runs record them), so a
+    test that fails leaves none behind."""
     import signal
 
-    from mlflow import MlflowClient
-
     from llmb_mlflow.control import PID_TAG
+    from llmb_mlflow.reader import RunReader
 
-    pid = MlflowClient(uri).get_run(run_id).data.tags.get(PID_TAG)
-    try:
-        os.kill(int(pid), signal.SIGKILL)
-    except (TypeError, ValueError, ProcessLookupError):
-        pass
+    reader = RunReader(uri)
+    for experiment in reader.experiments():
+        for run in reader.runs(experiment):
+            if run.status == "RUNNING":
+                try:
+                    os.kill(int(run.tags.get(PID_TAG)), signal.SIGKILL)
+                except (TypeError, ValueError, ProcessLookupError):
+                    pass
 
 
 def shown_run(driver):

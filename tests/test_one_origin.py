@@ -4,7 +4,7 @@ import pytest
 import requests
 
 from browser import (
-    click, current_sample_step, kill_trainer, needs_browser, open_menu, retype, shown_run,
+    click, current_sample_step, kill_trainers, needs_browser, open_menu, retype, shown_run,
     stop_from_browser, text, wait,
 )
 from conftest import start_mlflow_server, stop_process, train_tiny
@@ -55,10 +55,10 @@ def test_a_training_started_in_the_served_viewer_logs_through_the_server(browser
     open_menu(browser, "train-summary")
     for key, value in {"max-iters": 100000, "batch-size": 8, "eval-interval": 50, "block-size": 16}.items():
         retype(browser.find_element("id", f"train-{key}"), str(value))
-    click(browser, "train-start")
-    wait(browser, lambda d: "Started run" in text(d, "toast"), timeout=120)
-    run_id = wait(browser, lambda d: shown_run(d))
     try:
+        click(browser, "train-start")
+        wait(browser, lambda d: "Started run" in text(d, "toast"), timeout=120)
+        run_id = wait(browser, lambda d: shown_run(d))
         run = MlflowClient(one_origin).get_run(run_id)
         assert run.info.artifact_uri.startswith("mlflow-artifacts:")  # it logged over REST
         wait(browser, lambda d: d.find_element("id", "ctl-pause").is_enabled(), timeout=60)
@@ -67,4 +67,4 @@ def test_a_training_started_in_the_served_viewer_logs_through_the_server(browser
         assert "RUNNING (paused)" in llmb("runs", "list", "--tracking-uri", one_origin).out
         stop_from_browser(browser)
     finally:
-        kill_trainer(one_origin, run_id)
+        kill_trainers(one_origin)

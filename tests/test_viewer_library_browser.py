@@ -4,7 +4,7 @@ trainings started from the browser run in processes of their own."""
 import pytest
 
 from browser import (
-    click, kill_trainer, needs_browser, open_menu, retype, row_button, serve, shown_run,
+    click, kill_trainers, needs_browser, open_menu, retype, row_button, serve, shown_run,
     stop_from_browser, text, wait,
 )
 from conftest import train_tiny
@@ -98,17 +98,18 @@ def test_load_resumes_in_a_new_live_run_the_viewer_switches_to(browser, library_
     open_menu(browser, "models-summary")
     steps = browser.find_element("id", "load-steps")
     retype(steps, "100000")
-    wait(browser, lambda d: row_button(d, "bard", "2", "button.load")).click()
-    wait(browser, lambda d: "Loaded bard/2 (step 12); training on to step 100012" in text(d, "toast"), timeout=120)
-    new_run = wait(browser, lambda d: shown_run(d) not in (None, source.run_id) and shown_run(d))
     try:
+        wait(browser, lambda d: row_button(d, "bard", "2", "button.load")).click()
+        wait(browser, lambda d: "Loaded bard/2 (step 12); training on to step 100012" in text(d, "toast"),
+             timeout=120)
+        new_run = wait(browser, lambda d: shown_run(d) not in (None, source.run_id) and shown_run(d))
         wait(browser, lambda d: "running" in text(d, "status"))
         run = RunReader(library.uri).run(new_run)
         assert run.tags["llmb.parent_run"] == source.run_id and run.tags["llmb.model_version"] == "bard/2"
         wait(browser, lambda d: RunReader(library.uri).run(new_run).last_step > 12)
         stop_from_browser(browser)
     finally:
-        kill_trainer(library.uri, new_run)
+        kill_trainers(library.uri)
 
 
 def test_a_finished_models_load_needs_a_positive_number_of_steps(browser, library_with_models):
@@ -139,7 +140,6 @@ def test_start_from_the_browser_then_pause_resume_stop_across_a_refresh(browser,
     from llmb_mlflow.reader import RunReader
 
     url, server = serve(store_uri)
-    run_id = None
     try:
         browser.get(url)
         fill_training_form(browser, {**TINY_FORM, "lr": 0.002, "temperature": 0.5, "dropout": 0.1})
@@ -171,8 +171,7 @@ def test_start_from_the_browser_then_pause_resume_stop_across_a_refresh(browser,
         wait(browser, lambda d: "paused" not in text(d, "status") and state() == "running")
         stop_from_browser(browser)
     finally:
-        if run_id:
-            kill_trainer(store_uri, run_id)
+        kill_trainers(store_uri)
         server.close()
 
 
@@ -213,7 +212,6 @@ def test_an_uploaded_corpus_trains_and_bad_uploads_are_refused(browser, store_ur
     latin1.write_bytes("café au lait\n".encode("latin-1") * 50)
     huge = tmp_path / "huge.txt"
     huge.write_bytes(b"a" * (20 * 2**20 + 1))
-    run_id = None
     try:
         browser.get(url)
         upload(browser, binary)
@@ -237,6 +235,5 @@ def test_an_uploaded_corpus_trains_and_bad_uploads_are_refused(browser, store_ur
         wait(browser, lambda d: "running" in text(d, "status"))
         stop_from_browser(browser)
     finally:
-        if run_id:
-            kill_trainer(store_uri, run_id)
+        kill_trainers(store_uri)
         server.close()
