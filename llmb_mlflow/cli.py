@@ -67,6 +67,11 @@ def data_parallel():
     parallel = DataParallel()
     try:
         yield parallel
+        parallel.finish()
+    except KeyboardInterrupt:
+        if parallel.agreed_to_stop:  # every rank stopped at the same step; aborts don't wait
+            parallel.finish()
+        raise
     finally:
         parallel.close()
 

@@ -38,6 +38,7 @@ class DataParallel:
         dist.init_process_group(backend, timeout=timedelta(minutes=30))
         self.rank, self.size = dist.get_rank(), dist.get_world_size()
         self.device = local_device()  # NCCL reduces tensors on the GPU
+        self.agreed_to_stop = False
 
     def attach(self, trainer) -> None:
         """Make ``trainer`` one rank of the data-parallel training."""
@@ -54,12 +55,20 @@ class DataParallel:
     def agree(self, wish: int) -> int:
         decision = torch.tensor([wish], device=self.device)
         dist.all_reduce(decision, op=dist.ReduceOp.MAX)
-        return int(decision.item())
+        decided = int(decision.item())
+        self.agreed_to_stop = decided == STOP
+        return decided
 
     def mean(self, value: float) -> float:
         total = torch.tensor([value], dtype=torch.float64, device=self.device)
         dist.all_reduce(total)
         return float(total.item()) / self.size
+
+    def finish(self) -> None:
+        """Wait until every rank is done: rank 0 still evaluates, checkpoints and closes the run
+        after the others have taken their last step, and a rank that tears the process group
+        down under a busy peer can abort (gloo: "terminate called without an active exception")."""
+        dist.barrier()
 
     def close(self) -> None:
         if dist.is_initialized():
