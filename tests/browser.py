@@ -16,14 +16,37 @@ needs_browser = pytest.mark.skipif(not CHROMEDRIVER and not os.environ.get("CI")
                                    reason="chromium-driver is not installed (CI installs it)")
 
 
+class ServedViewer:
+    """A waitress server running in a thread of this process, which ``close`` really stops.
+
+    waitress's own ``close`` closes its wake-up pipe while worker threads may still write to it:
+    the write then lands on whatever file reuses the descriptor (seen: an 'x' over the first
+    byte of another test's sqlite store). So: let the workers finish, then close every channel
+    from the server's own loop, and wait for that loop to end."""
+
+    def __init__(self, server):
+        self.server = server
+        self.thread = threading.Thread(target=server.run, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        def close_channels():
+            for channel in list(self.server._map.values()):
+                channel.close()
+
+        self.server.task_dispatcher.shutdown()
+        self.server.trigger.pull_trigger(close_channels)
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "the viewer's server did not stop"
+
+
 def serve(uri):
-    """The viewer on a free loopback port, in this process; returns its base URL."""
+    """The viewer on a free loopback port, in this process; returns its base URL and server."""
     from dash_app.server import make_server
 
     port = free_port()
-    server = make_server("127.0.0.1", port, uri, threads=4)
-    threading.Thread(target=server.run, daemon=True).start()
-    return f"http://127.0.0.1:{port}/", server
+    served = ServedViewer(make_server("127.0.0.1", port, uri, threads=4))
+    return f"http://127.0.0.1:{port}/", served
 
 
 def wait(driver, condition, timeout=30):
