@@ -121,7 +121,19 @@ def _query(search: str | None) -> dict:
     return {k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items()}
 
 
+# A run started from a menu is shown at once; the menu it came from closes (the DOM's <details>
+# state is not a Dash prop, so it is closed in the page).
+CLOSE_MENUS_JS = """
+function (run) {
+    if (run) { document.querySelectorAll("details.menu[open]").forEach(m => { m.open = false; }); }
+    return window.dash_clientside.no_update;
+}"""
+
+
 def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
+    app.clientside_callback(CLOSE_MENUS_JS, Output("train-menu", "open"), Input("switch-run", "data"),
+                            prevent_initial_call=True)
+
     @app.callback(Output("experiment", "options"), Input("runs-refresh", "n_intervals"))
     def list_experiments(_):
         try:

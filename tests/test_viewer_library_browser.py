@@ -127,6 +127,32 @@ def fill_training_form(driver, settings):
         retype(driver.find_element("id", f"train-{key.replace('_', '-')}"), str(value))
 
 
+def menu_is_open(driver, summary_id):
+    return driver.find_element("id", summary_id).find_element("xpath", "..").get_attribute("open") is not None
+
+
+def test_menus_close_on_escape_and_outside_clicks_but_not_while_filled_in(browser, store_uri):
+    from selenium.webdriver.common.keys import Keys
+
+    url, server = serve(store_uri)
+    try:
+        browser.get(url)
+        open_menu(browser, "models-summary")
+        browser.find_element("css selector", "body").send_keys(Keys.ESCAPE)
+        wait(browser, lambda d: not menu_is_open(d, "models-summary"))
+        open_menu(browser, "models-summary")
+        open_menu(browser, "train-summary")  # opening one menu closes the other
+        assert not menu_is_open(browser, "models-summary")
+        choose_preset(browser, "medium")  # the chosen option leaves the page: still a click inside
+        choose_preset(browser, "medium")
+        retype(browser.find_element("id", "train-max-iters"), "50")
+        assert menu_is_open(browser, "train-summary")
+        browser.find_element("css selector", "header h1").click()
+        wait(browser, lambda d: not menu_is_open(d, "train-summary"))
+    finally:
+        server.close()
+
+
 def choose_preset(driver, preset):
     driver.find_element("css selector", "#train-preset").click()
     wait(driver, lambda d: d.find_element(  # the open dropdown's options
@@ -148,6 +174,7 @@ def test_start_from_the_browser_then_pause_resume_stop_across_a_refresh(browser,
         click(browser, "train-start")
         wait(browser, lambda d: "Started run" in text(d, "toast"), timeout=120)
         run_id = wait(browser, lambda d: shown_run(d))
+        wait(browser, lambda d: not menu_is_open(d, "train-summary"))  # done with: out of the way
         run = MlflowClient(store_uri).get_run(run_id)
         assert run.info.run_name == "from-the-browser"
         assert {k: run.data.params[k] for k in ("preset", "lr", "temperature", "dropout", "block_size")} == {
