@@ -27,11 +27,12 @@ STATUS_CLASS = {"RUNNING": "running", "FINISHED": "finished", "FAILED": "failed"
 def create_app(tracking_uri: str | None = None, run_id: str | None = None,
                experiment: str = "llmbreaker", url_base_pathname: str = "/",
                server=True, **data_options) -> Dash:
-    """The viewer; ``data_options`` go to ViewerData (artifacts_destination, training_uri)."""
+    """The viewer; ``data_options`` go to ViewerData (artifacts_destination, training_uri,
+    read_only)."""
     data = ViewerData(tracking_uri, experiment, **data_options)
     app = Dash(__name__, title="LLMBreaker", url_base_pathname=url_base_pathname, server=server,
                suppress_callback_exceptions=False, update_title=None)
-    app.layout = _layout(experiment)
+    app.layout = _layout(experiment, data.read_only)
     _register(app, data, run_id)
     models.register(app, data)
     training.register(app, data)
@@ -39,7 +40,8 @@ def create_app(tracking_uri: str | None = None, run_id: str | None = None,
     return app
 
 
-def _layout(experiment):
+def _layout(experiment, read_only=False):
+    # A read-only page keeps every component (callbacks name them) but hides those that write.
     return html.Div([
         dcc.Location(id="url", refresh=False),
         dcc.Store(id="run-state"),
@@ -56,9 +58,11 @@ def _layout(experiment):
             html.Span(id="status", className="badge"),
             html.Span(id="live-indicator", className="live-indicator"),
             html.Span(id="progress", className="progress"),
+            html.Span("view only", className="badge view-only", hidden=not read_only,
+                      title="this viewer shows runs and models but changes nothing"),
             html.Div([html.Button(label, id=f"ctl-{command}", className="ctl-btn", disabled=True,
                                   title=title) for command, label, title in CONTROLS],
-                     className="controls"),
+                     className="controls writes"),
             training.layout(),
             models.layout(),
             html.Div(id="toast", className="toast", role="status"),
@@ -70,7 +74,7 @@ def _layout(experiment):
             dcc.Tab(label="Attention Cinema", value="attention", children=_attention_tab()),
         ]),
         scrubber.layout(),
-    ], className="page")
+    ], className="page read-only" if read_only else "page")
 
 
 def _watch_tab():
@@ -254,6 +258,7 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
         if not state or not command:
             return no_update, no_update
         try:
+            data.check_writable()
             if command == "fail":
                 control.mark_failed(data.reader.client, state["run_id"])
                 return "Marked the run FAILED; everything it logged is kept.", "toast ok"

@@ -8,24 +8,34 @@ from typing import Callable
 
 import numpy as np
 
+from llmb_mlflow.errors import LLMBError
 from llmb_mlflow.reader import RunReader
 
 CHART_POINTS = 2000
+READ_ONLY = "this viewer is read-only: change trainings and models with `llmb` or a viewer that is not"
 
 
 class ViewerData:
     """``training_uri``: the tracking URI trainings started from the viewer log to (a string, or
-    a function of the current request); the reader's own by default."""
+    a function of the current request); the reader's own by default. ``read_only``: the viewer
+    only shows; every change (controls, models, new trainings, uploads) is refused."""
 
     def __init__(self, tracking_uri: str | None = None, experiment: str = "llmbreaker",
                  cache_size: int = 4096, artifacts_destination: str | None = None,
-                 training_uri: str | Callable[[], str] | None = None):
+                 training_uri: str | Callable[[], str] | None = None, read_only: bool = False):
         self.reader = RunReader(tracking_uri, artifacts_destination=artifacts_destination)
         self.experiment = experiment
+        self.read_only = read_only
         self._training_uri = training_uri or self.reader.uri
         self._samples: OrderedDict = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+
+    def check_writable(self) -> None:
+        """Raise the one-line refusal if this viewer may change nothing (the hidden buttons of a
+        read-only page can still be clicked by a script)."""
+        if self.read_only:
+            raise LLMBError(READ_ONLY)
 
     def training_uri(self) -> str:
         return self._training_uri() if callable(self._training_uri) else self._training_uri

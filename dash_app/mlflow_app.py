@@ -4,7 +4,9 @@ The ``mlflow.app`` entry point names ``create_app``, a factory in the style of M
 ``basic-auth`` app: it mounts the viewer under ``/llmb/`` on MLflow's Flask app and hands it
 back (wrapped in MLflow's FastAPI app when uvicorn serves it). Inside the server the viewer reads
 the backend store and the served-artifacts folder directly; trainings it starts log through the
-server's own address, like any other client.
+server's own address, like any other client. With ``LLMB_READ_ONLY=true`` in the server's
+environment the viewer only shows (anyone who can reach the server could otherwise start
+trainings on its machine).
 """
 
 from __future__ import annotations
@@ -14,6 +16,12 @@ import os
 from .app import create_app as create_viewer
 
 VIEWER_PATH = "/llmb/"
+
+
+def read_only_from_env() -> bool:
+    """LLMB_READ_ONLY: anything but unset, empty, 0, false, no or off means read-only (a typo
+    must not open the server up)."""
+    return os.environ.get("LLMB_READ_ONLY", "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def create_app():
@@ -32,7 +40,7 @@ def create_app():
         return request.host_url.rstrip("/") + prefix
 
     create_viewer(os.environ.get(BACKEND_STORE_URI_ENV_VAR), url_base_pathname=prefix + VIEWER_PATH,
-                  server=flask_app, training_uri=own_address,
+                  server=flask_app, training_uri=own_address, read_only=read_only_from_env(),
                   artifacts_destination=os.environ.get(ARTIFACTS_DESTINATION_ENV_VAR) if serving_artifacts else None)
     if _MLFLOW_SGI_NAME.get() == "uvicorn":
         from mlflow.server.fastapi_app import create_fastapi_app

@@ -8,7 +8,8 @@ from .app import create_app
 
 
 def make_server(host: str = "127.0.0.1", port: int = 8050, tracking_uri: str | None = None,
-                run_id: str | None = None, experiment: str = "llmbreaker", threads: int = 8):
+                run_id: str | None = None, experiment: str = "llmbreaker", threads: int = 8,
+                read_only: bool = False):
     """A bound, listening server (call ``.run()`` to serve, ``.close()`` to stop).
 
     Reads of a tracking server that is down fail within seconds instead of MLflow's minutes of
@@ -19,6 +20,6 @@ def make_server(host: str = "127.0.0.1", port: int = 8050, tracking_uri: str | N
 
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    app = create_app(tracking_uri, run_id, experiment)
+    app = create_app(tracking_uri, run_id, experiment, read_only=read_only)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     return create_server(app.server, host=host, port=port, threads=threads, ident="llmbreaker")

@@ -26,7 +26,7 @@ def _check_port(host: str, port: int) -> None:
         raise LLMBError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port") from None
 
 
-def _serve(host, port, tracking_uri, experiment, run_id, open_browser=False) -> None:
+def _serve(host, port, tracking_uri, experiment, run_id, open_browser=False, read_only=False) -> None:
     from dash_app.server import make_server
 
     from .store import check_reachable, resolve_uri
@@ -34,9 +34,10 @@ def _serve(host, port, tracking_uri, experiment, run_id, open_browser=False) -> 
     uri = resolve_uri(tracking_uri)
     check_reachable(uri)
     _check_port(host, port)
-    server = make_server(host, port, uri, run_id, experiment)
+    server = make_server(host, port, uri, run_id, experiment, read_only=read_only)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
-    click.echo(f"LLMBreaker viewer on {url} (reading {uri}); press Ctrl-C to stop.")
+    mode = ", read-only" if read_only else ""
+    click.echo(f"LLMBreaker viewer on {url} (reading {uri}{mode}); press Ctrl-C to stop.")
     if open_browser:
         _open(url)
     try:
@@ -60,13 +61,17 @@ def _open(url: str) -> None:
 @tracking_uri_option
 @experiment_option
 @click.option("--run", "run_id", metavar="RUN_ID", help="Run to show first.  [default: the newest]")
-def dash(host, port, tracking_uri, experiment, run_id):
+@click.option("--read-only", is_flag=True, envvar="LLMB_READ_ONLY", show_envvar=True,
+              help="Only show: no training controls, no new trainings or uploads, no model changes. "
+                   "Use it when others can reach the viewer.")
+def dash(host, port, tracking_uri, experiment, run_id, read_only):
     """Serve the viewer: watch runs learn, live or step by step.
 
-    From its header you can also start trainings (each in a process of its own), pause, step or
-    stop them, and save, rename, delete or load models. For MLflow's UI and the viewer on one
-    port, run `mlflow server --app-name llmbreaker` instead (the viewer is then under /llmb/)."""
-    _serve(host, port, tracking_uri, experiment, run_id)
+    From its header you can also start trainings (each in a process of its own on this machine),
+    pause, step or stop them, and save, rename, delete or load models, unless --read-only. For
+    MLflow's UI and the viewer on one port, run `mlflow server --app-name llmbreaker` instead
+    (the viewer is then under /llmb/; LLMB_READ_ONLY=true makes it read-only)."""
+    _serve(host, port, tracking_uri, experiment, run_id, read_only=read_only)
 
 
 @click.command()

@@ -40,12 +40,12 @@ class ServedViewer:
         assert not self.thread.is_alive(), "the viewer's server did not stop"
 
 
-def serve(uri):
+def serve(uri, **options):
     """The viewer on a free loopback port, in this process; returns its base URL and server."""
     from dash_app.server import make_server
 
     port = free_port()
-    served = ServedViewer(make_server("127.0.0.1", port, uri, threads=4))
+    served = ServedViewer(make_server("127.0.0.1", port, uri, threads=4, **options))
     return f"http://127.0.0.1:{port}/", served
 
 

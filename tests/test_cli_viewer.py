@@ -57,6 +57,20 @@ def test_dash_serves_on_loopback_only(store_uri):
         proc.wait(timeout=30)
 
 
+@pytest.mark.parametrize("how", [["--read-only"], ["LLMB_READ_ONLY=true"]])
+def test_dash_can_be_read_only(store_uri, how, monkeypatch):
+    if how[0].startswith("LLMB_"):
+        monkeypatch.setenv(*how[0].split("="))
+    proc = start(["dash", "--port", str(free_port()), *[a for a in how if a.startswith("--")]], store_uri)
+    try:
+        url = read_url(proc)
+        layout = requests.get(url + "_dash-layout", timeout=30).json()
+        assert layout["props"]["className"] == "page read-only"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
 def test_demo_trains_in_the_background_and_stops_with_the_viewer(store_uri):
     proc = start(["demo", "--port", str(free_port()), "--max-iters", "100000"], store_uri)
     try:

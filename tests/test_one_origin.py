@@ -68,3 +68,23 @@ def test_a_training_started_in_the_served_viewer_logs_through_the_server(browser
         stop_from_browser(browser)
     finally:
         kill_trainers(one_origin)
+
+
+@pytest.mark.parametrize("value, read_only", [("", False), ("false", False), ("0", False), ("off", False),
+                                              ("true", True), ("1", True), ("Yes", True), ("treu", True)])
+def test_llmb_read_only_errs_on_the_safe_side(monkeypatch, value, read_only):
+    from dash_app.mlflow_app import read_only_from_env
+
+    monkeypatch.setenv("LLMB_READ_ONLY", value)
+    assert read_only_from_env() is read_only
+
+
+def test_the_served_viewer_is_read_only_when_the_server_is_told(template_db, tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMB_READ_ONLY", "true")
+    uri, proc = start_mlflow_server(template_db, tmp_path, "--app-name", "llmbreaker")
+    try:
+        layout = requests.get(f"{uri}/llmb/_dash-layout", timeout=30).json()
+        assert layout["props"]["className"] == "page read-only"
+        assert requests.get(f"{uri}/", timeout=30).status_code == 200  # MLflow's UI as before
+    finally:
+        stop_process(proc)

@@ -13,9 +13,8 @@ pytestmark = [needs_browser, pytest.mark.usefixtures("blank_page")]
 TINY_FORM = {"max_iters": 100000, "batch_size": 8, "eval_interval": 50, "block_size": 16}
 
 
-@pytest.fixture
-def library_with_models(store_uri, shakespeare, tmp_path):
-    """A store holding 'bard' (versions 1 and 2, from a finished tiny run), and a viewer on it."""
+def bard_library(store_uri, shakespeare):
+    """'bard' (versions 1 and 2, from a finished tiny run) in the store."""
     from llmb_mlflow.mlflow_tracker import MlflowTracker
     from llmb_mlflow.registry import ModelLibrary
 
@@ -24,9 +23,45 @@ def library_with_models(store_uri, shakespeare, tmp_path):
     library = ModelLibrary(store_uri)
     library.save(tracker.run_id, "bard", step=6)
     library.save(tracker.run_id, "bard")
+    return library
+
+
+@pytest.fixture
+def library_with_models(store_uri, shakespeare):
+    """A store holding 'bard', and a viewer on it."""
+    library = bard_library(store_uri, shakespeare)
     url, server = serve(store_uri)
     yield url, library
     server.close()
+
+
+def test_a_read_only_viewer_shows_models_but_changes_nothing(browser, store_uri, shakespeare):
+    from mlflow import MlflowClient
+
+    library = bard_library(store_uri, shakespeare)
+    before = names(library)
+    url, server = serve(store_uri, read_only=True)
+    displayed = lambda d, css: d.find_element("css selector", css).is_displayed()  # noqa: E731
+    try:
+        browser.get(url)
+        wait(browser, lambda d: "finished" in text(d, "status") and displayed(d, ".view-only"))
+        for hidden in ("#ctl-pause", "#train-summary", "#save-model", "#load-steps"):
+            assert not displayed(browser, hidden), hidden
+        open_menu(browser, "models-summary")
+        wait(browser, lambda d: d.find_elements("css selector", ".model-row"))
+        assert menu_fits(browser, "models-summary")  # at the header's right end here: it opens leftwards
+        assert not any(b.is_displayed() for b in browser.find_elements("css selector", ".model-row button"))
+        # a script can still click what is hidden: the server refuses
+        refusal = "this viewer is read-only: change trainings and models with `llmb` or a viewer that is not"
+        browser.execute_script("document.getElementById('save-model').click()")
+        wait(browser, lambda d: text(d, "toast") == f"Could not save: {refusal}")
+        browser.execute_script("document.getElementById('train-start').click()")
+        wait(browser, lambda d: text(d, "toast") == f"Could not start: {refusal}")
+        assert names(library) == before
+        assert len(MlflowClient(store_uri).search_runs(
+            [e.experiment_id for e in MlflowClient(store_uri).search_experiments()])) == 1
+    finally:
+        server.close()
 
 
 def names(library):
@@ -131,6 +166,12 @@ def menu_is_open(driver, summary_id):
     return driver.find_element("id", summary_id).find_element("xpath", "..").get_attribute("open") is not None
 
 
+def menu_fits(driver, summary_id):
+    return driver.execute_script(
+        "const r = arguments[0].parentElement.querySelector('.menu-body').getBoundingClientRect();"
+        "return r.width > 0 && r.left >= 0 && r.right <= window.innerWidth;", driver.find_element("id", summary_id))
+
+
 def test_menus_close_on_escape_and_outside_clicks_but_not_while_filled_in(browser, store_uri):
     from selenium.webdriver.common.keys import Keys
 
@@ -148,6 +189,9 @@ def test_menus_close_on_escape_and_outside_clicks_but_not_while_filled_in(browse
         assert menu_is_open(browser, "train-summary")
         browser.find_element("css selector", "header h1").click()
         wait(browser, lambda d: not menu_is_open(d, "train-summary"))
+        for summary in ("models-summary", "train-summary"):  # each fits in the window, wherever it sits
+            open_menu(browser, summary)
+            wait(browser, lambda d: menu_fits(d, summary))
     finally:
         server.close()
 

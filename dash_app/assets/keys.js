@@ -1,10 +1,24 @@
 // Arrow keys step the scrubber (unless typing in a field); Escape cancels a model rename, else
-// closes an open menu; a click outside a menu closes it.
+// closes an open menu; a click outside a menu closes it; an opened menu stays in the window.
 function closeMenus(clickPath) {
   document.querySelectorAll("details.menu[open]").forEach(function (menu) {
     if (!clickPath || !clickPath.includes(menu)) { menu.open = false; }
   });
 }
+
+// An opened menu opens towards the wider side of its button and never leaves the window (its
+// contents arrive after it opens, so it is placed by its button, not by its size).
+document.addEventListener("toggle", function (event) {
+  const menu = event.target;
+  if (!menu.matches || !menu.matches("details.menu") || !menu.open) { return; }
+  const body = menu.querySelector(".menu-body");
+  if (!body) { return; }
+  const button = menu.getBoundingClientRect();
+  const leftwards = button.left + button.width / 2 > window.innerWidth / 2;
+  body.style.left = leftwards ? "auto" : "0px";
+  body.style.right = leftwards ? "0px" : "auto";
+  body.style.maxWidth = (leftwards ? button.right : window.innerWidth - button.left) - 8 + "px";
+}, true);  // toggle does not bubble: caught on its way down
 
 // The path, not the target: a dropdown option is gone from the page once it is chosen.
 document.addEventListener("click", function (event) { closeMenus(event.composedPath()); });

@@ -45,7 +45,7 @@ def _name_cell(name: str, renaming: str | None):
                       className="rename-input", debounce=False),
             html.Small(" Enter renames, Escape cancels", className="hint")])
     return html.Span([html.Span(name, className="model-name"),
-                      html.Button("✎", id=action_id("rename", name), className="link-btn rename",
+                      html.Button("✎", id=action_id("rename", name), className="link-btn rename writes",
                                   title=f"rename {name}")])
 
 
@@ -57,7 +57,7 @@ def _version_actions(name: str, version: str, count: int, deleting: dict | None)
                                       className="ctl-btn danger delete-yes"),
                           html.Button("Cancel", id=action_id("delete-no", name, version),
                                       className="ctl-btn delete-no")], className="confirm")
-    return html.Span([
+    return html.Span(className="writes", children=[
         html.Button("Load", id=action_id("load", name, version), className="ctl-btn load",
                     title="continue training this checkpoint in a new run"),
         html.Button("Delete", id=action_id("delete", name, version), className="ctl-btn delete",
@@ -81,13 +81,13 @@ def layout() -> html.Details:
                 dcc.Input(id="save-name", placeholder="name for the shown run's model", debounce=False,
                           className="save-name"),
                 html.Button("Save current model", id="save-model", className="ctl-btn"),
-            ], className="save-row"),
+            ], className="save-row writes"),
             html.Div([
                 html.Label("Load trains", htmlFor="load-steps"),
                 dcc.Input(id="load-steps", type="number", min=1, step=1, value=DEFAULT_MORE_STEPS,
                           className="num"),
                 html.Span("more steps, in a new run"),
-            ], className="save-row"),
+            ], className="save-row writes"),
             html.Div(id="models-list"),
             html.Button(id="rename-cancel", hidden=True),  # Escape in the rename field clicks it
             dcc.Store(id="renaming"), dcc.Store(id="deleting"),
@@ -159,6 +159,7 @@ def register(app, data) -> None:
         if not state or ctx.triggered_id != "save-model":
             return no_update, no_update
         try:
+            data.check_writable()
             return save_current(library, state["run_id"], (name or "").strip(),
                                 CHECKPOINT_WAIT_SECONDS), "toast ok"
         except LLMBError as exc:
@@ -180,6 +181,7 @@ def register(app, data) -> None:
         if action == "delete-no":
             return no_update, None, no_update, no_update, no_update
         try:
+            data.check_writable()
             if action == "delete-yes":
                 return no_update, None, delete_version(library, name, version), "toast ok", no_update
             run_id, message = load_version(library, data.training_uri(), f"{name}/{version}",
@@ -203,6 +205,7 @@ def register(app, data) -> None:
         if new == old:
             return None, no_update, no_update
         try:
+            data.check_writable()
             library.rename(old, new)
         except LLMBError as exc:
             return no_update, f"Could not rename {old}: {exc}", "toast error"

@@ -73,7 +73,7 @@ def layout() -> html.Details:
                        "closing or refreshing this page does not stop it."),
             dcc.Store(id="upload-payload"), dcc.Store(id="uploaded", data=[]),
         ], className="menu-body"),
-    ], id="train-menu", className="menu")
+    ], id="train-menu", className="menu writes")
 
 
 def training_args(corpus: str, preset: str, values: dict, experiment: str, run_name: str | None) -> list[str]:
@@ -108,6 +108,7 @@ def register(app, data) -> None:
         if not payload:
             return (no_update,) * 5
         try:
+            data.check_writable()
             filename, raw = decode_upload(payload)
             path = str(store_upload(filename, raw))
         except LLMBError as exc:
@@ -126,6 +127,7 @@ def register(app, data) -> None:
         if ctx.triggered_id != "train-start":
             return (no_update,) * 3
         try:
+            data.check_writable()
             args = training_args(corpus, preset, dict(zip([k for k, _, _ in SETTINGS], values)),
                                  experiment or data.experiment, (run_name or "").strip() or None)
             training = launch(args, data.training_uri())
