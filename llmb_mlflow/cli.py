@@ -264,6 +264,25 @@ def runs_mark_failed(run_id, force, tracking_uri):
     click.echo(f"Run {run_id} is marked FAILED ({why}); everything it logged is kept.")
 
 
+@runs.command("sync")
+@click.option("--tracking-uri", metavar="URI",
+              help="Send to this store instead of the one each run was logged to (the store moved).")
+def runs_sync(tracking_uri):
+    """Send training data kept on this machine because the tracking store was unreachable when
+    a training ended (kept under $LLMB_SPOOL_DIR, else ~/.local/share/llmbreaker/spool), and
+    end those runs with the status their trainings ended with."""
+    from .spool import pending, send, spool_root
+
+    folders = pending()
+    if not folders:
+        click.echo(f"Nothing to send: no unsent training data in {spool_root()}.")
+        return
+    for folder in folders:
+        spooled = send(folder, tracking_uri)
+        click.echo(f"Sent {spooled.describe()} of run {spooled.run_id} to "
+                   f"{tracking_uri or spooled.tracking_uri}; it is {spooled.status}.")
+
+
 @runs.command("show")
 @click.argument("run_id")
 @tracking_uri_option

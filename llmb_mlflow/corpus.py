@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import LLMBError
+from .paths import user_data_dir
 
 BUNDLED = ("shakespeare", "alice", "turmoil")
 MAX_CORPUS_BYTES = 20 * 1024 * 1024
@@ -95,9 +95,7 @@ def load_corpus(spec: str) -> Corpus:
 
 def upload_dir() -> Path:
     """Where corpora uploaded in the viewer are kept (trainings and resumes read them later)."""
-    base = os.environ.get("LLMB_UPLOAD_DIR") or os.path.join(
-        os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "llmbreaker", "uploads")
-    return Path(base)
+    return user_data_dir("uploads", "LLMB_UPLOAD_DIR")
 
 
 def store_upload(filename: str, raw: bytes) -> Path:

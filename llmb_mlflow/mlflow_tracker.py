@@ -5,18 +5,22 @@ The training thread only appends to in-memory buffers. A writer thread sends met
 its sample as text (``samples/``) and its attention grid as a step image (``log_image``).
 After a snapshot file is completely stored, a ``snapshot_bytes`` point is logged at its
 step: readers list snapshots from that metric, so they never see a half-written file.
+Checkpoints wait for the writer on disk, not in memory. While the store is unreachable the
+writer keeps everything and retries; if it is still down when the training ends, what is
+unsent is kept on disk (``spool``) for ``llmb runs sync``.
 """
 
 from __future__ import annotations
 
 import os
 import queue
+import shutil
 import socket
 import tempfile
 import threading
 import time
 
-from . import __version__, snapshot as snapshot_format
+from . import __version__, snapshot as snapshot_format, spool
 from .attention_image import attention_grid
 from .errors import LLMBError
 from .store import (
@@ -66,7 +70,8 @@ class MlflowTracker(Tracker):
         self.last_error: str | None = None
         self._points: list[tuple[str, float, int, int]] = []
         self._points_lock = threading.Lock()
-        self._artifacts: queue.Queue = queue.Queue()  # snapshots and checkpoints, in order
+        self._artifacts: queue.Queue = queue.Queue()  # (spool.SNAPSHOT|CHECKPOINT, step, item), in order
+        self._spool_folder = None  # where this run's unsent data was kept before, if anywhere
         self._control = Control()
         self._reported_state: str | None = None
         self._last_heartbeat = time.monotonic()
@@ -76,6 +81,7 @@ class MlflowTracker(Tracker):
         self._wake = threading.Event()
         self._pass_done = threading.Condition()
         self._writer: threading.Thread | None = None
+        self._abandoned = False
         self._tmp = tempfile.TemporaryDirectory(prefix="llmb-snapshots-")
 
     def start(self, description: RunDescription) -> None:
@@ -101,6 +107,9 @@ class MlflowTracker(Tracker):
             logged = [Param(k, str(v)) for k, v in params.items()]
             for i in range(0, len(logged), MAX_PARAMS_PER_BATCH):
                 self.client.log_batch(self.run_id, params=logged[i:i + MAX_PARAMS_PER_BATCH])
+        self._start_writer()
+
+    def _start_writer(self) -> None:
         self._writer = threading.Thread(target=self._write_loop, name="llmb-mlflow-writer",
                                         daemon=True)
         self._writer.start()
@@ -111,10 +120,21 @@ class MlflowTracker(Tracker):
             self._points.extend((key, float(value), now, step) for key, value in metrics.items())
 
     def log_snapshot(self, snapshot) -> None:
-        self._artifacts.put((self._write_snapshot, snapshot.step, snapshot))
+        self._artifacts.put((spool.SNAPSHOT, snapshot.step, snapshot))
 
     def log_checkpoint(self, step: int, payload: bytes) -> None:
-        self._artifacts.put((self._write_checkpoint, step, payload))
+        path = os.path.join(self._tmp.name, f"checkpoint_{step:08d}.pt")
+        with open(path, "wb") as f:
+            f.write(payload)
+        self._artifacts.put((spool.CHECKPOINT, step, path))
+
+    def adopt(self, spooled: spool.Spooled) -> None:
+        """Take over a run that ended with data unsent: send it (``finish`` ends the run)."""
+        self.run_id, self._spool_folder = spooled.run_id, spooled.folder
+        self._points = list(spooled.points)
+        for item in spooled.artifacts:
+            self._artifacts.put(item)
+        self._start_writer()
 
     def control(self) -> Control:
         return self._control
@@ -141,24 +161,35 @@ class MlflowTracker(Tracker):
                 self._pass_done.wait(remaining)
 
     def finish(self, status: str) -> None:
-        """Write everything still buffered, then close the run with ``status``."""
+        """Write everything still buffered, then close the run with ``status``. If the store
+        stays unreachable for ``finish_timeout`` seconds, what is unsent goes to the spool."""
         if self.run_id is None:
             return
         self._stop.set()
         self._wake.set()
         if self._writer is not None:
             self._writer.join(self.finish_timeout)
-        unsent = self._unsent()
         try:
-            if unsent or (self._writer is not None and self._writer.is_alive()):
-                raise LLMBError(
-                    f"could not write to the tracking store {self.uri} ({self.last_error}); "
-                    f"{unsent} metric points or snapshots of run {self.run_id} were not saved"
-                )
+            if self._unsent() or (self._writer is not None and self._writer.is_alive()):
+                self._spool_and_raise(status)
             with store_errors(self.uri):
                 self.client.set_terminated(self.run_id, status)
         finally:
             self._tmp.cleanup()
+
+    def _spool_and_raise(self, status: str) -> None:
+        self._abandoned = True  # a writer stuck in a request sends nothing more
+        with self._points_lock:
+            points, self._points = self._points, []
+        artifacts = []
+        while not self._artifacts.empty():
+            artifacts.append(self._artifacts.get_nowait())
+        unsent = spool.Spooled(self.run_id, self.uri, status, points, artifacts, self._spool_folder)
+        folder = spool.save(unsent)
+        raise LLMBError(
+            f"could not write to the tracking store {self.uri} ({self.last_error or 'timed out'}); "
+            f"{unsent.describe()} of run {self.run_id} are kept in {folder}: send them with "
+            f"`llmb runs sync` once the store is back")
 
     # -- writer thread -------------------------------------------------------------------
 
@@ -169,6 +200,8 @@ class MlflowTracker(Tracker):
             self._wake.wait(backoff)
             self._wake.clear()
             stopping = self._stop.is_set()
+            if self._abandoned:
+                return
             try:
                 self._write_pending()
                 self.last_error, backoff = None, self.flush_interval
@@ -192,9 +225,10 @@ class MlflowTracker(Tracker):
         self._exchange_control()
         while True:
             try:
-                write, step, item = self._artifacts.queue[0]  # peek: queued until fully stored
+                kind, step, item = self._artifacts.queue[0]  # peek: queued until fully stored
             except IndexError:
                 break
+            write = self._write_snapshot if kind == spool.SNAPSHOT else self._write_checkpoint
             metric, size = write(step, item)
             self._artifacts.get_nowait()
             self.log_metrics(step, {metric: size})
@@ -234,17 +268,18 @@ class MlflowTracker(Tracker):
         os.remove(path)
         return SNAPSHOT_METRIC, len(data)
 
-    def _write_checkpoint(self, step: int, payload: bytes) -> tuple[str, int]:
+    def _write_checkpoint(self, step: int, checkpoint_file: str) -> tuple[str, int]:
         from . import serving
 
+        size = os.path.getsize(checkpoint_file)
         with tempfile.TemporaryDirectory(dir=self._tmp.name) as folder:
-            checkpoint_file = os.path.join(folder, "checkpoint.pt")
-            with open(checkpoint_file, "wb") as f:
-                f.write(payload)
+            named = os.path.join(folder, "checkpoint.pt")  # the name the model's artifact keeps
+            shutil.copyfile(checkpoint_file, named)
             model_dir = os.path.join(folder, "model")
-            serving.save(model_dir, checkpoint_file)
+            serving.save(model_dir, named)
             self.client.log_artifacts(self.run_id, model_dir, checkpoint_path(step))
-        return CHECKPOINT_METRIC, len(payload)
+        os.remove(checkpoint_file)
+        return CHECKPOINT_METRIC, size
 
 
 def sample_text(snap) -> str:

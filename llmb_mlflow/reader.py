@@ -188,12 +188,13 @@ class RunReader:
     # -- snapshots -------------------------------------------------------------------------
 
     def snapshot_steps(self, run_id: str, run: RunSummary | None = None) -> list[int]:
-        """Steps whose snapshot is completely stored, ascending."""
-        return [int(s) for s in self.metric(run_id, SNAPSHOT_METRIC, run=run).steps]
+        """Steps whose snapshot is completely stored, ascending (once each: a snapshot sent
+        again by ``llmb runs sync`` is logged again)."""
+        return sorted({int(s) for s in self.metric(run_id, SNAPSHOT_METRIC, run=run).steps})
 
     def checkpoint_steps(self, run_id: str, run: RunSummary | None = None) -> list[int]:
         """Steps whose checkpoint is completely stored, ascending."""
-        return [int(s) for s in self.metric(run_id, CHECKPOINT_METRIC, run=run).steps]
+        return sorted({int(s) for s in self.metric(run_id, CHECKPOINT_METRIC, run=run).steps})
 
     def snapshot(self, run_id: str, step: int) -> Snapshot:
         cache_key = (run_id, int(step))

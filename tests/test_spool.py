@@ -1,0 +1,84 @@
+"""A tracking server still down when a training ends: what could not be sent is kept on disk,
+nothing of it is lost, and ``llmb runs sync`` sends it once the server is back."""
+
+import json
+
+import pytest
+
+from llmb_mlflow.errors import LLMBError
+from llmb_mlflow.reader import RunReader
+
+from conftest import start_mlflow_server, stop_process, tiny_config
+
+
+@pytest.fixture
+def spool_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMB_SPOOL_DIR", str(tmp_path / "spool"))
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # the writer retries by itself
+    return tmp_path / "spool"
+
+
+def test_a_training_that_ends_while_the_store_is_down_keeps_its_data_for_sync(
+        template_db, tmp_path, spool_dir, shakespeare, llmb):
+    from llmb_mlflow.corpus import prepare_dataset
+    from llmb_mlflow.mlflow_tracker import MlflowTracker
+    from llmb_mlflow.registry import ModelLibrary
+    from llmb_mlflow.tracker import RunDescription
+    from llmb_mlflow.trainer import Trainer
+
+    uri, server = start_mlflow_server(template_db, tmp_path)
+    port = int(uri.rsplit(":", 1)[1])
+    try:
+        config = tiny_config(max_iters=20, eval_interval=10, checkpoint_interval=10)
+        trainer = Trainer(config, prepare_dataset(shakespeare, config.model.block_size), device="cpu")
+        tracker = MlflowTracker(uri, finish_timeout=3)
+        tracker.start(RunDescription(params=trainer.describe(), run_name="cut-off"))
+        trainer.run(tracker, stop_at=10)
+        tracker.flush()
+        stop_process(server)
+        trainer.run(tracker)  # steps 11 to 20, their snapshot and checkpoint: nowhere to go
+        with pytest.raises(LLMBError) as ended:
+            tracker.finish("FINISHED")
+        folder = spool_dir / tracker.run_id
+        assert str(ended.value).endswith(
+            f"of run {tracker.run_id} are kept in {folder}: send them with `llmb runs sync` once the store is back")
+        assert "\n" not in str(ended.value)
+        manifest = json.loads((folder / "run.json").read_text())
+        assert manifest["status"] == "FINISHED" and manifest["tracking_uri"] == uri
+        assert [(kind, step) for kind, step, _ in manifest["artifacts"]] == [("snapshot", 20), ("checkpoint", 20)]
+
+        still_down = llmb("runs", "sync")
+        assert still_down.code == 1 and still_down.err.startswith(f"Error: tracking server {uri} is unreachable")
+        assert (folder / "run.json").is_file()  # kept for the next try
+
+        uri, server = start_mlflow_server(template_db, tmp_path, port=port)
+        synced = llmb("runs", "sync")
+        assert synced.code == 0, synced.err
+        assert f"of run {tracker.run_id} to {uri}; it is FINISHED." in synced.out
+        assert not folder.exists()
+
+        reader = RunReader(uri)
+        run = reader.run(tracker.run_id)
+        assert run.status == "FINISHED" and run.last_step == 20
+        assert reader.metric(run.run_id, "train_loss").steps.tolist() == list(range(1, 21))  # once each
+        assert reader.metric(run.run_id, "val_loss").steps.tolist() == [0, 10, 20]
+        assert reader.snapshot_steps(run.run_id) == [0, 10, 20]
+        assert reader.snapshot(run.run_id, 20).step == 20
+        library = ModelLibrary(uri)
+        assert library.checkpoint_steps(run.run_id) == [10, 20]
+        version = library.save(run.run_id, "cut-off")
+        assert library.checkpoint(version.ref)[1]["step"] == 20
+
+        assert llmb("runs", "sync").out.startswith("Nothing to send: no unsent training data in")
+    finally:
+        stop_process(server)
+
+
+def test_a_damaged_spool_is_one_line_and_left_alone(spool_dir, llmb):
+    folder = spool_dir / "0123456789abcdef0123456789abcdef"
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text('{"run_id": "0123456789abcdef0123456789abcdef", "artifacts": [')
+    result = llmb("runs", "sync")
+    assert result.code == 1
+    assert result.err.startswith(f"Error: the unsent data in {folder} is unreadable (") and result.err.count("\n") == 1
+    assert (folder / "run.json").is_file()
