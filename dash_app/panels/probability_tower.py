@@ -39,7 +39,7 @@ def tower_figure(snapshot, temperature: float = 1.0) -> dict:
              "marker": {"symbol": "square-open", "size": 18, "color": "#d62728", "line": {"width": 2}}},
         ],
         "layout": {
-            "margin": {"l": 40, "r": 10, "t": 30, "b": 30}, "height": 260, "uirevision": "tower",
+            "margin": {"l": 40, "r": 10, "t": 30, "b": 45}, "height": 275, "uirevision": "tower",
             "yaxis": {"autorange": "reversed"},
             "xaxis": {"range": [-0.5, min(n, 60) - 0.5], "title": {"text": "position in the sample"}},
             "title": {"text": f"next-character probabilities at temperature {temperature:g} "
