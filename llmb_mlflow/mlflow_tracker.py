@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
 import socket
 import tempfile
 import threading
@@ -36,6 +35,7 @@ MAX_PARAMS_PER_BATCH = 100
 SNAPSHOT_METRIC = "snapshot_bytes"
 CHECKPOINT_METRIC = "checkpoint_bytes"
 CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_FILE = "checkpoint.pt"  # the model directory's artifact keeps the file's name
 ATTENTION_IMAGE_KEY = "attention"
 VIEWER_PATH = "/llmb/"  # where ``mlflow server --app-name llmbreaker`` serves the viewer
 
@@ -123,7 +123,9 @@ class MlflowTracker(Tracker):
         self._artifacts.put((spool.SNAPSHOT, snapshot.step, snapshot))
 
     def log_checkpoint(self, step: int, payload: bytes) -> None:
-        path = os.path.join(self._tmp.name, f"checkpoint_{step:08d}.pt")
+        folder = os.path.join(self._tmp.name, f"checkpoint_{step:08d}")
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, CHECKPOINT_FILE)
         with open(path, "wb") as f:
             f.write(payload)
         self._artifacts.put((spool.CHECKPOINT, step, path))
@@ -273,10 +275,8 @@ class MlflowTracker(Tracker):
 
         size = os.path.getsize(checkpoint_file)
         with tempfile.TemporaryDirectory(dir=self._tmp.name) as folder:
-            named = os.path.join(folder, "checkpoint.pt")  # the name the model's artifact keeps
-            shutil.copyfile(checkpoint_file, named)
             model_dir = os.path.join(folder, "model")
-            serving.save(model_dir, named)
+            serving.save(model_dir, checkpoint_file)
             self.client.log_artifacts(self.run_id, model_dir, checkpoint_path(step))
         os.remove(checkpoint_file)
         return CHECKPOINT_METRIC, size

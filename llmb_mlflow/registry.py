@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import LLMBError
-from .mlflow_tracker import checkpoint_path
+from .mlflow_tracker import CHECKPOINT_FILE, checkpoint_path
 from .reader import RunReader
 from .store import RUN_KIND_TAG, is_missing, missing_as, store_errors
 
@@ -173,10 +173,9 @@ class ModelLibrary:
     def checkpoint(self, ref: str) -> tuple[Version, dict]:
         """A version and its checkpoint, loaded safely."""
         from . import checkpoint
-        from .serving import CHECKPOINT_ARTIFACT
 
         version = self.resolve(ref)
-        path = f"{checkpoint_path(version.step)}/artifacts/{CHECKPOINT_ARTIFACT}.pt"
+        path = f"{checkpoint_path(version.step)}/artifacts/{CHECKPOINT_FILE}"
         label = f"checkpoint of model {version.ref}"
         return version, checkpoint.load(self.reader.artifact_bytes(version.run_id, path, label), label)
 

@@ -2,8 +2,8 @@
 ends, until ``llmb runs sync`` sends it.
 
 One folder per run under ``spool_root()``: ``metrics.jsonl`` (one ``[key, value, timestamp
-ms, step]`` per line), a ``snapshot_<step>.npz`` per snapshot, a ``checkpoint_<step>.pt`` per
-checkpoint and, written last, ``run.json`` (run id, tracking URI, final status, the artifacts
+ms, step]`` per line), a ``snapshot_<step>.npz`` per snapshot, a ``checkpoint_<step>/``
+folder per checkpoint (the file keeps its name) and, written last, ``run.json`` (run id, tracking URI, final status, the artifacts
 in order). Every file is written under a temporary name and renamed, so a folder without
 ``run.json`` holds nothing yet and a spool is never half-visible. Sending twice is harmless:
 MLflow drops a metric point it already has and an artifact stored again replaces itself.
@@ -62,20 +62,27 @@ def save(spooled: Spooled) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     listed = []
     for kind, step, item in spooled.artifacts:
-        name = f"{kind}_{step:08d}" + (".npz" if kind == SNAPSHOT else ".pt")
         if kind == SNAPSHOT:
+            name = f"{kind}_{step:08d}.npz"
             _write_atomically(folder / name, snapshot_format.encode(item))
-        elif Path(item) != folder / name:
-            shutil.move(str(item), folder / name)
+        else:
+            name = f"{kind}_{step:08d}/{Path(item).name}"
+            if Path(item) != folder / name:
+                (folder / name).parent.mkdir(exist_ok=True)
+                shutil.move(str(item), folder / name)
         listed.append([kind, step, name])
     lines = "".join(json.dumps(list(point)) + "\n" for point in spooled.points)
     _write_atomically(folder / METRICS, lines.encode())
     manifest = {"run_id": spooled.run_id, "tracking_uri": spooled.tracking_uri,
                 "status": spooled.status, "artifacts": listed}
     _write_atomically(folder / MANIFEST, json.dumps(manifest, indent=1).encode())
-    keep = {MANIFEST, METRICS, *(name for _, _, name in listed)}
+    keep = {MANIFEST, METRICS, *(name.split("/")[0] for _, _, name in listed)}
     for stale in folder.iterdir():  # items an earlier attempt did send
-        if stale.name not in keep:
+        if stale.name in keep:
+            continue
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        else:
             stale.unlink()
     return folder
 
