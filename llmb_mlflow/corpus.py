@@ -6,8 +6,6 @@ Torch-free: token ids are numpy arrays; the trainer moves them to a device.
 from __future__ import annotations
 
 import gzip
-import hashlib
-import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -15,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from .errors import LLMBError
-from .paths import user_data_dir
 
 BUNDLED = ("shakespeare", "alice", "turmoil")
 MAX_CORPUS_BYTES = 20 * 1024 * 1024
@@ -91,30 +88,6 @@ def load_corpus(spec: str) -> Corpus:
     except OSError as exc:
         raise LLMBError(f"cannot read corpus file {spec}: {exc.strerror or exc}") from None
     return Corpus(path.name, decode_corpus_bytes(raw, spec))
-
-
-def upload_dir() -> Path:
-    """Where corpora uploaded in the viewer are kept (trainings and resumes read them later)."""
-    return user_data_dir("uploads", "LLMB_UPLOAD_DIR")
-
-
-def store_upload(filename: str, raw: bytes) -> Path:
-    """Check an uploaded corpus and keep it under ``upload_dir()``, named as uploaded, in a
-    folder named by its content hash (uploading the same file twice stores it once)."""
-    name = re.sub(r"[^\w.\- ]", "_", Path(filename or "").name).strip() or "corpus.txt"
-    if not name.lower().endswith(".txt"):
-        raise LLMBError(f"upload a .txt file (got {filename!r})")
-    if len(raw) > MAX_CORPUS_BYTES:
-        raise LLMBError(f"{name} is {len(raw) / 2**20:.1f} MB; the limit is {MAX_CORPUS_BYTES // 2**20} MB")
-    decode_corpus_bytes(raw, name)
-    folder = upload_dir() / hashlib.sha256(raw).hexdigest()[:16]
-    path = folder / name
-    if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / f".{name}.partial"
-        partial.write_bytes(raw)
-        partial.replace(path)
-    return path
 
 
 def decode_corpus_bytes(raw: bytes, label: str) -> str:

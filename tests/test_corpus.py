@@ -101,33 +101,3 @@ def test_short_corpus_fits_a_small_context():
     corpus = Corpus("tiny", "abcdefghij" * 40)
     data = prepare_dataset(corpus, 16)
     assert len(data.val_ids) == 40
-
-
-def test_an_upload_is_checked_and_kept_once_under_its_own_name(tmp_path, monkeypatch):
-    from llmb_mlflow.corpus import store_upload
-
-    monkeypatch.setenv("LLMB_UPLOAD_DIR", str(tmp_path / "uploads"))
-    text = "To be, or not to be, that is the question.\n" * 30
-    path = store_upload("../../hamlet.txt", text.encode())
-    assert path.name == "hamlet.txt" and path.parent.parent == tmp_path / "uploads"
-    assert load_corpus(str(path)).text == text
-    assert store_upload("hamlet.txt", text.encode()) == path
-    assert store_upload("hamlet.txt", (text + "!").encode()) != path
-    assert [p.name for p in (tmp_path / "uploads").rglob("*") if p.is_file()] == ["hamlet.txt"] * 2
-
-
-@pytest.mark.parametrize("filename, raw, message", [
-    ("notes.md", b"hello", "upload a .txt file (got 'notes.md')"),
-    ("blank.txt", b"  \n ", "corpus is empty: blank.txt"),
-    ("nul.txt", b"a\x00b", "corpus looks like a binary file (it contains NUL bytes): nul.txt"),
-    ("latin.txt", "café".encode("latin-1"), "corpus is not valid UTF-8 text (bad byte at offset 3): latin.txt"),
-    ("big.txt", b"a" * (MAX_CORPUS_BYTES + 1), "big.txt is 20.0 MB; the limit is 20 MB"),
-])
-def test_bad_uploads_are_refused_and_nothing_is_kept(tmp_path, monkeypatch, filename, raw, message):
-    from llmb_mlflow.corpus import store_upload
-
-    monkeypatch.setenv("LLMB_UPLOAD_DIR", str(tmp_path / "uploads"))
-    with pytest.raises(LLMBError) as err:
-        store_upload(filename, raw)
-    assert str(err.value) == message
-    assert not (tmp_path / "uploads").exists()
