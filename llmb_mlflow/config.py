@@ -18,6 +18,15 @@ DEFAULT_PRESET = "medium"
 ACTIVATIONS = ("gelu", "relu")
 
 
+class SettingError(LLMBError):
+    """A setting out of its range: ``setting`` names it as the code does, ``problem`` says
+    what is wrong, so the CLI and the viewer can name it as their users typed it."""
+
+    def __init__(self, setting: str, problem: str):
+        super().__init__(f"{setting} {problem}")
+        self.setting, self.problem = setting, problem
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     n_layer: int = 4
@@ -34,15 +43,11 @@ class ModelConfig:
         _check_int(self, "n_embd", 1, 4096)
         _check_int(self, "block_size", 2, 4096)
         if self.n_embd % self.n_head:
-            raise LLMBError(
-                f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})"
-            )
+            raise SettingError("n_embd", f"({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if not 0.0 <= self.dropout < 1.0:
-            raise LLMBError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise SettingError("dropout", f"must be in [0, 1), got {self.dropout}")
         if self.activation not in ACTIVATIONS:
-            raise LLMBError(
-                f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"
-            )
+            raise SettingError("activation", f"must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
         return self
 
 
@@ -79,18 +84,18 @@ class TrainConfig:
         _check_int(self, "checkpoint_interval", 0, 10**9)
         _check_int(self, "seed", 0, 2**63 - 1)
         if not 0 < self.lr <= 1:
-            raise LLMBError(f"lr must be in (0, 1], got {self.lr}")
+            raise SettingError("lr", f"must be in (0, 1], got {self.lr}")
         if self.min_lr is not None and not 0 <= self.min_lr <= self.lr:
-            raise LLMBError(f"min_lr must be in [0, lr={self.lr}], got {self.min_lr}")
+            raise SettingError("min_lr", f"must be in [0, lr={self.lr}], got {self.min_lr}")
         if not 0 <= self.weight_decay < 1:
-            raise LLMBError(f"weight_decay must be in [0, 1), got {self.weight_decay}")
+            raise SettingError("weight_decay", f"must be in [0, 1), got {self.weight_decay}")
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
-                raise LLMBError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+                raise SettingError(name, f"must be in [0, 1), got {getattr(self, name)}")
         if not self.grad_clip > 0:
-            raise LLMBError(f"grad_clip must be > 0, got {self.grad_clip}")
+            raise SettingError("grad_clip", f"must be > 0, got {self.grad_clip}")
         if not 0 < self.temperature <= 10:
-            raise LLMBError(f"temperature must be in (0, 10], got {self.temperature}")
+            raise SettingError("temperature", f"must be in (0, 10], got {self.temperature}")
         return self
 
 
@@ -135,6 +140,6 @@ def build_config(preset: str = DEFAULT_PRESET, **overrides) -> RunConfig:
 def _check_int(obj, name: str, low: int, high: int) -> None:
     value = getattr(obj, name)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise LLMBError(f"{name} must be an integer, got {value!r}")
+        raise SettingError(name, f"must be an integer, got {value!r}")
     if not low <= value <= high:
-        raise LLMBError(f"{name} must be between {low} and {high}, got {value}")
+        raise SettingError(name, f"must be between {low} and {high}, got {value}")

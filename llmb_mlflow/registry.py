@@ -9,9 +9,10 @@ library works the same on a local sqlite store and over REST against ``mlflow se
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
-from .errors import LLMBError
+from .errors import LLMBError, shown
 from .mlflow_tracker import CHECKPOINT_FILE, checkpoint_path
 from .reader import RunReader
 from .store import RUN_KIND_TAG, is_missing, missing_as, store_errors
@@ -42,12 +43,16 @@ class Version:
 
 
 def check_name(name: str) -> str:
-    if not name or not name.strip():
+    if not isinstance(name, str):
+        raise LLMBError(f"model name must be text (got {shown(name)})")
+    if not name.strip():
         raise LLMBError("model name is empty")
     if _BAD_NAME.search(name):
-        raise LLMBError(f"model name {name!r} may not contain '/', ':' or '@'")
+        raise LLMBError(f"model name {shown(name)} may not contain '/', ':' or '@'")
     if name != name.strip() or len(name) > 200:
-        raise LLMBError(f"model name {name!r} must have no surrounding spaces and at most 200 characters")
+        raise LLMBError(f"model name {shown(name)} must have no surrounding spaces and at most 200 characters")
+    if any(unicodedata.category(c).startswith("C") for c in name):
+        raise LLMBError(f"model name {shown(name)} may not contain control characters")
     return name
 
 
