@@ -37,10 +37,11 @@ def log_dir() -> str:
 
 
 def launch(args: list[str], tracking_uri: str, timeout: float = START_TIMEOUT) -> Launched:
-    """Start ``llmb ARGS --tracking-uri URI`` and return once it has created its MLflow run."""
+    """Start ``llmb COMMAND --tracking-uri=URI ARGS...`` (``args`` = COMMAND, ARGS...) and return
+    once it has created its MLflow run. ARGS may end with ``--`` and positional arguments."""
     log_path = os.path.join(log_dir(), f"{args[0]}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-"
                                        f"{threading.get_ident() % 10000}.log")
-    command = [sys.executable, "-m", "llmb_mlflow", *args, "--tracking-uri", tracking_uri]
+    command = [sys.executable, "-m", "llmb_mlflow", args[0], f"--tracking-uri={tracking_uri}", *args[1:]]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": tracking_uri}
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
