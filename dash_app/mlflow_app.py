@@ -4,7 +4,7 @@ The ``mlflow.app`` entry point names ``create_app``, a factory in the style of M
 ``basic-auth`` app: it mounts the viewer under ``/llmb/`` on MLflow's Flask app and hands it
 back (wrapped in MLflow's FastAPI app when uvicorn serves it). Inside the server the viewer reads
 the backend store and the served-artifacts folder directly; trainings it starts log through the
-server's own address, like any other client. With ``LLMB_READ_ONLY=true`` in the server's
+address the server's socket has, like any other client. With ``LLMB_READ_ONLY=true`` in the server's
 environment the viewer only shows (anyone who can reach the server could otherwise start
 trainings on its machine).
 """
@@ -24,6 +24,15 @@ def read_only_from_env() -> bool:
     return os.environ.get("LLMB_READ_ONLY", "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
+def local_address(environ: dict) -> str:
+    """The address this request reached the server at, from the server's socket, never from
+    the request's Host header (which the client writes: trainings would log wherever it says)."""
+    sock = environ.get("gunicorn.socket")  # gunicorn fills SERVER_NAME from the Host header
+    host, port = sock.getsockname()[:2] if sock is not None else (environ["SERVER_NAME"], environ["SERVER_PORT"])
+    host = f"[{host}]" if ":" in str(host) else host
+    return f"{environ.get('wsgi.url_scheme', 'http')}://{host}:{port}"
+
+
 def create_app():
     from flask import request
     from mlflow.environment_variables import _MLFLOW_SGI_NAME
@@ -37,7 +46,7 @@ def create_app():
     serving_artifacts = os.environ.get(SERVE_ARTIFACTS_ENV_VAR) == "true"
 
     def own_address() -> str:
-        return request.host_url.rstrip("/") + prefix
+        return local_address(request.environ) + prefix
 
     create_viewer(os.environ.get(BACKEND_STORE_URI_ENV_VAR), url_base_pathname=prefix + VIEWER_PATH,
                   server=flask_app, training_uri=own_address, read_only=read_only_from_env(),
