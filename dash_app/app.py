@@ -8,20 +8,18 @@ from dash import Dash, Input, Output, Patch, State, ctx, dcc, html, no_update
 
 from llmb_mlflow import control
 from llmb_mlflow.control import TRAINER_STATE_TAG
-from llmb_mlflow.errors import LLMBError
+from llmb_mlflow.errors import LLMBError, shown
 
+from . import checks, http_guard
 from .data import ViewerData
+from .panels.controls import now_ms
 from .panels import (
-    attention, loss, models, phase, probability_tower, scrubber, star_map, text_progression, training,
+    attention, controls, loss, models, phase, probability_tower, scrubber, star_map, text_progression,
+    training,
 )
 
-CONTROLS = [("pause", "⏸ Pause", "pause the training (the run stays RUNNING)"),
-            ("resume", "▶ Resume", "resume a paused training"),
-            ("step", "⏭ Step", "let a paused training take one step"),
-            ("stop", "⏹ Stop", "stop the training after its current step (it checkpoints first)"),
-            ("fail", "✖ Mark failed", "end this crashed training's run as FAILED (everything logged stays)")]
+TABS = ("watch", "attention")
 POLL_MS = 500  # with the trainer's 1 s flushes, new points show within ~1.5 s
-STATUS_CLASS = {"RUNNING": "running", "FINISHED": "finished", "FAILED": "failed", "KILLED": "killed"}
 
 
 def create_app(tracking_uri: str | None = None, run_id: str | None = None,
@@ -32,8 +30,10 @@ def create_app(tracking_uri: str | None = None, run_id: str | None = None,
     data = ViewerData(tracking_uri, experiment, **data_options)
     app = Dash(__name__, title="LLMBreaker", url_base_pathname=url_base_pathname, server=server,
                suppress_callback_exceptions=False, update_title=None)
+    http_guard.guard(app)
     app.layout = _layout(experiment, data.read_only)
     _register(app, data, run_id)
+    controls.register(app, data)
     models.register(app, data)
     training.register(app, data)
     app.viewer_data = data
@@ -60,9 +60,7 @@ def _layout(experiment, read_only=False):
             html.Span(id="progress", className="progress"),
             html.Span("view only", className="badge view-only", hidden=not read_only,
                       title="this viewer shows runs and models but changes nothing"),
-            html.Div([html.Button(label, id=f"ctl-{command}", className="ctl-btn", disabled=True,
-                                  title=title) for command, label, title in CONTROLS],
-                     className="controls writes"),
+            controls.layout(),
             training.layout(),
             models.layout(),
             html.Div(id="toast", className="toast", role="status"),
@@ -121,8 +119,8 @@ def _attention_tab():
     ])
 
 
-def _query(search: str | None) -> dict:
-    return {k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items()}
+def _query(search) -> dict:
+    return {k: v[0] for k, v in parse_qs(checks.text(search).lstrip("?")).items()}
 
 
 # A run started from a menu is shown at once; the menu it came from closes (the DOM's <details>
@@ -134,9 +132,23 @@ function (run) {
 }"""
 
 
+# An open menu can cover the header's message line: the open menu repeats the latest message
+# (the one it most likely caused); a closed one forgets its last.
+ECHO_MESSAGE_JS = """
+function (message, className) {
+    const shown = (className || "toast") + " menu-feedback";
+    const echo = id => (document.getElementById(id) || {}).open ? [message, shown] : ["", "menu-feedback"];
+    return [...echo("train-menu"), ...echo("models-menu")];
+}"""
+
+
 def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
     app.clientside_callback(CLOSE_MENUS_JS, Output("train-menu", "open"), Input("switch-run", "data"),
                             prevent_initial_call=True)
+    app.clientside_callback(ECHO_MESSAGE_JS, Output("train-feedback", "children"),
+                            Output("train-feedback", "className"), Output("models-feedback", "children"),
+                            Output("models-feedback", "className"), Input("toast", "children"),
+                            State("toast", "className"), prevent_initial_call=True)
 
     @app.callback(Output("experiment", "options"), Input("runs-refresh", "n_intervals"))
     def list_experiments(_):
@@ -153,9 +165,14 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
         if triggers == {"url"} and current:
             return no_update, no_update, no_update
         try:
+            experiment = checks.name(experiment, "experiment", optional=True)
+        except LLMBError as exc:
+            return no_update, no_update, f"Cannot list runs: {exc}"
+        try:
             runs = data.runs(experiment)
         except LLMBError as exc:
             return no_update, no_update, f"Store unreachable: {exc}"
+        current, switch_to = checks.text(current, 300), checks.text(switch_to, 300)
         options = [{"label": f"{r.run_name} · {r.status.lower()}", "value": r.run_id} for r in runs]
         newest = runs[0].run_id if runs else None
         if "switch-run" in triggers and switch_to:
@@ -175,27 +192,31 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
                   Input("runs-refresh", "n_intervals"),
                   State("layer", "value"), State("head", "value"), State("run-state", "data"))
     def load_run(run_id, smoothing, log_scale, _refresh, layer, head, loaded):
-        if ctx.triggered_id == "runs-refresh" and (not run_id or (loaded or {}).get("run_id") == run_id):
+        loaded_id = loaded.get("run_id") if isinstance(loaded, dict) else None
+        if ctx.triggered_id == "runs-refresh" and (not run_id or loaded_id == run_id):
             return (no_update,) * 9  # the periodic refresh only retries a run that failed to load
         if not run_id:
             return loss.loss_figure([], [], [], [], None), None, [], True, [], [], 0, 0, ""
         try:
+            smoothing = checks.number(smoothing, "smoothing", 0, 0.99)
+            layer = checks.whole(layer or 0, "layer", 0, 63)
+            head = checks.whole(head or 0, "head", 0, 63)
             run = data.run(run_id)
             chart = data.chart(run_id, run)
             steps = data.snapshot_steps(run_id, run)
         except LLMBError as exc:
             return (loss.loss_figure([], [], [], [], None), None, [], True, no_update, no_update,
-                    no_update, no_update, f"Cannot show run {run_id}: {exc}")
+                    no_update, no_update, f"Cannot show run {checks.text(run_id, 40) or shown(run_id)}: {exc}")
         train_steps, train_values = chart["train"]
         state = _run_state(run, train_steps, train_values, chart["val"][0], smoothing)
         layers = int(run.params.get("n_layer", 1))
         heads = int(run.params.get("n_head", 1))
         figure = loss.loss_figure(train_steps, train_values, *chart["val"], None, smoothing,
-                                  "log" in (log_scale or []))
+                                  isinstance(log_scale, list) and "log" in log_scale)
         return (figure, state, steps, run.ended,
                 [{"label": str(i + 1), "value": i} for i in range(layers)],
                 [{"label": str(i + 1), "value": i} for i in range(heads)],
-                min(layer or 0, layers - 1), min(head or 0, heads - 1), "")
+                min(layer, layers - 1), min(head, heads - 1), "")
 
     @app.callback(Output("loss-chart", "extendData"), Output("run-state", "data", allow_duplicate=True),
                   Output("steps", "data", allow_duplicate=True), Output("poll", "disabled", allow_duplicate=True),
@@ -205,6 +226,10 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
     def poll(_, state, steps, shown_error):
         if not state:
             return no_update, no_update, no_update, True, no_update
+        try:
+            state, steps = checks.run_state(state), checks.steps(steps)
+        except LLMBError as exc:
+            return no_update, no_update, no_update, True, f"Cannot follow the run: {exc}"
         try:
             run = data.run(state["run_id"])
             train_steps, train_values = data.new_points(state["run_id"], "train_loss", state["last_train"], run)
@@ -220,53 +245,11 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
             state = {**state, "last_train": train_steps[-1] if train_steps else state["last_train"],
                      "last_val": val_steps[-1] if val_steps else state["last_val"],
                      "ema": float(smoothed[-1]) if train_steps else state["ema"]}
-        state = {**state, "status": run.status, "last_step": run.last_step, "updated": _now_ms(),
+        state = {**state, "status": run.status, "last_step": run.last_step, "updated": now_ms(),
                  "trainer_state": run.tags.get(TRAINER_STATE_TAG),
                  "silence": control.silence(run.tags, run.status, run.start_time)}
         return (extend, state, (new_steps if new_steps != steps else no_update), run.ended,
                 "" if shown_error else no_update)
-
-    @app.callback(Output("status", "children"), Output("status", "className"),
-                  Output("live-indicator", "children"), Output("progress", "children"),
-                  *[Output(f"ctl-{command}", "disabled") for command, _, _ in CONTROLS],
-                  Input("run-state", "data"))
-    def header(state):
-        if not state:
-            return ("", "badge", "", "") + (True,) * len(CONTROLS)
-        status = state["status"]
-        silence = state.get("silence")
-        running = status == "RUNNING" and not silence
-        paused = running and state.get("trainer_state") == "paused"
-        live = ("❚❚ paused" if paused else "● live") if running else ""
-        total = state.get("max_iters") or "?"
-        progress = f"step {state['last_step']} / {total}"
-        if running and not paused:
-            progress += eta(state)
-        enabled = {"pause": running and not paused, "resume": paused, "step": paused, "stop": running,
-                   "fail": bool(silence)}
-        label = f"{status.lower()} · {silence}" if silence else (
-            f"{status.lower()} · paused" if paused else status.lower())
-        return (label, f"badge {'stale' if silence else STATUS_CLASS.get(status, '')}", live, progress,
-                *[not enabled[command] for command, _, _ in CONTROLS])
-
-    @app.callback(Output("toast", "children"), Output("toast", "className"),
-                  *[Input(f"ctl-{command}", "n_clicks") for command, _, _ in CONTROLS],
-                  State("run-state", "data"), prevent_initial_call=True)
-    def control_training(*args):
-        state = args[-1]
-        command = (ctx.triggered_id or "").removeprefix("ctl-")
-        if not state or not command:
-            return no_update, no_update
-        try:
-            data.check_writable()
-            if command == "fail":
-                control.mark_failed(data.reader.client, state["run_id"])
-                return "Marked the run FAILED; everything it logged is kept.", "toast ok"
-            control.send(data.reader.client, state["run_id"], command)
-        except LLMBError as exc:
-            verb = "mark it failed" if command == "fail" else command
-            return f"Could not {verb}: {exc}", "toast error"
-        return f"Asked the training to {command}.", "toast ok"
 
     @app.callback(Output("view", "data"), Output("scrubber", "value"), Output("scrubber", "max"),
                   Output("scrubber", "marks"), Output("play-tick", "disabled"), Output("play", "children"),
@@ -277,7 +260,11 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
                   Input("loss-chart", "clickData"), Input("url", "search"), Input("switch-run", "data"),
                   State("view", "data"), State("speed", "value"))
     def scrub(steps, slider, _live, _back, _forward, _play, _tick, click, search, _switch, view, speed):
-        steps = steps or []
+        try:
+            steps, view = checks.steps(steps or []), checks.view(view)
+            speed = checks.choice(speed or 1, "speed", scrubber.SPEEDS)
+        except LLMBError:
+            return (no_update,) * 7
         triggers = set(ctx.triggered_prop_ids.values())
         trigger = ctx.triggered_id
         if "url" in triggers:  # a shared link pins its step, once; our own URL updates don't
@@ -288,7 +275,9 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
                 return (no_update,) * 7
             trigger = "steps"
         if trigger == "loss-chart":
-            event, value = "click", (click or {}).get("points", [{}])[0].get("x", 0)
+            event, value = "click", _clicked_step(click)
+            if value is None:
+                return (no_update,) * 7
         elif trigger == "play":
             event, value = ("pause" if view.get("playing") else "play"), None
         else:
@@ -296,6 +285,8 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
                      "step-back": "back",
                      "step-forward": "forward", "play-tick": "tick"}.get(trigger, "steps")
             value = slider
+            if event == "slider" and (isinstance(slider, bool) or not isinstance(slider, int)):
+                return (no_update,) * 7
         new = scrubber.next_view(event, view, steps, value, speed or 1)
         index = scrubber.nearest_index(steps, new["step"]) if steps and new["step"] is not None else 0
         return (new, index, max(len(steps) - 1, 0), scrubber.marks(steps), not new["playing"],
@@ -309,10 +300,18 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
                   Input("view", "data"), Input("temperature", "value"), Input("tabs", "value"),
                   State("run-state", "data"), State("steps", "data"), prevent_initial_call=True)
     def watch_panels(view, temperature, tab, state, steps):
-        step = (view or {}).get("step")
-        if not state or step is None or not steps or step not in steps:
+        if not state or not view:
             return (no_update,) * 10
-        run_id = state["run_id"]
+        try:
+            view, state, steps = checks.view(view), checks.run_state(state), checks.steps(steps)
+            temperature = checks.number(temperature or 1.0, "temperature", 0.1, 2.0)
+            tab = checks.choice(tab, "tab", TABS)
+            run_id = data.check_run(state["run_id"])
+        except LLMBError as exc:
+            return (no_update,) * 9 + (f"Cannot show this view: {exc}",)
+        step = view["step"]
+        if step is None or not steps or step not in steps:
+            return (no_update,) * 10
         try:
             snap = data.snapshot(run_id, step)
             val = data.value_at(run_id, "val_loss", step)
@@ -327,7 +326,7 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
         if tab != "watch":
             return (no_update,) * 6 + (f"step {step}", marker, search, no_update)
         return (text_progression.text_progression(samples, step),
-                probability_tower.tower_figure(snap, temperature or 1.0),
+                probability_tower.tower_figure(snap, temperature),
                 star_map.star_figure(snap, extent),
                 title, text, loss.perplexity(val), f"step {step}", marker, search, no_update)
 
@@ -336,40 +335,41 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
                   Input("view", "data"), Input("tabs", "value"), Input("layer", "value"), Input("head", "value"),
                   State("run-state", "data"), State("steps", "data"), prevent_initial_call=True)
     def attention_panels(view, tab, layer, head, state, steps):
-        step = (view or {}).get("step")
-        if tab != "attention" or not state or step is None or not steps or step not in steps:
+        if tab != "attention" or not state or not view:
             return no_update, no_update, no_update, no_update
         try:
-            snap = data.snapshot(state["run_id"], step)
-            first = data.snapshot(state["run_id"], steps[0])
+            view, state, steps = checks.view(view), checks.run_state(state), checks.steps(steps)
+            layer = checks.whole(layer or 0, "layer", 0, 63)
+            head = checks.whole(head or 0, "head", 0, 63)
+            run_id = data.check_run(state["run_id"])
+        except LLMBError as exc:
+            return no_update, no_update, no_update, f"Cannot show this view: {exc}"
+        step = view["step"]
+        if step is None or not steps or step not in steps:
+            return no_update, no_update, no_update, no_update
+        try:
+            snap = data.snapshot(run_id, step)
+            first = data.snapshot(run_id, steps[0])
         except LLMBError as exc:
             return no_update, no_update, no_update, f"Cannot show step {step}: {exc}"
-        layer = min(layer or 0, snap.n_layer - 1)
-        head = min(head or 0, snap.n_head - 1)
+        layer = min(layer, snap.n_layer - 1)
+        head = min(head, snap.n_head - 1)
         return (attention.grid_figure(snap), attention.detail_figure(snap, layer, head),
                 attention.evolution_figure(first, snap, layer, head), no_update)
 
     @app.callback(Output("tabs", "value"), Input("url", "search"), State("tabs", "value"))
     def tab_from_url(search, current):
         wanted = _query(search).get("tab")
-        return wanted if wanted in ("watch", "attention") and wanted != current else no_update
+        return wanted if wanted in TABS and wanted != current else no_update
 
 
-def _now_ms() -> int:
-    import time
-
-    return int(time.time() * 1000)
-
-
-def eta(state: dict) -> str:
-    """", about N min left" from the pace since the run's first step."""
-    done = state["last_step"] - (state.get("first_step") or 0)
-    elapsed = (state.get("updated") or _now_ms()) - (state.get("start_time") or _now_ms())
-    remaining = (state.get("max_iters") or 0) - state["last_step"]
-    if done <= 0 or elapsed <= 0 or remaining <= 0:
-        return ""
-    seconds = elapsed / 1000 / done * remaining
-    return f", about {seconds / 60:.0f} min left" if seconds >= 90 else f", about {seconds:.0f} s left"
+def _clicked_step(click) -> int | None:
+    """The step of a click on the loss chart, as the page sent it."""
+    try:
+        x = click["points"][0]["x"]
+    except (TypeError, KeyError, IndexError):
+        return None
+    return int(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < 2**62 else None
 
 
 def _run_state(run, train_steps, train_values, val_steps, smoothing) -> dict:
@@ -378,6 +378,6 @@ def _run_state(run, train_steps, train_values, val_steps, smoothing) -> dict:
             "start_time": run.start_time, "first_step": train_steps[0] - 1 if train_steps else 0,
             "trainer_state": run.tags.get(TRAINER_STATE_TAG),
             "silence": control.silence(run.tags, run.status, run.start_time),
-            "updated": _now_ms(),
+            "updated": now_ms(),
             "last_step": run.last_step, "last_train": train_steps[-1] if train_steps else None,
             "last_val": val_steps[-1] if val_steps else None, "ema": ema, "smoothing": smoothing}

@@ -8,8 +8,12 @@ from typing import Callable
 
 import numpy as np
 
-from llmb_mlflow.errors import LLMBError
+from llmb_mlflow import control
+from llmb_mlflow.errors import LLMBError, shown
 from llmb_mlflow.reader import RunReader
+from llmb_mlflow.store import RUN_KIND_TAG, TRAINING_RUN, store_errors
+
+from . import checks
 
 CHART_POINTS = 2000
 READ_ONLY = "this viewer is read-only: change trainings and models with `llmb` or a viewer that is not"
@@ -28,6 +32,7 @@ class ViewerData:
         self.read_only = read_only
         self._training_uri = training_uri or self.reader.uri
         self._samples: OrderedDict = OrderedDict()
+        self._training_runs: set[str] = set()
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
@@ -37,17 +42,53 @@ class ViewerData:
         if self.read_only:
             raise LLMBError(READ_ONLY)
 
+    def control(self, run_id: str, command: str) -> None:
+        """Ask the run's training to pause, resume, step, stop or checkpoint (checked by
+        ``control`` against the store: an LLMBreaker training that is running)."""
+        self.check_writable()
+        control.send(self.reader.client, run_id, command)
+
+    def mark_failed(self, run_id: str) -> None:
+        self.check_writable()
+        control.mark_failed(self.reader.client, run_id)
+
     def training_uri(self) -> str:
         return self._training_uri() if callable(self._training_uri) else self._training_uri
 
     def experiments(self) -> list[str]:
         return self.reader.experiments()
 
-    def runs(self, experiment: str | None = None):
-        return self.reader.runs(experiment or self.experiment)
+    def runs(self, experiment=None):
+        return self.reader.runs(checks.name(experiment, "experiment", optional=True) or self.experiment)
 
-    def run(self, run_id: str):
-        return self.reader.run(run_id)
+    def run(self, run_id):
+        """An LLMBreaker training run of the store, whatever id the page sent."""
+        run = self.reader.run(checks.run_id(run_id))
+        if run.tags.get(RUN_KIND_TAG) != TRAINING_RUN:
+            raise LLMBError(f"run {run_id} is not an LLMBreaker training run")
+        with self._lock:
+            self._training_runs.add(run_id)
+        return run
+
+    def check_run(self, run_id) -> str:
+        """``run_id`` if it names an LLMBreaker training run of the store (known ones are
+        remembered, so scrubbing costs no store read)."""
+        with self._lock:
+            if run_id in self._training_runs:
+                return run_id
+        return self.run(run_id).run_id
+
+    def experiment_to_train_in(self, name) -> str:
+        """An experiment a training from the viewer may log to: this viewer's own, or one that
+        exists in the store and is not deleted."""
+        name = checks.argument(name, "experiment")
+        if name == self.experiment:
+            return name
+        with store_errors(self.reader.uri):
+            found = self.reader.client.get_experiment_by_name(name)
+        if found is None or found.lifecycle_stage != "active":
+            raise LLMBError(f"no experiment named {shown(name)} in the store")
+        return name
 
     def chart(self, run_id: str, run=None) -> dict:
         """The loss chart's data: train_loss downsampled, val_loss whole."""

@@ -7,23 +7,10 @@ from browser import (
     click, kill_trainers, needs_browser, open_menu, retype, row_button, serve, shown_run,
     stop_from_browser, text, wait,
 )
-from conftest import train_tiny
+from conftest import bard_library
 
 pytestmark = [needs_browser, pytest.mark.usefixtures("blank_page")]
 TINY_FORM = {"max_iters": 100000, "batch_size": 8, "eval_interval": 50, "block_size": 16}
-
-
-def bard_library(store_uri, shakespeare):
-    """'bard' (versions 1 and 2, from a finished tiny run) in the store."""
-    from llmb_mlflow.mlflow_tracker import MlflowTracker
-    from llmb_mlflow.registry import ModelLibrary
-
-    tracker = MlflowTracker(store_uri)
-    train_tiny(shakespeare, tracker, max_iters=12, checkpoint_interval=6)
-    library = ModelLibrary(store_uri)
-    library.save(tracker.run_id, "bard", step=6)
-    library.save(tracker.run_id, "bard")
-    return library
 
 
 @pytest.fixture
@@ -253,11 +240,13 @@ def test_bad_settings_are_refused_in_one_line_before_anything_starts(browser, st
         browser.get(url)
         fill_training_form(browser, {"lr": 5})
         click(browser, "train-start")
-        wait(browser, lambda d: text(d, "toast") == "Could not start: lr must be in (0, 1], got 5")
+        wait(browser, lambda d: text(d, "toast") == "Could not start: learning rate must be in (0, 1], got 5")
+        # the open menu may cover the header's message line, so it repeats the message
+        wait(browser, lambda d: text(d, "train-feedback") == "Could not start: learning rate must be in (0, 1], got 5")
         retype(browser.find_element("id", "train-lr"), "0.001")
         retype(browser.find_element("id", "train-block-size"), "100000")
         click(browser, "train-start")
-        wait(browser, lambda d: "Could not start: block_size must be between 2 and 4096" in text(d, "toast"))
+        wait(browser, lambda d: "Could not start: context must be between 2 and 4096" in text(d, "toast"))
         assert MlflowClient(store_uri).search_runs(
             [e.experiment_id for e in MlflowClient(store_uri).search_experiments()]) == []
     finally:

@@ -52,24 +52,41 @@ def test_an_empty_library_says_so():
     assert "No saved models yet." in rendered(models.models_table([]))
 
 
-def test_training_args_pass_only_the_settings_given():
+def test_training_args_pass_only_the_settings_given_each_bound_to_its_option():
     args = training.training_args("alice", "baby", {"max_iters": 300, "lr": None, "dropout": 0.1},
                                   "exp", "my run")
-    assert args == ["train", "--dataset", "alice", "--preset", "baby", "--experiment", "exp",
-                    "--max-iters", "300", "--dropout", "0.1", "--run-name", "my run"]
-    assert training.training_args("shakespeare", "small", {}, "llmbreaker", None)[-2:] == ["--experiment", "llmbreaker"]
+    assert args == ["train", "--dataset=alice", "--preset=baby", "--experiment=exp",
+                    "--max-iters=300", "--dropout=0.1", "--run-name=my run"]
+    assert training.training_args("shakespeare", "small", {"lr": ""}, "llmbreaker", None) == [
+        "train", "--dataset=shakespeare", "--preset=small", "--experiment=llmbreaker"]
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"lr": 0}, "lr must be in (0, 1], got 0"),
-    ({"max_iters": 2.5}, "max_iters must be an integer, got 2.5"),
-    ({"batch_size": 0}, "batch_size must be between 1 and 65536, got 0"),
-    ({"dropout": 1}, "dropout must be in [0, 1), got 1"),
-    ({"temperature": -1}, "temperature must be in (0, 10], got -1"),
+@pytest.mark.parametrize("corpus, preset, values, run_name, message", [
+    ("shakespeare", "small", {"lr": 0}, None, "learning rate must be in (0, 1], got 0"),
+    ("shakespeare", "small", {"max_iters": 2.5}, None, "steps must be a whole number (got 2.5)"),
+    ("shakespeare", "small", {"max_iters": "300"}, None, "steps must be a number (got '300')"),
+    ("shakespeare", "small", {"batch_size": True}, None, "batch must be a number (got True)"),
+    ("shakespeare", "small", {"batch_size": 0}, None, "batch must be between 1 and 65536, got 0"),
+    ("shakespeare", "small", {"lr": float("inf")}, None, "learning rate must be a finite number (got inf)"),
+    ("shakespeare", "small", {"dropout": 1}, None, "dropout must be in [0, 1), got 1"),
+    ("shakespeare", "small", {"temperature": -1}, None, "temperature must be in (0, 10], got -1"),
+    ("shakespeare", "small", {"block_size": 1}, None, "context must be between 2 and 4096, got 1"),
+    ("shakespeare", "small", {"batch_size": 512, "block_size": 128}, None,
+     "batch × context is 512 × 128 = 65536 characters per step; a training started here may use at most 32768"),
+    ("shakespeare", "small", {"max_iters": 100_000, "eval_interval": 5}, None,
+     "steps / snapshot every makes 20001 snapshots; a training started here may make at most 10000"),
+    ("/etc/passwd", "small", {}, None,
+     "corpus must be one of shakespeare, alice, turmoil or a file uploaded here (got '/etc/passwd')"),
+    ("--tracking-uri=http://example.com", "small", {}, None,
+     "corpus must be one of shakespeare, alice, turmoil or a file uploaded here (got '--tracking-uri=http://example.com')"),
+    ("shakespeare", "huge", {}, None, "model must be one of small, medium, large, baby (got 'huge')"),
+    ("shakespeare", "small", {}, "--tracking-uri=x", "run name may not start with '-' (got '--tracking-uri=x')"),
+    ("shakespeare", "small", {}, "a\nb", "run name may not contain control characters (got 'a\\nb')"),
+    ("shakespeare", "small", {}, ["x"], "run name must be text (got ['x'])"),
 ])
-def test_training_args_refuse_bad_settings_in_one_line(values, message):
+def test_training_args_refuse_what_a_stranger_might_send_in_one_line(corpus, preset, values, run_name, message):
     with pytest.raises(LLMBError) as err:
-        training.training_args("shakespeare", "small", values, "llmbreaker", None)
+        training.training_args(corpus, preset, values, "llmbreaker", run_name)
     assert str(err.value) == message
 
 
@@ -84,6 +101,6 @@ def test_uploads_decode_or_say_they_arrived_broken():
 def test_load_wants_a_positive_whole_number_of_steps(store_uri):
     from llmb_mlflow.registry import ModelLibrary
 
-    for bad in (0, -5, None, 2.5):
-        with pytest.raises(LLMBError, match="whole number of at least 1"):
+    for bad in (0, -5, None, 2.5, True, "5", 10**10):
+        with pytest.raises(LLMBError, match="whole number from 1 to 1000000000"):
             models.load_version(ModelLibrary(store_uri), store_uri, "bard/1", bad, "llmbreaker")

@@ -136,7 +136,7 @@ def test_new_snapshots_never_yank_a_pinned_view_and_play_runs_to_the_end():
 
 
 def test_eta_from_the_pace_so_far():
-    from dash_app.app import eta
+    from dash_app.panels.controls import eta
 
     state = {"last_step": 100, "first_step": 0, "start_time": 1000, "updated": 61000, "max_iters": 1000}
     assert eta(state) == ", about 9 min left"

@@ -8,12 +8,16 @@ import time
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
 from llmb_mlflow import control
-from llmb_mlflow.errors import LLMBError
+from llmb_mlflow.errors import LLMBError, shown
 from llmb_mlflow.launcher import launch
-from llmb_mlflow.registry import ModelLibrary
+from llmb_mlflow.registry import ModelLibrary, check_name
+
+from .. import checks
 
 CHECKPOINT_WAIT_SECONDS = 30
 DEFAULT_MORE_STEPS = 1000
+MAX_MORE_STEPS = 10**9
+ACTIONS = ("rename", "delete", "delete-no", "delete-yes", "load")
 HEADERS = ("model", "version", "step", "train loss", "val loss", "aliases", "dataset", "")
 
 
@@ -88,6 +92,7 @@ def layout() -> html.Details:
                           className="num"),
                 html.Span("more steps, in a new run"),
             ], className="save-row writes"),
+            html.Div(id="models-feedback", className="menu-feedback", role="status"),
             html.Div(id="models-list"),
             html.Button(id="rename-cancel", hidden=True),  # Escape in the rename field clicks it
             dcc.Store(id="renaming"), dcc.Store(id="deleting"),
@@ -122,13 +127,26 @@ def delete_version(library: ModelLibrary, name: str, version: str) -> str:
 
 def load_version(library: ModelLibrary, training_uri: str, ref: str, more_steps, experiment: str):
     """Resume a saved version in a new run (its own process); returns (run id, summary)."""
-    if not isinstance(more_steps, int) or more_steps < 1:
-        raise LLMBError("the number of more steps to train must be a whole number of at least 1")
+    if isinstance(more_steps, bool) or not isinstance(more_steps, int) or not 1 <= more_steps <= MAX_MORE_STEPS:
+        raise LLMBError("the number of more steps to train must be a whole number from 1 to "
+                        f"{MAX_MORE_STEPS} (got {shown(more_steps)})")
     version = library.resolve(ref)
-    training = launch(["resume", version.ref, "--max-iters", str(version.step + more_steps),
-                       "--experiment", experiment], training_uri)
+    training = launch(["resume", f"--max-iters={version.step + more_steps}", f"--experiment={experiment}",
+                       "--", version.ref], training_uri)
     return training.run_id, (f"Loaded {version.ref} (step {version.step}); training on to step "
                              f"{version.step + more_steps} in a new run.")
+
+
+def model_action(which) -> tuple[str, str, str]:
+    """(action, model name, version) of a clicked table button's id, as a stranger might send it."""
+    if not isinstance(which, dict):
+        raise LLMBError(f"unknown model action {shown(which)}")
+    action = checks.choice(which.get("action"), "model action", ACTIONS)
+    name = check_name(which.get("model"))
+    version = which.get("version")
+    if action != "rename" and not (isinstance(version, str) and version.isdigit() and len(version) < 10):
+        raise LLMBError(f"model version {shown(version)} is not a version number")
+    return action, name, version
 
 
 def register(app, data) -> None:
@@ -160,8 +178,9 @@ def register(app, data) -> None:
             return no_update, no_update
         try:
             data.check_writable()
-            return save_current(library, state["run_id"], (name or "").strip(),
-                                CHECKPOINT_WAIT_SECONDS), "toast ok"
+            name = checks.name(name, "model name", optional=True) or ""
+            run_id = data.check_run(checks.run_state(state)["run_id"])
+            return save_current(library, run_id, name, CHECKPOINT_WAIT_SECONDS), "toast ok"
         except LLMBError as exc:
             return f"Could not save: {exc}", "toast error"
 
@@ -170,10 +189,12 @@ def register(app, data) -> None:
                   Input(action_id(ALL, ALL, ALL), "n_clicks"),
                   State("load-steps", "value"), State("experiment", "value"), prevent_initial_call=True)
     def act(clicks, more_steps, experiment):
-        which = ctx.triggered_id
-        if not which or not any(clicks) or not ctx.triggered[0]["value"]:
+        if not ctx.triggered_id or not ctx.triggered[0]["value"]:
             return (no_update,) * 5  # buttons appearing with a re-rendered table
-        action, name, version = which["action"], which["model"], which["version"]
+        try:
+            action, name, version = model_action(ctx.triggered_id)
+        except LLMBError as exc:
+            return no_update, no_update, f"Could not do that: {exc}", "toast error", no_update
         if action == "rename":
             return name, None, no_update, no_update, no_update
         if action == "delete":
@@ -184,8 +205,8 @@ def register(app, data) -> None:
             data.check_writable()
             if action == "delete-yes":
                 return no_update, None, delete_version(library, name, version), "toast ok", no_update
-            run_id, message = load_version(library, data.training_uri(), f"{name}/{version}",
-                                           more_steps, experiment or data.experiment)
+            run_id, message = load_version(library, data.training_uri(), f"{name}/{version}", more_steps,
+                                           data.experiment_to_train_in(experiment or data.experiment))
             return no_update, no_update, message, "toast ok", run_id
         except LLMBError as exc:
             verb = "delete" if action == "delete-yes" else "load"
@@ -198,15 +219,18 @@ def register(app, data) -> None:
     def rename(submits, _cancel, values):
         if ctx.triggered_id == "rename-cancel":
             return None, no_update, no_update
-        if not ctx.triggered_id or not any(submits or []):
+        if not isinstance(ctx.triggered_id, dict) or not ctx.triggered[0]["value"]:
             return no_update, no_update, no_update
-        old = ctx.triggered_id["model"]
-        new = (values[0] or "").strip() if values else ""
-        if new == old:
-            return None, no_update, no_update
+        old = ctx.triggered_id.get("model")
+        label = old if isinstance(old, str) and len(old) <= checks.MAX_NAME else shown(old)
+        typed = [s["value"] for s in ctx.states_list[0] if s.get("id") == ctx.triggered_id]
         try:
             data.check_writable()
+            check_name(old)
+            new = checks.name(typed[0] if typed else None, "new model name")
+            if new == old:
+                return None, no_update, no_update
             library.rename(old, new)
         except LLMBError as exc:
-            return no_update, f"Could not rename {old}: {exc}", "toast error"
+            return no_update, f"Could not rename {label}: {exc}", "toast error"
         return None, f"Renamed {old} to {new}.", "toast ok"

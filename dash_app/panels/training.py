@@ -8,10 +8,13 @@ import binascii
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
-from llmb_mlflow.config import DEFAULT_PRESET, PRESETS, ModelConfig, TrainConfig, build_config
-from llmb_mlflow.corpus import BUNDLED, MAX_CORPUS_BYTES, store_upload
-from llmb_mlflow.errors import LLMBError
+from llmb_mlflow.config import DEFAULT_PRESET, PRESETS, ModelConfig, SettingError, TrainConfig, build_config
+from llmb_mlflow.corpus import BUNDLED, MAX_CORPUS_BYTES
+from llmb_mlflow.errors import LLMBError, shown
 from llmb_mlflow.launcher import launch
+from llmb_mlflow.uploads import find_upload, is_upload_id, store_upload
+
+from .. import checks
 
 # (setting, label, default shown as the field's placeholder)
 SETTINGS = [("max_iters", "steps", TrainConfig.max_iters),
@@ -21,6 +24,13 @@ SETTINGS = [("max_iters", "steps", TrainConfig.max_iters),
             ("temperature", "temperature", TrainConfig.temperature),
             ("block_size", "context", "preset's"),
             ("dropout", "dropout", ModelConfig.dropout)]
+LABELS = {key: label for key, label, _ in SETTINGS}
+WHOLE = {"max_iters", "batch_size", "eval_interval", "block_size"}
+# What one training started from a page may cost this machine (the CLI has no such caps).
+MAX_CHARS_PER_STEP = 32_768  # batch × context: memory grows with it
+MAX_RUN_SNAPSHOTS = 10_000  # steps / snapshot every: the store grows by ~70 KB per snapshot
+# base64 makes 3 bytes into 4 characters, after a "data:...;base64," header
+MAX_UPLOAD_CHARS = 4 * -(-MAX_CORPUS_BYTES // 3) + 200
 # Checked in the browser before the bytes are sent: base64 makes 3 bytes into 4 characters.
 TOO_BIG_JS = f"""
 function (contents, filename) {{
@@ -71,27 +81,75 @@ def layout() -> html.Details:
                      className="save-row"),
             html.Small("Empty fields keep their defaults. The training runs in its own process: "
                        "closing or refreshing this page does not stop it."),
+            html.Div(id="train-feedback", className="menu-feedback", role="status"),
             dcc.Store(id="upload-payload"), dcc.Store(id="uploaded", data=[]),
         ], className="menu-body"),
     ], id="train-menu", className="menu writes")
 
 
-def training_args(corpus: str, preset: str, values: dict, experiment: str, run_name: str | None) -> list[str]:
-    """The ``llmb train`` arguments for the form, checked as the trainer will check them."""
-    settings = {k: v for k, v in values.items() if v is not None}
-    build_config(preset, dataset=corpus, **settings)
-    args = ["train", "--dataset", corpus, "--preset", preset, "--experiment", experiment]
-    for key, value in settings.items():
-        args += ["--" + key.replace("_", "-"), str(value)]
-    return args + (["--run-name", run_name] if run_name else [])
+def training_args(corpus, preset, values: dict, experiment: str, run_name) -> list[str]:
+    """The ``llmb train`` arguments for the form, every value checked as if a stranger typed it
+    (``experiment`` is checked against the store by the caller). Values go as ``--option=value``
+    so none can be read as another option."""
+    dataset = corpus_path(corpus)
+    preset = checks.choice(preset, "model", list(PRESETS))
+    run_name = checks.argument(run_name, "run name", optional=True)
+    settings = {key: checks.form_number(values.get(key), label, whole=key in WHOLE)
+                for key, label, _ in SETTINGS}
+    settings = {key: value for key, value in settings.items() if value is not None}
+    try:
+        config = build_config(preset, dataset=dataset, **settings)
+    except SettingError as exc:
+        raise LLMBError(f"{LABELS.get(exc.setting, exc.setting)} {exc.problem}") from None
+    check_cost(config)
+    args = ["train", f"--dataset={dataset}", f"--preset={preset}", f"--experiment={experiment}"]
+    args += [f"--{key.replace('_', '-')}={value}" for key, value in settings.items()]
+    return args + ([f"--run-name={run_name}"] if run_name else [])
 
 
-def decode_upload(payload: dict) -> tuple[str, bytes]:
-    contents, filename = payload.get("contents") or "", payload.get("filename") or ""
+def corpus_path(value) -> str:
+    """A bundled corpus's name, or the path of a file this viewer stored for an upload id."""
+    if isinstance(value, str) and value in BUNDLED:
+        return value
+    if is_upload_id(value):
+        return str(find_upload(value).path)
+    raise LLMBError(f"corpus must be one of {', '.join(BUNDLED)} or a file uploaded here "
+                    f"(got {shown(value)})")
+
+
+def check_cost(config) -> None:
+    batch, context = config.train.batch_size, config.model.block_size
+    if batch * context > MAX_CHARS_PER_STEP:
+        raise LLMBError(f"batch × context is {batch} × {context} = {batch * context} characters per "
+                        f"step; a training started here may use at most {MAX_CHARS_PER_STEP}")
+    snapshots = config.train.max_iters // config.train.eval_interval + 1
+    if snapshots > MAX_RUN_SNAPSHOTS:
+        raise LLMBError(f"steps / snapshot every makes {snapshots} snapshots; a training started "
+                        f"here may make at most {MAX_RUN_SNAPSHOTS}")
+
+
+def decode_upload(payload) -> tuple[str, bytes]:
+    """The file name and bytes the page sent, refused before decoding if too large."""
+    if not isinstance(payload, dict):
+        raise LLMBError(f"the upload is malformed (got {shown(payload)})")
+    contents, filename = payload.get("contents"), payload.get("filename")
+    if not isinstance(filename, str) or not isinstance(contents, str) or len(filename) > 1000:
+        raise LLMBError(f"the upload is malformed (got {shown(payload)})")
+    if len(contents) > MAX_UPLOAD_CHARS:
+        raise LLMBError(f"{shown(filename)} is larger than the {MAX_CORPUS_BYTES // 2**20} MB limit")
     try:
         return filename, base64.b64decode(contents.partition(",")[2], validate=True)
     except (binascii.Error, ValueError):
         raise LLMBError(f"{filename or 'the file'} did not arrive intact; try again") from None
+
+
+def uploaded_options(value) -> list[dict]:
+    """The page's list of its uploads, keeping only well-formed entries."""
+    if not isinstance(value, list):
+        return []
+    return [{"label": o["label"], "value": o["value"]} for o in value[:100]
+            if isinstance(o, dict) and isinstance(o.get("label"), str) and len(o["label"]) <= 300
+            and is_upload_id(o.get("value"))]
 
 
 def register(app, data) -> None:
@@ -110,13 +168,13 @@ def register(app, data) -> None:
         try:
             data.check_writable()
             filename, raw = decode_upload(payload)
-            path = str(store_upload(filename, raw))
+            stored = store_upload(filename, raw)
         except LLMBError as exc:
             return no_update, no_update, no_update, f"Could not upload: {exc}", "toast error"
-        option = {"label": f"{filename} (uploaded)", "value": path}
-        uploaded = [o for o in uploaded or [] if o["value"] != path] + [option]
-        return (corpus_options(uploaded), path, uploaded,
-                f"Uploaded {filename} ({len(raw) / 1024:.0f} KB).", "toast ok")
+        option = {"label": f"{stored.name} (uploaded)", "value": stored.id}
+        uploaded = [o for o in uploaded_options(uploaded) if o["value"] != stored.id] + [option]
+        return (corpus_options(uploaded), stored.id, uploaded,
+                f"Uploaded {stored.name} ({len(raw) / 1024:.0f} KB).", "toast ok")
 
     @app.callback(*toast, Output("switch-run", "data", allow_duplicate=True),
                   Input("train-start", "n_clicks"), State("train-corpus", "value"),
@@ -129,9 +187,9 @@ def register(app, data) -> None:
         try:
             data.check_writable()
             args = training_args(corpus, preset, dict(zip([k for k, _, _ in SETTINGS], values)),
-                                 experiment or data.experiment, (run_name or "").strip() or None)
+                                 data.experiment_to_train_in(experiment or data.experiment), run_name)
             training = launch(args, data.training_uri())
         except LLMBError as exc:
             return f"Could not start: {exc}", "toast error", no_update
-        return (f"Started run {training.run_id[:8]}: {preset} on {corpus.rsplit('/', 1)[-1]}.",
-                "toast ok", training.run_id)
+        what = corpus.rsplit("/", 1)[-1]  # a bundled name, or the file name of an upload id
+        return f"Started run {training.run_id[:8]}: {preset} on {what}.", "toast ok", training.run_id

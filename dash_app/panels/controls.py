@@ -1,0 +1,91 @@
+"""The header's training controls: what the shown training is doing, and Pause, Resume, Step,
+Stop and Mark failed, sent through the tracking store like ``llmb runs pause|...``."""
+
+from __future__ import annotations
+
+import time
+
+from dash import Input, Output, State, ctx, html, no_update
+
+from llmb_mlflow.errors import LLMBError
+
+from .. import checks
+
+CONTROLS = [("pause", "⏸ Pause", "pause the training (the run stays RUNNING)"),
+            ("resume", "▶ Resume", "resume a paused training"),
+            ("step", "⏭ Step", "let a paused training take one step"),
+            ("stop", "⏹ Stop", "stop the training after its current step (it checkpoints first)"),
+            ("fail", "✖ Mark failed", "end this crashed training's run as FAILED (everything logged stays)")]
+COMMANDS = [command for command, _, _ in CONTROLS]
+STATUS_CLASS = {"RUNNING": "running", "FINISHED": "finished", "FAILED": "failed", "KILLED": "killed"}
+
+
+def layout() -> html.Div:
+    return html.Div([html.Button(label, id=f"ctl-{command}", className="ctl-btn", disabled=True, title=title)
+                     for command, label, title in CONTROLS], className="controls writes")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def eta(state: dict) -> str:
+    """", about N min left" from the pace since the run's first step."""
+    done = state["last_step"] - (state.get("first_step") or 0)
+    elapsed = (state.get("updated") or now_ms()) - (state.get("start_time") or now_ms())
+    remaining = (state.get("max_iters") or 0) - state["last_step"]
+    if done <= 0 or elapsed <= 0 or remaining <= 0:
+        return ""
+    seconds = elapsed / 1000 / done * remaining
+    return f", about {seconds / 60:.0f} min left" if seconds >= 90 else f", about {seconds:.0f} s left"
+
+
+def header(state: dict | None) -> tuple:
+    """(status label, its class, live indicator, progress, *each control's disabled flag)."""
+    if not state:
+        return ("", "badge", "", "") + (True,) * len(CONTROLS)
+    status = state["status"]
+    silence = state.get("silence")
+    running = status == "RUNNING" and not silence
+    paused = running and state.get("trainer_state") == "paused"
+    live = ("❚❚ paused" if paused else "● live") if running else ""
+    progress = f"step {state['last_step']} / {state.get('max_iters') or '?'}"
+    if running and not paused:
+        progress += eta(state)
+    enabled = {"pause": running and not paused, "resume": paused, "step": paused, "stop": running,
+               "fail": bool(silence)}
+    label = f"{status.lower()} · {silence}" if silence else (
+        f"{status.lower()} · paused" if paused else status.lower())
+    return (label, f"badge {'stale' if silence else STATUS_CLASS.get(status, '')}", live, progress,
+            *[not enabled[command] for command in COMMANDS])
+
+
+def register(app, data) -> None:
+    @app.callback(Output("status", "children"), Output("status", "className"),
+                  Output("live-indicator", "children"), Output("progress", "children"),
+                  *[Output(f"ctl-{command}", "disabled") for command in COMMANDS],
+                  Input("run-state", "data"))
+    def show_state(state):
+        try:
+            return header(checks.run_state(state) if state else None)
+        except LLMBError:  # not a state this server wrote: show none
+            return header(None)
+
+    @app.callback(Output("toast", "children"), Output("toast", "className"),
+                  *[Input(f"ctl-{command}", "n_clicks") for command in COMMANDS],
+                  State("run-state", "data"), prevent_initial_call=True)
+    def control_training(*args):
+        state = args[-1]
+        command = (ctx.triggered_id or "").removeprefix("ctl-")
+        if not state or command not in COMMANDS:
+            return no_update, no_update
+        verb = "mark it failed" if command == "fail" else command
+        try:
+            run_id = checks.run_state(state)["run_id"]
+            if command == "fail":
+                data.mark_failed(run_id)
+                return "Marked the run FAILED; everything it logged is kept.", "toast ok"
+            data.control(run_id, command)
+        except LLMBError as exc:
+            return f"Could not {verb}: {exc}", "toast error"
+        return f"Asked the training to {command}.", "toast ok"
