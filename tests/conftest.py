@@ -69,6 +69,19 @@ def train_tiny(corpus, tracker, **overrides):
     return trainer
 
 
+def bard_library(store_uri, shakespeare):
+    """'bard' (versions 1 and 2, from a finished tiny run) in the store; its ModelLibrary."""
+    from llmb_mlflow.mlflow_tracker import MlflowTracker
+    from llmb_mlflow.registry import ModelLibrary
+
+    tracker = MlflowTracker(store_uri)
+    train_tiny(shakespeare, tracker, max_iters=12, checkpoint_interval=6)
+    library = ModelLibrary(store_uri)
+    library.save(tracker.run_id, "bard", step=6)
+    library.save(tracker.run_id, "bard")
+    return library
+
+
 @dataclass
 class FinishedRun:
     uri: str

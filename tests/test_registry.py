@@ -32,16 +32,24 @@ def trained(any_store, shakespeare):
 
 @pytest.fixture
 def use_store():
-    """Point MLflow's fluent API (pyfunc loading) at a store for one test."""
-    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    """Point MLflow's fluent API (pyfunc loading) at a store for one test, and leave it unset
+    afterwards: MLflow also writes the URIs to environment variables, which later clients and
+    every process started later would otherwise inherit."""
+    variables = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved = {name: os.environ.get(name) for name in variables}
 
     def use(uri):
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
 
     yield use
-    mlflow.set_tracking_uri(before[0])
-    mlflow.set_registry_uri(before[1])
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def test_life_cycle(trained, llmb, use_store):

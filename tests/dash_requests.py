@@ -1,0 +1,90 @@
+"""Posting callback requests to a served viewer the way a script can, without a browser: any
+value for any input or state of any of its callbacks."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import requests
+
+
+@dataclass
+class Answer:
+    status: int
+    outputs: dict  # "id.property" -> value, for the outputs the callback updated
+    text: str
+
+
+class CallbackPoster:
+    def __init__(self, base_url: str, headers: dict | None = None):
+        self.base_url = base_url.rstrip("/") + "/"
+        self.headers = headers or {}
+        response = requests.get(self.base_url + "_dash-dependencies", timeout=30, headers=self.headers)
+        response.raise_for_status()
+        self.callbacks = response.json()
+
+    def post(self, trigger: str, values: dict | None = None, headers: dict | None = None,
+             output: str | None = None) -> Answer:
+        """Fire the callback with input ``trigger`` ("id.property"; for a pattern-matching
+        input, the JSON of its id and the property, as Dash writes it) whose output names
+        ``output`` if given. ``values``: "id.property" -> value for any input or state, others
+        are None; a pattern-matching one takes a list of (id dict, value) pairs, keyed by its
+        id's "type" and the property."""
+        values = values or {}
+        callback = self._find(trigger, output)
+        body = {"output": callback["output"], "outputs": _outputs(callback["output"]),
+                "inputs": [_entry(spec, values) for spec in callback["inputs"]],
+                "state": [_entry(spec, values) for spec in callback["state"]],
+                "changedPropIds": [trigger]}
+        return self.post_body(body, headers)
+
+    def post_body(self, body, headers: dict | None = None) -> Answer:
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        response = requests.post(self.base_url + "_dash-update-component", data=data, timeout=120,
+                                 headers={"Content-Type": "application/json", **self.headers, **(headers or {})})
+        outputs = {}
+        if response.status_code == 200:
+            for element, props in response.json().get("response", {}).items():
+                for prop, value in props.items():
+                    outputs[f"{element}.{prop}"] = value
+        return Answer(response.status_code, outputs, response.text)
+
+    def _find(self, trigger: str, output: str | None) -> dict:
+        element, _, prop = trigger.rpartition(".")
+        for callback in self.callbacks:
+            if callback.get("clientside_function") or (output and output not in callback["output"]):
+                continue
+            for spec in callback["inputs"]:
+                if spec["property"] == prop and _same_id(spec["id"], element):
+                    return callback
+        raise AssertionError(f"no callback has the input {trigger}")
+
+
+def _same_id(spec_id: str, element: str) -> bool:
+    if spec_id == element:
+        return True
+    if not (spec_id.startswith("{") and element.startswith("{")):
+        return False
+    pattern, wanted = json.loads(spec_id), json.loads(element)
+    return pattern.get("type") == wanted.get("type") and set(pattern) == set(wanted)
+
+
+def _outputs(output: str):
+    parts = output[2:-2].split("...") if output.startswith("..") else [output]
+    found = [dict(zip(("id", "property"), part.rsplit(".", 1))) for part in parts]
+    return found if output.startswith("..") else found[0]
+
+
+def _entry(spec: dict, values: dict):
+    if spec["id"].startswith("{"):
+        kind = json.loads(spec["id"])["type"]
+        return [{"id": id_, "property": spec["property"], "value": value}
+                for id_, value in values.get(f"{kind}.{spec['property']}", [])]
+    return {"id": spec["id"], "property": spec["property"],
+            "value": values.get(f"{spec['id']}.{spec['property']}")}
+
+
+def pattern_trigger(id_: dict, prop: str) -> str:
+    """A pattern-matching component's input as Dash names it: its id's JSON, keys sorted."""
+    return json.dumps(id_, sort_keys=True, separators=(",", ":")) + "." + prop

@@ -1,0 +1,316 @@
+"""The viewer trusts nothing a request sends: callback requests crafted without a browser (any
+value for any input, as a script posts them) get a one-line refusal, start no process and
+write nothing, in ``llmb dash`` and in ``mlflow server --app-name llmbreaker`` alike."""
+
+import time
+
+import pytest
+
+from browser import serve
+from conftest import bard_library, start_mlflow_server, stop_process
+from dash_requests import CallbackPoster, pattern_trigger
+
+SECRET = "db_password = hunter2\n" * 200
+POEM = "Shall I compare thee to a summer's day?\n" * 40
+OPTION_LIKE = "--tracking-uri=http://127.0.0.1:9"
+GOOD_FORM = {"train-corpus.value": "shakespeare", "train-preset.value": "small",
+             "experiment.value": "llmbreaker", "train-max-iters.value": 100000,
+             "train-batch-size.value": 4, "train-block-size.value": 16, "train-eval-interval.value": 50}
+
+
+@pytest.fixture
+def viewer(store_uri, tmp_path, monkeypatch):
+    """A viewer in this process on a fresh store, with its upload and log folders in the test's."""
+    monkeypatch.setenv("LLMB_UPLOAD_DIR", str(tmp_path / "uploads"))
+    monkeypatch.setenv("LLMB_LOG_DIR", str(tmp_path / "logs"))
+    url, server = serve(store_uri)
+    try:
+        yield CallbackPoster(url)
+    finally:
+        server.close()
+
+
+def footprint(uri, folder):
+    """Everything a request could have changed: experiments, runs and their tags, registered
+    models and versions, the viewer's upload and log folders, processes this test started."""
+    import psutil
+    from mlflow import MlflowClient
+    from mlflow.entities import ViewType
+
+    client = MlflowClient(uri, registry_uri=uri)
+    experiments = client.search_experiments(view_type=ViewType.ALL)
+    runs = client.search_runs([e.experiment_id for e in experiments], run_view_type=ViewType.ALL)
+    return {
+        "experiments": sorted(e.name for e in experiments),
+        "runs": sorted((r.info.run_id, r.info.status, sorted(r.data.tags.items())) for r in runs),
+        "models": sorted((m.name, sorted(m.tags.items())) for m in client.search_registered_models()),
+        "versions": sorted((v.name, v.version, v.current_stage) for v in client.search_model_versions()),
+        "files": sorted(str(p.relative_to(folder)) for sub in ("uploads", "logs")
+                        for p in (folder / sub).rglob("*") if (folder / sub).exists()),
+        "processes": len(psutil.Process().children(recursive=True)),
+    }
+
+
+def refused(answer, prefix, excerpt=""):
+    """The toast says ``prefix`` ... ``excerpt`` in one short line, and nothing was switched to."""
+    assert answer.status == 200, answer.text[:300]
+    toast = answer.outputs.get("toast.children", "")
+    assert toast.startswith(prefix) and excerpt in toast, toast
+    assert "\n" not in toast and len(toast) < 400, toast
+    assert answer.outputs.get("toast.className") == "toast error"
+    assert "switch-run.data" not in answer.outputs
+    return toast
+
+
+def test_new_training_trains_only_on_a_bundled_corpus_or_an_upload_the_viewer_stored(
+        viewer, store_uri, tmp_path):
+    from llmb_mlflow.uploads import store_upload
+
+    secret = tmp_path / "secret.cfg"
+    secret.write_text(SECRET)
+    stored = store_upload("poem.txt", POEM.encode())
+    digest = stored.path.parent.name
+    (stored.path.parent / "planted.txt").write_text(SECRET)  # in the upload folder, not stored by it
+    before = footprint(store_uri, tmp_path)
+    crafted = [str(secret), str(stored.path), str(stored.path.parent / "planted.txt"), "../secret.cfg",
+               "../../../../../../etc/passwd", "~/secret.cfg", "/etc/passwd", f"{digest}/poem.txt",
+               OPTION_LIKE, "--dataset=/etc/passwd", "x" * 1_000_000, {"path": str(secret)},
+               ["shakespeare"], 7, None, f"upload:{digest}/../../../secret.cfg"]
+    refusal = "corpus must be one of shakespeare, alice, turmoil or a file uploaded here (got "
+    for corpus in crafted:
+        form = {**GOOD_FORM, "train-corpus.value": corpus, "train-start.n_clicks": 1}
+        toast = refused(viewer.post("train-start.n_clicks", form), "Could not start: " + refusal)
+        assert "hunter2" not in toast
+    for upload_id in (f"upload:{digest}/planted.txt",
+                      f"upload:{digest}/missing.txt", "upload:0123456789abcdef/poem.txt"):
+        refused(viewer.post("train-start.n_clicks", {**GOOD_FORM, "train-corpus.value": upload_id,
+                                                     "train-start.n_clicks": 1}),
+                "Could not start: no uploaded corpus ", "upload the file again")
+    assert footprint(store_uri, tmp_path) == before
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("train-preset.value", "huge", "model must be one of small, medium, large, baby (got 'huge')"),
+    ("train-preset.value", "--dataset=/etc/passwd", "model must be one of"),
+    ("experiment.value", OPTION_LIKE, f"experiment may not start with '-' (got '{OPTION_LIKE}')"),
+    ("experiment.value", "someone-elses", "no experiment named 'someone-elses' in the store"),
+    ("experiment.value", "x" * 100_000, "experiment is 100000 characters long; the limit is 250"),
+    ("experiment.value", {"name": "llmbreaker"}, "experiment must be text (got {'name': 'llmbreaker'})"),
+    ("train-run-name.value", OPTION_LIKE, "run name may not start with '-'"),
+    ("train-run-name.value", "x" * 100_000, "run name is 100000 characters long"),
+    ("train-run-name.value", "run\x00name", "run name may not contain control characters"),
+    ("train-max-iters.value", "1; rm -rf ~", "steps must be a number (got '1; rm -rf ~')"),
+    ("train-max-iters.value", -5, "steps must be between 1 and 1000000000, got -5"),
+    ("train-batch-size.value", [64], "batch must be a number (got [64])"),
+    ("train-batch-size.value", 4096, "batch × context is 4096 × 16 = 65536 characters per step"),
+    ("train-lr.value", float("nan"), "learning rate must be a finite number (got nan)"),
+    ("train-eval-interval.value", 1, "steps / snapshot every makes 100001 snapshots"),
+    ("train-block-size.value", 100_000, "context must be between 2 and 4096, got 100000"),
+    ("train-dropout.value", True, "dropout must be a number (got True)"),
+    ("train-temperature.value", "hot", "temperature must be a number (got 'hot')"),
+])
+def test_new_training_checks_every_setting_and_name_as_a_stranger_typed_it(
+        viewer, store_uri, tmp_path, field, value, message):
+    before = footprint(store_uri, tmp_path)
+    refused(viewer.post("train-start.n_clicks", {**GOOD_FORM, field: value, "train-start.n_clicks": 1}),
+            "Could not start: " + message)
+    assert footprint(store_uri, tmp_path) == before
+
+
+def test_uploads_are_checked_on_the_server_kept_inside_the_upload_folder_and_named_by_id(
+        viewer, store_uri, tmp_path):
+    import base64
+
+    from dash_app.panels.training import MAX_UPLOAD_CHARS
+
+    def payload(filename, raw=POEM.encode()):
+        return {"filename": filename, "contents": "data:text/plain;base64," + base64.b64encode(raw).decode()}
+
+    before = footprint(store_uri, tmp_path)
+    for bad, message in [("poem.txt", "the upload is malformed (got 'poem.txt')"),
+                         ({"filename": ["a.txt"], "contents": "x"}, "the upload is malformed"),
+                         ({"filename": "big.txt", "contents": "data:text/plain;base64," + "A" * MAX_UPLOAD_CHARS},
+                          "'big.txt' is larger than the 20 MB limit"),
+                         (payload("secret.cfg"), "upload a .txt file (got 'secret.cfg')")]:
+        refused(viewer.post("upload-payload.data", {"upload-payload.data": bad}), "Could not upload: " + message)
+    assert footprint(store_uri, tmp_path) == before
+
+    crafted_list = [{"label": "passwords", "value": "/etc/passwd"}, "junk", {"label": "x" * 10, "value": 5}]
+    answer = viewer.post("upload-payload.data", {"upload-payload.data": payload("../../../../outside.txt"),
+                                                 "uploaded.data": crafted_list})
+    assert answer.outputs["toast.children"].startswith("Uploaded outside.txt")
+    stored_id = answer.outputs["train-corpus.value"]
+    assert stored_id.startswith("upload:") and stored_id.endswith("/outside.txt") and str(tmp_path) not in answer.text
+    assert [o["value"] for o in answer.outputs["uploaded.data"]] == [stored_id]
+    assert [p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("outside.txt")] == ["uploads"]
+
+
+def test_the_models_menu_resolves_every_reference_through_the_registry(viewer, store_uri, tmp_path, shakespeare):
+    from mlflow import MlflowClient
+
+    bard_library(store_uri, shakespeare)
+    MlflowClient(store_uri, registry_uri=store_uri).create_registered_model("foreign")  # someone else's model, not ours
+    before = footprint(store_uri, tmp_path)
+
+    def act(action, model, version="1", **values):
+        button = {"type": "model-action", "action": action, "model": model, "version": version}
+        return viewer.post(pattern_trigger(button, "n_clicks"),
+                           {"model-action.n_clicks": [(button, 1)], "load-steps.value": 10,
+                            "experiment.value": "llmbreaker", **values})
+
+    refused(act("launch", "bard"), "Could not do that: model action must be one of rename, delete")
+    refused(act("delete-yes", "foreign"), "Could not delete foreign/1: registered model 'foreign' is not an LLMBreaker model")
+    refused(act("load", "foreign"), "Could not load foreign/1: registered model 'foreign' is not an LLMBreaker model")
+    refused(act("load", "../../etc"), "Could not do that: model name '../../etc' may not contain '/'")
+    refused(act("load", "--seed=1"), "Could not load --seed=1/1: no model named '--seed=1'")
+    refused(act("delete-yes", 123), "Could not do that: model name must be text (got 123)")
+    refused(act("load", "bard", version="1 --seed=1"), "Could not do that: model version '1 --seed=1' is not a version number")
+    refused(act("load", "bard", version="9"), "Could not load bard/9: model 'bard' has no version 9")
+    for steps in ("5", -1, 10**12, True, 2.5, None):
+        refused(act("load", "bard", **{"load-steps.value": steps}),
+                "Could not load bard/1: the number of more steps to train must be a whole number from 1 to")
+    refused(act("load", "bard", **{"experiment.value": OPTION_LIKE}), "Could not load bard/1: experiment may not start with '-'")
+    refused(act("load", "bard", **{"experiment.value": "nope"}), "Could not load bard/1: no experiment named 'nope'")
+
+    def rename(model, new):
+        field = {"type": "rename-input", "model": model}
+        return viewer.post(pattern_trigger(field, "n_submit"),
+                           {"rename-input.n_submit": [(field, 1)], "rename-input.value": [(field, new)]})
+
+    refused(rename("foreign", "mine"), "Could not rename foreign: registered model 'foreign' is not an LLMBreaker model")
+    refused(rename("bard", "a/b"), "Could not rename bard: model name 'a/b' may not contain")
+    refused(rename("bard", ["x"]), "Could not rename bard: new model name must be text")
+    refused(rename("x" * 100_000, "y"), "Could not rename 'xxxxxxx", "at most 200 characters")
+    assert footprint(store_uri, tmp_path) == before
+
+
+def test_controls_and_saving_check_the_run_against_the_store(viewer, store_uri, tmp_path, shakespeare):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(store_uri, registry_uri=store_uri)
+    foreign = client.create_run(client.create_experiment("someone-elses")).info.run_id
+    before = footprint(store_uri, tmp_path)
+
+    def state(run_id):
+        return {"run_id": run_id, "status": "RUNNING"}
+
+    for button in ("ctl-pause", "ctl-stop", "ctl-step", "ctl-fail"):
+        verb = {"ctl-fail": "mark it failed"}.get(button, button.removeprefix("ctl-"))
+        press = {f"{button}.n_clicks": 1}
+        refused(viewer.post(f"{button}.n_clicks", {**press, "run-state.data": state(foreign)}),
+                f"Could not {verb}: run {foreign} is not an LLMBreaker training run")
+        refused(viewer.post(f"{button}.n_clicks", {**press, "run-state.data": state("0" * 32)}),
+                f"Could not {verb}: no run with id '{'0' * 32}'")
+        refused(viewer.post(f"{button}.n_clicks", {**press, "run-state.data": state("../../mlflow.db")}),
+                f"Could not {verb}: the page's run state is malformed (run_id: String should match pattern")
+        refused(viewer.post(f"{button}.n_clicks", {**press, "run-state.data": "x" * 100_000}),
+                f"Could not {verb}: the page's run state is malformed")
+    save = {"save-model.n_clicks": 1, "save-name.value": "stolen"}
+    refused(viewer.post("save-model.n_clicks", {**save, "run-state.data": state(foreign)}),
+            f"Could not save: run {foreign} is not an LLMBreaker training run")
+    refused(viewer.post("save-model.n_clicks", {**save, "run-state.data": {"run_id": foreign}}),
+            "Could not save: the page's run state is malformed (status: Field required)")
+    refused(viewer.post("save-model.n_clicks", {**save, "save-name.value": 12345,
+                                                "run-state.data": state(foreign)}),
+            "Could not save: model name must be text (got 12345)")
+    assert footprint(store_uri, tmp_path) == before
+
+
+def test_showing_runs_checks_every_value_and_never_fails_a_request(viewer, store_uri, tmp_path):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(store_uri, registry_uri=store_uri)
+    foreign = client.create_run(client.create_experiment("someone-elses")).info.run_id
+    before = footprint(store_uri, tmp_path)
+    shown = viewer.post("run.value", {"run.value": foreign, "smoothing.value": 0.6}, output="loss-chart")
+    assert shown.outputs["run-error.children"] == f"Cannot show run {foreign}: run {foreign} is not an LLMBreaker training run"
+    for smoothing in ("lots", 5, None):
+        answer = viewer.post("run.value", {"run.value": foreign, "smoothing.value": smoothing}, output="loss-chart")
+        assert answer.outputs["run-error.children"].startswith(f"Cannot show run {foreign}: smoothing must be a number")
+    answer = viewer.post("run.value", {"run.value": "x" * 100_000, "smoothing.value": 0.6}, output="loss-chart")
+    error = answer.outputs["run-error.children"]
+    assert error.startswith("Cannot show run xxxx") and "is not an MLflow run id" in error and len(error) < 200
+    answer = viewer.post("poll.n_intervals", {"poll.n_intervals": 1, "run-state.data": {"run_id": 5}})
+    assert answer.outputs["run-error.children"].startswith("Cannot follow the run: the page's run state is malformed")
+    answer = viewer.post("view.data", {"view.data": {"live": False, "step": "../x"}, "temperature.value": 1,
+                                       "tabs.value": "watch", "run-state.data": {"run_id": foreign, "status": "RUNNING"},
+                                       "steps.data": [0, 10]}, output="samples")
+    assert answer.outputs["run-error.children"].startswith("Cannot show this view: the scrubber's state is malformed (step:")
+    answer = viewer.post("view.data", {"view.data": {"step": 10}, "temperature.value": 1, "tabs.value": "watch",
+                                       "run-state.data": {"run_id": foreign, "status": "RUNNING"},
+                                       "steps.data": [0, 10]}, output="samples")
+    assert answer.outputs["run-error.children"] == f"Cannot show this view: run {foreign} is not an LLMBreaker training run"
+    answer = viewer.post("layer.value", {"layer.value": "0; drop", "tabs.value": "attention", "view.data": {"step": 0},
+                                         "run-state.data": {"run_id": foreign, "status": "RUNNING"}, "steps.data": [0]})
+    assert answer.outputs["run-error.children"] == "Cannot show this view: layer must be a number (got '0; drop')"
+    # the page's own bookkeeping, malformed: nothing to show, but no failure either
+    for trigger, values in [("run-state.data", {"run-state.data": {"status": 7}}),
+                            ("steps.data", {"steps.data": "abc", "view.data": 5, "speed.value": "fast"}),
+                            ("loss-chart.clickData", {"loss-chart.clickData": {"points": "x"}, "steps.data": [0, 10]}),
+                            ("url.search", {"url.search": ["?tab=watch"]}),
+                            ("experiment.value", {"experiment.value": ["x"]})]:
+        answer = viewer.post(trigger, {**values}, output="status" if trigger == "run-state.data" else None)
+        assert answer.status in (200, 204), (trigger, answer.text[:300])
+    assert footprint(store_uri, tmp_path) == before
+
+
+def test_requests_dash_cannot_handle_get_a_one_line_refusal(viewer):
+    answer = viewer.post_body({"output": "nope.children", "outputs": {"id": "nope", "property": "children"},
+                               "inputs": [], "changedPropIds": []})
+    assert answer.status == 400 and answer.text.startswith("Bad request: ") and answer.text.count("\n") == 1
+    assert viewer.post_body("{not json").status == 400
+    too_big = '{"output": "' + "x" * (30 * 2**20) + '"}'
+    assert viewer.post_body(too_big).status == 413
+
+
+@pytest.fixture(scope="module")
+def llmbreaker_server(template_db, tmp_path_factory):
+    """``mlflow server --app-name llmbreaker`` on loopback; its URI and folder."""
+    folder = tmp_path_factory.mktemp("crafted-server")
+    uri, proc = start_mlflow_server(template_db, folder, "--app-name", "llmbreaker")
+    yield uri, folder
+    stop_process(proc)
+
+
+def test_the_viewer_inside_mlflow_server_refuses_the_same(llmbreaker_server):
+    from mlflow import MlflowClient
+
+    uri, folder = llmbreaker_server
+    secret = folder / "secret.cfg"
+    secret.write_text(SECRET)
+    viewer = CallbackPoster(uri + "/llmb/")
+    client = MlflowClient(uri, registry_uri=uri)
+    runs_before = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    for corpus in (str(secret), "../secret.cfg", OPTION_LIKE):
+        refused(viewer.post("train-start.n_clicks", {**GOOD_FORM, "train-corpus.value": corpus,
+                                                     "train-start.n_clicks": 1}),
+                "Could not start: corpus must be one of")
+    refused(viewer.post("train-start.n_clicks", {**GOOD_FORM, "train-preset.value": "--dataset=" + str(secret),
+                                                 "train-start.n_clicks": 1}), "Could not start: model must be one of")
+    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == runs_before
+
+
+def test_a_training_started_inside_mlflow_server_logs_to_it_whatever_host_the_request_names(
+        llmbreaker_server):
+    """Trainings log to the address of the server's own socket: a crafted Host header must not
+    send a training's data (or the server's requests) anywhere else."""
+    from browser import kill_trainers
+    from llmb_mlflow import control
+    from llmb_mlflow.reader import RunReader
+
+    uri, _ = llmbreaker_server
+    viewer = CallbackPoster(uri + "/llmb/")
+    answer = viewer.post("train-start.n_clicks", {**GOOD_FORM, "train-start.n_clicks": 1},
+                         headers={"Host": "127.0.0.1:9"})  # a port where nothing listens
+    try:
+        assert answer.outputs.get("toast.className") == "toast ok", answer.text[:500]
+        run_id = answer.outputs["switch-run.data"]
+        reader = RunReader(uri)
+        assert reader.run(run_id).status == "RUNNING"  # the training reached this very server
+        control.send(reader.client, run_id, "stop")
+        deadline = time.monotonic() + 120
+        while reader.run(run_id).status == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.5)  # polling the store until the trainer has checkpointed and ended
+        assert reader.run(run_id).status == "KILLED"
+    finally:
+        kill_trainers(uri)
