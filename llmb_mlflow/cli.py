@@ -12,7 +12,7 @@ import click
 
 from .config import DEFAULT_PRESET, PRESETS
 from .corpus import BUNDLED, MAX_CORPUS_BYTES
-from .errors import LLMBError
+from .errors import LLMBError, redact
 from .cli_options import (
     echo_table, experiment_option, fmt_loss, register_option, setting_options, tracking_uri_option,
 )
@@ -112,7 +112,7 @@ def train_with_progress(trainer, tracking, run_name, tags=None, register=None, p
 
     def announce():
         if tracker.run_id:
-            click.echo(f"Logging to MLflow run {tracker.run_id} ({tracker.run_name}) at {tracker.uri}")
+            click.echo(f"Logging to MLflow run {tracker.run_id} ({tracker.run_name}) at {redact(tracker.uri)}")
 
     try:
         with _stop_signals(_stopper(trainer)), progress:
@@ -134,8 +134,8 @@ def train_with_progress(trainer, tracking, run_name, tags=None, register=None, p
                f"train loss {final.get('eval_train_loss', float('nan')):.4f}.")
     if tracker.run_id:
         click.echo(f"Run {tracker.run_id} ({tracker.run_name}) in experiment {tracker.experiment!r}:")
-        click.echo(f"  inspect: llmb runs show {tracker.run_id}" + _uri_flag(tracker.uri))
-        click.echo(f"  browse:  {_mlflow_ui_command(tracker.uri)}")
+        click.echo(redact(f"  inspect: llmb runs show {tracker.run_id}" + _uri_flag(tracker.uri)))
+        click.echo(redact(f"  browse:  {_mlflow_ui_command(tracker.uri)}"))
     if register:
         from .registry import ModelLibrary
 

@@ -7,13 +7,18 @@ import socket
 import click
 
 from .cli_options import experiment_option, tracking_uri_option
-from .errors import LLMBError
+from .errors import LLMBError, redact
 
 host_option = click.option(
     "--host", default="127.0.0.1", show_default=True,
     help="Interface to listen on. Only this machine can connect unless you give another, "
          "e.g. 0.0.0.0 for every interface.")
 port_option = click.option("--port", type=click.IntRange(1, 65535), default=8050, show_default=True)
+allowed_hosts_option = click.option(
+    "--allowed-hosts", metavar="NAMES", envvar="LLMB_ALLOWED_HOSTS", show_envvar=True, default="",
+    help="Comma-separated host names the viewer answers to besides IP addresses, localhost and, "
+         "when --host is not a loopback address, this machine's own names (* for any). Other "
+         "names are refused, so that no web page can reach the viewer through a name of its own.")
 DEMO_TRAINING = ["--preset", "baby", "--batch-size", "12"]  # nanoGPT's CPU configuration
 
 
@@ -26,7 +31,8 @@ def _check_port(host: str, port: int) -> None:
         raise LLMBError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port") from None
 
 
-def _serve(host, port, tracking_uri, experiment, run_id, open_browser=False, read_only=False) -> None:
+def _serve(host, port, tracking_uri, experiment, run_id, open_browser=False, read_only=False,
+           allowed_hosts="") -> None:
     from dash_app.server import make_server
 
     from .store import check_reachable, resolve_uri
@@ -34,10 +40,11 @@ def _serve(host, port, tracking_uri, experiment, run_id, open_browser=False, rea
     uri = resolve_uri(tracking_uri)
     check_reachable(uri)
     _check_port(host, port)
-    server = make_server(host, port, uri, run_id, experiment, read_only=read_only)
+    server = make_server(host, port, uri, run_id, experiment, read_only=read_only,
+                         allowed_hosts=[n for n in allowed_hosts.split(",") if n.strip()])
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     mode = ", read-only" if read_only else ""
-    click.echo(f"LLMBreaker viewer on {url} (reading {uri}{mode}); press Ctrl-C to stop.")
+    click.echo(f"LLMBreaker viewer on {url} (reading {redact(uri)}{mode}); press Ctrl-C to stop.")
     if open_browser:
         _open(url)
     try:
@@ -64,14 +71,15 @@ def _open(url: str) -> None:
 @click.option("--read-only", is_flag=True, envvar="LLMB_READ_ONLY", show_envvar=True,
               help="Only show: no training controls, no new trainings or uploads, no model changes. "
                    "Use it when others can reach the viewer.")
-def dash(host, port, tracking_uri, experiment, run_id, read_only):
+@allowed_hosts_option
+def dash(host, port, tracking_uri, experiment, run_id, read_only, allowed_hosts):
     """Serve the viewer: watch runs learn, live or step by step.
 
     From its header you can also start trainings (each in a process of its own on this machine),
     pause, step or stop them, and save, rename, delete or load models, unless --read-only. For
     MLflow's UI and the viewer on one port, run `mlflow server --app-name llmbreaker` instead
     (the viewer is then under /llmb/; LLMB_READ_ONLY=true makes it read-only)."""
-    _serve(host, port, tracking_uri, experiment, run_id, read_only=read_only)
+    _serve(host, port, tracking_uri, experiment, run_id, read_only=read_only, allowed_hosts=allowed_hosts)
 
 
 @click.command()
@@ -79,7 +87,8 @@ def dash(host, port, tracking_uri, experiment, run_id, read_only):
 @port_option
 @tracking_uri_option
 @click.option("--max-iters", type=int, default=3000, show_default=True, help="Steps to train.")
-def demo(host, port, tracking_uri, max_iters):
+@allowed_hosts_option
+def demo(host, port, tracking_uri, max_iters, allowed_hosts):
     """Train on Shakespeare in the background and watch it learn in the browser.
 
     The training is a separate process (nanoGPT's small CPU model, about 30 ms per step);
@@ -93,7 +102,7 @@ def demo(host, port, tracking_uri, max_iters):
     training = launch(["train", *DEMO_TRAINING, "--max-iters", str(max_iters), "--run-name", "demo"], uri)
     click.echo(f"Training run {training.run_id} in the background (log: {training.log_path}).")
     try:
-        _serve(host, port, uri, "llmbreaker", training.run_id, open_browser=True)
+        _serve(host, port, uri, "llmbreaker", training.run_id, open_browser=True, allowed_hosts=allowed_hosts)
     finally:
         if training.process.poll() is None:
             training.process.terminate()  # the trainer checkpoints and marks its run KILLED

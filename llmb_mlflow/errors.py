@@ -1,13 +1,25 @@
-"""The one exception type users see: its message is a single line saying what to fix."""
+"""The one exception type users see: its message is a single line saying what to fix, with any
+password in it masked (messages reach terminals, logs and, through the viewer, strangers)."""
 
 from __future__ import annotations
+
+import re
+
+_PASSWORD_IN_URI = re.compile(r"(?P<user>[a-zA-Z][\w+.-]*://[^/\s:@]*:)[^/\s@]+@")
+_SECRET_PARAMETER = re.compile(r"(?P<key>\b(?:password|passwd|pwd|token|secret)=)[^&\s]+", re.I)
 
 
 class LLMBError(Exception):
     """A problem with the user's input or environment, reported without a traceback."""
 
     def __init__(self, message: str):
-        super().__init__(" ".join(str(message).split()))
+        super().__init__(redact(" ".join(str(message).split())))
+
+
+def redact(text: str) -> str:
+    """``text`` with the passwords of URIs (``scheme://user:PASSWORD@host``) and secret query
+    parameters masked."""
+    return _SECRET_PARAMETER.sub(r"\g<key>***", _PASSWORD_IN_URI.sub(r"\g<user>***@", text))
 
 
 def shown(value, limit: int = 60) -> str:
