@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 
+from . import http_guard
 from .app import create_app
 
 
 def make_server(host: str = "127.0.0.1", port: int = 8050, tracking_uri: str | None = None,
                 run_id: str | None = None, experiment: str = "llmbreaker", threads: int = 8,
-                read_only: bool = False):
-    """A bound, listening server (call ``.run()`` to serve, ``.close()`` to stop).
+                read_only: bool = False, allowed_hosts: list[str] | tuple[str, ...] = ()):
+    """A bound, listening server (call ``.run()`` to serve, ``.close()`` to stop), answering
+    to IP addresses, this machine's names and ``allowed_hosts`` (``*``: any name).
 
     Reads of a tracking server that is down fail within seconds instead of MLflow's minutes of
     retries, so the page can say so at once; the next poll tries again."""
@@ -20,6 +22,9 @@ def make_server(host: str = "127.0.0.1", port: int = 8050, tracking_uri: str | N
 
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    app = create_app(tracking_uri, run_id, experiment, read_only=read_only)
+    app = create_app(tracking_uri, run_id, experiment, read_only=read_only,
+                     hosts=http_guard.allowed_hosts(host, allowed_hosts))
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    return create_server(app.server, host=host, port=port, threads=threads, ident="llmbreaker")
+    # waitress refuses a larger body before reading it
+    return create_server(app.server, host=host, port=port, threads=threads, ident="llmbreaker",
+                         max_request_body_size=http_guard.MAX_REQUEST_BYTES)
