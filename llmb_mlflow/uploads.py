@@ -9,7 +9,9 @@ file the viewer stored itself can be trained on.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,18 +40,22 @@ def store_upload(filename: str, raw: bytes) -> Upload:
     safe), in a folder named by its content hash (the same file uploaded twice is kept once)."""
     name = safe_name(filename)
     if not name.lower().endswith(".txt"):
-        raise LLMBError(f"upload a .txt file (got {filename!r})")
+        raise LLMBError(f"upload a .txt file (got {shown(filename)})")
     if len(raw) > MAX_CORPUS_BYTES:
         raise LLMBError(f"{name} is {len(raw) / 2**20:.1f} MB; the limit is {MAX_CORPUS_BYTES // 2**20} MB")
     decode_corpus_bytes(raw, name)
     digest = _digest(raw)
     folder = upload_dir() / digest
     path = folder / name
-    if not path.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / f".{name}.partial"
-        partial.write_bytes(raw)
-        partial.replace(path)
+    try:
+        if not _holds(path, digest):
+            folder.mkdir(parents=True, exist_ok=True)
+            handle, partial = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".partial")
+            with os.fdopen(handle, "wb") as f:
+                f.write(raw)
+            os.replace(partial, path)
+    except OSError as exc:
+        raise LLMBError(f"could not keep {name} on this machine ({exc.strerror or exc})") from None
     return Upload(f"upload:{digest}/{name}", name, path)
 
 
@@ -62,25 +68,40 @@ def find_upload(upload_id) -> Upload:
     """The upload an id names; refused unless it is well formed and its file is a regular
     file in the upload folder whose content still matches the id's hash."""
     match = _ID.fullmatch(upload_id) if is_upload_id(upload_id) else None
-    missing = LLMBError(f"no uploaded corpus {shown(upload_id)} on this viewer; upload the file again")
-    if not match:
-        raise missing
-    folder = upload_dir() / match["digest"]
-    path = folder / match["name"]
+    if not match or not _holds(upload_dir() / match["digest"] / match["name"], match["digest"]):
+        raise LLMBError(f"no uploaded corpus {shown(upload_id)} on this viewer; upload the file again")
+    return Upload(upload_id, match["name"], upload_dir() / match["digest"] / match["name"])
+
+
+def _holds(path: Path, digest: str) -> bool:
+    """Whether ``path`` is a regular file (not a link, nor in a linked folder) in the upload
+    folder whose content has ``digest``."""
     try:
-        if folder.is_symlink() or path.is_symlink() or not path.is_file() \
-                or path.stat().st_size > MAX_CORPUS_BYTES or _digest(path.read_bytes()) != match["digest"]:
-            raise missing
+        return (not path.parent.is_symlink() and not path.is_symlink() and path.is_file()
+                and path.stat().st_size <= MAX_CORPUS_BYTES and _digest(path.read_bytes()) == digest)
     except OSError:
-        raise missing from None
-    return Upload(upload_id, match["name"], path)
+        return False
 
 
-def safe_name(filename) -> str:
+def upload_at(path) -> Upload:
+    """The upload whose file is at ``path`` (a training's dataset, as its run records it)."""
+    try:
+        digest, name = Path(path).relative_to(upload_dir()).parts
+    except (TypeError, ValueError):
+        raise LLMBError(f"{shown(path)} is not a file uploaded here") from None
+    return find_upload(f"upload:{digest}/{name}")
+
+
+def safe_name(filename, max_bytes: int = 120) -> str:
     """The uploaded file's own name, without folders, with only letters, digits, ``. - _``
-    and spaces, and not hidden."""
+    and spaces, not hidden, and short enough for any file system (its extension kept)."""
     base = Path(filename if isinstance(filename, str) else "").name
-    return re.sub(r"[^\w.\- ]", "_", base).strip().lstrip(".-_ ") or "corpus.txt"
+    name = re.sub(r"[^\w.\- ]", "_", base).strip().lstrip(".-_ ") or "corpus.txt"
+    stem, dot, extension = name.rpartition(".") if "." in name else (name, "", "")
+    while len(name.encode()) > max_bytes and stem:
+        stem = stem[:-1]
+        name = f"{stem}{dot}{extension}".strip() or "corpus.txt"
+    return name
 
 
 def _digest(raw: bytes) -> str:

@@ -28,6 +28,12 @@ def test_an_upload_is_checked_and_kept_once_under_its_own_name(uploads):
     assert [p.name for p in uploads.rglob("*") if p.is_file()] == ["hamlet.txt"] * 2
 
 
+def test_a_long_name_is_shortened_to_fit_any_file_system(uploads):
+    upload = store_upload("é" * 200 + ".txt", TEXT.encode())
+    assert upload.name.endswith(".txt") and len(upload.name.encode()) <= 120 and upload.path.is_file()
+    assert find_upload(upload.id) == upload
+
+
 def test_an_id_finds_the_file_it_names(uploads):
     upload = store_upload("Sonnets.TXT", TEXT.encode())
     assert find_upload(upload.id) == upload
