@@ -45,7 +45,7 @@ class Control:
     def from_tags(cls, tags: dict[str, str]) -> "Control":
         def count(key):
             value = tags.get(key, "0")
-            return int(value) if value.isdigit() else 0
+            return int(value) if value.isascii() and value.isdigit() and len(value) < 16 else 0
 
         state = tags.get(STATE_TAG, "run")
         return cls(state if state in ("run", "pause", "stop") else "run", count(STEPS_TAG),
@@ -113,7 +113,7 @@ def silence(tags: dict[str, str], status: str, start_time: int | None = None,
     if tags.get(HOST_TAG) == socket.gethostname() and _process_gone(tags.get(PID_TAG)):
         return "crashed: its process is gone"
     beat = tags.get(HEARTBEAT_TAG, "")
-    last = int(beat) if beat.isdigit() else (start_time or 0)
+    last = int(beat) if beat.isascii() and beat.isdigit() and len(beat) < 16 else (start_time or 0)
     silent = ((now_ms or time.time() * 1000) - last) / 1000
     if silent > stale_seconds():
         return f"stale: silent for {_duration(silent)}"
@@ -121,13 +121,13 @@ def silence(tags: dict[str, str], status: str, start_time: int | None = None,
 
 
 def _process_gone(pid: str | None) -> bool:
-    if not (pid or "").isdigit():
+    if not (pid or "").isascii() or not (pid or "").isdigit() or len(pid) > 10:
         return False
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return True
-    except OSError:  # alive, owned by someone else
+    except (OSError, OverflowError):  # alive and someone else's, or no process id at all
         return False
     return False
 

@@ -26,6 +26,7 @@ from .store import (
 )
 
 WINDOW = 2500  # the most points MLflow returns from one bulk-interval query
+MAX_SNAPSHOT_BYTES = 16 * 2**20  # a large model's snapshot is well under 1 MB
 BULK_INTERVAL_ENDPOINT = "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval"
 ENDED = ("FINISHED", "FAILED", "KILLED")
 
@@ -146,8 +147,9 @@ class RunReader:
         latest = run.latest.get(key)
         if latest is None or (after_step is not None and latest[0] <= after_step):
             return MetricSeries.from_points([])
-        cache_key = (run_id, key, max_points, after_step)
-        if run.ended and cache_key in self._ended_series:
+        cache_key = (run_id, key, max_points)
+        cached = run.ended and after_step is None  # incremental reads are for live runs
+        if cached and cache_key in self._ended_series:
             return self._ended_series[cache_key]
         if max_points is not None and after_step is None:
             series = MetricSeries.from_points(self._bulk_interval(run_id, key, max_points, None, None))
@@ -157,7 +159,7 @@ class RunReader:
                 points += self._bulk_interval(run_id, key, WINDOW, start, start + WINDOW - 1)
                 start += WINDOW
             series = MetricSeries.from_points(points)
-        if run.ended:
+        if cached:
             with self._lock:
                 self._ended_series[cache_key] = series
                 while len(self._ended_series) > 256:
@@ -203,15 +205,18 @@ class RunReader:
                 self._snapshots.move_to_end(cache_key)
                 return self._snapshots[cache_key]
         label = f"snapshot of step {step} in run {run_id}"
-        snap = snapshot_format.decode(self.artifact_bytes(run_id, snapshot_format.snapshot_path(step), label), label)
+        raw = self.artifact_bytes(run_id, snapshot_format.snapshot_path(step), label, MAX_SNAPSHOT_BYTES)
+        snap = snapshot_format.decode(raw, label)
         with self._lock:
             self._snapshots[cache_key] = snap
             while len(self._snapshots) > self._snapshot_cache_size:
                 self._snapshots.popitem(last=False)
         return snap
 
-    def artifact_bytes(self, run_id: str, path: str, label: str | None = None) -> bytes:
-        """The bytes of one run artifact; a missing one is an LLMBError."""
+    def artifact_bytes(self, run_id: str, path: str, label: str | None = None,
+                       max_bytes: int | None = None) -> bytes:
+        """The bytes of one run artifact; a missing one, or one over ``max_bytes``, is an
+        LLMBError."""
         from mlflow.exceptions import MlflowException
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
         from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
@@ -225,11 +230,9 @@ class RunReader:
                 self._artifact_repos[run_id] = repo
             try:
                 if isinstance(repo, LocalArtifactRepository):
-                    with open(os.path.join(repo.artifact_dir, path), "rb") as f:
-                        return f.read()
+                    return _read(os.path.join(repo.artifact_dir, path), max_bytes, label)
                 with tempfile.TemporaryDirectory(prefix="llmb-read-") as tmp:
-                    with open(repo.download_artifacts(path, tmp), "rb") as f:
-                        return f.read()
+                    return _read(repo.download_artifacts(path, tmp), max_bytes, label)
             except (FileNotFoundError, IsADirectoryError):
                 raise LLMBError(f"{label} is missing from the artifact store") from None
             except MlflowException as exc:
@@ -242,3 +245,10 @@ class RunReader:
         if self.artifacts_destination and uri.startswith("mlflow-artifacts:"):
             return self.artifacts_destination.rstrip("/") + "/" + urlparse(uri).path.lstrip("/")
         return uri
+
+
+def _read(path: str, max_bytes: int | None, label: str) -> bytes:
+    with open(path, "rb") as f:
+        if max_bytes is not None and os.fstat(f.fileno()).st_size > max_bytes:
+            raise LLMBError(f"{label} is larger than {max_bytes // 2**20} MB; it is not a snapshot")
+        return f.read()

@@ -9,13 +9,15 @@ library works the same on a local sqlite store and over REST against ``mlflow se
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
 from dataclasses import dataclass
 
+from . import control
 from .errors import LLMBError, shown
 from .mlflow_tracker import CHECKPOINT_FILE, checkpoint_path
 from .reader import RunReader
-from .store import RUN_KIND_TAG, is_missing, missing_as, store_errors
+from .store import RUN_KIND_TAG, TRAINING_RUN, is_missing, missing_as, store_errors
 
 MODEL_KIND = "model"
 _BAD_NAME = re.compile(r"[/:@]")
@@ -79,7 +81,7 @@ class ModelLibrary:
         """Register the run's checkpoint at ``step`` (the latest by default) as a new version."""
         check_name(name)
         run = self.reader.run(run_id)
-        if run.tags.get(RUN_KIND_TAG) != "training":
+        if run.tags.get(RUN_KIND_TAG) != TRAINING_RUN:
             raise LLMBError(f"run {run_id} is not an LLMBreaker training run")
         steps = self.checkpoint_steps(run_id)
         if not steps:
@@ -106,6 +108,39 @@ class ModelLibrary:
                 await_creation_for=0,
             )
         return self._version(created)
+
+    def save_now(self, run_id: str, name: str, wait_seconds: float = 30.0) -> Version:
+        """Register the run's model as it is now: its latest checkpoint if its training has
+        ended, else a checkpoint its training is asked to write now. Everything that can be
+        checked is checked before the training is asked."""
+        check_name(name)
+        run = self.reader.run(run_id)
+        if run.tags.get(RUN_KIND_TAG) != TRAINING_RUN:
+            raise LLMBError(f"run {run_id} is not an LLMBreaker training run")
+        with store_errors(self.uri):
+            self._check_joinable(name)
+        if run.status == "RUNNING":
+            step = run.last_step
+            control.send(self.client, run_id, "checkpoint")
+            deadline = time.monotonic() + wait_seconds
+            while not any(s >= step for s in self.checkpoint_steps(run_id)):
+                if time.monotonic() > deadline:
+                    raise LLMBError("the training did not write a checkpoint in time; is it still alive?")
+                time.sleep(0.25)  # the trainer checkpoints within about a second
+        return self.save(run_id, name)
+
+    def _check_joinable(self, name: str) -> None:
+        """A new version may join ``name`` if no model has that name or ours does."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            model = self.client.get_registered_model(name)
+        except MlflowException as exc:
+            if is_missing(exc):
+                return
+            raise
+        if model.tags.get(RUN_KIND_TAG) != MODEL_KIND:
+            raise LLMBError(f"registered model {name!r} exists but is not an LLMBreaker model")
 
     def _ensure_registered(self, name: str) -> None:
         from mlflow.exceptions import MlflowException
@@ -211,6 +246,18 @@ class ModelLibrary:
                 self.resolve(f"{name}/{version}")
                 self.client.delete_model_version(name, str(version))
 
+    def delete_version(self, name: str, version: str) -> bool:
+        """Delete one version; the model goes with its last version (then True)."""
+        with store_errors(self.uri):
+            versions = self.versions(name)
+            if str(version) not in {v.version for v in versions}:
+                raise LLMBError(f"model {name!r} has no version {version}")
+            if len(versions) == 1:
+                self.client.delete_registered_model(name)
+                return True
+            self.client.delete_model_version(name, str(version))
+            return False
+
     def alias(self, name: str, version: str, alias: str) -> None:
         if not _ALIAS.match(alias) or alias.lower() == "latest" or re.fullmatch(r"v\d+", alias):
             raise LLMBError(f"bad alias {alias!r}: use letters, digits, '_' or '-', "
@@ -220,13 +267,18 @@ class ModelLibrary:
             self.client.set_registered_model_alias(name, alias, str(version))
 
     def _version(self, mv, aliases: dict[str, list[str]] | None = None) -> Version:
-        tags = mv.tags or {}
+        tags = mv.tags or {}  # anyone who may edit the registry may have written these
 
         def number(key):
-            return float(tags[key]) if key in tags else None
+            try:
+                return float(tags[key])
+            except (KeyError, ValueError):
+                return None
 
+        step = tags.get("step", "0")
         return Version(
-            name=mv.name, version=str(mv.version), step=int(tags.get("step", 0)),
+            name=mv.name, version=str(mv.version),
+            step=int(step) if step.isascii() and step.isdigit() and len(step) < 16 else 0,
             train_loss=number("train_loss"), val_loss=number("val_loss"),
             dataset=tags.get("dataset", ""), preset=tags.get("preset", ""),
             run_id=mv.run_id or tags.get("source_run", ""), source=mv.source,
@@ -243,4 +295,4 @@ def _aliases_by_version(model) -> dict[str, list[str]]:
 
 
 def _quote(name: str) -> str:
-    return name.replace("'", "\\'")
+    return name.replace("\\", "\\\\").replace("'", "\\'")
