@@ -8,7 +8,7 @@ from dash import Dash, Input, Output, Patch, State, ctx, dcc, html, no_update
 
 from llmb_mlflow import control
 from llmb_mlflow.control import TRAINER_STATE_TAG
-from llmb_mlflow.errors import LLMBError, shown
+from llmb_mlflow.errors import LLMBError
 
 from . import checks, http_guard
 from .data import ViewerData
@@ -24,13 +24,14 @@ POLL_MS = 500  # with the trainer's 1 s flushes, new points show within ~1.5 s
 
 def create_app(tracking_uri: str | None = None, run_id: str | None = None,
                experiment: str = "llmbreaker", url_base_pathname: str = "/",
-               server=True, **data_options) -> Dash:
-    """The viewer; ``data_options`` go to ViewerData (artifacts_destination, training_uri,
-    read_only)."""
+               server=True, hosts: set[str] | None = None, **data_options) -> Dash:
+    """The viewer; ``hosts``: the Host names it answers to (``http_guard.allowed_hosts``; None:
+    any, for a server that checks them itself); ``data_options`` go to ViewerData
+    (artifacts_destination, training_uri, read_only)."""
     data = ViewerData(tracking_uri, experiment, **data_options)
     app = Dash(__name__, title="LLMBreaker", url_base_pathname=url_base_pathname, server=server,
-               suppress_callback_exceptions=False, update_title=None)
-    http_guard.guard(app)
+               suppress_callback_exceptions=False, update_title=None, use_async=False)
+    http_guard.guard(app, hosts)
     app.layout = _layout(experiment, data.read_only)
     _register(app, data, run_id)
     controls.register(app, data)
@@ -206,11 +207,10 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
             steps = data.snapshot_steps(run_id, run)
         except LLMBError as exc:
             return (loss.loss_figure([], [], [], [], None), None, [], True, no_update, no_update,
-                    no_update, no_update, f"Cannot show run {checks.text(run_id, 40) or shown(run_id)}: {exc}")
+                    no_update, no_update, f"Cannot show run {checks.label(run_id)}: {exc}")
         train_steps, train_values = chart["train"]
         state = _run_state(run, train_steps, train_values, chart["val"][0], smoothing)
-        layers = int(run.params.get("n_layer", 1))
-        heads = int(run.params.get("n_head", 1))
+        layers, heads = _count(run.params.get("n_layer")), _count(run.params.get("n_head"))
         figure = loss.loss_figure(train_steps, train_values, *chart["val"], None, smoothing,
                                   isinstance(log_scale, list) and "log" in log_scale)
         return (figure, state, steps, run.ended,
@@ -268,9 +268,9 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
         triggers = set(ctx.triggered_prop_ids.values())
         trigger = ctx.triggered_id
         if "url" in triggers:  # a shared link pins its step, once; our own URL updates don't
-            wanted = _query(search).get("step", "")
-            if view.get("step") is None and wanted.isdigit():
-                view = {"live": False, "playing": False, "step": int(wanted)}
+            wanted = checks.step_in_address(_query(search).get("step", ""))
+            if view.get("step") is None and wanted is not None:
+                view = {"live": False, "playing": False, "step": wanted}
             elif triggers == {"url"}:
                 return (no_update,) * 7
             trigger = "steps"
@@ -361,6 +361,12 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
     def tab_from_url(search, current):
         wanted = _query(search).get("tab")
         return wanted if wanted in TABS and wanted != current else no_update
+
+
+def _count(param) -> int:
+    """A run's layer or head count as its params say (anyone may write them): 1 to 64."""
+    return int(param) if isinstance(param, str) and param.isascii() and param.isdigit() \
+        and 1 <= int(param) <= 64 else 1
 
 
 def _clicked_step(click) -> int | None:

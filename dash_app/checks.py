@@ -24,6 +24,7 @@ from llmb_mlflow.errors import LLMBError, shown
 
 MAX_NAME = 250
 MAX_SNAPSHOTS = 100_000
+LARGEST = 2**62  # no setting comes near; bigger numbers are refused before any arithmetic
 RUN_ID = r"[a-zA-Z0-9][a-zA-Z0-9_\-]{0,255}"  # MLflow's rule for run ids (ASCII)
 STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 
@@ -70,8 +71,10 @@ def form_number(value, label: str, whole: bool):
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise LLMBError(f"{label} must be a number (got {shown(value)})")
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise LLMBError(f"{label} must be a finite number (got {shown(value)})")
+    if abs(value) > LARGEST:
+        raise LLMBError(f"{label} is far out of range (got {shown(value)})")
     if whole:
         if value != int(value):
             raise LLMBError(f"{label} must be a whole number (got {shown(value)})")
@@ -102,6 +105,16 @@ def choice(value, label: str, options):
 def text(value, max_length: int = 2000) -> str:
     """Free text the page holds (its address's query string): a string, else empty."""
     return value[:max_length] if isinstance(value, str) else ""
+
+
+def label(value) -> str:
+    """A run id or name the page sent, fit to quote in a one-line message."""
+    return value if isinstance(value, str) and re.fullmatch(RUN_ID, value) else shown(value)
+
+
+def step_in_address(value: str) -> int | None:
+    """A step given in the address (``?step=300``), if it is one."""
+    return int(value) if re.fullmatch(r"[0-9]{1,18}", value or "") else None
 
 
 class _Strict(BaseModel):

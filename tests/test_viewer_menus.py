@@ -71,6 +71,9 @@ def test_training_args_pass_only_the_settings_given_each_bound_to_its_option():
     ("shakespeare", "small", {"dropout": 1}, None, "dropout must be in [0, 1), got 1"),
     ("shakespeare", "small", {"temperature": -1}, None, "temperature must be in (0, 10], got -1"),
     ("shakespeare", "small", {"block_size": 1}, None, "context must be between 2 and 4096, got 1"),
+    ("shakespeare", "small", {"max_iters": 10**400}, None, "steps is far out of range (got 1" + "0" * 56 + "...)"),
+    ("shakespeare", "small", {"max_iters": 2_000_000, "eval_interval": 1000}, None,
+     "2000000 steps with a checkpoint every 1000 make 2001 checkpoints; a training started here may make at most 1000"),
     ("shakespeare", "small", {"batch_size": 512, "block_size": 128}, None,
      "batch × context is 512 × 128 = 65536 characters per step; a training started here may use at most 32768"),
     ("shakespeare", "small", {"max_iters": 100_000, "eval_interval": 5}, None,
@@ -101,6 +104,6 @@ def test_uploads_decode_or_say_they_arrived_broken():
 def test_load_wants_a_positive_whole_number_of_steps(store_uri):
     from llmb_mlflow.registry import ModelLibrary
 
-    for bad in (0, -5, None, 2.5, True, "5", 10**10):
-        with pytest.raises(LLMBError, match="whole number from 1 to 1000000000"):
-            models.load_version(ModelLibrary(store_uri), store_uri, "bard/1", bad, "llmbreaker")
+    for bad in (0, -5, None, 2.5, True, "5", 10**10, 10**400):
+        with pytest.raises(LLMBError, match="the number of more steps to train (must be a|is far out of range)"):
+            models.load_args(ModelLibrary(store_uri), "bard/1", bad, "llmbreaker")

@@ -2,12 +2,13 @@
 value for any input, as a script posts them) get a one-line refusal, start no process and
 write nothing, in ``llmb dash`` and in ``mlflow server --app-name llmbreaker`` alike."""
 
+import socket
 import time
 
 import pytest
 
 from browser import serve
-from conftest import bard_library, start_mlflow_server, stop_process
+from conftest import bard_library, start_mlflow_server, stop_process, train_tiny
 from dash_requests import CallbackPoster, pattern_trigger
 
 SECRET = "db_password = hunter2\n" * 200
@@ -148,8 +149,17 @@ def test_uploads_are_checked_on_the_server_kept_inside_the_upload_folder_and_nam
 def test_the_models_menu_resolves_every_reference_through_the_registry(viewer, store_uri, tmp_path, shakespeare):
     from mlflow import MlflowClient
 
+    from llmb_mlflow.corpus import load_corpus
+    from llmb_mlflow.mlflow_tracker import MlflowTracker
+    from llmb_mlflow.registry import ModelLibrary
+
     bard_library(store_uri, shakespeare)
     MlflowClient(store_uri, registry_uri=store_uri).create_registered_model("foreign")  # someone else's model, not ours
+    secret = tmp_path / "secret.txt"  # a model trained from the command line on a file of this machine
+    secret.write_text(SECRET)
+    tracker = MlflowTracker(store_uri)
+    train_tiny(load_corpus(str(secret)), tracker, dataset=str(secret), max_iters=6, checkpoint_interval=6)
+    ModelLibrary(store_uri).save(tracker.run_id, "leaky")
     before = footprint(store_uri, tmp_path)
 
     def act(action, model, version="1", **values):
@@ -166,9 +176,17 @@ def test_the_models_menu_resolves_every_reference_through_the_registry(viewer, s
     refused(act("delete-yes", 123), "Could not do that: model name must be text (got 123)")
     refused(act("load", "bard", version="1 --seed=1"), "Could not do that: model version '1 --seed=1' is not a version number")
     refused(act("load", "bard", version="9"), "Could not load bard/9: model 'bard' has no version 9")
-    for steps in ("5", -1, 10**12, True, 2.5, None):
+    for steps in (-1, 10**12, None):
         refused(act("load", "bard", **{"load-steps.value": steps}),
                 "Could not load bard/1: the number of more steps to train must be a whole number from 1 to")
+    for steps in ("5", True, 2.5, 10**400):
+        refused(act("load", "bard", **{"load-steps.value": steps}), "Could not load bard/1: the number of more steps")
+    refused(act("load", "leaky"), "Could not load leaky/1: leaky/1 was trained on 'secret.txt', which is "
+                                  "neither a bundled corpus nor a file uploaded here")
+    refused(act("load", "bard", **{"load-steps.value": 200_000}),
+            "Could not load bard/1: steps / snapshot every makes 20001 snapshots")
+    refused(act("delete-yes", "bard", version="9"), "Could not delete bard/9: model 'bard' has no version 9")
+    refused(act("load", "bard", version="\u0661"), "Could not do that: model version")
     refused(act("load", "bard", **{"experiment.value": OPTION_LIKE}), "Could not load bard/1: experiment may not start with '-'")
     refused(act("load", "bard", **{"experiment.value": "nope"}), "Could not load bard/1: no experiment named 'nope'")
 
@@ -189,6 +207,8 @@ def test_controls_and_saving_check_the_run_against_the_store(viewer, store_uri, 
 
     client = MlflowClient(store_uri, registry_uri=store_uri)
     foreign = client.create_run(client.create_experiment("someone-elses")).info.run_id
+    client.create_registered_model("foreign")
+    running = client.create_run(client.create_experiment("ours"), tags={"llmb.kind": "training"}).info.run_id
     before = footprint(store_uri, tmp_path)
 
     def state(run_id):
@@ -213,6 +233,11 @@ def test_controls_and_saving_check_the_run_against_the_store(viewer, store_uri, 
     refused(viewer.post("save-model.n_clicks", {**save, "save-name.value": 12345,
                                                 "run-state.data": state(foreign)}),
             "Could not save: model name must be text (got 12345)")
+    # refused before the running training is asked for a checkpoint (no control tag written)
+    for name, message in (("a/b", "Could not save: model name 'a/b' may not contain"),
+                          ("foreign", "Could not save: registered model 'foreign' exists but is not an LLMBreaker model")):
+        refused(viewer.post("save-model.n_clicks", {**save, "save-name.value": name,
+                                                    "run-state.data": state(running)}), message)
     assert footprint(store_uri, tmp_path) == before
 
 
@@ -229,7 +254,7 @@ def test_showing_runs_checks_every_value_and_never_fails_a_request(viewer, store
         assert answer.outputs["run-error.children"].startswith(f"Cannot show run {foreign}: smoothing must be a number")
     answer = viewer.post("run.value", {"run.value": "x" * 100_000, "smoothing.value": 0.6}, output="loss-chart")
     error = answer.outputs["run-error.children"]
-    assert error.startswith("Cannot show run xxxx") and "is not an MLflow run id" in error and len(error) < 200
+    assert error.startswith("Cannot show run 'xxxx") and "is not an MLflow run id" in error and len(error) < 200
     answer = viewer.post("poll.n_intervals", {"poll.n_intervals": 1, "run-state.data": {"run_id": 5}})
     assert answer.outputs["run-error.children"].startswith("Cannot follow the run: the page's run state is malformed")
     answer = viewer.post("view.data", {"view.data": {"live": False, "step": "../x"}, "temperature.value": 1,
@@ -243,11 +268,26 @@ def test_showing_runs_checks_every_value_and_never_fails_a_request(viewer, store
     answer = viewer.post("layer.value", {"layer.value": "0; drop", "tabs.value": "attention", "view.data": {"step": 0},
                                          "run-state.data": {"run_id": foreign, "status": "RUNNING"}, "steps.data": [0]})
     assert answer.outputs["run-error.children"] == "Cannot show this view: layer must be a number (got '0; drop')"
+    answer = viewer.post("layer.value", {"layer.value": 10**400, "tabs.value": "attention", "view.data": {"step": 0},
+                                         "run-state.data": {"run_id": foreign, "status": "RUNNING"}, "steps.data": [0]})
+    assert answer.outputs["run-error.children"].startswith("Cannot show this view: layer is far out of range")
+    assert footprint(store_uri, tmp_path) == before
+    # a training run whose params and tags were written by someone else
+    odd = client.create_run(client.get_experiment_by_name("someone-elses").experiment_id, tags={
+        "llmb.kind": "training", "llmb.host": socket.gethostname(), "llmb.pid": "9" * 30,
+        "llmb.heartbeat": "9" * 40}).info.run_id
+    client.log_param(odd, "n_layer", "300000")
+    client.log_param(odd, "n_head", "abc")
+    answer = viewer.post("run.value", {"run.value": odd, "smoothing.value": 0.6}, output="loss-chart")
+    assert answer.status == 200 and answer.outputs["layer.options"] == [{"label": "1", "value": 0}]
+    assert answer.outputs["head.options"] == [{"label": "1", "value": 0}]
+    before = footprint(store_uri, tmp_path)
     # the page's own bookkeeping, malformed: nothing to show, but no failure either
     for trigger, values in [("run-state.data", {"run-state.data": {"status": 7}}),
                             ("steps.data", {"steps.data": "abc", "view.data": 5, "speed.value": "fast"}),
                             ("loss-chart.clickData", {"loss-chart.clickData": {"points": "x"}, "steps.data": [0, 10]}),
                             ("url.search", {"url.search": ["?tab=watch"]}),
+                            ("url.search", {"url.search": "?step=%C2%B2", "steps.data": [0, 10], "view.data": {}}),
                             ("experiment.value", {"experiment.value": ["x"]})]:
         answer = viewer.post(trigger, {**values}, output="status" if trigger == "run-state.data" else None)
         assert answer.status in (200, 204), (trigger, answer.text[:300])
@@ -261,6 +301,29 @@ def test_requests_dash_cannot_handle_get_a_one_line_refusal(viewer):
     assert viewer.post_body("{not json").status == 400
     too_big = '{"output": "' + "x" * (30 * 2**20) + '"}'
     assert viewer.post_body(too_big).status == 413
+
+
+def test_a_stand_alone_viewer_answers_only_to_host_names_it_knows(viewer, store_uri):
+    """A web page cannot re-point a name of its own at this machine (DNS rebinding) and then
+    drive the viewer from the visitor's browser."""
+    import requests
+
+    port = viewer.base_url.rsplit(":", 1)[1].strip("/")
+    for host in ("attacker.example", f"attacker.example:{port}", f"rebound.attacker.example:{port}"):
+        answer = viewer.post("runs-refresh.n_intervals", {"runs-refresh.n_intervals": 1}, headers={"Host": host})
+        assert answer.status == 403 and answer.text.startswith(
+            "Bad request: this viewer does not answer to the host name") and answer.text.count("\n") == 1
+        assert requests.get(viewer.base_url, headers={"Host": host}, timeout=30).status_code == 403
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", f"10.1.2.3:{port}"):
+        assert viewer.post("runs-refresh.n_intervals", {"runs-refresh.n_intervals": 1},
+                           headers={"Host": host}).status in (200, 204), host
+    url, server = serve(store_uri, allowed_hosts=["viewer.example.org"])
+    try:
+        answer = CallbackPoster(url).post("runs-refresh.n_intervals", {"runs-refresh.n_intervals": 1},
+                                          headers={"Host": "viewer.example.org"})
+        assert answer.status in (200, 204)
+    finally:
+        server.close()
 
 
 @pytest.fixture(scope="module")
@@ -280,14 +343,15 @@ def test_the_viewer_inside_mlflow_server_refuses_the_same(llmbreaker_server):
     secret.write_text(SECRET)
     viewer = CallbackPoster(uri + "/llmb/")
     client = MlflowClient(uri, registry_uri=uri)
-    runs_before = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    runs_before = {r.info.run_id for r in client.search_runs([e.experiment_id for e in client.search_experiments()])}
     for corpus in (str(secret), "../secret.cfg", OPTION_LIKE):
         refused(viewer.post("train-start.n_clicks", {**GOOD_FORM, "train-corpus.value": corpus,
                                                      "train-start.n_clicks": 1}),
                 "Could not start: corpus must be one of")
     refused(viewer.post("train-start.n_clicks", {**GOOD_FORM, "train-preset.value": "--dataset=" + str(secret),
                                                  "train-start.n_clicks": 1}), "Could not start: model must be one of")
-    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == runs_before
+    assert {r.info.run_id for r in client.search_runs([e.experiment_id for e in client.search_experiments()])} \
+        == runs_before
 
 
 def test_a_training_started_inside_mlflow_server_logs_to_it_whatever_host_the_request_names(

@@ -76,7 +76,8 @@ def register(app, data) -> None:
                   State("run-state", "data"), prevent_initial_call=True)
     def control_training(*args):
         state = args[-1]
-        command = (ctx.triggered_id or "").removeprefix("ctl-")
+        which = ctx.triggered_id
+        command = which.removeprefix("ctl-") if isinstance(which, str) else None
         if not state or command not in COMMANDS:
             return no_update, no_update
         verb = "mark it failed" if command == "fail" else command

@@ -3,21 +3,28 @@ loading them (a load resumes training in a new run, which the viewer then shows)
 
 from __future__ import annotations
 
-import time
+import re
+import threading
+from pathlib import Path
 
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
-from llmb_mlflow import control
+from llmb_mlflow.config import DEFAULT_PRESET, PRESETS, build_config
+from llmb_mlflow.corpus import BUNDLED
 from llmb_mlflow.errors import LLMBError, shown
 from llmb_mlflow.launcher import launch
 from llmb_mlflow.registry import ModelLibrary, check_name
+from llmb_mlflow.uploads import upload_at
 
 from .. import checks
+from .training import check_cost
 
 CHECKPOINT_WAIT_SECONDS = 30
 DEFAULT_MORE_STEPS = 1000
 MAX_MORE_STEPS = 10**9
 ACTIONS = ("rename", "delete", "delete-no", "delete-yes", "load")
+RESUMED_SETTINGS = ("batch_size", "block_size", "eval_interval", "checkpoint_interval")
+SAVES_WAITING = 2  # saves from live runs that may wait for a checkpoint at once (each holds a thread)
 HEADERS = ("model", "version", "step", "train loss", "val loss", "aliases", "dataset", "")
 
 
@@ -100,41 +107,43 @@ def layout() -> html.Details:
     ], id="models-menu", className="menu")
 
 
-def save_current(library: ModelLibrary, run_id: str, name: str, wait_seconds: float) -> str:
-    """Register the run's model: its latest checkpoint if it has ended, otherwise a checkpoint
-    the trainer is asked to write now. Returns a one-line summary."""
-    run = library.reader.run(run_id)
-    if run.status == "RUNNING":
-        step = run.last_step
-        control.send(library.client, run_id, "checkpoint")
-        deadline = time.monotonic() + wait_seconds
-        while not any(s >= step for s in library.checkpoint_steps(run_id)):
-            if time.monotonic() > deadline:
-                raise LLMBError("the training did not write a checkpoint in time; is it still alive?")
-            time.sleep(0.25)  # the trainer checkpoints within about a second
-    version = library.save(run_id, name)
-    return f"Saved step {version.step} as {version.ref}."
-
-
-def delete_version(library: ModelLibrary, name: str, version: str) -> str:
-    """Delete one version; the model itself goes with its last version."""
-    if len(library.versions(name)) <= 1:
-        library.delete(name)
-        return f"Deleted model {name}."
-    library.delete(name, version)
-    return f"Deleted version {version} of {name}."
-
-
-def load_version(library: ModelLibrary, training_uri: str, ref: str, more_steps, experiment: str):
-    """Resume a saved version in a new run (its own process); returns (run id, summary)."""
-    if isinstance(more_steps, bool) or not isinstance(more_steps, int) or not 1 <= more_steps <= MAX_MORE_STEPS:
-        raise LLMBError("the number of more steps to train must be a whole number from 1 to "
-                        f"{MAX_MORE_STEPS} (got {shown(more_steps)})")
+def load_args(library: ModelLibrary, ref: str, more_steps, experiment: str) -> tuple[list[str], str]:
+    """The ``llmb resume`` arguments that continue a saved version for ``more_steps`` in a new
+    run, and a one-line summary. The corpus and every setting that costs this machine are given
+    explicitly and checked as for a New training: they come from the store, which anyone who
+    may write to it could have filled."""
+    more = checks.whole(more_steps, "the number of more steps to train", 1, MAX_MORE_STEPS)
     version = library.resolve(ref)
-    training = launch(["resume", f"--max-iters={version.step + more_steps}", f"--experiment={experiment}",
-                       "--", version.ref], training_uri)
-    return training.run_id, (f"Loaded {version.ref} (step {version.step}); training on to step "
-                             f"{version.step + more_steps} in a new run.")
+    params = library.reader.run(version.run_id).params
+    dataset = resume_corpus(params.get("dataset"), version.ref)
+    settings = {key: _stored_whole(params.get(key), key, version.ref) for key in RESUMED_SETTINGS}
+    preset = params.get("preset") if params.get("preset") in PRESETS else DEFAULT_PRESET
+    check_cost(build_config(preset, dataset=dataset, max_iters=version.step + more, **settings), more)
+    args = ["resume", f"--max-iters={version.step + more}", f"--experiment={experiment}",
+            f"--dataset={dataset}", *[f"--{key.replace('_', '-')}={value}" for key, value in settings.items()],
+            "--", version.ref]
+    return args, (f"Loaded {version.ref} (step {version.step}); training on to step "
+                  f"{version.step + more} in a new run.")
+
+
+def resume_corpus(spec, ref: str) -> str:
+    """The corpus a saved version trains on when loaded here: a bundled one, or a file this
+    viewer stored; never another path the store names."""
+    if spec in BUNDLED:
+        return spec
+    try:
+        return str(upload_at(spec).path)
+    except LLMBError:
+        name = Path(spec).name if isinstance(spec, str) else shown(spec)
+        raise LLMBError(f"{ref} was trained on {name!r}, which is neither a bundled corpus nor a file "
+                        f"uploaded here; continue it with `llmb resume {ref}` where that file is") from None
+
+
+def _stored_whole(value, key: str, ref: str) -> int:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 16:
+        return int(value)
+    raise LLMBError(f"the run of {ref} records no usable {key} ({shown(value)}); "
+                    f"continue it with `llmb resume {ref}`")
 
 
 def model_action(which) -> tuple[str, str, str]:
@@ -144,13 +153,14 @@ def model_action(which) -> tuple[str, str, str]:
     action = checks.choice(which.get("action"), "model action", ACTIONS)
     name = check_name(which.get("model"))
     version = which.get("version")
-    if action != "rename" and not (isinstance(version, str) and version.isdigit() and len(version) < 10):
+    if action != "rename" and not (isinstance(version, str) and re.fullmatch(r"[0-9]{1,9}", version)):
         raise LLMBError(f"model version {shown(version)} is not a version number")
     return action, name, version
 
 
 def register(app, data) -> None:
     library = ModelLibrary(reader=data.reader)
+    saving = threading.BoundedSemaphore(SAVES_WAITING)
     toast = (Output("toast", "children", allow_duplicate=True),
              Output("toast", "className", allow_duplicate=True))
 
@@ -178,11 +188,17 @@ def register(app, data) -> None:
             return no_update, no_update
         try:
             data.check_writable()
-            name = checks.name(name, "model name", optional=True) or ""
+            name = check_name(name.strip() if isinstance(name, str) else name)
             run_id = data.check_run(checks.run_state(state)["run_id"])
-            return save_current(library, run_id, name, CHECKPOINT_WAIT_SECONDS), "toast ok"
+            if not saving.acquire(blocking=False):
+                raise LLMBError("other saves are waiting for their trainings' checkpoints; try again in a moment")
+            try:
+                version = library.save_now(run_id, name, CHECKPOINT_WAIT_SECONDS)
+            finally:
+                saving.release()
         except LLMBError as exc:
             return f"Could not save: {exc}", "toast error"
+        return f"Saved step {version.step} as {version.ref}.", "toast ok"
 
     @app.callback(Output("renaming", "data"), Output("deleting", "data"), *toast,
                   Output("switch-run", "data", allow_duplicate=True),
@@ -204,10 +220,12 @@ def register(app, data) -> None:
         try:
             data.check_writable()
             if action == "delete-yes":
-                return no_update, None, delete_version(library, name, version), "toast ok", no_update
-            run_id, message = load_version(library, data.training_uri(), f"{name}/{version}", more_steps,
-                                           data.experiment_to_train_in(experiment or data.experiment))
-            return no_update, no_update, message, "toast ok", run_id
+                gone = library.delete_version(name, version)
+                message = f"Deleted model {name}." if gone else f"Deleted version {version} of {name}."
+                return no_update, None, message, "toast ok", no_update
+            args, message = load_args(library, f"{name}/{version}", more_steps,
+                                      data.experiment_to_train_in(experiment or data.experiment))
+            return no_update, no_update, message, "toast ok", launch(args, data.training_uri()).run_id
         except LLMBError as exc:
             verb = "delete" if action == "delete-yes" else "load"
             return no_update, None, f"Could not {verb} {name}/{version}: {exc}", "toast error", no_update
@@ -222,11 +240,12 @@ def register(app, data) -> None:
         if not isinstance(ctx.triggered_id, dict) or not ctx.triggered[0]["value"]:
             return no_update, no_update, no_update
         old = ctx.triggered_id.get("model")
-        label = old if isinstance(old, str) and len(old) <= checks.MAX_NAME else shown(old)
-        typed = [s["value"] for s in ctx.states_list[0] if s.get("id") == ctx.triggered_id]
+        fields = ctx.states_list[0] if ctx.states_list and isinstance(ctx.states_list[0], list) else []
+        typed = [f.get("value") for f in fields if isinstance(f, dict) and f.get("id") == ctx.triggered_id]
+        label = shown(old)
         try:
+            label = check_name(old)
             data.check_writable()
-            check_name(old)
             new = checks.name(typed[0] if typed else None, "new model name")
             if new == old:
                 return None, no_update, no_update

@@ -29,6 +29,7 @@ WHOLE = {"max_iters", "batch_size", "eval_interval", "block_size"}
 # What one training started from a page may cost this machine (the CLI has no such caps).
 MAX_CHARS_PER_STEP = 32_768  # batch × context: memory grows with it
 MAX_RUN_SNAPSHOTS = 10_000  # steps / snapshot every: the store grows by ~70 KB per snapshot
+MAX_RUN_CHECKPOINTS = 1_000  # steps / checkpoint interval: ~2.5 MB each for medium
 # base64 makes 3 bytes into 4 characters, after a "data:...;base64," header
 MAX_UPLOAD_CHARS = 4 * -(-MAX_CORPUS_BYTES // 3) + 200
 # Checked in the browser before the bytes are sent: base64 makes 3 bytes into 4 characters.
@@ -117,15 +118,23 @@ def corpus_path(value) -> str:
                     f"(got {shown(value)})")
 
 
-def check_cost(config) -> None:
+def check_cost(config, steps: int | None = None) -> None:
+    """Refuse a training that would cost this machine more than a page may ask of it; ``steps``:
+    those it will take (all of ``max_iters`` for a new one)."""
+    steps = config.train.max_iters if steps is None else steps
     batch, context = config.train.batch_size, config.model.block_size
     if batch * context > MAX_CHARS_PER_STEP:
         raise LLMBError(f"batch × context is {batch} × {context} = {batch * context} characters per "
                         f"step; a training started here may use at most {MAX_CHARS_PER_STEP}")
-    snapshots = config.train.max_iters // config.train.eval_interval + 1
+    snapshots = steps // config.train.eval_interval + 1
     if snapshots > MAX_RUN_SNAPSHOTS:
         raise LLMBError(f"steps / snapshot every makes {snapshots} snapshots; a training started "
                         f"here may make at most {MAX_RUN_SNAPSHOTS}")
+    every = config.train.checkpoint_interval
+    checkpoints = (steps // every if every else 0) + 1
+    if checkpoints > MAX_RUN_CHECKPOINTS:
+        raise LLMBError(f"{steps} steps with a checkpoint every {every} make {checkpoints} checkpoints; "
+                        f"a training started here may make at most {MAX_RUN_CHECKPOINTS}")
 
 
 def decode_upload(payload) -> tuple[str, bytes]:
