@@ -103,12 +103,14 @@ def models_alias(name, version, alias, tracking_uri):
 @click.option("--run-name", help="MLflow run name.  [default: a generated one]")
 @tracking_uri_option
 @register_option
-def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, **overrides):
+@click.option("--viewer-limits", is_flag=True, hidden=True,
+              help="Refuse what a training started from a viewer may not do (see llmb_mlflow.limits).")
+def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, viewer_limits, **overrides):
     """Continue training a saved model in a new run linked to its source.
 
     Weights, optimizer state and step are restored; the new run's steps continue after the
     checkpoint's. Training settings may change; the model's shape may not."""
-    from . import checkpoint
+    from . import checkpoint, limits
     from .cli import data_parallel, train_with_progress
     from .corpus import CharTokenizer, load_corpus, prepare_dataset
     from .errors import LLMBError
@@ -123,7 +125,11 @@ def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, **o
     if overrides.get("max_iters") is not None and overrides["max_iters"] <= step:
         raise LLMBError(f"--max-iters must be greater than the checkpoint's step {step}")
     spec = dataset or state["train_config"]["dataset"]
+    if viewer_limits:
+        spec = limits.corpus(spec, None if dataset else version.ref)
     config = checkpoint.run_config(state, dataset=spec, **overrides)
+    if viewer_limits:
+        limits.check_cost(config, config.train.max_iters - step)
     data = prepare_dataset(load_corpus(spec), config.model.block_size, CharTokenizer(state["vocab"]))
     tags = {"llmb.parent_run": version.run_id, "llmb.model_version": version.ref,
             "mlflow.parentRunId": version.run_id}

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from browser import serve
+from browser import kill_trainers, serve
 from conftest import bard_library, start_mlflow_server, stop_process, train_tiny
 from dash_requests import CallbackPoster, pattern_trigger
 
@@ -149,17 +149,8 @@ def test_uploads_are_checked_on_the_server_kept_inside_the_upload_folder_and_nam
 def test_the_models_menu_resolves_every_reference_through_the_registry(viewer, store_uri, tmp_path, shakespeare):
     from mlflow import MlflowClient
 
-    from llmb_mlflow.corpus import load_corpus
-    from llmb_mlflow.mlflow_tracker import MlflowTracker
-    from llmb_mlflow.registry import ModelLibrary
-
     bard_library(store_uri, shakespeare)
     MlflowClient(store_uri, registry_uri=store_uri).create_registered_model("foreign")  # someone else's model, not ours
-    secret = tmp_path / "secret.txt"  # a model trained from the command line on a file of this machine
-    secret.write_text(SECRET)
-    tracker = MlflowTracker(store_uri)
-    train_tiny(load_corpus(str(secret)), tracker, dataset=str(secret), max_iters=6, checkpoint_interval=6)
-    ModelLibrary(store_uri).save(tracker.run_id, "leaky")
     before = footprint(store_uri, tmp_path)
 
     def act(action, model, version="1", **values):
@@ -181,8 +172,6 @@ def test_the_models_menu_resolves_every_reference_through_the_registry(viewer, s
                 "Could not load bard/1: the number of more steps to train must be a whole number from 1 to")
     for steps in ("5", True, 2.5, 10**400):
         refused(act("load", "bard", **{"load-steps.value": steps}), "Could not load bard/1: the number of more steps")
-    refused(act("load", "leaky"), "Could not load leaky/1: leaky/1 was trained on 'secret.txt', which is "
-                                  "neither a bundled corpus nor a file uploaded here")
     refused(act("load", "bard", **{"load-steps.value": 200_000}),
             "Could not load bard/1: steps / snapshot every makes 20001 snapshots")
     refused(act("delete-yes", "bard", version="9"), "Could not delete bard/9: model 'bard' has no version 9")
@@ -200,6 +189,52 @@ def test_the_models_menu_resolves_every_reference_through_the_registry(viewer, s
     refused(rename("bard", ["x"]), "Could not rename bard: new model name must be text")
     refused(rename("x" * 100_000, "y"), "Could not rename 'xxxxxxx", "at most 200 characters")
     assert footprint(store_uri, tmp_path) == before
+
+
+def test_load_trains_on_an_uploaded_corpus_but_never_on_another_file_the_store_names(
+        viewer, store_uri, tmp_path):
+    """A run records only its corpus's name; the checkpoint records the path it was trained on,
+    and the training started by Load checks that path (``--viewer-limits``), whatever the store
+    says: an upload of this viewer, or refused."""
+    from mlflow import MlflowClient
+
+    from llmb_mlflow import control
+    from llmb_mlflow.corpus import load_corpus
+    from llmb_mlflow.mlflow_tracker import MlflowTracker
+    from llmb_mlflow.reader import RunReader
+    from llmb_mlflow.registry import ModelLibrary
+    from llmb_mlflow.uploads import store_upload
+
+    library = ModelLibrary(store_uri)
+    secret = tmp_path / "secret.txt"  # trained on from the command line: a file of this machine
+    secret.write_text(SECRET)
+    poem = store_upload("poem.txt", POEM.encode()).path  # trained on from the viewer
+    for name, path in (("leaky", secret), ("poem", poem)):
+        tracker = MlflowTracker(store_uri)
+        train_tiny(load_corpus(str(path)), tracker, dataset=str(path), max_iters=6, checkpoint_interval=6)
+        library.save(tracker.run_id, name)
+
+    def load(model):
+        button = {"type": "model-action", "action": "load", "model": model, "version": "1"}
+        return viewer.post(pattern_trigger(button, "n_clicks"), {"model-action.n_clicks": [(button, 1)],
+                                                                 "load-steps.value": 50000, "experiment.value": "llmbreaker"})
+
+    runs_before = len(RunReader(store_uri).runs())
+    refused(load("leaky"), "Could not load leaky/1: the training did not start: leaky/1 was trained on 'secret.txt', which is neither a bundled corpus nor a file uploaded here")
+    assert len(RunReader(store_uri).runs()) == runs_before
+    answer = load("poem")
+    run_id = answer.outputs.get("switch-run.data")
+    try:
+        assert answer.outputs["toast.children"].startswith("Loaded poem/1 (step 6)"), answer.text[:400]
+        run = RunReader(store_uri).run(run_id)
+        assert run.params["dataset"] == "poem.txt" and run.tags["llmb.model_version"] == "poem/1"
+        control.send(MlflowClient(store_uri), run_id, "stop")
+        deadline = time.monotonic() + 120
+        while RunReader(store_uri).run(run_id).status == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.5)  # polling the store until the trainer has checkpointed and ended
+        assert RunReader(store_uri).run(run_id).status == "KILLED"
+    finally:
+        kill_trainers(store_uri)
 
 
 def test_controls_and_saving_check_the_run_against_the_store(viewer, store_uri, tmp_path, shakespeare):
@@ -358,7 +393,6 @@ def test_a_training_started_inside_mlflow_server_logs_to_it_whatever_host_the_re
         llmbreaker_server):
     """Trainings log to the address of the server's own socket: a crafted Host header must not
     send a training's data (or the server's requests) anywhere else."""
-    from browser import kill_trainers
     from llmb_mlflow import control
     from llmb_mlflow.reader import RunReader
 

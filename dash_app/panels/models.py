@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import re
 import threading
-from pathlib import Path
 
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
-from llmb_mlflow.config import DEFAULT_PRESET, PRESETS, build_config
-from llmb_mlflow.corpus import BUNDLED
+from llmb_mlflow import limits
+from llmb_mlflow.config import DEFAULT_PRESET, PRESETS, TrainConfig, build_config
 from llmb_mlflow.errors import LLMBError, shown
 from llmb_mlflow.launcher import launch
 from llmb_mlflow.registry import ModelLibrary, check_name
-from llmb_mlflow.uploads import upload_at
 
 from .. import checks
-from .training import check_cost
 
 CHECKPOINT_WAIT_SECONDS = 30
 DEFAULT_MORE_STEPS = 1000
@@ -109,41 +106,28 @@ def layout() -> html.Details:
 
 def load_args(library: ModelLibrary, ref: str, more_steps, experiment: str) -> tuple[list[str], str]:
     """The ``llmb resume`` arguments that continue a saved version for ``more_steps`` in a new
-    run, and a one-line summary. The corpus and every setting that costs this machine are given
-    explicitly and checked as for a New training: they come from the store, which anyone who
-    may write to it could have filled."""
+    run, and a one-line summary. The version's run settings are checked against the limits of a
+    training started here, for a quick refusal; ``--viewer-limits`` makes the training check
+    them again, and its corpus, against what its checkpoint really holds (the store may hold
+    anything anyone wrote to it)."""
     more = checks.whole(more_steps, "the number of more steps to train", 1, MAX_MORE_STEPS)
     version = library.resolve(ref)
     params = library.reader.run(version.run_id).params
-    dataset = resume_corpus(params.get("dataset"), version.ref)
-    settings = {key: _stored_whole(params.get(key), key, version.ref) for key in RESUMED_SETTINGS}
+    settings = {key: _stored_whole(params.get(key)) for key in RESUMED_SETTINGS}
+    settings = {key: value for key, value in settings.items() if value is not None}
+    interval = limits.checkpoint_interval(more, settings.get("checkpoint_interval", TrainConfig.checkpoint_interval))
     preset = params.get("preset") if params.get("preset") in PRESETS else DEFAULT_PRESET
-    check_cost(build_config(preset, dataset=dataset, max_iters=version.step + more, **settings), more)
-    args = ["resume", f"--max-iters={version.step + more}", f"--experiment={experiment}",
-            f"--dataset={dataset}", *[f"--{key.replace('_', '-')}={value}" for key, value in settings.items()],
-            "--", version.ref]
+    limits.check_cost(build_config(preset, max_iters=version.step + more,
+                                   **{**settings, "checkpoint_interval": interval}), more)
+    args = ["resume", "--viewer-limits", f"--max-iters={version.step + more}", f"--experiment={experiment}",
+            f"--checkpoint-interval={interval}", "--", version.ref]
     return args, (f"Loaded {version.ref} (step {version.step}); training on to step "
                   f"{version.step + more} in a new run.")
 
 
-def resume_corpus(spec, ref: str) -> str:
-    """The corpus a saved version trains on when loaded here: a bundled one, or a file this
-    viewer stored; never another path the store names."""
-    if spec in BUNDLED:
-        return spec
-    try:
-        return str(upload_at(spec).path)
-    except LLMBError:
-        name = Path(spec).name if isinstance(spec, str) else shown(spec)
-        raise LLMBError(f"{ref} was trained on {name!r}, which is neither a bundled corpus nor a file "
-                        f"uploaded here; continue it with `llmb resume {ref}` where that file is") from None
-
-
-def _stored_whole(value, key: str, ref: str) -> int:
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 16:
-        return int(value)
-    raise LLMBError(f"the run of {ref} records no usable {key} ({shown(value)}); "
-                    f"continue it with `llmb resume {ref}`")
+def _stored_whole(value) -> int | None:
+    """A whole number a run's params hold, if it is one."""
+    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 16 else None
 
 
 def model_action(which) -> tuple[str, str, str]:
@@ -193,7 +177,7 @@ def register(app, data) -> None:
             if not saving.acquire(blocking=False):
                 raise LLMBError("other saves are waiting for their trainings' checkpoints; try again in a moment")
             try:
-                version = library.save_now(run_id, name, CHECKPOINT_WAIT_SECONDS)
+                version = library.save_now(run_id, name, CHECKPOINT_WAIT_SECONDS, limits.MAX_RUN_CHECKPOINTS)
             finally:
                 saving.release()
         except LLMBError as exc:

@@ -8,6 +8,7 @@ import binascii
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
+from llmb_mlflow import limits
 from llmb_mlflow.config import DEFAULT_PRESET, PRESETS, ModelConfig, SettingError, TrainConfig, build_config
 from llmb_mlflow.corpus import BUNDLED, MAX_CORPUS_BYTES
 from llmb_mlflow.errors import LLMBError, shown
@@ -26,10 +27,6 @@ SETTINGS = [("max_iters", "steps", TrainConfig.max_iters),
             ("dropout", "dropout", ModelConfig.dropout)]
 LABELS = {key: label for key, label, _ in SETTINGS}
 WHOLE = {"max_iters", "batch_size", "eval_interval", "block_size"}
-# What one training started from a page may cost this machine (the CLI has no such caps).
-MAX_CHARS_PER_STEP = 32_768  # batch × context: memory grows with it
-MAX_RUN_SNAPSHOTS = 10_000  # steps / snapshot every: the store grows by ~70 KB per snapshot
-MAX_RUN_CHECKPOINTS = 1_000  # steps / checkpoint interval: ~2.5 MB each for medium
 # base64 makes 3 bytes into 4 characters, after a "data:...;base64," header
 MAX_UPLOAD_CHARS = 4 * -(-MAX_CORPUS_BYTES // 3) + 200
 # Checked in the browser before the bytes are sent: base64 makes 3 bytes into 4 characters.
@@ -99,10 +96,11 @@ def training_args(corpus, preset, values: dict, experiment: str, run_name) -> li
                 for key, label, _ in SETTINGS}
     settings = {key: value for key, value in settings.items() if value is not None}
     try:
-        config = build_config(preset, dataset=dataset, **settings)
+        steps = build_config(preset, dataset=dataset, **settings).train.max_iters
+        settings["checkpoint_interval"] = limits.checkpoint_interval(steps, TrainConfig.checkpoint_interval)
+        limits.check_cost(build_config(preset, dataset=dataset, **settings))
     except SettingError as exc:
         raise LLMBError(f"{LABELS.get(exc.setting, exc.setting)} {exc.problem}") from None
-    check_cost(config)
     args = ["train", f"--dataset={dataset}", f"--preset={preset}", f"--experiment={experiment}"]
     args += [f"--{key.replace('_', '-')}={value}" for key, value in settings.items()]
     return args + ([f"--run-name={run_name}"] if run_name else [])
@@ -116,25 +114,6 @@ def corpus_path(value) -> str:
         return str(find_upload(value).path)
     raise LLMBError(f"corpus must be one of {', '.join(BUNDLED)} or a file uploaded here "
                     f"(got {shown(value)})")
-
-
-def check_cost(config, steps: int | None = None) -> None:
-    """Refuse a training that would cost this machine more than a page may ask of it; ``steps``:
-    those it will take (all of ``max_iters`` for a new one)."""
-    steps = config.train.max_iters if steps is None else steps
-    batch, context = config.train.batch_size, config.model.block_size
-    if batch * context > MAX_CHARS_PER_STEP:
-        raise LLMBError(f"batch × context is {batch} × {context} = {batch * context} characters per "
-                        f"step; a training started here may use at most {MAX_CHARS_PER_STEP}")
-    snapshots = steps // config.train.eval_interval + 1
-    if snapshots > MAX_RUN_SNAPSHOTS:
-        raise LLMBError(f"steps / snapshot every makes {snapshots} snapshots; a training started "
-                        f"here may make at most {MAX_RUN_SNAPSHOTS}")
-    every = config.train.checkpoint_interval
-    checkpoints = (steps // every if every else 0) + 1
-    if checkpoints > MAX_RUN_CHECKPOINTS:
-        raise LLMBError(f"{steps} steps with a checkpoint every {every} make {checkpoints} checkpoints; "
-                        f"a training started here may make at most {MAX_RUN_CHECKPOINTS}")
 
 
 def decode_upload(payload) -> tuple[str, bytes]:
