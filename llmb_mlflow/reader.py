@@ -26,6 +26,7 @@ from .store import (
 )
 
 WINDOW = 2500  # the most points MLflow returns from one bulk-interval query
+MAX_WINDOWS = 4  # windows an incremental read takes before it samples the rest
 MAX_SNAPSHOT_BYTES = 16 * 2**20  # a large model's snapshot is well under 1 MB
 BULK_INTERVAL_ENDPOINT = "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval"
 ENDED = ("FINISHED", "FAILED", "KILLED")
@@ -49,8 +50,8 @@ class RunSummary:
 
     @property
     def max_iters(self) -> int | None:
-        value = self.params.get("max_iters")
-        return int(value) if value is not None else None
+        value = self.params.get("max_iters") or ""  # anyone may have written it
+        return int(value) if value.isascii() and value.isdigit() and len(value) < 16 else None
 
     @property
     def last_step(self) -> int:
@@ -67,6 +68,10 @@ class MetricSeries:
 
     def __len__(self) -> int:
         return len(self.steps)
+
+    def after(self, step: int) -> "MetricSeries":
+        start = int(np.searchsorted(self.steps, step, side="right"))
+        return MetricSeries(self.steps[start:], self.values[start:])
 
     @classmethod
     def from_points(cls, points) -> "MetricSeries":
@@ -142,29 +147,49 @@ class RunReader:
                after_step: int | None = None, run: RunSummary | None = None) -> MetricSeries:
         """A metric's history: whole, downsampled to about ``max_points`` (first and last kept),
         or only the points after ``after_step`` (incremental reads for live polling).
-        Pass ``run`` when it was just read, to spare a query."""
+        Pass ``run`` when it was just read, to spare a query. What a read costs follows the
+        points it returns, never the steps they are at (anyone may log a point at step 2**62)."""
         run = run or self.run(run_id)
         latest = run.latest.get(key)
         if latest is None or (after_step is not None and latest[0] <= after_step):
             return MetricSeries.from_points([])
+        if run.ended:  # it will not change: read once, slice for incremental reads
+            series = self._ended_series_of(run_id, key, max_points if after_step is None else None)
+            return series if after_step is None else series.after(after_step)
+        if after_step is not None:
+            return MetricSeries.from_points(self._points_after(run_id, key, after_step, latest[0]))
+        if max_points is not None:
+            return MetricSeries.from_points(self._bulk_interval(run_id, key, max_points, None, None))
+        return MetricSeries.from_points(self._history(run_id, key))
+
+    def _ended_series_of(self, run_id: str, key: str, max_points: int | None) -> MetricSeries:
         cache_key = (run_id, key, max_points)
-        cached = run.ended and after_step is None  # incremental reads are for live runs
-        if cached and cache_key in self._ended_series:
-            return self._ended_series[cache_key]
-        if max_points is not None and after_step is None:
-            series = MetricSeries.from_points(self._bulk_interval(run_id, key, max_points, None, None))
-        else:
-            points, start = [], (after_step + 1 if after_step is not None else 0)
-            while start <= latest[0]:
-                points += self._bulk_interval(run_id, key, WINDOW, start, start + WINDOW - 1)
-                start += WINDOW
-            series = MetricSeries.from_points(points)
-        if cached:
-            with self._lock:
-                self._ended_series[cache_key] = series
-                while len(self._ended_series) > 256:
-                    self._ended_series.popitem(last=False)
+        with self._lock:
+            if cache_key in self._ended_series:
+                return self._ended_series[cache_key]
+        points = (self._history(run_id, key) if max_points is None
+                  else self._bulk_interval(run_id, key, max_points, None, None))
+        series = MetricSeries.from_points(points)
+        with self._lock:
+            self._ended_series[cache_key] = series
+            while len(self._ended_series) > 256:
+                self._ended_series.popitem(last=False)
         return series
+
+    def _points_after(self, run_id: str, key: str, after_step: int, last: int) -> list:
+        """Every point after ``after_step`` in windows of WINDOW steps; past MAX_WINDOWS of them
+        (a reader far behind, or a point logged far ahead) the rest is sampled in one query."""
+        points, start = [], after_step + 1
+        for _ in range(MAX_WINDOWS):
+            if start > last:
+                return points
+            points += self._bulk_interval(run_id, key, WINDOW, start, start + WINDOW - 1)
+            start += WINDOW
+        return points + (self._bulk_interval(run_id, key, WINDOW, start, last) if start <= last else [])
+
+    def _history(self, run_id: str, key: str) -> list:
+        with store_errors(self.uri):
+            return [(m.step, m.value) for m in self.client.get_metric_history(run_id, key)]
 
     def value_at(self, run_id: str, key: str, step: int) -> float | None:
         """A metric's value at one step (None if it has none there)."""

@@ -95,3 +95,27 @@ def test_missing_and_corrupt_snapshot_artifacts(store_uri, shakespeare):
 def test_unreachable_server_fails_fast_with_one_line():
     with pytest.raises(LLMBError, match="tracking server http://127.0.0.1:9 is unreachable"):
         RunReader("http://127.0.0.1:9")
+
+
+def test_a_point_logged_far_ahead_costs_a_read_no_more_than_its_own_points(store_uri):
+    """Anyone may log a point at step 2**62: reads must follow the points, not the steps."""
+    import time
+
+    from mlflow.entities import Metric
+
+    client = MlflowClient(store_uri)
+    run_id = client.create_run(client.create_experiment("far"), tags={"llmb.kind": "training"}).info.run_id
+    now = int(time.time() * 1000)
+    points = [Metric("train_loss", 3.0 - i / 100, now, i) for i in range(1, 21)]
+    points += [Metric("train_loss", 1.0, now, 2**62), Metric("snapshot_bytes", 10, now, 0),
+               Metric("snapshot_bytes", 10, now, 2**62)]
+    client.log_batch(run_id, metrics=points)
+    reader = RunReader(store_uri)
+    started = time.monotonic()
+    assert reader.snapshot_steps(run_id) == [0, 2**62]
+    assert reader.metric(run_id, "train_loss").steps.tolist() == [*range(1, 21), 2**62]
+    incremental = reader.metric(run_id, "train_loss", after_step=10).steps.tolist()
+    assert incremental[:10] == list(range(11, 21)) and incremental[-1] == 2**62
+    client.set_terminated(run_id)
+    assert reader.metric(run_id, "train_loss", after_step=15).steps.tolist() == [16, 17, 18, 19, 20, 2**62]
+    assert time.monotonic() - started < 30  # a generous bound: stepping through 2**62 never ends
