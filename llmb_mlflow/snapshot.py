@@ -16,6 +16,7 @@ import numpy as np
 from .errors import LLMBError
 
 FORMAT_VERSION = 1
+MAX_UNPACKED_BYTES = 64 * 2**20  # a large model's snapshot unpacks to well under 2 MB
 SNAPSHOT_DIR = "snapshots"
 SAMPLE_DIR = "samples"
 _NAME = re.compile(r"step_(\d{8,})\.npz$")
@@ -119,6 +120,9 @@ def encode(snap: Snapshot) -> bytes:
 def decode(data: bytes, label: str = "snapshot") -> Snapshot:
     """Parse a snapshot; anything malformed becomes a one-line LLMBError naming ``label``."""
     try:
+        unpacked = sum(entry.file_size for entry in zipfile.ZipFile(io.BytesIO(data)).infolist())
+        if unpacked > MAX_UNPACKED_BYTES:  # deflate packs a thousand zeros into a byte
+            raise ValueError(f"it unpacks to {unpacked} bytes; a snapshot is far smaller")
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
             version = int(arrays["format_version"])
             if version > FORMAT_VERSION:

@@ -98,3 +98,13 @@ def test_medium_snapshot_is_compact(shakespeare):
     t = Trainer(config, prepare_dataset(shakespeare, 128), device="cpu")
     size = len(fmt.encode(t.probe.capture(t.model, 0)))
     assert size <= 150_000
+
+
+def test_a_snapshot_that_unpacks_to_far_more_than_a_snapshot_is_refused_before_unpacking():
+    import io
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, format_version=np.array(1), attention=np.zeros(80 * 2**20, dtype=np.uint8))
+    assert len(buffer.getvalue()) < 2**20  # deflate packs the zeros a thousandfold
+    with pytest.raises(LLMBError, match=r"snapshot of step 7 is corrupt or unreadable \(it unpacks to 83886\d+ bytes"):
+        fmt.decode(buffer.getvalue(), "snapshot of step 7")
