@@ -109,17 +109,23 @@ class ModelLibrary:
             )
         return self._version(created)
 
-    def save_now(self, run_id: str, name: str, wait_seconds: float = 30.0) -> Version:
+    def save_now(self, run_id: str, name: str, wait_seconds: float = 30.0,
+                 max_checkpoints: int | None = None) -> Version:
         """Register the run's model as it is now: its latest checkpoint if its training has
-        ended, else a checkpoint its training is asked to write now. Everything that can be
-        checked is checked before the training is asked."""
+        ended or has just written one, else a checkpoint its training is asked to write now
+        (unless the run has ``max_checkpoints`` already). Everything that can be checked is
+        checked before the training is asked."""
         check_name(name)
         run = self.reader.run(run_id)
         if run.tags.get(RUN_KIND_TAG) != TRAINING_RUN:
             raise LLMBError(f"run {run_id} is not an LLMBreaker training run")
         with store_errors(self.uri):
             self._check_joinable(name)
-        if run.status == "RUNNING":
+        written = self.checkpoint_steps(run_id)
+        if run.status == "RUNNING" and not (written and written[-1] >= run.last_step):
+            if max_checkpoints is not None and len(written) >= max_checkpoints:
+                raise LLMBError(f"run {run_id} has {len(written)} checkpoints already; save its latest "
+                                "once the training has ended")
             step = run.last_step
             control.send(self.client, run_id, "checkpoint")
             deadline = time.monotonic() + wait_seconds
@@ -179,7 +185,7 @@ class ModelLibrary:
             return self._versions_of(self._our_model(name))
 
     def _versions_of(self, model) -> list[Version]:
-        found = self.client.search_model_versions(f"name = '{_quote(model.name)}'")
+        found = self.client.search_model_versions(f"name = {_quoted(model.name)}")
         aliases = _aliases_by_version(model)
         return sorted((self._version(v, aliases) for v in found), key=lambda v: -int(v.version))
 
@@ -197,7 +203,7 @@ class ModelLibrary:
                 elif version:
                     found = self.client.get_model_version(name, version)
                 else:
-                    versions = self.client.search_model_versions(f"name = '{_quote(name)}'")
+                    versions = self.client.search_model_versions(f"name = {_quoted(name)}")
                     if not versions:
                         raise LLMBError(f"model {name!r} has no versions")
                     found = max(versions, key=lambda v: int(v.version))
@@ -294,5 +300,10 @@ def _aliases_by_version(model) -> dict[str, list[str]]:
     return by_version
 
 
-def _quote(name: str) -> str:
-    return name.replace("\\", "\\\\").replace("'", "\\'")
+def _quoted(name: str) -> str:
+    """``name`` as a string in a registry search filter, whose parser knows no escapes."""
+    if "'" not in name:
+        return f"'{name}'"
+    if '"' not in name:
+        return f'"{name}"'
+    raise LLMBError(f"model name {shown(name)} has both kinds of quotes; the registry cannot search for it")

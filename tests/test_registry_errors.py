@@ -143,3 +143,18 @@ def test_a_server_that_is_down(llmb, args):
     assert result.err.strip() == ("Error: tracking server http://127.0.0.1:9 is unreachable "
                                   + result.err.split("unreachable ", 1)[1].strip())
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_names_with_quotes_or_backslashes_are_found_and_listed(library):
+    for name in ("o'neil", "a\\b", "x\\", 'say "hi"'):
+        library.save(library.run_id, name)
+        assert [v.version for v in library.versions(name)] == ["1"] and library.resolve(name).name == name
+    assert {"o'neil", "a\\b", "x\\", 'say "hi"'} <= {name for name, _ in library.models()}
+
+
+def test_a_version_whose_tags_someone_else_wrote_still_lists(library):
+    version = library.resolve("poet")
+    for key, value in (("step", "lots"), ("val_loss", "low"), ("train_loss", "9" * 400)):
+        MlflowClient(library.uri, registry_uri=library.uri).set_model_version_tag("poet", version.version, key, value)
+    shown = library.resolve("poet")
+    assert (shown.step, shown.val_loss) == (0, None) and shown.train_loss == float("9" * 400)
