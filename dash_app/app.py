@@ -366,7 +366,7 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
 def _count(param) -> int:
     """A run's layer or head count as its params say (anyone may write them): 1 to 64."""
     return int(param) if isinstance(param, str) and param.isascii() and param.isdigit() \
-        and 1 <= int(param) <= 64 else 1
+        and len(param) <= 2 and 1 <= int(param) <= 64 else 1
 
 
 def _clicked_step(click) -> int | None:
@@ -381,7 +381,7 @@ def _clicked_step(click) -> int | None:
 def _run_state(run, train_steps, train_values, val_steps, smoothing) -> dict:
     ema = float(loss.smooth(train_values, smoothing)[-1]) if train_values else None
     return {"run_id": run.run_id, "status": run.status, "max_iters": run.max_iters,
-            "start_time": run.start_time, "first_step": train_steps[0] - 1 if train_steps else 0,
+            "start_time": run.start_time, "first_step": max(train_steps[0] - 1, 0) if train_steps else 0,
             "trainer_state": run.tags.get(TRAINER_STATE_TAG),
             "silence": control.silence(run.tags, run.status, run.start_time),
             "updated": now_ms(),

@@ -28,7 +28,7 @@ LARGEST = 2**62  # no setting comes near; bigger numbers are refused before any 
 RUN_ID = r"[a-zA-Z0-9][a-zA-Z0-9_\-]{0,255}"  # MLflow's rule for run ids (ASCII)
 STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 
-Step = Annotated[int, Field(strict=True, ge=0, le=2**62)]
+Step = Annotated[int, Field(strict=True, ge=-LARGEST, le=LARGEST)]  # anyone may log any step
 
 
 def name(value, label: str, optional: bool = False, max_length: int = MAX_NAME) -> str | None:

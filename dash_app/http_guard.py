@@ -26,9 +26,10 @@ def allowed_hosts(bound_host: str, extra: list[str] | tuple[str, ...] = ()) -> s
     """The Host names a stand-alone viewer bound to ``bound_host`` answers to, besides IP
     addresses (which a web page cannot re-point at this machine, as it can a name: DNS
     rebinding). None answers to every name (``*`` in ``extra``)."""
-    if "*" in extra:
+    given = {name.strip().lower().rstrip(".") for name in extra if name.strip()}
+    if "*" in given:
         return None
-    names = set(LOOPBACK_NAMES) | {name.strip().lower() for name in extra if name.strip()}
+    names = set(LOOPBACK_NAMES) | given
     if not _is_loopback(bound_host):
         names |= {socket.gethostname().lower(), socket.getfqdn().lower(), bound_host.lower()}
     return names
@@ -75,7 +76,7 @@ def host_allowed(host_header: str, names: set[str]) -> bool:
     if host.startswith("["):  # [IPv6]:port
         return _is_ip(host[1:].split("]", 1)[0])
     name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    return _is_ip(name) or name in names
+    return _is_ip(name) or name.rstrip(".") in names
 
 
 def _refusal(message: str, status: int):

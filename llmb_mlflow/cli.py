@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug: still one line, the traceback on request
         if os.environ.get("LLMB_DEBUG"):
             raise
-        click.echo(f"Error: internal error: {type(exc).__name__}: {exc} "
-                   "(set LLMB_DEBUG=1 to see the traceback)", err=True)
+        click.echo(redact(f"Error: internal error: {type(exc).__name__}: {exc} "
+                          "(set LLMB_DEBUG=1 to see the traceback)"), err=True)
         code = EXIT_ERROR
     sys.exit(code if isinstance(code, int) else 0)

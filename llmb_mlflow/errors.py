@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-_PASSWORD_IN_URI = re.compile(r"(?P<user>[a-zA-Z][\w+.-]*://[^/\s:@]*:)[^/\s@]+@")
+_PASSWORD_IN_URI = re.compile(r"(?P<user>[a-zA-Z][\w+.-]*://[^/\s:@]*:)[^\s@]+@")  # may mask a port too
 _SECRET_PARAMETER = re.compile(r"(?P<key>\b(?:password|passwd|pwd|token|secret)=)[^&\s]+", re.I)
 
 

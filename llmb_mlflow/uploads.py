@@ -51,9 +51,13 @@ def store_upload(filename: str, raw: bytes) -> Upload:
         if not _holds(path, digest):
             folder.mkdir(parents=True, exist_ok=True)
             handle, partial = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".partial")
-            with os.fdopen(handle, "wb") as f:
-                f.write(raw)
-            os.replace(partial, path)
+            try:
+                with os.fdopen(handle, "wb") as f:
+                    f.write(raw)
+                os.replace(partial, path)
+            finally:
+                if os.path.exists(partial):
+                    os.remove(partial)
     except OSError as exc:
         raise LLMBError(f"could not keep {name} on this machine ({exc.strerror or exc})") from None
     return Upload(f"upload:{digest}/{name}", name, path)
