@@ -24,7 +24,8 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 from llmb_mlflow.config import build_config  # noqa: E402
 from llmb_mlflow.corpus import load_corpus, prepare_dataset  # noqa: E402
-from llmb_mlflow.mlflow_tracker import SNAPSHOT_METRIC, MlflowTracker  # noqa: E402
+from llmb_mlflow.mlflow_tracker import MlflowTracker  # noqa: E402
+from llmb_mlflow.run_layout import SNAPSHOT_BYTES  # noqa: E402
 from llmb_mlflow.reader import RunReader  # noqa: E402
 from llmb_mlflow.tracker import RunDescription, Tracker  # noqa: E402
 from llmb_mlflow.trainer import Trainer  # noqa: E402
@@ -68,7 +69,7 @@ def main() -> None:
     total = sum(times["tracked"]) / sum(times["untracked"])
     print(f"tracking overhead: ratio of totals {total:.3f}, median per interval "
           f"{statistics.median(ratios):.3f} (target <= 1.03)")
-    sizes = RunReader(tracker.uri).metric(tracker.run_id, SNAPSHOT_METRIC).values
+    sizes = RunReader(tracker.uri).metric(tracker.run_id, SNAPSHOT_BYTES).values
     print(f"snapshot size: max {sizes.max() / 1024:.1f} KB, mean {sizes.mean() / 1024:.1f} KB "
           f"over {len(sizes)} snapshots (target <= 150 KB for {args.preset})")
 

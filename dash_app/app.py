@@ -7,8 +7,8 @@ from urllib.parse import parse_qs, urlencode
 from dash import Dash, Input, Output, Patch, State, ctx, dcc, html, no_update
 
 from llmb_mlflow import control
-from llmb_mlflow.control import TRAINER_STATE_TAG
 from llmb_mlflow.errors import LLMBError
+from llmb_mlflow.run_layout import DEFAULT_EXPERIMENT, TRAIN_LOSS, TRAINER_STATE_TAG, VAL_LOSS
 
 from . import checks, http_guard
 from .data import ViewerData
@@ -23,7 +23,7 @@ POLL_MS = 500  # with the trainer's 1 s flushes, new points show within ~1.5 s
 
 
 def create_app(tracking_uri: str | None = None, run_id: str | None = None,
-               experiment: str = "llmbreaker", url_base_pathname: str = "/",
+               experiment: str = DEFAULT_EXPERIMENT, url_base_pathname: str = "/",
                server=True, hosts: set[str] | None = None, **data_options) -> Dash:
     """The viewer; ``hosts``: the Host names it answers to (``http_guard.allowed_hosts``; None:
     any, for a server that checks them itself); ``data_options`` go to ViewerData
@@ -232,8 +232,8 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
             return no_update, no_update, no_update, True, f"Cannot follow the run: {exc}"
         try:
             run = data.run(state["run_id"])
-            train_steps, train_values = data.new_points(state["run_id"], "train_loss", state["last_train"], run)
-            val_steps, val_values = data.new_points(state["run_id"], "val_loss", state["last_val"], run)
+            train_steps, train_values = data.new_points(state["run_id"], TRAIN_LOSS, state["last_train"], run)
+            val_steps, val_values = data.new_points(state["run_id"], VAL_LOSS, state["last_val"], run)
             new_steps = data.snapshot_steps(state["run_id"], run) if val_steps or run.ended else steps
         except LLMBError as exc:  # keep polling: the store may come back
             return no_update, no_update, no_update, no_update, f"Store unreachable, retrying: {exc}"
@@ -314,7 +314,7 @@ def _register(app: Dash, data: ViewerData, default_run: str | None) -> None:
             return (no_update,) * 10
         try:
             snap = data.snapshot(run_id, step)
-            val = data.value_at(run_id, "val_loss", step)
+            val = data.value_at(run_id, VAL_LOSS, step)
             samples = data.samples(run_id, [s for s in steps if s <= step]) if tab == "watch" else []
             extent = data.embedding_range(run_id, steps) if tab == "watch" else 1.0
         except LLMBError as exc:

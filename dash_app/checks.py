@@ -21,12 +21,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, StrictBool, StrictStr, ValidationError
 
 from llmb_mlflow.errors import LLMBError, shown
+from llmb_mlflow.run_layout import ENDED, RUNNING
 
 MAX_NAME = 250
 MAX_SNAPSHOTS = 100_000
 LARGEST = 2**62  # no setting comes near; bigger numbers are refused before any arithmetic
 RUN_ID = r"[a-zA-Z0-9][a-zA-Z0-9_\-]{0,255}"  # MLflow's rule for run ids (ASCII)
-STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
+STATUSES = (RUNNING, "SCHEDULED", *ENDED)
 
 Step = Annotated[int, Field(strict=True, ge=-LARGEST, le=LARGEST)]  # anyone may log any step
 

@@ -11,7 +11,8 @@ import numpy as np
 from llmb_mlflow import control
 from llmb_mlflow.errors import LLMBError, shown
 from llmb_mlflow.reader import RunReader
-from llmb_mlflow.store import RUN_KIND_TAG, TRAINING_RUN, store_errors
+from llmb_mlflow.run_layout import DEFAULT_EXPERIMENT, KIND_TAG, TRAINING_RUN, TRAIN_LOSS, VAL_LOSS
+from llmb_mlflow.store import store_errors
 
 from . import checks
 
@@ -24,7 +25,7 @@ class ViewerData:
     a function of the current request); the reader's own by default. ``read_only``: the viewer
     only shows; every change (controls, models, new trainings, uploads) is refused."""
 
-    def __init__(self, tracking_uri: str | None = None, experiment: str = "llmbreaker",
+    def __init__(self, tracking_uri: str | None = None, experiment: str = DEFAULT_EXPERIMENT,
                  cache_size: int = 4096, artifacts_destination: str | None = None,
                  training_uri: str | Callable[[], str] | None = None, read_only: bool = False):
         self.reader = RunReader(tracking_uri, artifacts_destination=artifacts_destination)
@@ -64,7 +65,7 @@ class ViewerData:
     def run(self, run_id):
         """An LLMBreaker training run of the store, whatever id the page sent."""
         run = self.reader.run(checks.run_id(run_id))
-        if run.tags.get(RUN_KIND_TAG) != TRAINING_RUN:
+        if run.tags.get(KIND_TAG) != TRAINING_RUN:
             raise LLMBError(f"run {run_id} is not an LLMBreaker training run")
         with self._lock:
             self._training_runs.add(run_id)
@@ -93,8 +94,8 @@ class ViewerData:
     def chart(self, run_id: str, run=None) -> dict:
         """The loss chart's data: train_loss downsampled, val_loss whole."""
         run = run or self.run(run_id)
-        train = self.reader.metric(run_id, "train_loss", max_points=CHART_POINTS, run=run)
-        val = self.reader.metric(run_id, "val_loss", run=run)
+        train = self.reader.metric(run_id, TRAIN_LOSS, max_points=CHART_POINTS, run=run)
+        val = self.reader.metric(run_id, VAL_LOSS, run=run)
         return {"train": (train.steps.tolist(), train.values.tolist()),
                 "val": (val.steps.tolist(), val.values.tolist())}
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 
-from .app import create_app as create_viewer
+from llmb_mlflow.run_layout import VIEWER_PATH
 
-VIEWER_PATH = "/llmb/"
+from .app import create_app as create_viewer
 
 
 def read_only_from_env() -> bool:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 
+from llmb_mlflow.run_layout import DEFAULT_EXPERIMENT
+
 from . import http_guard
 from .app import create_app
 
 
 def make_server(host: str = "127.0.0.1", port: int = 8050, tracking_uri: str | None = None,
-                run_id: str | None = None, experiment: str = "llmbreaker", threads: int = 8,
+                run_id: str | None = None, experiment: str = DEFAULT_EXPERIMENT, threads: int = 8,
                 read_only: bool = False, allowed_hosts: list[str] | tuple[str, ...] = ()):
     """A bound, listening server (call ``.run()`` to serve, ``.close()`` to stop), answering
     to IP addresses, this machine's names and ``allowed_hosts`` (``*``: any name).

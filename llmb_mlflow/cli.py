@@ -13,6 +13,7 @@ import click
 from .config import DEFAULT_PRESET, PRESETS
 from .corpus import BUNDLED, MAX_CORPUS_BYTES
 from .errors import LLMBError, redact
+from .run_layout import EVAL_METRICS, EVAL_TRAIN_LOSS, TRAIN_LOSS, VAL_LOSS, WORLD_SIZE_TAG
 from .cli_options import (
     echo_table, experiment_option, fmt_loss, register_option, setting_options, tracking_uri_option,
 )
@@ -99,7 +100,7 @@ def train_with_progress(trainer, tracking, run_name, tags=None, register=None, p
         return _train_quietly(trainer)
     tracker = _mlflow_tracker(*tracking) if tracking else Tracker()
     if parallel:
-        tags = {**(tags or {}), "llmb.world_size": str(parallel.size)}
+        tags = {**(tags or {}), WORLD_SIZE_TAG: str(parallel.size)}
     from .progress import TrainingProgress
 
     config, data = trainer.config, trainer.dataset
@@ -130,8 +131,8 @@ def train_with_progress(trainer, tracking, run_name, tags=None, register=None, p
             click.echo(f"Note: {tracker.failed_writes} write(s) to the tracking store failed and were "
                        f"retried (last error: {tracker.last_failure}).", err=True)
     final = trainer.last_eval
-    click.echo(f"Done: step {trainer.step}, val loss {final.get('val_loss', float('nan')):.4f}, "
-               f"train loss {final.get('eval_train_loss', float('nan')):.4f}.")
+    click.echo(f"Done: step {trainer.step}, val loss {final.get(VAL_LOSS, float('nan')):.4f}, "
+               f"train loss {final.get(EVAL_TRAIN_LOSS, float('nan')):.4f}.")
     if tracker.run_id:
         click.echo(f"Run {tracker.run_id} ({tracker.run_name}) in experiment {tracker.experiment!r}:")
         click.echo(redact(f"  inspect: llmb runs show {tracker.run_id}" + _uri_flag(tracker.uri)))
@@ -216,7 +217,7 @@ def runs_list(experiment, limit, tracking_uri):
         rows.append((
             s.run_id, s.run_name, trainer_state(s.tags, s.status, s.start_time),
             f"{s.last_step}/{s.max_iters or '?'}",
-            fmt_loss(s.last_value("train_loss")), fmt_loss(s.last_value("val_loss")),
+            fmt_loss(s.last_value(TRAIN_LOSS)), fmt_loss(s.last_value(VAL_LOSS)),
             time.strftime("%Y-%m-%d %H:%M", time.localtime((s.start_time or 0) / 1000)),
         ))
     echo_table(rows)
@@ -295,7 +296,7 @@ def runs_show(run_id, tracking_uri):
     run = reader.run(run_id)
     click.echo(f"Run {run.run_id} ({run.run_name}): {trainer_state(run.tags, run.status, run.start_time)}, "
                f"step {run.last_step}/{run.max_iters or '?'}")
-    for key in ("train_loss", "val_loss", "eval_train_loss"):
+    for key in (TRAIN_LOSS, *EVAL_METRICS):
         if key in run.latest:
             step, value = run.latest[key]
             click.echo(f"  {key}: {value:.4f} at step {step}")

@@ -10,6 +10,7 @@ from .cli_options import (
     echo_table, experiment_option, fmt_loss, register_option, setting_options, tracking_uri_option,
 )
 from .corpus import BUNDLED
+from .run_layout import MODEL_VERSION_TAG, PARENT_RUN_ID_TAG, PARENT_RUN_TAG
 
 REF_HELP = "MODEL_REF is NAME (latest version), NAME/VERSION, NAME@ALIAS or models:/NAME/VERSION."
 
@@ -131,8 +132,7 @@ def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, vie
     if viewer_limits:
         limits.check_cost(config, config.train.max_iters - step)
     data = prepare_dataset(load_corpus(spec), config.model.block_size, CharTokenizer(state["vocab"]))
-    tags = {"llmb.parent_run": version.run_id, "llmb.model_version": version.ref,
-            "mlflow.parentRunId": version.run_id}
+    tags = {PARENT_RUN_TAG: version.run_id, MODEL_VERSION_TAG: version.ref, PARENT_RUN_ID_TAG: version.run_id}
     with data_parallel() as parallel:
         trainer = Trainer.from_checkpoint(state, config, data, device=parallel.device if parallel else None)
         train_with_progress(trainer, (library.uri, experiment, register), run_name, tags=tags,

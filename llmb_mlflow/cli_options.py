@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .config import ModelConfig, TrainConfig
-from .store import DEFAULT_EXPERIMENT
+from .run_layout import DEFAULT_EXPERIMENT
 
 tracking_uri_option = click.option(
     "--tracking-uri", metavar="URI",

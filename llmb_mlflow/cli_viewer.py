@@ -8,6 +8,7 @@ import click
 
 from .cli_options import experiment_option, tracking_uri_option
 from .errors import LLMBError, redact
+from .run_layout import DEFAULT_EXPERIMENT
 
 host_option = click.option(
     "--host", default="127.0.0.1", show_default=True,
@@ -102,7 +103,7 @@ def demo(host, port, tracking_uri, max_iters, allowed_hosts):
     training = launch(["train", *DEMO_TRAINING, "--max-iters", str(max_iters), "--run-name", "demo"], uri)
     click.echo(f"Training run {training.run_id} in the background (log: {training.log_path}).")
     try:
-        _serve(host, port, uri, "llmbreaker", training.run_id, open_browser=True, allowed_hosts=allowed_hosts)
+        _serve(host, port, uri, DEFAULT_EXPERIMENT, training.run_id, open_browser=True, allowed_hosts=allowed_hosts)
     finally:
         if training.process.poll() is None:
             training.process.terminate()  # the trainer checkpoints and marks its run KILLED

@@ -22,15 +22,12 @@ import time
 from dataclasses import dataclass
 
 from .errors import LLMBError
-from .store import RUN_KIND_TAG, TRAINING_RUN, missing_as, store_errors
+from .run_layout import (
+    CONTROL_CHECKPOINTS_TAG, CONTROL_STATE_TAG, CONTROL_STATES, CONTROL_STEPS_TAG, FAILED, HEARTBEAT_TAG,
+    HOST_TAG, KIND_TAG, PID_TAG, RUNNING, TRAINER_STATE_TAG, TRAINING_RUN,
+)
+from .store import missing_as, store_errors
 
-STATE_TAG = "llmb.control.state"
-STEPS_TAG = "llmb.control.steps"
-CHECKPOINTS_TAG = "llmb.control.checkpoints"
-TRAINER_STATE_TAG = "llmb.state"
-HEARTBEAT_TAG = "llmb.heartbeat"
-HOST_TAG, PID_TAG = "llmb.host", "llmb.pid"
-HEARTBEAT_SECONDS = 5.0
 STALE_SECONDS = 60.0  # silent this long (LLMB_STALE_SECONDS overrides): crashed
 COMMANDS = ("pause", "resume", "stop", "step", "checkpoint")
 
@@ -47,9 +44,9 @@ class Control:
             value = tags.get(key, "0")
             return int(value) if value.isascii() and value.isdigit() and len(value) < 16 else 0
 
-        state = tags.get(STATE_TAG, "run")
-        return cls(state if state in ("run", "pause", "stop") else "run", count(STEPS_TAG),
-                   count(CHECKPOINTS_TAG))
+        state = tags.get(CONTROL_STATE_TAG, "run")
+        return cls(state if state in CONTROL_STATES else "run", count(CONTROL_STEPS_TAG),
+                   count(CONTROL_CHECKPOINTS_TAG))
 
 
 def send(client, run_id: str, command: str) -> None:
@@ -61,11 +58,11 @@ def send(client, run_id: str, command: str) -> None:
     if command == "step" and current.state != "pause":
         raise LLMBError(f"run {run_id} is not paused; pause it before stepping")
     updates = {
-        "pause": {STATE_TAG: "pause"},
-        "resume": {STATE_TAG: "run"},
-        "stop": {STATE_TAG: "stop"},
-        "step": {STEPS_TAG: str(current.steps + 1)},
-        "checkpoint": {CHECKPOINTS_TAG: str(current.checkpoints + 1)},
+        "pause": {CONTROL_STATE_TAG: "pause"},
+        "resume": {CONTROL_STATE_TAG: "run"},
+        "stop": {CONTROL_STATE_TAG: "stop"},
+        "step": {CONTROL_STEPS_TAG: str(current.steps + 1)},
+        "checkpoint": {CONTROL_CHECKPOINTS_TAG: str(current.checkpoints + 1)},
     }[command]
     with store_errors(client.tracking_uri):
         for key, value in updates.items():
@@ -75,22 +72,22 @@ def send(client, run_id: str, command: str) -> None:
 def _running_training(client, run_id: str):
     with store_errors(client.tracking_uri), missing_as(f"no run with id {run_id!r}"):
         run = client.get_run(run_id)
-    if run.data.tags.get(RUN_KIND_TAG) != TRAINING_RUN:
+    if run.data.tags.get(KIND_TAG) != TRAINING_RUN:
         raise LLMBError(f"run {run_id} is not an LLMBreaker training run")
-    if run.info.status != "RUNNING":
+    if run.info.status != RUNNING:
         raise LLMBError(f"run {run_id} is not running (it is {run.info.status})")
     return run
 
 
 def trainer_state(tags: dict[str, str], status: str, start_time: int | None = None) -> str:
     """What to call a run in listings: RUNNING runs say whether they are paused or seem dead."""
-    if status != "RUNNING":
+    if status != RUNNING:
         return status
     problem = silence(tags, status, start_time)
     if problem:
-        return f"RUNNING ({problem})"
+        return f"{RUNNING} ({problem})"
     state = tags.get(TRAINER_STATE_TAG)
-    return f"RUNNING ({state})" if state in ("paused", "stopping") else status
+    return f"{RUNNING} ({state})" if state in ("paused", "stopping") else status
 
 
 def heartbeat_tags() -> dict[str, str]:
@@ -108,7 +105,7 @@ def stale_seconds() -> float:
 def silence(tags: dict[str, str], status: str, start_time: int | None = None,
             now_ms: int | None = None) -> str | None:
     """Why a RUNNING run's trainer looks dead ("crashed: ...", "stale: ..."), or None."""
-    if status != "RUNNING":
+    if status != RUNNING:
         return None
     if tags.get(HOST_TAG) == socket.gethostname() and _process_gone(tags.get(PID_TAG)):
         return "crashed: its process is gone"
@@ -148,5 +145,5 @@ def mark_failed(client, run_id: str, force: bool = False) -> str:
         raise LLMBError(f"run {run_id} is alive (its trainer reported within {stale_seconds():.0f} s); "
                         f"stop it with 'llmb runs stop {run_id}', or give --force")
     with store_errors(client.tracking_uri):
-        client.set_terminated(run_id, "FAILED")
+        client.set_terminated(run_id, FAILED)
     return problem or "forced"

@@ -22,27 +22,18 @@ import time
 from . import __version__, snapshot as snapshot_format, spool
 from .attention_image import attention_grid
 from .errors import LLMBError
-from .store import (
-    DEFAULT_EXPERIMENT, RUN_KIND_TAG, TRAINING_RUN, client, experiment_id, first_line, store_errors,
+from .control import Control, heartbeat_tags
+from .run_layout import (
+    ATTENTION_IMAGE_KEY, CHECKPOINT_BYTES, CHECKPOINT_FILE, DATASET_TAG, DEFAULT_EXPERIMENT,
+    HEARTBEAT_SECONDS, HEARTBEAT_TAG, HOST_TAG, KIND_TAG, NOTE_TAG, PID_TAG, PRESET_TAG, SAMPLE_DIR,
+    IMAGE_DIR, SNAPSHOT_BYTES, SNAPSHOT_DIR, TRAINER_STATE_TAG, TRAINING_RUN, VERSION_TAG, VIEWER_PATH,
+    checkpoint_path, sample_path, snapshot_path,
 )
-from .control import (
-    HEARTBEAT_SECONDS, HEARTBEAT_TAG, HOST_TAG, PID_TAG, TRAINER_STATE_TAG, Control, heartbeat_tags,
-)
+from .store import client, experiment_id, first_line, store_errors
 from .tracker import RunDescription, Tracker
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
 MAX_PARAMS_PER_BATCH = 100
-SNAPSHOT_METRIC = "snapshot_bytes"
-CHECKPOINT_METRIC = "checkpoint_bytes"
-CHECKPOINT_DIR = "checkpoints"
-CHECKPOINT_FILE = "checkpoint.pt"  # the model directory's artifact keeps the file's name
-ATTENTION_IMAGE_KEY = "attention"
-VIEWER_PATH = "/llmb/"  # where ``mlflow server --app-name llmbreaker`` serves the viewer
-
-
-def checkpoint_path(step: int) -> str:
-    """The run artifact folder holding the MLflow model of the checkpoint at ``step``."""
-    return f"{CHECKPOINT_DIR}/step_{step:08d}"
 
 
 def run_note(run_id: str, params: dict) -> str:
@@ -51,7 +42,7 @@ def run_note(run_id: str, params: dict) -> str:
             f"parameters) on {params.get('dataset')}, {params.get('max_iters')} steps.\n\n"
             f"[Watch it learn in the LLMBreaker viewer]({VIEWER_PATH}?run={run_id}) (served here by "
             f"`mlflow server --app-name llmbreaker`; stand-alone: `llmb dash --run {run_id}`). "
-            "Samples are under `samples/`, attention grids under `images/`.")
+            f"Samples are under `{SAMPLE_DIR}/`, attention grids under `{IMAGE_DIR}/`.")
 
 
 class MlflowTracker(Tracker):
@@ -90,10 +81,10 @@ class MlflowTracker(Tracker):
 
         params = description.params
         tags = resolve_tags({
-            RUN_KIND_TAG: TRAINING_RUN,
-            "llmb.version": __version__,
-            "llmb.dataset": str(params.get("dataset", "")),
-            "llmb.preset": str(params.get("preset", "")),
+            KIND_TAG: TRAINING_RUN,
+            VERSION_TAG: __version__,
+            DATASET_TAG: str(params.get("dataset", "")),
+            PRESET_TAG: str(params.get("preset", "")),
             HOST_TAG: socket.gethostname(),
             PID_TAG: str(os.getpid()),
             **heartbeat_tags(),
@@ -103,7 +94,7 @@ class MlflowTracker(Tracker):
             exp_id = experiment_id(self.client, self.experiment)
             run = self.client.create_run(exp_id, run_name=description.run_name, tags=tags)
             self.run_id, self.run_name = run.info.run_id, run.info.run_name
-            self.client.set_tag(self.run_id, "mlflow.note.content", run_note(self.run_id, params))
+            self.client.set_tag(self.run_id, NOTE_TAG, run_note(self.run_id, params))
             logged = [Param(k, str(v)) for k, v in params.items()]
             for i in range(0, len(logged), MAX_PARAMS_PER_BATCH):
                 self.client.log_batch(self.run_id, params=logged[i:i + MAX_PARAMS_PER_BATCH])
@@ -260,15 +251,15 @@ class MlflowTracker(Tracker):
 
     def _write_snapshot(self, step: int, snap) -> tuple[str, int]:
         data = snapshot_format.encode(snap)
-        path = os.path.join(self._tmp.name, os.path.basename(snapshot_format.snapshot_path(snap.step)))
+        path = os.path.join(self._tmp.name, os.path.basename(snapshot_path(snap.step)))
         with open(path, "wb") as f:
             f.write(data)
-        self.client.log_text(self.run_id, sample_text(snap), snapshot_format.sample_path(snap.step))
+        self.client.log_text(self.run_id, sample_text(snap), sample_path(snap.step))
         self.client.log_image(self.run_id, attention_grid(snap.attention), key=ATTENTION_IMAGE_KEY,
                               step=snap.step, synchronous=True)
-        self.client.log_artifact(self.run_id, path, snapshot_format.SNAPSHOT_DIR)
+        self.client.log_artifact(self.run_id, path, SNAPSHOT_DIR)
         os.remove(path)
-        return SNAPSHOT_METRIC, len(data)
+        return SNAPSHOT_BYTES, len(data)
 
     def _write_checkpoint(self, step: int, checkpoint_file: str) -> tuple[str, int]:
         from . import serving
@@ -279,7 +270,7 @@ class MlflowTracker(Tracker):
             serving.save(model_dir, checkpoint_file)
             self.client.log_artifacts(self.run_id, model_dir, checkpoint_path(step))
         os.remove(checkpoint_file)
-        return CHECKPOINT_METRIC, size
+        return CHECKPOINT_BYTES, size
 
 
 def sample_text(snap) -> str:

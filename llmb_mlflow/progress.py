@@ -8,6 +8,8 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from .run_layout import VAL_LOSS
+
 
 class TrainingProgress:
     def __init__(self, total: int, trainer, refresh_seconds: float = 0.1):
@@ -34,8 +36,8 @@ class TrainingProgress:
         self._progress.__exit__(*exc)
 
     def update(self, step: int, metrics: dict) -> None:
-        val = self.trainer.last_eval.get("val_loss")
-        is_eval = "val_loss" in metrics
+        val = self.trainer.last_eval.get(VAL_LOSS)
+        is_eval = VAL_LOSS in metrics
         now = time.monotonic()
         if self.live and (is_eval or step == self.total or now - self._last_draw >= self.refresh_seconds):
             self._last_draw = now

@@ -19,17 +19,19 @@ import numpy as np
 
 from . import snapshot as snapshot_format
 from .errors import LLMBError
-from .mlflow_tracker import CHECKPOINT_METRIC, SNAPSHOT_METRIC
+from .run_layout import (
+    CHECKPOINT_BYTES, DEFAULT_EXPERIMENT, ENDED, KIND_TAG, SNAPSHOT_BYTES, TRAIN_LOSS, TRAINING_RUN,
+    snapshot_path,
+)
 from .snapshot import Snapshot
 from .store import (
-    DEFAULT_EXPERIMENT, RUN_KIND_TAG, TRAINING_RUN, client, is_missing, missing_as, store_errors,
+    client, is_missing, missing_as, store_errors,
 )
 
 WINDOW = 2500  # the most points MLflow returns from one bulk-interval query
 MAX_WINDOWS = 4  # windows an incremental read takes before it samples the rest
 MAX_SNAPSHOT_BYTES = 16 * 2**20  # a large model's snapshot is well under 1 MB
 BULK_INTERVAL_ENDPOINT = "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval"
-ENDED = ("FINISHED", "FAILED", "KILLED")
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class RunSummary:
 
     @property
     def last_step(self) -> int:
-        return self.latest.get("train_loss", (0, None))[0]
+        return self.latest.get(TRAIN_LOSS, (0, None))[0]
 
     def last_value(self, key: str) -> float | None:
         return self.latest[key][1] if key in self.latest else None
@@ -111,7 +113,7 @@ class RunReader:
                 return []
             runs = self.client.search_runs(
                 [exp.experiment_id],
-                filter_string=f"tags.`{RUN_KIND_TAG}` = '{TRAINING_RUN}'",
+                filter_string=f"tags.`{KIND_TAG}` = '{TRAINING_RUN}'",
                 order_by=["attributes.start_time DESC"],
                 max_results=max_results,
             )
@@ -217,11 +219,11 @@ class RunReader:
     def snapshot_steps(self, run_id: str, run: RunSummary | None = None) -> list[int]:
         """Steps whose snapshot is completely stored, ascending (once each: a snapshot sent
         again by ``llmb runs sync`` is logged again)."""
-        return sorted({int(s) for s in self.metric(run_id, SNAPSHOT_METRIC, run=run).steps})
+        return sorted({int(s) for s in self.metric(run_id, SNAPSHOT_BYTES, run=run).steps})
 
     def checkpoint_steps(self, run_id: str, run: RunSummary | None = None) -> list[int]:
         """Steps whose checkpoint is completely stored, ascending."""
-        return sorted({int(s) for s in self.metric(run_id, CHECKPOINT_METRIC, run=run).steps})
+        return sorted({int(s) for s in self.metric(run_id, CHECKPOINT_BYTES, run=run).steps})
 
     def snapshot(self, run_id: str, step: int) -> Snapshot:
         cache_key = (run_id, int(step))
@@ -230,7 +232,7 @@ class RunReader:
                 self._snapshots.move_to_end(cache_key)
                 return self._snapshots[cache_key]
         label = f"snapshot of step {step} in run {run_id}"
-        raw = self.artifact_bytes(run_id, snapshot_format.snapshot_path(step), label, MAX_SNAPSHOT_BYTES)
+        raw = self.artifact_bytes(run_id, snapshot_path(step), label, MAX_SNAPSHOT_BYTES)
         snap = snapshot_format.decode(raw, label)
         with self._lock:
             self._snapshots[cache_key] = snap

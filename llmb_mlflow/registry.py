@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 from . import control
 from .errors import LLMBError, shown
-from .mlflow_tracker import CHECKPOINT_FILE, checkpoint_path
 from .reader import RunReader
-from .store import RUN_KIND_TAG, TRAINING_RUN, is_missing, missing_as, store_errors
-
-MODEL_KIND = "model"
+from .run_layout import (
+    KIND_TAG, MODEL_KIND, RUNNING, TRAIN_LOSS, TRAINING_RUN, VAL_LOSS, checkpoint_file, checkpoint_path,
+)
+from .store import is_missing, missing_as, store_errors
 _BAD_NAME = re.compile(r"[/:@]")
 _REF = re.compile(r"^(?:models:/)?(?P<name>[^/@]+?)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))?$")
 _ALIAS = re.compile(r"^[A-Za-z_][\w-]*$")
@@ -81,7 +81,7 @@ class ModelLibrary:
         """Register the run's checkpoint at ``step`` (the latest by default) as a new version."""
         check_name(name)
         run = self.reader.run(run_id)
-        if run.tags.get(RUN_KIND_TAG) != TRAINING_RUN:
+        if run.tags.get(KIND_TAG) != TRAINING_RUN:
             raise LLMBError(f"run {run_id} is not an LLMBreaker training run")
         steps = self.checkpoint_steps(run_id)
         if not steps:
@@ -92,7 +92,7 @@ class ModelLibrary:
             raise LLMBError(f"run {run_id} has no checkpoint at step {step}; it has: "
                             + ", ".join(map(str, steps)))
         losses = {key: self.reader.value_at(run_id, key, step)
-                  for key in ("train_loss", "val_loss")}
+                  for key in (TRAIN_LOSS, VAL_LOSS)}
         tags = {
             "step": str(step),
             "dataset": run.params.get("dataset", ""),
@@ -117,12 +117,12 @@ class ModelLibrary:
         checked before the training is asked."""
         check_name(name)
         run = self.reader.run(run_id)
-        if run.tags.get(RUN_KIND_TAG) != TRAINING_RUN:
+        if run.tags.get(KIND_TAG) != TRAINING_RUN:
             raise LLMBError(f"run {run_id} is not an LLMBreaker training run")
         with store_errors(self.uri):
             self._check_joinable(name)
         written = self.checkpoint_steps(run_id)
-        if run.status == "RUNNING" and not (written and written[-1] >= run.last_step):
+        if run.status == RUNNING and not (written and written[-1] >= run.last_step):
             if max_checkpoints is not None and len(written) >= max_checkpoints:
                 raise LLMBError(f"run {run_id} has {len(written)} checkpoints already; save its latest "
                                 "once the training has ended")
@@ -145,7 +145,7 @@ class ModelLibrary:
             if is_missing(exc):
                 return
             raise
-        if model.tags.get(RUN_KIND_TAG) != MODEL_KIND:
+        if model.tags.get(KIND_TAG) != MODEL_KIND:
             raise LLMBError(f"registered model {name!r} exists but is not an LLMBreaker model")
 
     def _ensure_registered(self, name: str) -> None:
@@ -158,14 +158,14 @@ class ModelLibrary:
                 raise
             try:
                 self.client.create_registered_model(
-                    name, tags={RUN_KIND_TAG: MODEL_KIND},
+                    name, tags={KIND_TAG: MODEL_KIND},
                     description="An LLMBreaker MicroGPT; load a version with "
                                 "mlflow.pyfunc.load_model('models:/NAME/VERSION').predict(['ROMEO:']).")
             except MlflowException:  # created by someone else meanwhile
                 model = self.client.get_registered_model(name)
             else:
                 return
-        if model.tags.get(RUN_KIND_TAG) != MODEL_KIND:
+        if model.tags.get(KIND_TAG) != MODEL_KIND:
             raise LLMBError(f"registered model {name!r} exists but is not an LLMBreaker model")
 
     # -- reading ---------------------------------------------------------------------------
@@ -174,7 +174,7 @@ class ModelLibrary:
         """Our registered models with their versions, newest first."""
         with store_errors(self.uri):
             found = self.client.search_registered_models(
-                filter_string=f"tags.`{RUN_KIND_TAG}` = '{MODEL_KIND}'", max_results=1000)
+                filter_string=f"tags.`{KIND_TAG}` = '{MODEL_KIND}'", max_results=1000)
             listing = [(model.name, self._versions_of(model)) for model in found]
         listing.sort(key=lambda item: -max((v.created for v in item[1]), default=0))
         return listing
@@ -212,7 +212,7 @@ class ModelLibrary:
     def _our_model(self, name: str):
         with missing_as(f"no model named {name!r} (see 'llmb models list')"):
             model = self.client.get_registered_model(name)
-        if model.tags.get(RUN_KIND_TAG) != MODEL_KIND:
+        if model.tags.get(KIND_TAG) != MODEL_KIND:
             raise LLMBError(f"registered model {name!r} is not an LLMBreaker model")
         return model
 
@@ -221,7 +221,7 @@ class ModelLibrary:
         from . import checkpoint
 
         version = self.resolve(ref)
-        path = f"{checkpoint_path(version.step)}/artifacts/{CHECKPOINT_FILE}"
+        path = checkpoint_file(version.step)
         label = f"checkpoint of model {version.ref}"
         return version, checkpoint.load(self.reader.artifact_bytes(version.run_id, path, label), label)
 
@@ -285,7 +285,7 @@ class ModelLibrary:
         return Version(
             name=mv.name, version=str(mv.version),
             step=int(step) if step.isascii() and step.isdigit() and len(step) < 16 else 0,
-            train_loss=number("train_loss"), val_loss=number("val_loss"),
+            train_loss=number(TRAIN_LOSS), val_loss=number(VAL_LOSS),
             dataset=tags.get("dataset", ""), preset=tags.get("preset", ""),
             run_id=mv.run_id or tags.get("source_run", ""), source=mv.source,
             aliases=tuple(sorted((aliases or {}).get(str(mv.version), mv.aliases or []))),

@@ -7,7 +7,6 @@ per step under the run's ``snapshots/`` artifact folder, loaded with ``allow_pic
 from __future__ import annotations
 
 import io
-import re
 import zipfile
 from dataclasses import dataclass
 
@@ -17,9 +16,6 @@ from .errors import LLMBError
 
 FORMAT_VERSION = 1
 MAX_UNPACKED_BYTES = 64 * 2**20  # a large model's snapshot unpacks to well under 2 MB
-SNAPSHOT_DIR = "snapshots"
-SAMPLE_DIR = "samples"
-_NAME = re.compile(r"step_(\d{8,})\.npz$")
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,19 +79,6 @@ class Snapshot:
             if ids.size and (ids.min() < 0 or ids.max() >= v):
                 raise ValueError("token id outside the vocabulary")
         return self
-
-
-def snapshot_path(step: int) -> str:
-    return f"{SNAPSHOT_DIR}/step_{step:08d}.npz"
-
-
-def sample_path(step: int) -> str:
-    return f"{SAMPLE_DIR}/step_{step:08d}.txt"
-
-
-def step_of(path: str) -> int | None:
-    match = _NAME.search(path)
-    return int(match.group(1)) if match else None
 
 
 def encode(snap: Snapshot) -> bytes:

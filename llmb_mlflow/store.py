@@ -8,9 +8,6 @@ from urllib.parse import urlparse
 
 from .errors import LLMBError
 
-DEFAULT_EXPERIMENT = "llmbreaker"
-RUN_KIND_TAG = "llmb.kind"
-TRAINING_RUN = "training"
 
 
 def resolve_uri(tracking_uri: str | None) -> str:

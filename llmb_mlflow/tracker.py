@@ -7,9 +7,6 @@ from dataclasses import dataclass, field
 
 from .control import Control
 
-RUN_FINISHED, RUN_FAILED, RUN_KILLED = "FINISHED", "FAILED", "KILLED"
-
-
 @dataclass
 class RunDescription:
     """What a tracker learns about a training before its first step."""

@@ -21,7 +21,10 @@ from .corpus import Dataset
 from .distributed import STOP, TRAIN, WAIT
 from .model import MicroGPT
 from .probes import SnapshotProbe
-from .tracker import RUN_FAILED, RUN_FINISHED, RUN_KILLED, RunDescription, Tracker
+from .run_layout import (
+    EVAL_METRICS, EVAL_TRAIN_LOSS, FAILED, FINISHED, GRAD_NORM, KILLED, LR, TOKENS_PER_SEC, TRAIN_LOSS, VAL_LOSS,
+)
+from .tracker import RunDescription, Tracker
 
 ProgressCallback = Callable[[int, dict], None]
 PAUSE_POLL_SECONDS = 1.0
@@ -81,8 +84,8 @@ class Trainer:
         if state.get("embedding_basis") is not None:
             trainer.probe.basis = state["embedding_basis"].numpy()
         losses = state.get("losses", {})
-        trainer.last_eval = {k: losses[k] for k in ("val_loss", "eval_train_loss") if k in losses}
-        trainer.last_train = {k: losses[k] for k in ("train_loss",) if k in losses}
+        trainer.last_eval = {k: losses[k] for k in EVAL_METRICS if k in losses}
+        trainer.last_train = {k: losses[k] for k in (TRAIN_LOSS,) if k in losses}
         return trainer
 
     def describe(self) -> dict[str, object]:
@@ -118,7 +121,7 @@ class Trainer:
         tc = self.config.train
         self.model.eval()
         result = {}
-        for split, key in (("val", "val_loss"), ("train", "eval_train_loss")):
+        for split, key in (("val", VAL_LOSS), ("train", EVAL_TRAIN_LOSS)):
             generator = torch.Generator().manual_seed(tc.seed + 1)
             losses = [
                 self.model(*self.batch(split, tc.batch_size, generator))[1].item()
@@ -150,13 +153,13 @@ class Trainer:
         self.step = step
         self.updating = False
         loss_value, grad_value = self.mean(loss.item()), grad_norm.item()
-        self.last_train = {"train_loss": loss_value}
+        self.last_train = {TRAIN_LOSS: loss_value}
         elapsed = time.perf_counter() - started
         return {
-            "train_loss": loss_value,
-            "lr": lr,
-            "grad_norm": grad_value,
-            "tokens_per_sec": x.numel() * self.world_size / max(elapsed, 1e-9),
+            TRAIN_LOSS: loss_value,
+            LR: lr,
+            GRAD_NORM: grad_value,
+            TOKENS_PER_SEC: x.numel() * self.world_size / max(elapsed, 1e-9),
         }
 
     def is_eval_step(self, step: int) -> bool:
@@ -233,14 +236,14 @@ def run_training(trainer: Trainer, tracker: Tracker, run_name: str | None = None
     """Run ``trainer`` under ``tracker`` and close the run with the right status:
     FINISHED, KILLED on Ctrl-C (after a last checkpoint), FAILED on an error."""
     tracker.start(RunDescription(params=trainer.describe(), tags=tags or {}, run_name=run_name))
-    status = RUN_FAILED
+    status = FAILED
     try:
         if on_start:
             on_start()
         trainer.run(tracker, on_progress)
-        status = RUN_FINISHED
+        status = FINISHED
     except (KeyboardInterrupt, TrainingStopped):
-        status = RUN_KILLED
+        status = KILLED
         if trainer.step > 0 and not trainer.updating:
             trainer.checkpoint_into(tracker)
         raise

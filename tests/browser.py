@@ -140,7 +140,7 @@ def kill_trainers(uri):
     test that fails leaves none behind."""
     import signal
 
-    from llmb_mlflow.control import PID_TAG
+    from llmb_mlflow.run_layout import PID_TAG
     from llmb_mlflow.reader import RunReader
 
     reader = RunReader(uri)

@@ -9,7 +9,7 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from llmb_mlflow import control
+from llmb_mlflow import control, run_layout
 from llmb_mlflow.launcher import launch
 from llmb_mlflow.reader import RunReader
 from llmb_mlflow.registry import ModelLibrary
@@ -63,14 +63,15 @@ def test_a_sigkilled_trainer_is_crashed_keeps_whole_artifacts_and_resumes_withou
 
 
 def test_a_silent_trainer_on_another_machine_is_stale_and_can_be_marked_failed(store_uri, llmb):
-    from llmb_mlflow.store import RUN_KIND_TAG, TRAINING_RUN, experiment_id
+    from llmb_mlflow.run_layout import KIND_TAG, TRAINING_RUN
+    from llmb_mlflow.store import experiment_id
 
     client = MlflowClient(store_uri)
     exp = experiment_id(client, "llmbreaker")
     now = int(time.time() * 1000)
-    tags = {RUN_KIND_TAG: TRAINING_RUN, control.HOST_TAG: "another-machine", control.PID_TAG: "4242"}
-    silent = client.create_run(exp, run_name="silent", tags={**tags, control.HEARTBEAT_TAG: str(now - 200_000)})
-    alive = client.create_run(exp, run_name="alive", tags={**tags, control.HEARTBEAT_TAG: str(now)})
+    tags = {KIND_TAG: TRAINING_RUN, run_layout.HOST_TAG: "another-machine", run_layout.PID_TAG: "4242"}
+    silent = client.create_run(exp, run_name="silent", tags={**tags, run_layout.HEARTBEAT_TAG: str(now - 200_000)})
+    alive = client.create_run(exp, run_name="alive", tags={**tags, run_layout.HEARTBEAT_TAG: str(now)})
 
     listing = llmb("runs", "list").out
     assert "silent  RUNNING (stale: silent for 3 min)" in listing
@@ -87,10 +88,11 @@ def test_a_silent_trainer_on_another_machine_is_stale_and_can_be_marked_failed(s
 def test_the_stale_threshold_can_be_set(monkeypatch, value, expected, llmb, store_uri):
     monkeypatch.setenv("LLMB_STALE_SECONDS", value)
     assert control.stale_seconds() == expected
-    from llmb_mlflow.store import RUN_KIND_TAG, TRAINING_RUN, experiment_id
+    from llmb_mlflow.run_layout import KIND_TAG, TRAINING_RUN
+    from llmb_mlflow.store import experiment_id
 
     client = MlflowClient(store_uri)
-    client.create_run(experiment_id(client, "llmbreaker"), tags={RUN_KIND_TAG: TRAINING_RUN})
+    client.create_run(experiment_id(client, "llmbreaker"), tags={KIND_TAG: TRAINING_RUN})
     monkeypatch.setenv("LLMB_STALE_SECONDS", "soon")
     result = llmb("runs", "list")
     assert result.code == 1
@@ -102,8 +104,8 @@ def test_a_paused_trainer_keeps_its_heartbeat(store_uri):
     client = MlflowClient(store_uri)
     try:
         control.send(client, training.run_id, "pause")
-        beat = lambda: int(client.get_run(training.run_id).data.tags[control.HEARTBEAT_TAG])  # noqa: E731
-        until(lambda: client.get_run(training.run_id).data.tags.get(control.TRAINER_STATE_TAG) == "paused")
+        beat = lambda: int(client.get_run(training.run_id).data.tags[run_layout.HEARTBEAT_TAG])  # noqa: E731
+        until(lambda: client.get_run(training.run_id).data.tags.get(run_layout.TRAINER_STATE_TAG) == "paused")
         first = beat()
         until(lambda: beat() > first, timeout=30, what="a newer heartbeat")
         run = client.get_run(training.run_id)

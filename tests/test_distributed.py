@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from llmb_mlflow import control
+from llmb_mlflow import control, run_layout
 from llmb_mlflow.reader import RunReader
 from llmb_mlflow.registry import ModelLibrary
 
@@ -65,7 +65,7 @@ def test_pause_step_and_stop_reach_every_rank(store_uri, tmp_path):
         client = reader.client
         until(lambda: reader.run(run_id).last_step > 5)
         control.send(client, run_id, "pause")
-        until(lambda: reader.run(run_id).tags.get(control.TRAINER_STATE_TAG) == "paused")
+        until(lambda: reader.run(run_id).tags.get(run_layout.TRAINER_STATE_TAG) == "paused")
         paused_at = until(lambda: reader.metric(run_id, "train_loss").steps.tolist()[-1:])[0]
         control.send(client, run_id, "step")
         until(lambda: reader.metric(run_id, "train_loss").steps.tolist()[-1] == paused_at + 1)

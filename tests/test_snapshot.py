@@ -87,12 +87,6 @@ def test_corrupt_bytes_are_a_one_line_error(trainer):
             fmt.decode(broken, "snapshot of step 7")
 
 
-def test_paths_carry_the_step():
-    assert fmt.snapshot_path(120) == "snapshots/step_00000120.npz"
-    assert fmt.step_of("snapshots/step_00000120.npz") == 120
-    assert fmt.step_of("snapshots/other.npz") is None
-
-
 def test_medium_snapshot_is_compact(shakespeare):
     config = build_config("medium")
     t = Trainer(config, prepare_dataset(shakespeare, 128), device="cpu")

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from llmb_mlflow.mlflow_tracker import ATTENTION_IMAGE_KEY, SNAPSHOT_METRIC, MlflowTracker
+from llmb_mlflow.mlflow_tracker import MlflowTracker
+from llmb_mlflow.run_layout import ATTENTION_IMAGE_KEY, SNAPSHOT_BYTES
 from llmb_mlflow.reader import RunReader
 from llmb_mlflow.tracker import Tracker
 
@@ -30,7 +31,7 @@ def test_evaluations_and_snapshots_at_first_every_interval_and_last_step(finishe
     client = MlflowClient(finished_run.uri)
     assert history(client, finished_run.run_id, "val_loss") == EVAL_STEPS
     assert history(client, finished_run.run_id, "eval_train_loss") == EVAL_STEPS
-    assert history(client, finished_run.run_id, SNAPSHOT_METRIC) == EVAL_STEPS
+    assert history(client, finished_run.run_id, SNAPSHOT_BYTES) == EVAL_STEPS
     stored = [a.path for a in client.list_artifacts(finished_run.run_id, "snapshots")]
     assert stored == [f"snapshots/step_{s:08d}.npz" for s in EVAL_STEPS]
     samples = [a.path for a in client.list_artifacts(finished_run.run_id, "samples")]
@@ -118,7 +119,7 @@ def test_a_failed_training_is_marked_failed_with_its_metrics_kept(store_uri, sha
     client = MlflowClient(store_uri)
     assert client.get_run(tracker.run_id).info.status == "FAILED"
     assert history(client, tracker.run_id, "train_loss") == list(range(1, 8))
-    assert history(client, tracker.run_id, SNAPSHOT_METRIC) == [0]
+    assert history(client, tracker.run_id, SNAPSHOT_BYTES) == [0]
 
 
 def test_runs_go_to_the_named_experiment_with_the_given_name(store_uri, shakespeare):

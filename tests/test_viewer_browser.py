@@ -118,7 +118,7 @@ def test_a_cli_started_training_is_paused_resumed_and_stopped_from_the_browser(
         browser, store_uri, tmp_path):
     from mlflow import MlflowClient
 
-    from llmb_mlflow.control import TRAINER_STATE_TAG
+    from llmb_mlflow.run_layout import TRAINER_STATE_TAG
     from llmb_mlflow.reader import RunReader
 
     url, server = serve(store_uri)
@@ -186,13 +186,13 @@ def test_a_crashed_training_shows_as_stale_and_can_be_marked_failed(browser, sto
 
     from mlflow import MlflowClient
 
-    from llmb_mlflow import control
-    from llmb_mlflow.store import RUN_KIND_TAG, TRAINING_RUN, experiment_id
+    from llmb_mlflow.run_layout import HEARTBEAT_TAG, HOST_TAG, KIND_TAG, TRAINING_RUN
+    from llmb_mlflow.store import experiment_id
 
     client = MlflowClient(store_uri)
     silent = client.create_run(experiment_id(client, "llmbreaker"), run_name="silent", tags={
-        RUN_KIND_TAG: TRAINING_RUN, control.HOST_TAG: "another-machine",
-        control.HEARTBEAT_TAG: str(int(time.time() * 1000) - 200_000)})
+        KIND_TAG: TRAINING_RUN, HOST_TAG: "another-machine",
+        HEARTBEAT_TAG: str(int(time.time() * 1000) - 200_000)})
     url, server = serve(store_uri)
     try:
         browser.get(f"{url}?run={silent.info.run_id}")

@@ -192,7 +192,7 @@ def choose_preset(driver, preset):
 def test_start_from_the_browser_then_pause_resume_stop_across_a_refresh(browser, store_uri):
     from mlflow import MlflowClient
 
-    from llmb_mlflow.control import TRAINER_STATE_TAG
+    from llmb_mlflow.run_layout import TRAINER_STATE_TAG
     from llmb_mlflow.reader import RunReader
 
     url, server = serve(store_uri)

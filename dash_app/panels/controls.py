@@ -8,6 +8,7 @@ import time
 from dash import Input, Output, State, ctx, html, no_update
 
 from llmb_mlflow.errors import LLMBError
+from llmb_mlflow.run_layout import ENDED, RUNNING
 
 from .. import checks
 
@@ -17,7 +18,7 @@ CONTROLS = [("pause", "⏸ Pause", "pause the training (the run stays RUNNING)")
             ("stop", "⏹ Stop", "stop the training after its current step (it checkpoints first)"),
             ("fail", "✖ Mark failed", "end this crashed training's run as FAILED (everything logged stays)")]
 COMMANDS = [command for command, _, _ in CONTROLS]
-STATUS_CLASS = {"RUNNING": "running", "FINISHED": "finished", "FAILED": "failed", "KILLED": "killed"}
+STATUS_CLASS = {status: status.lower() for status in (RUNNING, *ENDED)}
 
 
 def layout() -> html.Div:
@@ -46,7 +47,7 @@ def header(state: dict | None) -> tuple:
         return ("", "badge", "", "") + (True,) * len(CONTROLS)
     status = state["status"]
     silence = state.get("silence")
-    running = status == "RUNNING" and not silence
+    running = status == RUNNING and not silence
     paused = running and state.get("trainer_state") == "paused"
     live = ("❚❚ paused" if paused else "● live") if running else ""
     progress = f"step {state['last_step']} / {state.get('max_iters') or '?'}"

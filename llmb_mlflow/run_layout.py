@@ -1,0 +1,90 @@
+"""The run contract: every name an LLMBreaker run uses in MLflow.
+
+Metric keys, artifact paths, tags and their values, statuses, the default experiment and the
+viewer's address. The writer (``mlflow_tracker``), the readers (``reader``, ``registry``, the
+viewer), the controllers and docs/architecture.md agree through this module alone; a test
+keeps the document's tables true against it. Names only: importing it costs nothing.
+"""
+
+from __future__ import annotations
+
+DEFAULT_EXPERIMENT = "llmbreaker"
+VIEWER_PATH = "/llmb/"  # where ``mlflow server --app-name llmbreaker`` serves the viewer
+
+# -- metrics ---------------------------------------------------------------------------------
+TRAIN_LOSS = "train_loss"  # every step 1..N
+LR = "lr"
+GRAD_NORM = "grad_norm"
+TOKENS_PER_SEC = "tokens_per_sec"
+VAL_LOSS = "val_loss"  # evaluation steps
+EVAL_TRAIN_LOSS = "eval_train_loss"
+SNAPSHOT_BYTES = "snapshot_bytes"  # logged only once a snapshot is completely stored
+CHECKPOINT_BYTES = "checkpoint_bytes"  # logged only once a checkpoint is completely stored
+STEP_METRICS = (TRAIN_LOSS, LR, GRAD_NORM, TOKENS_PER_SEC)
+EVAL_METRICS = (VAL_LOSS, EVAL_TRAIN_LOSS)
+METRICS = (*STEP_METRICS, *EVAL_METRICS, SNAPSHOT_BYTES, CHECKPOINT_BYTES)
+
+# -- artifacts -------------------------------------------------------------------------------
+SNAPSHOT_DIR = "snapshots"
+SAMPLE_DIR = "samples"
+IMAGE_DIR = "images"  # MLflow's own folder for log_image
+CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_FILE = "checkpoint.pt"  # inside the checkpoint's model folder, under artifacts/
+ATTENTION_IMAGE_KEY = "attention"
+
+
+def snapshot_path(step: int) -> str:
+    return f"{SNAPSHOT_DIR}/step_{step:08d}.npz"
+
+
+def sample_path(step: int) -> str:
+    return f"{SAMPLE_DIR}/step_{step:08d}.txt"
+
+
+def checkpoint_path(step: int) -> str:
+    """The folder holding the MLflow model of the checkpoint at ``step``."""
+    return f"{CHECKPOINT_DIR}/step_{step:08d}"
+
+
+def checkpoint_file(step: int) -> str:
+    return f"{checkpoint_path(step)}/artifacts/{CHECKPOINT_FILE}"
+
+
+ARTIFACTS = (snapshot_path(0).replace("00000000", "XXXXXXXX"),
+             sample_path(0).replace("00000000", "XXXXXXXX"),
+             f"{IMAGE_DIR}/{ATTENTION_IMAGE_KEY}+step+…",
+             checkpoint_path(0).replace("00000000", "XXXXXXXX") + "/")
+
+# -- run tags --------------------------------------------------------------------------------
+KIND_TAG = "llmb.kind"
+TRAINING_RUN = "training"  # KIND_TAG of our runs
+VERSION_TAG = "llmb.version"  # the LLMBreaker version that trained
+DATASET_TAG = "llmb.dataset"
+PRESET_TAG = "llmb.preset"
+HOST_TAG = "llmb.host"  # where the trainer runs ...
+PID_TAG = "llmb.pid"  # ... and its process
+HEARTBEAT_TAG = "llmb.heartbeat"  # ms since the epoch, every HEARTBEAT_SECONDS
+TRAINER_STATE_TAG = "llmb.state"  # what the trainer does: TRAINER_STATES
+CONTROL_STATE_TAG = "llmb.control.state"  # what controllers want: CONTROL_STATES
+CONTROL_STEPS_TAG = "llmb.control.steps"  # single steps asked for while paused (a counter)
+CONTROL_CHECKPOINTS_TAG = "llmb.control.checkpoints"  # "checkpoint now" requests (a counter)
+PARENT_RUN_TAG = "llmb.parent_run"  # a resumed run's source run ...
+MODEL_VERSION_TAG = "llmb.model_version"  # ... and the version it resumed
+WORLD_SIZE_TAG = "llmb.world_size"  # processes of a data-parallel training
+NOTE_TAG = "mlflow.note.content"  # MLflow's run description: links to the viewer
+PARENT_RUN_ID_TAG = "mlflow.parentRunId"  # MLflow's nesting of a resumed run under its source
+RUN_TAGS = (KIND_TAG, VERSION_TAG, DATASET_TAG, PRESET_TAG, HOST_TAG, PID_TAG, HEARTBEAT_TAG,
+            TRAINER_STATE_TAG, CONTROL_STATE_TAG, CONTROL_STEPS_TAG, CONTROL_CHECKPOINTS_TAG,
+            PARENT_RUN_TAG, MODEL_VERSION_TAG, WORLD_SIZE_TAG, NOTE_TAG, PARENT_RUN_ID_TAG)
+
+TRAINER_STATES = ("running", "paused", "stopping")
+CONTROL_STATES = ("run", "pause", "stop")
+HEARTBEAT_SECONDS = 5.0
+
+# -- the model registry ----------------------------------------------------------------------
+MODEL_KIND = "model"  # KIND_TAG of our registered models
+VERSION_TAGS = ("step", TRAIN_LOSS, VAL_LOSS, "dataset", "preset", "source_run")
+
+# -- run statuses (MLflow's) -----------------------------------------------------------------
+RUNNING, FINISHED, FAILED, KILLED = "RUNNING", "FINISHED", "FAILED", "KILLED"
+ENDED = (FINISHED, FAILED, KILLED)

@@ -1,0 +1,40 @@
+"""The run contract: docs/architecture.md's tables of metrics, tags and artifacts name exactly
+what ``run_layout`` defines, and a real run uses those names."""
+
+import re
+from pathlib import Path
+
+from mlflow import MlflowClient
+
+from llmb_mlflow import run_layout
+
+DOC = (Path(__file__).resolve().parent.parent / "docs" / "architecture.md").read_text()
+
+
+def table_after(heading: str) -> list[str]:
+    """The first column (in backticks) of the table that follows ``heading``."""
+    rest = DOC[DOC.index(heading):]
+    rows = re.search(r"\n(\|.*\|\n)+", rest).group(0).strip().splitlines()[2:]
+    return [re.match(r"\| `([^`]+)`", row).group(1).split(" ")[0] for row in rows]
+
+
+def test_the_documents_tables_name_what_the_contract_defines():
+    assert table_after("**Metrics**") == list(run_layout.METRICS)
+    assert table_after("**Tags**") == list(run_layout.RUN_TAGS)
+    assert table_after("**Artifacts**") == list(run_layout.ARTIFACTS)
+
+
+def test_artifact_names_sort_in_step_order():
+    steps = [5, 20, 100, 2000, 12_345_678]
+    for path in (run_layout.snapshot_path, run_layout.sample_path, run_layout.checkpoint_path):
+        assert sorted(path(s) for s in reversed(steps)) == [path(s) for s in steps]
+
+
+def test_a_finished_run_carries_exactly_the_contracts_names(finished_run):
+    run = MlflowClient(finished_run.uri).get_run(finished_run.run_id)
+    assert set(run.data.metrics) == set(run_layout.METRICS)
+    ours = {key for key in run.data.tags if key.startswith("llmb.")}
+    assert ours <= set(run_layout.RUN_TAGS) and run.data.tags[run_layout.KIND_TAG] == run_layout.TRAINING_RUN
+    artifacts = {a.path for a in MlflowClient(finished_run.uri).list_artifacts(finished_run.run_id)}
+    assert artifacts == {run_layout.SNAPSHOT_DIR, run_layout.SAMPLE_DIR, run_layout.IMAGE_DIR,
+                         run_layout.CHECKPOINT_DIR}
