@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 
+from llmb_mlflow import mlflow_compat
 from llmb_mlflow.run_layout import VIEWER_PATH
 
 from .app import create_app as create_viewer
@@ -35,24 +36,14 @@ def local_address(environ: dict) -> str:
 
 def create_app():
     from flask import request
-    from mlflow.environment_variables import _MLFLOW_SGI_NAME
-    from mlflow.server import app as flask_app
-    from mlflow.server.constants import (
-        ARTIFACTS_DESTINATION_ENV_VAR, BACKEND_STORE_URI_ENV_VAR, SERVE_ARTIFACTS_ENV_VAR,
-    )
-    from mlflow.server.handlers import STATIC_PREFIX_ENV_VAR
 
-    prefix = os.environ.get(STATIC_PREFIX_ENV_VAR, "").rstrip("/")
-    serving_artifacts = os.environ.get(SERVE_ARTIFACTS_ENV_VAR) == "true"
+    settings = mlflow_compat.server_settings()
+    flask_app = mlflow_compat.server_flask_app()
 
     def own_address() -> str:
-        return local_address(request.environ) + prefix
+        return local_address(request.environ) + settings.static_prefix
 
-    create_viewer(os.environ.get(BACKEND_STORE_URI_ENV_VAR), url_base_pathname=prefix + VIEWER_PATH,
+    create_viewer(settings.backend_store_uri, url_base_pathname=settings.static_prefix + VIEWER_PATH,
                   server=flask_app, training_uri=own_address, read_only=read_only_from_env(),
-                  artifacts_destination=os.environ.get(ARTIFACTS_DESTINATION_ENV_VAR) if serving_artifacts else None)
-    if _MLFLOW_SGI_NAME.get() == "uvicorn":
-        from mlflow.server.fastapi_app import create_fastapi_app
-
-        return create_fastapi_app(flask_app)
-    return flask_app
+                  artifacts_destination=settings.artifacts_destination)
+    return mlflow_compat.asgi_app(flask_app) if settings.asgi else flask_app

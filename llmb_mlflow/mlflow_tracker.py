@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 
-from . import __version__, snapshot as snapshot_format, spool
+from . import __version__, mlflow_compat, snapshot as snapshot_format, spool
 from .attention_image import attention_grid
 from .errors import LLMBError
 from .control import Control, heartbeat_tags
@@ -77,10 +77,9 @@ class MlflowTracker(Tracker):
 
     def start(self, description: RunDescription) -> None:
         from mlflow.entities import Param
-        from mlflow.tracking.context.registry import resolve_tags
 
         params = description.params
-        tags = resolve_tags({
+        tags = mlflow_compat.context_tags({
             KIND_TAG: TRAINING_RUN,
             VERSION_TAG: __version__,
             DATASET_TAG: str(params.get("dataset", "")),

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from . import snapshot as snapshot_format
+from . import mlflow_compat, snapshot as snapshot_format
 from .errors import LLMBError
 from .run_layout import (
     CHECKPOINT_BYTES, DEFAULT_EXPERIMENT, ENDED, KIND_TAG, SNAPSHOT_BYTES, TRAIN_LOSS, TRAINING_RUN,
@@ -31,7 +31,6 @@ from .store import (
 WINDOW = 2500  # the most points MLflow returns from one bulk-interval query
 MAX_WINDOWS = 4  # windows an incremental read takes before it samples the rest
 MAX_SNAPSHOT_BYTES = 16 * 2**20  # a large model's snapshot is well under 1 MB
-BULK_INTERVAL_ENDPOINT = "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval"
 
 
 @dataclass(frozen=True)
@@ -140,7 +139,7 @@ class RunReader:
             end_time=info.end_time,
             params=params,
             tags=dict(run.data.tags),
-            latest={m.key: (m.step, m.value) for m in run.data._metric_objs},
+            latest=mlflow_compat.latest_metrics(run),
         )
 
     # -- metrics ---------------------------------------------------------------------------
@@ -199,20 +198,8 @@ class RunReader:
         return points[-1][1] if points else None
 
     def _bulk_interval(self, run_id, key, max_results, start_step, end_step):
-        store = self.client._tracking_client.store
         with store_errors(self.uri):
-            if hasattr(store, "get_host_creds"):  # REST: the server samples, as it does for its UI
-                from mlflow.utils.rest_utils import http_request, verify_rest_response
-
-                params = {"run_ids": run_id, "metric_key": key, "max_results": max_results}
-                if start_step is not None:
-                    params.update(start_step=start_step, end_step=end_step)
-                response = http_request(store.get_host_creds(), BULK_INTERVAL_ENDPOINT, "GET",
-                                        params=params)
-                verify_rest_response(response, BULK_INTERVAL_ENDPOINT)
-                return [(m["step"], m["value"]) for m in response.json().get("metrics", [])]
-            found = store.get_metric_history_bulk_interval([run_id], key, max_results, start_step, end_step)
-            return [(m.step, m.value) for m in found]
+            return mlflow_compat.metric_interval(self.client, run_id, key, max_results, start_step, end_step)
 
     # -- snapshots -------------------------------------------------------------------------
 
@@ -245,19 +232,17 @@ class RunReader:
         """The bytes of one run artifact; a missing one, or one over ``max_bytes``, is an
         LLMBError."""
         from mlflow.exceptions import MlflowException
-        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-        from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
         label = label or f"artifact {path} of run {run_id}"
         with store_errors(self.uri):
             repo = self._artifact_repos.get(run_id)
             if repo is None:
-                repo = get_artifact_repository(self._artifact_uri(run_id),
-                                               tracking_uri=self.uri, registry_uri=self.uri)
+                repo = mlflow_compat.artifact_repository(self._artifact_uri(run_id), self.uri)
                 self._artifact_repos[run_id] = repo
             try:
-                if isinstance(repo, LocalArtifactRepository):
-                    return _read(os.path.join(repo.artifact_dir, path), max_bytes, label)
+                folder = mlflow_compat.local_folder(repo)
+                if folder is not None:
+                    return _read(os.path.join(folder, path), max_bytes, label)
                 with tempfile.TemporaryDirectory(prefix="llmb-read-") as tmp:
                     return _read(repo.download_artifacts(path, tmp), max_bytes, label)
             except (FileNotFoundError, IsADirectoryError):

@@ -136,8 +136,8 @@ def free_port() -> int:
 def start_mlflow_server(template_db, folder, *extra_args: str, port: int | None = None,
                         backend: str | None = None):
     """A real ``mlflow server`` on loopback (``backend``, else a sqlite store copied from the
-    template unless ``folder`` has one; served artifacts) in ``folder``; returns its URI and
-    process once it answers."""
+    template unless ``folder`` has one; served artifacts) in ``folder``; returns its URI (with
+    its ``--static-prefix``, if given) and process once it answers."""
     import subprocess
     import sys
     import time
@@ -159,7 +159,8 @@ def start_mlflow_server(template_db, folder, *extra_args: str, port: int | None 
              "--host", "127.0.0.1", "--port", str(port), "--workers", "1", *extra_args],
             stdout=log, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True,
             env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
-    uri = f"http://127.0.0.1:{port}"
+    prefix = extra_args[extra_args.index("--static-prefix") + 1] if "--static-prefix" in extra_args else ""
+    uri = f"http://127.0.0.1:{port}{prefix}"
     deadline = time.monotonic() + 90
     while True:
         try:

@@ -1,0 +1,106 @@
+"""Each reliance on something MLflow does not document as public (``mlflow_compat``), checked
+against the installed MLflow: on a sqlite store, over REST against a real ``mlflow server``,
+and inside ``mlflow server --app-name llmbreaker``. An MLflow upgrade that breaks one fails here."""
+
+import ast
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+
+from llmb_mlflow import mlflow_compat
+
+from conftest import start_mlflow_server, stop_process, train_tiny
+
+ROOT = Path(__file__).resolve().parent.parent
+PUBLIC = {"mlflow", "mlflow.entities", "mlflow.exceptions", "mlflow.models", "mlflow.pyfunc"}
+
+
+@pytest.fixture(params=["sqlite", "rest"])
+def any_store(request, store_uri):
+    return store_uri if request.param == "sqlite" else request.getfixturevalue("mlflow_server")
+
+
+def logged_run(uri, steps=100):
+    client = MlflowClient(uri)
+    experiment = client.create_experiment(f"compat-{time.monotonic_ns()}")
+    run_id = client.create_run(experiment).info.run_id
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric("loss", 10.0 - s / 10, now, s) for s in range(steps)]
+                     + [Metric("rare", 1.0, now, 7)])
+    return client, run_id
+
+
+def test_latest_metrics_carry_their_steps(any_store):
+    client, run_id = logged_run(any_store)
+    assert mlflow_compat.latest_metrics(client.get_run(run_id)) == {"loss": (99, 10.0 - 99 / 10), "rare": (7, 1.0)}
+
+
+def test_the_bulk_interval_query_samples_and_windows(any_store):
+    client, run_id = logged_run(any_store)
+    sampled = mlflow_compat.metric_interval(client, run_id, "loss", 10)
+    steps = [step for step, _ in sampled]
+    assert len(steps) <= 11 and steps[0] == 0 and steps[-1] == 99
+    window = mlflow_compat.metric_interval(client, run_id, "loss", 2500, 20, 29)
+    assert window == [(s, 10.0 - s / 10) for s in range(20, 30)]
+
+
+def test_context_tags_are_added_to_ours():
+    tags = mlflow_compat.context_tags({"llmb.kind": "training"})
+    assert tags["llmb.kind"] == "training" and "mlflow.user" in tags and "mlflow.source.name" in tags
+
+
+def test_artifacts_are_read_in_place_locally_and_downloaded_otherwise(any_store, tmp_path):
+    client, run_id = logged_run(any_store)
+    (tmp_path / "note.txt").write_text("hello")
+    client.log_artifact(run_id, str(tmp_path / "note.txt"), "notes")
+    repository = mlflow_compat.artifact_repository(client.get_run(run_id).info.artifact_uri, any_store)
+    folder = mlflow_compat.local_folder(repository)
+    if any_store.startswith("sqlite"):
+        assert (Path(folder) / "notes" / "note.txt").read_text() == "hello"
+    else:
+        assert folder is None
+        (tmp_path / "down").mkdir()
+        assert Path(repository.download_artifacts("notes/note.txt", str(tmp_path / "down"))).read_text() == "hello"
+
+
+def test_mlflow_server_tells_the_viewer_its_store_artifacts_and_prefix(template_db, tmp_path_factory, shakespeare):
+    """Backend store, served-artifacts destination, static prefix and the uvicorn wrapping,
+    as ``mlflow server`` passes them to its app: the viewer under the prefix shows a sample
+    it can only have read from the served artifacts."""
+    from dash_requests import CallbackPoster
+    from llmb_mlflow.mlflow_tracker import MlflowTracker
+
+    uri, proc = start_mlflow_server(template_db, tmp_path_factory.mktemp("compat-server"),
+                                    "--app-name", "llmbreaker", "--static-prefix", "/pre")
+    try:
+        tracker = MlflowTracker(uri)
+        train_tiny(shakespeare, tracker)
+        assert uri.endswith("/pre")
+        viewer = CallbackPoster(uri + "/llmb/")
+        answer = viewer.post("view.data", {
+            "view.data": {"live": False, "playing": False, "step": 10}, "temperature.value": 1,
+            "tabs.value": "watch", "run-state.data": {"run_id": tracker.run_id, "status": "FINISHED"},
+            "steps.data": [0, 10, 20, 25]}, output="samples")
+        assert answer.status == 200 and answer.outputs["shown-step.children"] == "step 10", answer.text[:300]
+        assert "step 10" in str(answer.outputs["samples.children"])
+    finally:
+        stop_process(proc)
+
+
+def test_no_module_but_mlflow_compat_touches_mlflows_internals():
+    """Only documented modules of MLflow are imported elsewhere, and no private attribute used."""
+    for path in [*ROOT.glob("llmb_mlflow/**/*.py"), *ROOT.glob("dash_app/**/*.py")]:
+        if path.name == "mlflow_compat.py":
+            continue
+        source = path.read_text()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith("mlflow"):
+                assert node.module in PUBLIC, f"{path.name} imports {node.module}"
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert not alias.name.startswith("mlflow") or alias.name in PUBLIC, f"{path.name}: {alias.name}"
+        for private in ("_metric_objs", "_tracking_client", "_MLFLOW_", "ajax-api"):
+            assert private not in source, f"{path.name} uses MLflow's {private}"
