@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import sys
 import time
 
@@ -13,9 +11,10 @@ import click
 from .config import DEFAULT_PRESET, PRESETS
 from .corpus import BUNDLED, MAX_CORPUS_BYTES
 from .errors import LLMBError, redact
-from .run_layout import EVAL_METRICS, EVAL_TRAIN_LOSS, TRAIN_LOSS, VAL_LOSS, WORLD_SIZE_TAG
+from .run_layout import EVAL_METRICS, TRAIN_LOSS, VAL_LOSS
 from .cli_options import (
-    echo_table, experiment_option, fmt_loss, register_option, setting_options, tracking_uri_option,
+    OUTPUT, echo_table, experiment_option, fmt_loss, register_option, report, setting_options,
+    tracking_uri_option,
 )
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -42,156 +41,16 @@ def cli():
 @click.option("--no-tracking", is_flag=True, help="Train without MLflow: no run is created.")
 def train(dataset, preset, experiment, run_name, tracking_uri, register, no_tracking, **overrides):
     """Train a MicroGPT, logging every step and a snapshot per evaluation to MLflow."""
-    from .config import build_config
-    from .corpus import load_corpus, prepare_dataset
+    from . import session
     from .trainer import Trainer
 
     if register and no_tracking:
         raise click.UsageError("--register needs tracking; drop --no-tracking")
-    config = build_config(preset, dataset=dataset, **overrides)
-    data = prepare_dataset(load_corpus(dataset), config.model.block_size)
-    with data_parallel() as parallel:
-        trainer = Trainer(config, data, device=parallel.device if parallel else None)
-        tracking = None if no_tracking else (tracking_uri, experiment, register)
-        train_with_progress(trainer, tracking, run_name, register=register, parallel=parallel)
-
-
-@contextlib.contextmanager
-def data_parallel():
-    """Under ``torchrun`` with several processes, this process's rank of a data-parallel
-    training (see ``distributed``); otherwise None."""
-    from .distributed import DataParallel, world
-
-    if world()[1] == 1:
-        yield None
-        return
-    parallel = DataParallel()
-    try:
-        yield parallel
-        parallel.finish()
-    except KeyboardInterrupt:
-        if parallel.agreed_to_stop:  # every rank stopped at the same step; aborts don't wait
-            parallel.finish()
-        raise
-    finally:
-        parallel.close()
-
-
-def _mlflow_tracker(tracking_uri, experiment, register):
-    from .mlflow_tracker import MlflowTracker
-    from .registry import check_name
-
-    if register:
-        check_name(register)
-    return MlflowTracker(tracking_uri, experiment)
-
-
-def train_with_progress(trainer, tracking, run_name, tags=None, register=None, parallel=None):
-    """Run a training with a progress display; Ctrl-C and SIGTERM stop it cleanly.
-
-    ``tracking``: (tracking URI, experiment, model name to register) for an MLflow run, None
-    for none. Of a data-parallel training (``parallel``) only rank 0 tracks and reports."""
-    from .tracker import Tracker
-    from .trainer import TrainingStopped, run_training
-
-    if parallel:
-        parallel.attach(trainer)
-    if parallel and parallel.rank:
-        return _train_quietly(trainer)
-    tracker = _mlflow_tracker(*tracking) if tracking else Tracker()
-    if parallel:
-        tags = {**(tags or {}), WORLD_SIZE_TAG: str(parallel.size)}
-    from .progress import TrainingProgress
-
-    config, data = trainer.config, trainer.dataset
-    start = f"from step {trainer.step} " if trainer.step else ""
-    where = f"{parallel.size} processes" if parallel else trainer.device
-    click.echo(f"Training {config.preset} MicroGPT ({trainer.model.num_parameters():,} parameters) "
-               f"{start}on {data.name} ({len(data.train_ids):,} train / {len(data.val_ids):,} val "
-               f"characters, vocabulary {data.tokenizer.vocab_size}) on {where}.")
-    progress = TrainingProgress(config.train.max_iters, trainer)
-
-    def announce():
-        if tracker.run_id:
-            click.echo(f"Logging to MLflow run {tracker.run_id} ({tracker.run_name}) at {redact(tracker.uri)}")
-
-    try:
-        with _stop_signals(_stopper(trainer)), progress:
-            run_training(trainer, tracker, run_name, tags=tags, on_start=announce,
-                         on_progress=progress.update)
-    except (KeyboardInterrupt, TrainingStopped):
-        click.echo(f"Stopped at step {trainer.step}." + (
-            f" Run {tracker.run_id} is marked KILLED; everything logged so far is kept."
-            if tracker.run_id else ""), err=True)
-        if parallel and not trainer.stop_requested:
-            return  # asked through the store: a clean end for torchrun, on every rank
-        raise KeyboardInterrupt from None
-    finally:
-        if getattr(tracker, "failed_writes", 0):
-            click.echo(f"Note: {tracker.failed_writes} write(s) to the tracking store failed and were "
-                       f"retried (last error: {tracker.last_failure}).", err=True)
-    final = trainer.last_eval
-    click.echo(f"Done: step {trainer.step}, val loss {final.get(VAL_LOSS, float('nan')):.4f}, "
-               f"train loss {final.get(EVAL_TRAIN_LOSS, float('nan')):.4f}.")
-    if tracker.run_id:
-        click.echo(f"Run {tracker.run_id} ({tracker.run_name}) in experiment {tracker.experiment!r}:")
-        click.echo(redact(f"  inspect: llmb runs show {tracker.run_id}" + _uri_flag(tracker.uri)))
-        click.echo(redact(f"  browse:  {_mlflow_ui_command(tracker.uri)}"))
-    if register:
-        from .registry import ModelLibrary
-
-        version = ModelLibrary(tracker.uri).save(tracker.run_id, register)
-        click.echo(f"Registered step {version.step} as model {version.ref} (models:/{version.ref}).")
-
-
-def _train_quietly(trainer) -> None:
-    """A data-parallel rank other than 0: train in step with rank 0, stop when it stops."""
-    from .tracker import Tracker
-    from .trainer import TrainingStopped, run_training
-
-    try:
-        with _stop_signals(lambda *_: trainer.request_stop()):
-            run_training(trainer, Tracker())
-    except TrainingStopped:
-        if trainer.stop_requested:  # a signal; otherwise rank 0 was asked and ends cleanly
-            raise KeyboardInterrupt from None
-
-
-@contextlib.contextmanager
-def _stop_signals(handler):
-    """Ctrl-C and SIGTERM call ``handler`` while the block runs."""
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def _stopper(trainer):
-    """Ctrl-C or SIGTERM: finish the current step, checkpoint and stop; a second one aborts."""
-    def stop(signum, frame):
-        if trainer.stop_requested:
-            raise KeyboardInterrupt
-        trainer.request_stop()
-        click.echo("\nStopping after this step (press Ctrl-C again to abort at once)...", err=True)
-
-    return stop
-
-
-def _uri_flag(uri: str) -> str:
-    from .store import resolve_uri
-
-    return "" if uri == resolve_uri(None) else f" --tracking-uri {uri}"
-
-
-def _mlflow_ui_command(uri: str) -> str:
-    if uri.startswith(("http://", "https://")):
-        return f"open {uri}"
-    here = os.path.abspath("mlflow.db")
-    if uri in ("sqlite:///mlflow.db", f"sqlite:///{here}") and not os.environ.get("MLFLOW_TRACKING_URI"):
-        return "mlflow ui   (in this folder)"
-    return f"mlflow ui --backend-store-uri {uri}"
+    config, data = session.prepare(preset, dataset, overrides)
+    with session.data_parallel() as parallel:
+        trainer = Trainer(config, data, device=session.device(parallel))
+        tracking = None if no_tracking else session.Tracking(tracking_uri, experiment, register)
+        report(session.run(trainer, tracking, run_name, parallel=parallel, out=OUTPUT))
 
 
 @cli.group()
@@ -272,14 +131,15 @@ def runs_sync(tracking_uri):
     """Send training data kept on this machine because the tracking store was unreachable when
     a training ended (kept under $LLMB_SPOOL_DIR, else ~/.local/share/llmbreaker/spool), and
     end those runs with the status their trainings ended with."""
-    from .spool import pending, send, spool_root
+    from .mlflow_tracker import send_spooled
+    from .spool import pending, spool_root
 
     folders = pending()
     if not folders:
         click.echo(f"Nothing to send: no unsent training data in {spool_root()}.")
         return
     for folder in folders:
-        spooled = send(folder, tracking_uri)
+        spooled = send_spooled(folder, tracking_uri)
         click.echo(f"Sent {spooled.describe()} of run {spooled.run_id} to "
                    f"{tracking_uri or spooled.tracking_uri}; it is {spooled.status}.")
 

@@ -7,10 +7,10 @@ import time
 import click
 
 from .cli_options import (
-    echo_table, experiment_option, fmt_loss, register_option, setting_options, tracking_uri_option,
+    OUTPUT, echo_table, experiment_option, fmt_loss, register_option, report, setting_options,
+    tracking_uri_option,
 )
 from .corpus import BUNDLED
-from .run_layout import MODEL_VERSION_TAG, PARENT_RUN_ID_TAG, PARENT_RUN_TAG
 
 REF_HELP = "MODEL_REF is NAME (latest version), NAME/VERSION, NAME@ALIAS or models:/NAME/VERSION."
 
@@ -111,32 +111,14 @@ def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, vie
 
     Weights, optimizer state and step are restored; the new run's steps continue after the
     checkpoint's. Training settings may change; the model's shape may not."""
-    from . import checkpoint, limits
-    from .cli import data_parallel, train_with_progress
-    from .corpus import CharTokenizer, load_corpus, prepare_dataset
-    from .errors import LLMBError
+    from . import session
     from .trainer import Trainer
 
-    library = _library(tracking_uri)
-    version, state = library.checkpoint(model_ref)
-    step, saved_iters = int(state["step"]), state["train_config"]["max_iters"]
-    if overrides.get("max_iters") is None and saved_iters <= step:
-        raise LLMBError(f"{version.ref} is at step {step}, its training's last; "
-                        f"give --max-iters greater than {step}")
-    if overrides.get("max_iters") is not None and overrides["max_iters"] <= step:
-        raise LLMBError(f"--max-iters must be greater than the checkpoint's step {step}")
-    spec = dataset or state["train_config"]["dataset"]
-    if viewer_limits:
-        spec = limits.corpus(spec, None if dataset else version.ref)
-    config = checkpoint.run_config(state, dataset=spec, **overrides)
-    if viewer_limits:
-        limits.check_cost(config, config.train.max_iters - step)
-    data = prepare_dataset(load_corpus(spec), config.model.block_size, CharTokenizer(state["vocab"]))
-    tags = {PARENT_RUN_TAG: version.run_id, MODEL_VERSION_TAG: version.ref, PARENT_RUN_ID_TAG: version.run_id}
-    with data_parallel() as parallel:
-        trainer = Trainer.from_checkpoint(state, config, data, device=parallel.device if parallel else None)
-        train_with_progress(trainer, (library.uri, experiment, register), run_name, tags=tags,
-                            register=register, parallel=parallel)
+    plan = session.prepare_resume(model_ref, dataset, overrides, tracking_uri, viewer_limits)
+    with session.data_parallel() as parallel:
+        trainer = Trainer.from_checkpoint(plan.state, plan.config, plan.data, device=session.device(parallel))
+        report(session.run(trainer, session.Tracking(plan.uri, experiment, register), run_name,
+                           tags=plan.tags, parallel=parallel, out=OUTPUT))
 
 
 @click.command(epilog=REF_HELP)

@@ -1,11 +1,15 @@
-"""Options shared by several ``llmb`` commands."""
+"""What several ``llmb`` commands share: options, and printing tables and how a training ended."""
 
 from __future__ import annotations
+
+import os
 
 import click
 
 from .config import ModelConfig, TrainConfig
-from .run_layout import DEFAULT_EXPERIMENT
+from .errors import redact
+from .run_layout import DEFAULT_EXPERIMENT, EVAL_TRAIN_LOSS, VAL_LOSS
+from .session import Output
 
 tracking_uri_option = click.option(
     "--tracking-uri", metavar="URI",
@@ -57,3 +61,54 @@ def echo_table(rows: list[tuple]) -> None:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def _warn(text: str) -> None:
+    click.echo(text, err=True)
+
+
+OUTPUT = Output(click.echo, _warn)
+
+
+def report(outcome) -> None:
+    """Print how a training ended; a stopped one exits as interrupted."""
+    if outcome.rank:
+        if outcome.interrupted:
+            raise KeyboardInterrupt
+        return
+    if outcome.stopped:
+        click.echo(f"Stopped at step {outcome.step}." + (
+            f" Run {outcome.run_id} is marked KILLED; everything logged so far is kept."
+            if outcome.run_id else ""), err=True)
+    if outcome.failed_writes:
+        click.echo(f"Note: {outcome.failed_writes} write(s) to the tracking store failed and were "
+                   f"retried (last error: {outcome.last_failure}).", err=True)
+    if outcome.stopped:
+        if outcome.interrupted:
+            raise KeyboardInterrupt
+        return
+    losses = outcome.losses
+    click.echo(f"Done: step {outcome.step}, val loss {losses.get(VAL_LOSS, float('nan')):.4f}, "
+               f"train loss {losses.get(EVAL_TRAIN_LOSS, float('nan')):.4f}.")
+    if outcome.run_id:
+        click.echo(f"Run {outcome.run_id} ({outcome.run_name}) in experiment {outcome.experiment!r}:")
+        click.echo(redact(f"  inspect: llmb runs show {outcome.run_id}" + _uri_flag(outcome.uri)))
+        click.echo(redact(f"  browse:  {_mlflow_ui_command(outcome.uri)}"))
+    if outcome.registered:
+        version = outcome.registered
+        click.echo(f"Registered step {version.step} as model {version.ref} (models:/{version.ref}).")
+
+
+def _uri_flag(uri: str) -> str:
+    from .store import resolve_uri
+
+    return "" if uri == resolve_uri(None) else f" --tracking-uri {uri}"
+
+
+def _mlflow_ui_command(uri: str) -> str:
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri}"
+    here = os.path.abspath("mlflow.db")
+    if uri in ("sqlite:///mlflow.db", f"sqlite:///{here}") and not os.environ.get("MLFLOW_TRACKING_URI"):
+        return "mlflow ui   (in this folder)"
+    return f"mlflow ui --backend-store-uri {uri}"

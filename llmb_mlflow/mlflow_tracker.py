@@ -274,3 +274,20 @@ class MlflowTracker(Tracker):
 
 def sample_text(snap) -> str:
     return f"step {snap.step} (temperature {snap.temperature:g})\n\n{snap.prompt}{snap.sample}\n"
+
+
+def send_spooled(folder, tracking_uri: str | None = None, finish_timeout: float = 60.0) -> spool.Spooled:
+    """Send a spool folder's data to its run (at ``tracking_uri`` if given, else where the run
+    was), end the run with its status and remove the folder. If the store is still down, the
+    data stays in the folder and the one-line LLMBError says so."""
+    import shutil
+
+    from .store import check_reachable
+
+    spooled = spool.load(folder)
+    check_reachable(tracking_uri or spooled.tracking_uri)
+    tracker = MlflowTracker(tracking_uri or spooled.tracking_uri, finish_timeout=finish_timeout)
+    tracker.adopt(spooled)
+    tracker.finish(spooled.status)
+    shutil.rmtree(folder, ignore_errors=True)
+    return spooled

@@ -114,19 +114,3 @@ def pending() -> list[Path]:
         return []
     folders = [f for f in root.iterdir() if (f / MANIFEST).is_file()]
     return sorted(folders, key=lambda f: (f / MANIFEST).stat().st_mtime)
-
-
-def send(folder: Path, tracking_uri: str | None = None, finish_timeout: float = 60.0) -> Spooled:
-    """Send a spool folder's data to its run (at ``tracking_uri`` if given, else where the run
-    was), end the run with its status and remove the folder. If the store is still down, the
-    data stays in the folder and the one-line LLMBError says so."""
-    from .mlflow_tracker import MlflowTracker
-    from .store import check_reachable
-
-    spooled = load(folder)
-    check_reachable(tracking_uri or spooled.tracking_uri)
-    tracker = MlflowTracker(tracking_uri or spooled.tracking_uri, finish_timeout=finish_timeout)
-    tracker.adopt(spooled)
-    tracker.finish(spooled.status)
-    shutil.rmtree(folder, ignore_errors=True)
-    return spooled

@@ -1,0 +1,233 @@
+"""A training as ``llmb train`` and ``llmb resume`` run it: set-up (new or from a saved model),
+data-parallel ranks, the progress display, Ctrl-C and SIGTERM, the run's end and registering its
+last checkpoint. The commands parse and print; this module does the work, and tests call it
+without a terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+from .errors import LLMBError
+from .run_layout import MODEL_VERSION_TAG, PARENT_RUN_ID_TAG, PARENT_RUN_TAG, WORLD_SIZE_TAG
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _warn(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where a training's messages go: ``say`` for what it does, ``warn`` for what went wrong.
+    "Logging to MLflow run ID" goes to ``say`` as the run starts: the launcher waits for it."""
+
+    say: Callable[[str], None] = _say
+    warn: Callable[[str], None] = _warn
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Where a training logs: a store, an experiment, and a model to register its end in."""
+
+    uri: str | None = None
+    experiment: str = "llmbreaker"
+    register: str | None = None
+
+
+@dataclass
+class Outcome:
+    """How a training ended. ``interrupted``: by a signal (or, outside a data-parallel training,
+    a stop asked through the store), which the command reports as such."""
+
+    step: int
+    losses: dict[str, float]
+    run_id: str | None = None
+    run_name: str | None = None
+    uri: str | None = None
+    experiment: str | None = None
+    stopped: bool = False
+    interrupted: bool = False
+    registered: object = None  # the registry Version of --register
+    failed_writes: int = 0
+    last_failure: str | None = None
+    rank: int = 0  # of a data-parallel training; only rank 0 reports
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A saved version made ready to train on: its checkpoint, settings, corpus and the tags
+    that link the new run to it."""
+
+    version: object
+    state: dict
+    config: object
+    data: object
+    tags: dict[str, str]
+    uri: str
+
+
+def prepare(preset: str, dataset: str, overrides: dict):
+    """The settings and corpus of a new training; bad ones are one-line errors."""
+    from .config import build_config
+    from .corpus import load_corpus, prepare_dataset
+
+    config = build_config(preset, dataset=dataset, **overrides)
+    return config, prepare_dataset(load_corpus(dataset), config.model.block_size)
+
+
+def prepare_resume(model_ref: str, dataset: str | None, overrides: dict, tracking_uri: str | None,
+                   viewer_limits: bool = False) -> Resume:
+    """A saved version ready to continue: settings may change, the model's shape may not.
+    ``viewer_limits``: refuse what a training started from a viewer may not do (``limits``)."""
+    from . import checkpoint, limits
+    from .corpus import CharTokenizer, load_corpus, prepare_dataset
+    from .registry import ModelLibrary
+
+    library = ModelLibrary(tracking_uri)
+    version, state = library.checkpoint(model_ref)
+    step, saved_iters = int(state["step"]), state["train_config"]["max_iters"]
+    if overrides.get("max_iters") is None and saved_iters <= step:
+        raise LLMBError(f"{version.ref} is at step {step}, its training's last; "
+                        f"give --max-iters greater than {step}")
+    if overrides.get("max_iters") is not None and overrides["max_iters"] <= step:
+        raise LLMBError(f"--max-iters must be greater than the checkpoint's step {step}")
+    spec = dataset or state["train_config"]["dataset"]
+    if viewer_limits:
+        spec = limits.corpus(spec, None if dataset else version.ref)
+    config = checkpoint.run_config(state, dataset=spec, **overrides)
+    if viewer_limits:
+        limits.check_cost(config, config.train.max_iters - step)
+    data = prepare_dataset(load_corpus(spec), config.model.block_size, CharTokenizer(state["vocab"]))
+    tags = {PARENT_RUN_TAG: version.run_id, MODEL_VERSION_TAG: version.ref, PARENT_RUN_ID_TAG: version.run_id}
+    return Resume(version, state, config, data, tags, library.uri)
+
+
+@contextlib.contextmanager
+def data_parallel():
+    """Under ``torchrun`` with several processes, this process's rank of a data-parallel
+    training (see ``distributed``); otherwise None."""
+    from .distributed import DataParallel, world
+
+    if world()[1] == 1:
+        yield None
+        return
+    parallel = DataParallel()
+    try:
+        yield parallel
+        parallel.finish()
+    except KeyboardInterrupt:
+        if parallel.agreed_to_stop:  # every rank stopped at the same step; aborts don't wait
+            parallel.finish()
+        raise
+    finally:
+        parallel.close()
+
+
+def device(parallel) -> str | None:
+    return parallel.device if parallel else None
+
+
+@contextlib.contextmanager
+def stop_signals(handler):
+    """Ctrl-C and SIGTERM call ``handler`` while the block runs."""
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run(trainer, tracking: Tracking | None, run_name: str | None = None, tags: dict | None = None,
+        parallel=None, out: Output = Output()) -> Outcome:
+    """Train to the end with a progress display; Ctrl-C and SIGTERM stop after the current step
+    (the run checkpoints and ends KILLED), a second one aborts at once. ``tracking``: None for
+    no MLflow run. Of a data-parallel training only rank 0 tracks and reports."""
+    from .progress import TrainingProgress
+    from .tracker import Tracker
+    from .trainer import TrainingStopped, run_training
+
+    if parallel:
+        parallel.attach(trainer)
+        if parallel.rank:
+            return _train_quietly(trainer, parallel.rank)
+        tags = {**(tags or {}), WORLD_SIZE_TAG: str(parallel.size)}
+    tracker = _mlflow_tracker(tracking) if tracking else Tracker()
+    config, data = trainer.config, trainer.dataset
+    start = f"from step {trainer.step} " if trainer.step else ""
+    where = f"{parallel.size} processes" if parallel else trainer.device
+    out.say(f"Training {config.preset} MicroGPT ({trainer.model.num_parameters():,} parameters) "
+            f"{start}on {data.name} ({len(data.train_ids):,} train / {len(data.val_ids):,} val "
+            f"characters, vocabulary {data.tokenizer.vocab_size}) on {where}.")
+    progress = TrainingProgress(config.train.max_iters, trainer)
+
+    def announce():
+        if tracker.run_id:
+            from .errors import redact
+
+            out.say(f"Logging to MLflow run {tracker.run_id} ({tracker.run_name}) at {redact(tracker.uri)}")
+
+    outcome = Outcome(step=0, losses={})
+    try:
+        with stop_signals(_stopper(trainer, out)), progress:
+            run_training(trainer, tracker, run_name, tags=tags, on_start=announce,
+                         on_progress=progress.update)
+    except (KeyboardInterrupt, TrainingStopped):
+        outcome.stopped = True
+        # asked through the store, a data-parallel training ends cleanly on every rank (torchrun)
+        outcome.interrupted = not (parallel and not trainer.stop_requested)
+    finally:
+        outcome.failed_writes = getattr(tracker, "failed_writes", 0)
+        outcome.last_failure = getattr(tracker, "last_failure", None)
+    outcome.step, outcome.losses = trainer.step, dict(trainer.last_eval)
+    outcome.run_id, outcome.run_name = tracker.run_id, getattr(tracker, "run_name", None)
+    outcome.uri, outcome.experiment = getattr(tracker, "uri", None), getattr(tracker, "experiment", None)
+    if tracking and tracking.register and not outcome.stopped:
+        from .registry import ModelLibrary
+
+        outcome.registered = ModelLibrary(tracker.uri).save(tracker.run_id, tracking.register)
+    return outcome
+
+
+def _mlflow_tracker(tracking: Tracking):
+    from .mlflow_tracker import MlflowTracker
+    from .registry import check_name
+
+    if tracking.register:
+        check_name(tracking.register)
+    return MlflowTracker(tracking.uri, tracking.experiment)
+
+
+def _train_quietly(trainer, rank: int) -> Outcome:
+    """A data-parallel rank other than 0: train in step with rank 0, stop when it stops."""
+    from .tracker import Tracker
+    from .trainer import TrainingStopped, run_training
+
+    outcome = Outcome(step=0, losses={}, rank=rank)
+    try:
+        with stop_signals(lambda *_: trainer.request_stop()):
+            run_training(trainer, Tracker())
+    except TrainingStopped:
+        outcome.stopped = True
+        outcome.interrupted = trainer.stop_requested  # a signal; else rank 0 was asked: a clean end
+    outcome.step, outcome.losses = trainer.step, dict(trainer.last_eval)
+    return outcome
+
+
+def _stopper(trainer, out: Output):
+    """Ctrl-C or SIGTERM: finish the current step, checkpoint and stop; a second one aborts."""
+    def stop(signum, frame):
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.request_stop()
+        out.warn("\nStopping after this step (press Ctrl-C again to abort at once)...")
+
+    return stop
