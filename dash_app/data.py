@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from typing import Callable
 
 import numpy as np
+from cachetools import LRUCache, cachedmethod
 
 from llmb_mlflow import control
 from llmb_mlflow.errors import LLMBError, shown
@@ -32,9 +32,8 @@ class ViewerData:
         self.experiment = experiment
         self.read_only = read_only
         self._training_uri = training_uri or self.reader.uri
-        self._samples: OrderedDict = OrderedDict()
-        self._training_runs: set[str] = set()
-        self._cache_size = cache_size
+        self._samples = LRUCache(cache_size)  # the text of a snapshot's sample, by run and step
+        self._training_runs = LRUCache(4096)  # ids known to be LLMBreaker training runs
         self._lock = threading.Lock()
 
     def check_writable(self) -> None:
@@ -68,7 +67,7 @@ class ViewerData:
         if run.tags.get(KIND_TAG) != TRAINING_RUN:
             raise LLMBError(f"run {run_id} is not an LLMBreaker training run")
         with self._lock:
-            self._training_runs.add(run_id)
+            self._training_runs[run_id] = True
         return run
 
     def check_run(self, run_id) -> str:
@@ -110,20 +109,12 @@ class ViewerData:
         return self.reader.snapshot(run_id, step)
 
     def samples(self, run_id: str, steps: list[int]) -> list[tuple[int, str]]:
-        out = []
-        for step in steps:
-            key = (run_id, step)
-            with self._lock:
-                text = self._samples.get(key)
-            if text is None:
-                snap = self.snapshot(run_id, step)
-                text = snap.prompt + snap.sample
-                with self._lock:
-                    self._samples[key] = text
-                    while len(self._samples) > self._cache_size:
-                        self._samples.popitem(last=False)
-            out.append((step, text))
-        return out
+        return [(step, self._sample(run_id, step)) for step in steps]
+
+    @cachedmethod(lambda self: self._samples, lock=lambda self: self._lock)
+    def _sample(self, run_id: str, step: int) -> str:
+        snap = self.snapshot(run_id, step)
+        return snap.prompt + snap.sample
 
     def embedding_range(self, run_id: str, steps: list[int]) -> float:
         """One axis range for the star map of every step, so axes stay put while scrubbing."""

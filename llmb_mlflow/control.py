@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from .errors import LLMBError
 from .run_layout import (
     CONTROL_CHECKPOINTS_TAG, CONTROL_STATE_TAG, CONTROL_STATES, CONTROL_STEPS_TAG, FAILED, HEARTBEAT_TAG,
-    HOST_TAG, KIND_TAG, PID_TAG, RUNNING, TRAINER_STATE_TAG, TRAINING_RUN,
+    HOST_TAG, KIND_TAG, PID_STARTED_TAG, PID_TAG, RUNNING, TRAINER_STATE_TAG, TRAINING_RUN,
 )
 from .store import missing_as, store_errors
 
@@ -107,7 +107,7 @@ def silence(tags: dict[str, str], status: str, start_time: int | None = None,
     """Why a RUNNING run's trainer looks dead ("crashed: ...", "stale: ..."), or None."""
     if status != RUNNING:
         return None
-    if tags.get(HOST_TAG) == socket.gethostname() and _process_gone(tags.get(PID_TAG)):
+    if tags.get(HOST_TAG) == socket.gethostname() and _process_gone(tags.get(PID_TAG), tags.get(PID_STARTED_TAG)):
         return "crashed: its process is gone"
     beat = tags.get(HEARTBEAT_TAG, "")
     last = int(beat) if beat.isascii() and beat.isdigit() and len(beat) < 16 else (start_time or 0)
@@ -117,16 +117,33 @@ def silence(tags: dict[str, str], status: str, start_time: int | None = None,
     return None
 
 
-def _process_gone(pid: str | None) -> bool:
+def process_tags() -> dict[str, str]:
+    """Where this process runs, and which process it is: a reused process id is not taken
+    for it, since the process's start time is recorded too."""
+    import psutil
+
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()),
+            PID_STARTED_TAG: str(int(psutil.Process().create_time() * 1000))}
+
+
+def _process_gone(pid: str | None, started: str | None) -> bool:
+    """Whether the process a run records on this machine has ended (or its id now belongs to
+    a process that started at another time)."""
+    import psutil
+
     if not (pid or "").isascii() or not (pid or "").isdigit() or len(pid) > 10:
         return False
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
+        process = psutil.Process(int(pid))
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return True
+        born = int(process.create_time() * 1000)
+    except psutil.NoSuchProcess:
         return True
-    except (OSError, OverflowError):  # alive and someone else's, or no process id at all
+    except (psutil.Error, OverflowError, ValueError):  # someone else's, or not a process id at all
         return False
-    return False
+    recorded = started if (started or "").isascii() and (started or "").isdigit() and len(started) < 16 else None
+    return recorded is not None and abs(born - int(recorded)) > 1000
 
 
 def _duration(seconds: float) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import queue
-import socket
 import tempfile
 import threading
 import time
@@ -22,10 +21,10 @@ import time
 from . import __version__, mlflow_compat, snapshot as snapshot_format, spool
 from .attention_image import attention_grid
 from .errors import LLMBError
-from .control import Control, heartbeat_tags
+from .control import Control, heartbeat_tags, process_tags
 from .run_layout import (
     ATTENTION_IMAGE_KEY, CHECKPOINT_BYTES, CHECKPOINT_FILE, DATASET_TAG, DEFAULT_EXPERIMENT,
-    HEARTBEAT_SECONDS, HEARTBEAT_TAG, HOST_TAG, KIND_TAG, NOTE_TAG, PID_TAG, PRESET_TAG, SAMPLE_DIR,
+    HEARTBEAT_SECONDS, HEARTBEAT_TAG, KIND_TAG, NOTE_TAG, PRESET_TAG, SAMPLE_DIR,
     IMAGE_DIR, SNAPSHOT_BYTES, SNAPSHOT_DIR, TRAINER_STATE_TAG, TRAINING_RUN, VERSION_TAG, VIEWER_PATH,
     checkpoint_path, sample_path, snapshot_path,
 )
@@ -84,8 +83,7 @@ class MlflowTracker(Tracker):
             VERSION_TAG: __version__,
             DATASET_TAG: str(params.get("dataset", "")),
             PRESET_TAG: str(params.get("preset", "")),
-            HOST_TAG: socket.gethostname(),
-            PID_TAG: str(os.getpid()),
+            **process_tags(),
             **heartbeat_tags(),
             **description.tags,
         })

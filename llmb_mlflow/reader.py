@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 import numpy as np
+from cachetools import LRUCache, cachedmethod
 
 from . import mlflow_compat, snapshot as snapshot_format
 from .errors import LLMBError
@@ -89,12 +89,11 @@ class RunReader:
         self.client = client(tracking_uri)
         self.uri = self.client.tracking_uri
         self.artifacts_destination = artifacts_destination
-        self._lock = threading.Lock()
-        self._params: dict[str, dict[str, str]] = {}
-        self._ended_series: OrderedDict = OrderedDict()
-        self._snapshots: OrderedDict = OrderedDict()
-        self._snapshot_cache_size = snapshot_cache_size
-        self._artifact_repos: dict[str, object] = {}
+        self._lock = threading.Lock()  # guards the caches; never held while reading the store
+        self._params = LRUCache(4096)
+        self._ended_series = LRUCache(256)
+        self._snapshots = LRUCache(snapshot_cache_size)
+        self._repositories = LRUCache(1024)
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -125,11 +124,13 @@ class RunReader:
 
     def _summary(self, run) -> RunSummary:
         info = run.info
-        params = self._params.get(info.run_id)
+        with self._lock:
+            params = self._params.get(info.run_id)
         if params is None:
             params = dict(run.data.params)
-            if params:
-                self._params[info.run_id] = params
+            if params:  # logged once, never changed
+                with self._lock:
+                    self._params[info.run_id] = params
         return RunSummary(
             run_id=info.run_id,
             run_name=info.run_name or "",
@@ -163,19 +164,11 @@ class RunReader:
             return MetricSeries.from_points(self._bulk_interval(run_id, key, max_points, None, None))
         return MetricSeries.from_points(self._history(run_id, key))
 
+    @cachedmethod(lambda self: self._ended_series, lock=lambda self: self._lock)
     def _ended_series_of(self, run_id: str, key: str, max_points: int | None) -> MetricSeries:
-        cache_key = (run_id, key, max_points)
-        with self._lock:
-            if cache_key in self._ended_series:
-                return self._ended_series[cache_key]
         points = (self._history(run_id, key) if max_points is None
                   else self._bulk_interval(run_id, key, max_points, None, None))
-        series = MetricSeries.from_points(points)
-        with self._lock:
-            self._ended_series[cache_key] = series
-            while len(self._ended_series) > 256:
-                self._ended_series.popitem(last=False)
-        return series
+        return MetricSeries.from_points(points)
 
     def _points_after(self, run_id: str, key: str, after_step: int, last: int) -> list:
         """Every point after ``after_step`` in windows of WINDOW steps; past MAX_WINDOWS of them
@@ -212,20 +205,12 @@ class RunReader:
         """Steps whose checkpoint is completely stored, ascending."""
         return sorted({int(s) for s in self.metric(run_id, CHECKPOINT_BYTES, run=run).steps})
 
+    @cachedmethod(lambda self: self._snapshots, lock=lambda self: self._lock)
     def snapshot(self, run_id: str, step: int) -> Snapshot:
-        cache_key = (run_id, int(step))
-        with self._lock:
-            if cache_key in self._snapshots:
-                self._snapshots.move_to_end(cache_key)
-                return self._snapshots[cache_key]
+        """The decoded snapshot of ``step`` (an unreadable one is an LLMBError, not cached)."""
         label = f"snapshot of step {step} in run {run_id}"
-        raw = self.artifact_bytes(run_id, snapshot_path(step), label, MAX_SNAPSHOT_BYTES)
-        snap = snapshot_format.decode(raw, label)
-        with self._lock:
-            self._snapshots[cache_key] = snap
-            while len(self._snapshots) > self._snapshot_cache_size:
-                self._snapshots.popitem(last=False)
-        return snap
+        raw = self.artifact_bytes(run_id, snapshot_path(int(step)), label, MAX_SNAPSHOT_BYTES)
+        return snapshot_format.decode(raw, label)
 
     def artifact_bytes(self, run_id: str, path: str, label: str | None = None,
                        max_bytes: int | None = None) -> bytes:
@@ -235,10 +220,7 @@ class RunReader:
 
         label = label or f"artifact {path} of run {run_id}"
         with store_errors(self.uri):
-            repo = self._artifact_repos.get(run_id)
-            if repo is None:
-                repo = mlflow_compat.artifact_repository(self._artifact_uri(run_id), self.uri)
-                self._artifact_repos[run_id] = repo
+            repo = self._repository(run_id)
             try:
                 folder = mlflow_compat.local_folder(repo)
                 if folder is not None:
@@ -251,6 +233,10 @@ class RunReader:
                 if is_missing(exc) or "404" in str(exc):
                     raise LLMBError(f"{label} is missing from the artifact store") from None
                 raise
+
+    @cachedmethod(lambda self: self._repositories, lock=lambda self: self._lock)
+    def _repository(self, run_id: str):
+        return mlflow_compat.artifact_repository(self._artifact_uri(run_id), self.uri)
 
     def _artifact_uri(self, run_id: str) -> str:
         uri = self.client.get_run(run_id).info.artifact_uri

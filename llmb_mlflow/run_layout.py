@@ -62,7 +62,8 @@ VERSION_TAG = "llmb.version"  # the LLMBreaker version that trained
 DATASET_TAG = "llmb.dataset"
 PRESET_TAG = "llmb.preset"
 HOST_TAG = "llmb.host"  # where the trainer runs ...
-PID_TAG = "llmb.pid"  # ... and its process
+PID_TAG = "llmb.pid"  # ... its process ...
+PID_STARTED_TAG = "llmb.pid_started"  # ... and when that process started (ms since the epoch)
 HEARTBEAT_TAG = "llmb.heartbeat"  # ms since the epoch, every HEARTBEAT_SECONDS
 TRAINER_STATE_TAG = "llmb.state"  # what the trainer does: TRAINER_STATES
 CONTROL_STATE_TAG = "llmb.control.state"  # what controllers want: CONTROL_STATES
@@ -73,7 +74,7 @@ MODEL_VERSION_TAG = "llmb.model_version"  # ... and the version it resumed
 WORLD_SIZE_TAG = "llmb.world_size"  # processes of a data-parallel training
 NOTE_TAG = "mlflow.note.content"  # MLflow's run description: links to the viewer
 PARENT_RUN_ID_TAG = "mlflow.parentRunId"  # MLflow's nesting of a resumed run under its source
-RUN_TAGS = (KIND_TAG, VERSION_TAG, DATASET_TAG, PRESET_TAG, HOST_TAG, PID_TAG, HEARTBEAT_TAG,
+RUN_TAGS = (KIND_TAG, VERSION_TAG, DATASET_TAG, PRESET_TAG, HOST_TAG, PID_TAG, PID_STARTED_TAG, HEARTBEAT_TAG,
             TRAINER_STATE_TAG, CONTROL_STATE_TAG, CONTROL_STEPS_TAG, CONTROL_CHECKPOINTS_TAG,
             PARENT_RUN_TAG, MODEL_VERSION_TAG, WORLD_SIZE_TAG, NOTE_TAG, PARENT_RUN_ID_TAG)
 

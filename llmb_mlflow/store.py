@@ -36,7 +36,6 @@ def client(tracking_uri: str | None = None, check: bool = True):
 
 
 _opened_sqlite: set[str] = set()
-_can_lock = os.name == "posix"
 
 
 @contextlib.contextmanager
@@ -45,17 +44,13 @@ def _first_open_lock(uri: str):
     opening a brand-new store at the same moment otherwise race through MLflow's migrations,
     and all but one fail."""
     path = uri.split("sqlite:///", 1)[-1] if urlparse(uri).scheme == "sqlite" else ""
-    if uri in _opened_sqlite or not path or path.startswith(":memory:") or not _can_lock:
+    if uri in _opened_sqlite or not path or path.startswith(":memory:"):
         yield
         return
-    import fcntl
+    from filelock import FileLock
 
-    with open(path + ".llmb-lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with FileLock(path + ".llmb-lock"):
+        yield
 
 
 def check_reachable(uri: str, timeout: float = 5.0) -> None:

@@ -112,3 +112,23 @@ def test_a_paused_trainer_keeps_its_heartbeat(store_uri):
         assert control.silence(run.data.tags, run.info.status, run.info.start_time) is None
     finally:
         training.process.kill()
+
+
+def test_a_process_id_reused_by_another_process_is_not_taken_for_the_trainer(store_uri):
+    """A trainer's process id may be given to a new process after it died: the run records
+    when its process started, so the new process does not keep a crashed run looking alive."""
+    import os
+
+    import psutil
+
+    from llmb_mlflow.control import process_tags
+
+    now = str(int(time.time() * 1000))
+    alive = {**process_tags(), run_layout.HEARTBEAT_TAG: now}
+    assert alive[run_layout.PID_TAG] == str(os.getpid())
+    assert control.silence(alive, "RUNNING") is None
+    started = int(psutil.Process().create_time() * 1000)
+    reused = {**alive, run_layout.PID_STARTED_TAG: str(started - 3_600_000)}  # its id, another start
+    assert control.silence(reused, "RUNNING") == "crashed: its process is gone"
+    unknown_start = {k: v for k, v in alive.items() if k != run_layout.PID_STARTED_TAG}
+    assert control.silence(unknown_start, "RUNNING") is None  # recorded before start times were
