@@ -148,12 +148,39 @@ class View(_Strict):
     step: Step | None = None
 
 
+class PendingLaunch(_Strict):
+    """A training the page started and follows until it has its run (``launcher.state``), with
+    what to say then (the server wrote both messages; ``{run}`` stands for the run)."""
+
+    id: Annotated[StrictStr, Field(pattern=r"^(train|resume)-\d{13}-\d{1,10}-[0-9a-f]{12}$")]
+    done: Annotated[StrictStr, Field(max_length=400)]
+    failed: Annotated[StrictStr, Field(max_length=400)]
+
+
+class PendingSave(_Strict):
+    """A save waiting for the checkpoint its live training was asked for."""
+
+    run_id: Annotated[StrictStr, Field(pattern=f"^{RUN_ID}$")]
+    name: Annotated[StrictStr, Field(max_length=MAX_NAME)]
+    step: Step
+    since: Step  # ms since the epoch
+    token: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{32}$")]  # makes the save happen once
+
+
 class _Steps(_Strict):
     steps: Annotated[list[Step], Field(max_length=MAX_SNAPSHOTS)]
 
 
 def run_state(value) -> dict:
     return _model(RunState, value, "the page's run state").model_dump()
+
+
+def pending_launch(value) -> dict:
+    return _model(PendingLaunch, value, "the page's started training").model_dump()
+
+
+def pending_save(value) -> dict:
+    return _model(PendingSave, value, "the page's waiting save").model_dump()
 
 
 def view(value) -> dict:

@@ -1,32 +1,46 @@
 """Starting ``llmb train`` / ``llmb resume`` as processes of their own.
 
-Used by the viewer's Start and Load buttons and by ``llmb demo``. Each training runs in a new
+Used by the viewer's New training and Load and by ``llmb demo``. Each training runs in a new
 session, so it outlives a browser refresh and a Ctrl-C meant for the viewer; it is stopped through
 its run (the viewer's Stop button, ``llmb runs stop``) and always checkpoints first. Its output
-goes to a log file whose last line explains a failed start.
+goes to a log file named by the launch's id, which says when the training has its run or why it
+did not start. ``start`` returns at once: anyone on this machine who knows the id (any worker
+of a server, a page polling it) can follow it with ``state``; ``launch`` waits.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import LLMBError
 
 RUN_LINE = re.compile(r"Logging to MLflow run ([0-9a-f]{32})")
+LAUNCH_ID = re.compile(r"(?P<command>train|resume)-(?P<started>\d{13})-(?P<pid>\d{1,10})-[0-9a-f]{12}")
 START_TIMEOUT = 120.0  # importing torch and reading a 20 MB corpus on a busy machine
+
+
+@dataclass(frozen=True)
+class Started:
+    """A training on its way: ``id`` names it (and its log file) for ``state``."""
+
+    id: str
+    process: subprocess.Popen
+    log_path: str
 
 
 @dataclass(frozen=True)
 class Launched:
     run_id: str
-    process: subprocess.Popen
+    process: subprocess.Popen | None
     log_path: str
 
 
@@ -36,34 +50,64 @@ def log_dir() -> str:
     return path
 
 
-def launch(args: list[str], tracking_uri: str, timeout: float = START_TIMEOUT) -> Launched:
-    """Start ``llmb COMMAND --tracking-uri=URI ARGS...`` (``args`` = COMMAND, ARGS...) and return
-    once it has created its MLflow run. ARGS may end with ``--`` and positional arguments."""
-    log_path = os.path.join(log_dir(), f"{args[0]}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-"
-                                       f"{threading.get_ident() % 10000}.log")
+def start(args: list[str], tracking_uri: str) -> Started:
+    """Start ``llmb COMMAND --tracking-uri=URI ARGS...`` (``args`` = COMMAND, ARGS...; ARGS may
+    end with ``--`` and positional arguments) and return at once."""
+    if args[0] not in ("train", "resume"):
+        raise ValueError(f"not a training command: {args[0]}")
     command = [sys.executable, "-m", "llmb_mlflow", args[0], f"--tracking-uri={tracking_uri}", *args[1:]]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": tracking_uri}
-    with open(log_path, "w") as log:
+    partial = Path(log_dir()) / f".{args[0]}-{secrets.token_hex(6)}.starting"
+    with open(partial, "w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    launch_id = f"{args[0]}-{int(time.time() * 1000)}-{process.pid}-{secrets.token_hex(6)}"
+    log_path = Path(log_dir()) / f"{launch_id}.log"
+    partial.rename(log_path)  # the child keeps writing to the same file
     threading.Thread(target=process.wait, daemon=True, name="llmb-reaper").start()
-    return Launched(_wait_for_run(process, log_path, timeout), process, log_path)
+    return Started(launch_id, process, str(log_path))
 
 
-def _wait_for_run(process: subprocess.Popen, log_path: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
+def state(launch_id: str, timeout: float = START_TIMEOUT) -> str | None:
+    """The run id of a started training once it has its run, None while it is starting; an
+    LLMBError if it did not start (its log's last line says why) or not within ``timeout``."""
+    import psutil
+
+    match = LAUNCH_ID.fullmatch(launch_id) if isinstance(launch_id, str) else None
+    if not match:
+        raise LLMBError(f"no training was started as {launch_id!r} here")
+    log_path = Path(log_dir()) / f"{launch_id}.log"
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        raise LLMBError(f"no training was started as {launch_id!r} here") from None
+    found = RUN_LINE.search(text)
+    if found:
+        return found.group(1)
+    try:
+        process = psutil.Process(int(match["pid"]))
+        alive = process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        alive = False
+    if not alive:
+        text = log_path.read_text(errors="replace")  # it may have written its run line as it ended
+        found = RUN_LINE.search(text)
+        if found:
+            return found.group(1)
+        raise LLMBError(f"the training did not start: {_last_line(text)}")
+    if time.time() - int(match["started"]) / 1000 > timeout:
+        process.terminate()
+        raise LLMBError(f"the training did not start within {timeout:.0f} s (log: {log_path.name})")
+    return None
+
+
+def launch(args: list[str], tracking_uri: str, timeout: float = START_TIMEOUT) -> Launched:
+    """``start``, then wait until the training has created its MLflow run."""
+    started = start(args, tracking_uri)
     while True:
-        exited = process.poll() is not None
-        with open(log_path, errors="replace") as f:
-            text = f.read()
-        match = RUN_LINE.search(text)
-        if match:
-            return match.group(1)
-        if exited:
-            raise LLMBError(f"the training did not start: {_last_line(text)}")
-        if time.monotonic() > deadline:
-            process.terminate()
-            raise LLMBError(f"the training did not start within {timeout:.0f} s (log: {log_path})")
+        run_id = state(started.id, timeout)
+        if run_id:
+            return Launched(run_id, started.process, started.log_path)
         time.sleep(0.1)  # polling the child's log; it writes the line within seconds
 
 

@@ -8,8 +8,9 @@ library works the same on a local sqlite store and over REST against ``mlflow se
 
 from __future__ import annotations
 
+import os
 import re
-import time
+import tempfile
 import unicodedata
 from dataclasses import dataclass
 
@@ -17,7 +18,8 @@ from . import control
 from .errors import LLMBError, shown
 from .reader import RunReader
 from .run_layout import (
-    KIND_TAG, MODEL_KIND, RUNNING, TRAIN_LOSS, TRAINING_RUN, VAL_LOSS, checkpoint_file, checkpoint_path,
+    KIND_TAG, MODEL_KIND, RUNNING, SAVE_TOKEN_TAG, TRAIN_LOSS, TRAINING_RUN, VAL_LOSS, checkpoint_file,
+    checkpoint_path,
 )
 from .store import is_missing, missing_as, store_errors
 _BAD_NAME = re.compile(r"[/:@]")
@@ -77,9 +79,26 @@ class ModelLibrary:
     def checkpoint_steps(self, run_id: str) -> list[int]:
         return self.reader.checkpoint_steps(run_id)
 
-    def save(self, run_id: str, name: str, step: int | None = None) -> Version:
-        """Register the run's checkpoint at ``step`` (the latest by default) as a new version."""
+    def save(self, run_id: str, name: str, step: int | None = None, once: str | None = None) -> Version:
+        """Register the run's checkpoint at ``step`` (the latest by default) as a new version.
+        ``once``: a token that makes asking again harmless: the version saved under it the first
+        time is returned (whichever process, on this machine, asks)."""
         check_name(name)
+        if once is not None:
+            if not re.fullmatch(r"[0-9a-f]{16,64}", once):
+                raise LLMBError(f"bad save token {shown(once)}")
+            from filelock import FileLock
+
+            with FileLock(os.path.join(tempfile.gettempdir(), f"llmb-save-{once}.lock")):
+                with store_errors(self.uri):
+                    found = self.client.search_model_versions(
+                        f"name = {_quoted(name)} and tags.{SAVE_TOKEN_TAG} = '{once}'")
+                if found:
+                    return self._version(found[0])
+                return self._save(run_id, name, step, {SAVE_TOKEN_TAG: once})
+        return self._save(run_id, name, step, {})
+
+    def _save(self, run_id: str, name: str, step: int | None, extra_tags: dict) -> Version:
         run = self.reader.run(run_id)
         if run.tags.get(KIND_TAG) != TRAINING_RUN:
             raise LLMBError(f"run {run_id} is not an LLMBreaker training run")
@@ -99,6 +118,7 @@ class ModelLibrary:
             "preset": run.params.get("preset", ""),
             "source_run": run_id,
             **{key: f"{value:.6g}" for key, value in losses.items() if value is not None},
+            **extra_tags,
         }
         with store_errors(self.uri):
             self._ensure_registered(name)
@@ -109,12 +129,12 @@ class ModelLibrary:
             )
         return self._version(created)
 
-    def save_now(self, run_id: str, name: str, wait_seconds: float = 30.0,
-                 max_checkpoints: int | None = None) -> Version:
-        """Register the run's model as it is now: its latest checkpoint if its training has
-        ended or has just written one, else a checkpoint its training is asked to write now
-        (unless the run has ``max_checkpoints`` already). Everything that can be checked is
-        checked before the training is asked."""
+    def checkpoint_for_saving(self, run_id: str, name: str, max_checkpoints: int | None = None) -> int | None:
+        """Make the run's model as it is now ready to save as ``name``: None if its latest
+        checkpoint is it (its training has ended, or has just written one); else its training is
+        asked for a checkpoint now (unless the run has ``max_checkpoints`` already), and the step
+        to wait for (``has_checkpoint``) is returned. Everything that can be checked is checked
+        before the training is asked."""
         check_name(name)
         run = self.reader.run(run_id)
         if run.tags.get(KIND_TAG) != TRAINING_RUN:
@@ -122,18 +142,17 @@ class ModelLibrary:
         with store_errors(self.uri):
             self._check_joinable(name)
         written = self.checkpoint_steps(run_id)
-        if run.status == RUNNING and not (written and written[-1] >= run.last_step):
-            if max_checkpoints is not None and len(written) >= max_checkpoints:
-                raise LLMBError(f"run {run_id} has {len(written)} checkpoints already; save its latest "
-                                "once the training has ended")
-            step = run.last_step
-            control.send(self.client, run_id, "checkpoint")
-            deadline = time.monotonic() + wait_seconds
-            while not any(s >= step for s in self.checkpoint_steps(run_id)):
-                if time.monotonic() > deadline:
-                    raise LLMBError("the training did not write a checkpoint in time; is it still alive?")
-                time.sleep(0.25)  # the trainer checkpoints within about a second
-        return self.save(run_id, name)
+        if run.status != RUNNING or (written and written[-1] >= run.last_step):
+            return None
+        if max_checkpoints is not None and len(written) >= max_checkpoints:
+            raise LLMBError(f"run {run_id} has {len(written)} checkpoints already; save its latest "
+                            "once the training has ended")
+        control.send(self.client, run_id, "checkpoint")
+        return run.last_step
+
+    def has_checkpoint(self, run_id: str, step: int) -> bool:
+        """Whether the run has a checkpoint at ``step`` or later."""
+        return any(s >= step for s in self.checkpoint_steps(run_id))
 
     def _check_joinable(self, name: str) -> None:
         """A new version may join ``name`` if no model has that name or ours does."""

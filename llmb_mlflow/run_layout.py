@@ -84,7 +84,8 @@ HEARTBEAT_SECONDS = 5.0
 
 # -- the model registry ----------------------------------------------------------------------
 MODEL_KIND = "model"  # KIND_TAG of our registered models
-VERSION_TAGS = ("step", TRAIN_LOSS, VAL_LOSS, "dataset", "preset", "source_run")
+SAVE_TOKEN_TAG = "save_token"  # what made a save that was asked again harmless (the viewer's)
+VERSION_TAGS = ("step", TRAIN_LOSS, VAL_LOSS, "dataset", "preset", "source_run", SAVE_TOKEN_TAG)
 
 # -- run statuses (MLflow's) -----------------------------------------------------------------
 RUNNING, FINISHED, FAILED, KILLED = "RUNNING", "FINISHED", "FAILED", "KILLED"

@@ -158,3 +158,15 @@ def test_a_version_whose_tags_someone_else_wrote_still_lists(library):
         MlflowClient(library.uri, registry_uri=library.uri).set_model_version_tag("poet", version.version, key, value)
     shown = library.resolve("poet")
     assert (shown.step, shown.val_loss) == (0, None) and shown.train_loss == float("9" * 400)
+
+
+def test_a_save_asked_again_with_its_token_happens_once(library):
+    """The viewer polls on while a save is under way; asking again, even at the same moment,
+    returns the version saved the first time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    token = "0123456789abcdef0123456789abcdef"
+    with ThreadPoolExecutor(4) as pool:
+        saved = list(pool.map(lambda _: library.save(library.run_id, "once", once=token), range(4)))
+    assert {v.version for v in saved} == {"1"} and [v.version for v in library.versions("once")] == ["1"]
+    assert library.save(library.run_id, "once", once="f" * 32).version == "2"  # another token: a new save

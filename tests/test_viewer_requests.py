@@ -59,8 +59,21 @@ def refused(answer, prefix, excerpt=""):
     assert toast.startswith(prefix) and excerpt in toast, toast
     assert "\n" not in toast and len(toast) < 400, toast
     assert answer.outputs.get("toast.className") == "toast error"
-    assert "switch-run.data" not in answer.outputs
+    assert "switch-run.data" not in answer.outputs and not answer.outputs.get("pending-launch.data")
     return toast
+
+
+def followed(viewer, answer, timeout=150):
+    """The answer that ends a training the page started: the page polls until it has its run."""
+    waiting = answer.outputs["pending-launch.data"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = viewer.post("launch-poll.n_intervals", {"launch-poll.n_intervals": 1,
+                                                         "pending-launch.data": waiting})
+        if answer.status == 200 and "toast.children" in answer.outputs:
+            return answer
+        time.sleep(0.5)  # the page's own poll interval
+    raise AssertionError("the started training neither got its run nor failed")
 
 
 def test_new_training_trains_only_on_a_bundled_corpus_or_an_upload_the_viewer_stored(
@@ -220,9 +233,9 @@ def test_load_trains_on_an_uploaded_corpus_but_never_on_another_file_the_store_n
                                                                  "load-steps.value": 50000, "experiment.value": "llmbreaker"})
 
     runs_before = len(RunReader(store_uri).runs())
-    refused(load("leaky"), "Could not load leaky/1: the training did not start: leaky/1 was trained on 'secret.txt', which is neither a bundled corpus nor a file uploaded here")
+    refused(followed(viewer, load("leaky")), "Could not load leaky/1: the training did not start: leaky/1 was trained on 'secret.txt', which is neither a bundled corpus nor a file uploaded here")
     assert len(RunReader(store_uri).runs()) == runs_before
-    answer = load("poem")
+    answer = followed(viewer, load("poem"))
     run_id = answer.outputs.get("switch-run.data")
     try:
         assert answer.outputs["toast.children"].startswith("Loaded poem/1 (step 6)"), answer.text[:400]
@@ -268,6 +281,12 @@ def test_controls_and_saving_check_the_run_against_the_store(viewer, store_uri, 
     refused(viewer.post("save-model.n_clicks", {**save, "save-name.value": 12345,
                                                 "run-state.data": state(foreign)}),
             "Could not save: model name must be text (got 12345)")
+    waiting = {"run_id": foreign, "name": "stolen", "step": 1, "since": 0, "token": "0" * 32}
+    refused(viewer.post("save-poll.n_intervals", {"save-poll.n_intervals": 1, "pending-save.data": waiting}),
+            f"Could not save: run {foreign} is not an LLMBreaker training run")
+    refused(viewer.post("save-poll.n_intervals", {"save-poll.n_intervals": 1,
+                                                  "pending-save.data": {**waiting, "token": "../x"}}),
+            "Could not save: the page's waiting save is malformed (token:")
     # refused before the running training is asked for a checkpoint (no control tag written)
     for name, message in (("a/b", "Could not save: model name 'a/b' may not contain"),
                           ("foreign", "Could not save: registered model 'foreign' exists but is not an LLMBreaker model")):
@@ -324,7 +343,7 @@ def test_showing_runs_checks_every_value_and_never_fails_a_request(viewer, store
                             ("url.search", {"url.search": ["?tab=watch"]}),
                             ("url.search", {"url.search": "?step=%C2%B2", "steps.data": [0, 10], "view.data": {}}),
                             ("experiment.value", {"experiment.value": ["x"]})]:
-        answer = viewer.post(trigger, {**values}, output="status" if trigger == "run-state.data" else None)
+        answer = viewer.post(trigger, {**values}, output={"run-state.data": "status", "url.search": "view"}.get(trigger))
         assert answer.status in (200, 204), (trigger, answer.text[:300])
     assert footprint(store_uri, tmp_path) == before
 
@@ -401,6 +420,7 @@ def test_a_training_started_inside_mlflow_server_logs_to_it_whatever_host_the_re
     answer = viewer.post("train-start.n_clicks", {**GOOD_FORM, "train-start.n_clicks": 1},
                          headers={"Host": "127.0.0.1:9"})  # a port where nothing listens
     try:
+        answer = followed(viewer, answer)
         assert answer.outputs.get("toast.className") == "toast ok", answer.text[:500]
         run_id = answer.outputs["switch-run.data"]
         reader = RunReader(uri)

@@ -4,24 +4,24 @@ loading them (a load resumes training in a new run, which the viewer then shows)
 from __future__ import annotations
 
 import re
-import threading
+import secrets
 
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
-from llmb_mlflow import limits
+from llmb_mlflow import launcher, limits
 from llmb_mlflow.config import DEFAULT_PRESET, PRESETS, TrainConfig, build_config
 from llmb_mlflow.errors import LLMBError, shown
-from llmb_mlflow.launcher import launch
 from llmb_mlflow.registry import ModelLibrary, check_name
 
 from .. import checks
+from . import launches
+from .controls import now_ms
 
 CHECKPOINT_WAIT_SECONDS = 30
 DEFAULT_MORE_STEPS = 1000
 MAX_MORE_STEPS = 10**9
 ACTIONS = ("rename", "delete", "delete-no", "delete-yes", "load")
 RESUMED_SETTINGS = ("batch_size", "block_size", "eval_interval", "checkpoint_interval")
-SAVES_WAITING = 2  # saves from live runs that may wait for a checkpoint at once (each holds a thread)
 HEADERS = ("model", "version", "step", "train loss", "val loss", "aliases", "dataset", "")
 
 
@@ -99,7 +99,8 @@ def layout() -> html.Details:
             html.Div(id="models-feedback", className="menu-feedback", role="status"),
             html.Div(id="models-list"),
             html.Button(id="rename-cancel", hidden=True),  # Escape in the rename field clicks it
-            dcc.Store(id="renaming"), dcc.Store(id="deleting"),
+            dcc.Store(id="renaming"), dcc.Store(id="deleting"), dcc.Store(id="pending-save"),
+            dcc.Interval(id="save-poll", interval=500, disabled=True),
         ], className="menu-body"),
     ], id="models-menu", className="menu")
 
@@ -144,7 +145,6 @@ def model_action(which) -> tuple[str, str, str]:
 
 def register(app, data) -> None:
     library = ModelLibrary(reader=data.reader)
-    saving = threading.BoundedSemaphore(SAVES_WAITING)
     toast = (Output("toast", "children", allow_duplicate=True),
              Output("toast", "className", allow_duplicate=True))
 
@@ -165,27 +165,46 @@ def register(app, data) -> None:
         except LLMBError:
             return no_update
 
-    @app.callback(*toast, Input("save-model", "n_clicks"), State("save-name", "value"),
-                  State("run-state", "data"), prevent_initial_call=True)
+    @app.callback(*toast, Output("pending-save", "data"), Input("save-model", "n_clicks"),
+                  State("save-name", "value"), State("run-state", "data"), prevent_initial_call=True)
     def save(_, name, state):
         if not state or ctx.triggered_id != "save-model":
-            return no_update, no_update
+            return no_update, no_update, no_update
         try:
             data.check_writable()
             name = check_name(name.strip() if isinstance(name, str) else name)
             run_id = data.check_run(checks.run_state(state)["run_id"])
-            if not saving.acquire(blocking=False):
-                raise LLMBError("other saves are waiting for their trainings' checkpoints; try again in a moment")
-            try:
-                version = library.save_now(run_id, name, CHECKPOINT_WAIT_SECONDS, limits.MAX_RUN_CHECKPOINTS)
-            finally:
-                saving.release()
+            step = library.checkpoint_for_saving(run_id, name, limits.MAX_RUN_CHECKPOINTS)
+            if step is not None:  # the page waits for the checkpoint; no server thread does
+                return (f"Asked the training for a checkpoint; it is saved as {name} once written.",
+                        "toast ok", {"run_id": run_id, "name": name, "step": step, "since": now_ms(),
+                                     "token": secrets.token_hex(16)})
+            version = library.save(run_id, name)
         except LLMBError as exc:
-            return f"Could not save: {exc}", "toast error"
-        return f"Saved step {version.step} as {version.ref}.", "toast ok"
+            return f"Could not save: {exc}", "toast error", no_update
+        return f"Saved step {version.step} as {version.ref}.", "toast ok", no_update
+
+    @app.callback(*toast, Output("save-poll", "disabled"), Output("pending-save", "data", allow_duplicate=True),
+                  Input("save-poll", "n_intervals"), Input("pending-save", "data"), prevent_initial_call=True)
+    def finish_save(_, waiting):
+        if not waiting:
+            return no_update, no_update, True, no_update
+        try:
+            data.check_writable()
+            waiting = checks.pending_save(waiting)
+            name, run_id = check_name(waiting["name"]), data.check_run(waiting["run_id"])
+            if not library.has_checkpoint(run_id, waiting["step"]):
+                if now_ms() - waiting["since"] > CHECKPOINT_WAIT_SECONDS * 1000:
+                    raise LLMBError("the training did not write a checkpoint in time; is it still alive?")
+                return no_update, no_update, False, no_update  # not yet: poll on
+            # the page polls on while a save is under way: the token makes it happen once
+            version = library.save(run_id, name, once=waiting["token"])
+        except LLMBError as exc:
+            return f"Could not save: {exc}", "toast error", True, None
+        return f"Saved step {version.step} as {version.ref}.", "toast ok", True, None
 
     @app.callback(Output("renaming", "data"), Output("deleting", "data"), *toast,
-                  Output("switch-run", "data", allow_duplicate=True),
+                  Output("pending-launch", "data", allow_duplicate=True),
                   Input(action_id(ALL, ALL, ALL), "n_clicks"),
                   State("load-steps", "value"), State("experiment", "value"), prevent_initial_call=True)
     def act(clicks, more_steps, experiment):
@@ -209,7 +228,9 @@ def register(app, data) -> None:
                 return no_update, None, message, "toast ok", no_update
             args, message = load_args(library, f"{name}/{version}", more_steps,
                                       data.experiment_to_train_in(experiment or data.experiment))
-            return no_update, no_update, message, "toast ok", launch(args, data.training_uri()).run_id
+            started = launcher.start(args, data.training_uri())
+            return (no_update, no_update, f"Loading {name}/{version}: starting its training...", "toast ok",
+                    launches.pending(started, message, f"Could not load {name}/{version}"))
         except LLMBError as exc:
             verb = "delete" if action == "delete-yes" else "load"
             return no_update, None, f"Could not {verb} {name}/{version}: {exc}", "toast error", no_update

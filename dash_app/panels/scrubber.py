@@ -6,7 +6,12 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
-from dash import dcc, html
+from dash import Input, Output, State, ctx, dcc, html, no_update
+
+from llmb_mlflow.errors import LLMBError
+
+from .. import checks
+from ..address import query
 
 SPEEDS = (1, 2, 5, 10)
 
@@ -66,6 +71,7 @@ def marks(steps: list[int], count: int = 8) -> dict:
 
 def layout() -> html.Div:
     return html.Div([
+        dcc.Store(id="view", data={"live": True, "playing": False, "step": None}),
         html.Button("◀", id="step-back", title="previous snapshot (←)", className="scrub-btn"),
         html.Button("▶ Play", id="play", className="scrub-btn"),
         dcc.Dropdown(id="speed", options=[{"label": f"{s}×", "value": s} for s in SPEEDS],
@@ -77,3 +83,55 @@ def layout() -> html.Div:
         html.Span(id="shown-step", className="shown-step"),
         dcc.Interval(id="play-tick", interval=700, disabled=True),
     ], className="scrubber", id="scrubber-bar")
+
+
+def register(app) -> None:
+    @app.callback(Output("view", "data"), Output("scrubber", "value"), Output("scrubber", "max"),
+                  Output("scrubber", "marks"), Output("play-tick", "disabled"), Output("play", "children"),
+                  Output("live", "className"),
+                  Input("steps", "data"), Input("scrubber", "value"), Input("live", "n_clicks"),
+                  Input("step-back", "n_clicks"), Input("step-forward", "n_clicks"),
+                  Input("play", "n_clicks"), Input("play-tick", "n_intervals"),
+                  Input("loss-chart", "clickData"), Input("url", "search"), Input("switch-run", "data"),
+                  State("view", "data"), State("speed", "value"))
+    def scrub(steps, slider, _live, _back, _forward, _play, _tick, click, search, _switch, view, speed):
+        try:
+            steps, view = checks.steps(steps or []), checks.view(view)
+            speed = checks.choice(speed or 1, "speed", SPEEDS)
+        except LLMBError:
+            return (no_update,) * 7
+        triggers = set(ctx.triggered_prop_ids.values())
+        trigger = ctx.triggered_id
+        if "url" in triggers:  # a shared link pins its step, once; our own URL updates don't
+            wanted = checks.step_in_address(query(search).get("step", ""))
+            if view.get("step") is None and wanted is not None:
+                view = {"live": False, "playing": False, "step": wanted}
+            elif triggers == {"url"}:
+                return (no_update,) * 7
+            trigger = "steps"
+        if trigger == "loss-chart":
+            event, value = "click", _clicked_step(click)
+            if value is None:
+                return (no_update,) * 7
+        elif trigger == "play":
+            event, value = ("pause" if view.get("playing") else "play"), None
+        else:
+            event = {"steps": "steps", "scrubber": "slider", "live": "live", "switch-run": "live",
+                     "step-back": "back",
+                     "step-forward": "forward", "play-tick": "tick"}.get(trigger, "steps")
+            value = slider
+            if event == "slider" and (isinstance(slider, bool) or not isinstance(slider, int)):
+                return (no_update,) * 7
+        new = next_view(event, view, steps, value, speed or 1)
+        index = nearest_index(steps, new["step"]) if steps and new["step"] is not None else 0
+        return (new, index, max(len(steps) - 1, 0), marks(steps), not new["playing"],
+                "❚❚ Pause" if new["playing"] else "▶ Play", "live-btn on" if new["live"] else "live-btn")
+
+
+def _clicked_step(click) -> int | None:
+    """The step of a click on the loss chart, as the page sent it."""
+    try:
+        x = click["points"][0]["x"]
+    except (TypeError, KeyError, IndexError):
+        return None
+    return int(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < 2**62 else None

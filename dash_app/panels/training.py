@@ -8,14 +8,14 @@ import binascii
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
-from llmb_mlflow import limits
+from llmb_mlflow import launcher, limits
 from llmb_mlflow.config import DEFAULT_PRESET, PRESETS, ModelConfig, SettingError, TrainConfig, build_config
 from llmb_mlflow.corpus import BUNDLED, MAX_CORPUS_BYTES
 from llmb_mlflow.errors import LLMBError, shown
-from llmb_mlflow.launcher import launch
 from llmb_mlflow.uploads import find_upload, is_upload_id, store_upload
 
 from .. import checks
+from . import launches
 
 # (setting, label, default shown as the field's placeholder)
 SETTINGS = [("max_iters", "steps", TrainConfig.max_iters),
@@ -164,7 +164,7 @@ def register(app, data) -> None:
         return (corpus_options(uploaded), stored.id, uploaded,
                 f"Uploaded {stored.name} ({len(raw) / 1024:.0f} KB).", "toast ok")
 
-    @app.callback(*toast, Output("switch-run", "data", allow_duplicate=True),
+    @app.callback(*toast, Output("pending-launch", "data"),
                   Input("train-start", "n_clicks"), State("train-corpus", "value"),
                   State("train-preset", "value"), State("experiment", "value"),
                   State("train-run-name", "value"),
@@ -176,8 +176,9 @@ def register(app, data) -> None:
             data.check_writable()
             args = training_args(corpus, preset, dict(zip([k for k, _, _ in SETTINGS], values)),
                                  data.experiment_to_train_in(experiment or data.experiment), run_name)
-            training = launch(args, data.training_uri())
+            started = launcher.start(args, data.training_uri())
         except LLMBError as exc:
             return f"Could not start: {exc}", "toast error", no_update
-        what = corpus.rsplit("/", 1)[-1]  # a bundled name, or the file name of an upload id
-        return f"Started run {training.run_id[:8]}: {preset} on {what}.", "toast ok", training.run_id
+        what = f"{preset} on {corpus.rsplit('/', 1)[-1]}"  # a bundled name, or an upload's file name
+        return (f"Starting a training: {what}...", "toast ok",
+                launches.pending(started, f"Started run {{run}}: {what}.", "Could not start"))

@@ -1,0 +1,150 @@
+"""Which run the page shows: the experiment and run pickers, loading the chosen run, and
+following it while it trains (incremental polls appended to the loss chart)."""
+
+from __future__ import annotations
+
+from dash import Input, Output, State, ctx, dcc, no_update
+
+from llmb_mlflow import control
+from llmb_mlflow.errors import LLMBError
+from llmb_mlflow.run_layout import TRAIN_LOSS, TRAINER_STATE_TAG, VAL_LOSS
+
+from .. import checks
+from ..address import query
+from . import loss
+from .controls import now_ms
+
+POLL_MS = 500  # with the trainer's 1 s flushes, new points show within ~1.5 s
+
+
+def pickers(experiment: str) -> list:
+    return [dcc.Dropdown(id="experiment", clearable=False, className="experiment-picker",
+                         value=experiment, options=[experiment]),
+            dcc.Dropdown(id="run", placeholder="choose a run", clearable=False, className="run-picker")]
+
+
+def stores() -> list:
+    return [dcc.Store(id="run-state"),
+            dcc.Store(id="switch-run"),  # a run just started from the viewer, to show at once
+            dcc.Store(id="steps", data=[]),
+            dcc.Interval(id="poll", interval=POLL_MS, disabled=True),
+            dcc.Interval(id="runs-refresh", interval=5000)]
+
+
+def register(app, data, default_run: str | None) -> None:
+    @app.callback(Output("experiment", "options"), Input("runs-refresh", "n_intervals"))
+    def list_experiments(_):
+        try:
+            return data.experiments()
+        except LLMBError:
+            return no_update
+
+    @app.callback(Output("run", "options"), Output("run", "value"), Output("error", "children"),
+                  Input("runs-refresh", "n_intervals"), Input("url", "search"), Input("experiment", "value"),
+                  Input("switch-run", "data"), State("run", "value"))
+    def list_runs(_, search, experiment, switch_to, current):
+        triggers = set(ctx.triggered_prop_ids.values())
+        if triggers == {"url"} and current:
+            return no_update, no_update, no_update
+        try:
+            experiment = checks.name(experiment, "experiment", optional=True)
+        except LLMBError as exc:
+            return no_update, no_update, f"Cannot list runs: {exc}"
+        try:
+            runs = data.runs(experiment)
+        except LLMBError as exc:
+            return no_update, no_update, f"Store unreachable: {exc}"
+        current, switch_to = checks.text(current, 300), checks.text(switch_to, 300)
+        options = [{"label": f"{r.run_name} · {r.status.lower()}", "value": r.run_id} for r in runs]
+        newest = runs[0].run_id if runs else None
+        if "switch-run" in triggers and switch_to:
+            wanted = switch_to
+        elif triggers == {"experiment"}:
+            wanted = newest
+        else:
+            wanted = current or query(search).get("run") or default_run or newest
+        if wanted and wanted not in {o["value"] for o in options}:
+            options.append({"label": wanted, "value": wanted})
+        return options, (wanted if wanted != current else no_update), ""
+
+    @app.callback(Output("loss-chart", "figure"), Output("run-state", "data"), Output("steps", "data"),
+                  Output("poll", "disabled"), Output("layer", "options"), Output("head", "options"),
+                  Output("layer", "value"), Output("head", "value"), Output("run-error", "children"),
+                  Input("run", "value"), Input("smoothing", "value"), Input("log-scale", "value"),
+                  Input("runs-refresh", "n_intervals"),
+                  State("layer", "value"), State("head", "value"), State("run-state", "data"))
+    def load_run(run_id, smoothing, log_scale, _refresh, layer, head, loaded):
+        loaded_id = loaded.get("run_id") if isinstance(loaded, dict) else None
+        if ctx.triggered_id == "runs-refresh" and (not run_id or loaded_id == run_id):
+            return (no_update,) * 9  # the periodic refresh only retries a run that failed to load
+        if not run_id:
+            return loss.loss_figure([], [], [], [], None), None, [], True, [], [], 0, 0, ""
+        try:
+            smoothing = checks.number(smoothing, "smoothing", 0, 0.99)
+            layer = checks.whole(layer or 0, "layer", 0, 63)
+            head = checks.whole(head or 0, "head", 0, 63)
+            run = data.run(run_id)
+            chart = data.chart(run_id, run)
+            steps = data.snapshot_steps(run_id, run)
+        except LLMBError as exc:
+            return (loss.loss_figure([], [], [], [], None), None, [], True, no_update, no_update,
+                    no_update, no_update, f"Cannot show run {checks.label(run_id)}: {exc}")
+        train_steps, train_values = chart["train"]
+        state = _run_state(run, train_steps, train_values, chart["val"][0], smoothing)
+        layers, heads = _count(run.params.get("n_layer")), _count(run.params.get("n_head"))
+        figure = loss.loss_figure(train_steps, train_values, *chart["val"], None, smoothing,
+                                  isinstance(log_scale, list) and "log" in log_scale)
+        return (figure, state, steps, run.ended,
+                [{"label": str(i + 1), "value": i} for i in range(layers)],
+                [{"label": str(i + 1), "value": i} for i in range(heads)],
+                min(layer, layers - 1), min(head, heads - 1), "")
+
+    @app.callback(Output("loss-chart", "extendData"), Output("run-state", "data", allow_duplicate=True),
+                  Output("steps", "data", allow_duplicate=True), Output("poll", "disabled", allow_duplicate=True),
+                  Output("run-error", "children", allow_duplicate=True),
+                  Input("poll", "n_intervals"), State("run-state", "data"), State("steps", "data"),
+                  State("run-error", "children"), prevent_initial_call=True)
+    def poll(_, state, steps, shown_error):
+        if not state:
+            return no_update, no_update, no_update, True, no_update
+        try:
+            state, steps = checks.run_state(state), checks.steps(steps)
+        except LLMBError as exc:
+            return no_update, no_update, no_update, True, f"Cannot follow the run: {exc}"
+        try:
+            run = data.run(state["run_id"])
+            train_steps, train_values = data.new_points(state["run_id"], TRAIN_LOSS, state["last_train"], run)
+            val_steps, val_values = data.new_points(state["run_id"], VAL_LOSS, state["last_val"], run)
+            new_steps = data.snapshot_steps(state["run_id"], run) if val_steps or run.ended else steps
+        except LLMBError as exc:  # keep polling: the store may come back
+            return no_update, no_update, no_update, no_update, f"Store unreachable, retrying: {exc}"
+        extend = no_update
+        if train_steps or val_steps:
+            smoothed = loss.smooth(train_values, state["smoothing"], state["ema"]) if train_steps else []
+            extend = [{"x": [train_steps, train_steps, val_steps],
+                       "y": [train_values, list(smoothed), val_values]}, [loss.RAW, loss.SMOOTH, loss.VAL]]
+            state = {**state, "last_train": train_steps[-1] if train_steps else state["last_train"],
+                     "last_val": val_steps[-1] if val_steps else state["last_val"],
+                     "ema": float(smoothed[-1]) if train_steps else state["ema"]}
+        state = {**state, "status": run.status, "last_step": run.last_step, "updated": now_ms(),
+                 "trainer_state": run.tags.get(TRAINER_STATE_TAG),
+                 "silence": control.silence(run.tags, run.status, run.start_time)}
+        return (extend, state, (new_steps if new_steps != steps else no_update), run.ended,
+                "" if shown_error else no_update)
+
+
+def _count(param) -> int:
+    """A run's layer or head count as its params say (anyone may write them): 1 to 64."""
+    return int(param) if isinstance(param, str) and param.isascii() and param.isdigit() \
+        and len(param) <= 2 and 1 <= int(param) <= 64 else 1
+
+
+def _run_state(run, train_steps, train_values, val_steps, smoothing) -> dict:
+    ema = float(loss.smooth(train_values, smoothing)[-1]) if train_values else None
+    return {"run_id": run.run_id, "status": run.status, "max_iters": run.max_iters,
+            "start_time": run.start_time, "first_step": max(train_steps[0] - 1, 0) if train_steps else 0,
+            "trainer_state": run.tags.get(TRAINER_STATE_TAG),
+            "silence": control.silence(run.tags, run.status, run.start_time),
+            "updated": now_ms(),
+            "last_step": run.last_step, "last_train": train_steps[-1] if train_steps else None,
+            "last_val": val_steps[-1] if val_steps else None, "ema": ema, "smoothing": smoothing}

@@ -1,0 +1,83 @@
+"""The Watch It Learn tab: the loss chart, what the model writes, the probability tower and
+the character star map, all at the step the scrubber shows."""
+
+from __future__ import annotations
+
+from dash import Input, Output, Patch, State, dcc, html, no_update
+
+from llmb_mlflow.errors import LLMBError
+from llmb_mlflow.run_layout import VAL_LOSS
+
+from .. import checks
+from ..address import TABS, address
+from . import loss, phase, probability_tower, star_map, text_progression
+
+
+def layout() -> html.Div:
+    return html.Div([
+        html.Div([
+            html.Div([
+                dcc.Graph(id="loss-chart", config={"displayModeBar": False}),
+                html.Div([
+                    html.Label("smoothing"),
+                    dcc.Slider(id="smoothing", min=0, max=0.99, step=0.01, value=0.6,
+                               marks={0: "0", 0.6: "0.6", 0.99: "0.99"}, allow_direct_input=False),
+                    dcc.Checklist(id="log-scale", options=[{"label": " log scale", "value": "log"}], value=[]),
+                    html.Span(id="perplexity", className="perplexity"),
+                ], className="chart-controls"),
+                html.Div([html.H3(id="phase-title"), html.P(id="phase-text")], className="phase"),
+            ], className="left"),
+            html.Div([html.H3("What it writes"), html.Div(id="samples", className="samples")],
+                     className="right"),
+        ], className="row"),
+        html.Div([
+            html.Div([
+                dcc.Graph(id="tower", config={"displayModeBar": False}),
+                html.Div([html.Label("temperature"),
+                          dcc.Slider(id="temperature", min=0.1, max=2.0, step=0.1, value=1.0,
+                                     marks={0.1: "0.1", 1: "1", 2: "2"}, allow_direct_input=False)],
+                         className="chart-controls"),
+            ], className="left"),
+            html.Div([html.H3("Character star map"), dcc.Graph(id="stars")], className="right"),
+        ], className="row"),
+    ])
+
+
+def register(app, data) -> None:
+    @app.callback(Output("samples", "children"), Output("tower", "figure"), Output("stars", "figure"),
+                  Output("phase-title", "children"), Output("phase-text", "children"),
+                  Output("perplexity", "children"), Output("shown-step", "children"),
+                  Output("loss-chart", "figure", allow_duplicate=True), Output("url", "search"),
+                  Output("run-error", "children", allow_duplicate=True),
+                  Input("view", "data"), Input("temperature", "value"), Input("tabs", "value"),
+                  State("run-state", "data"), State("steps", "data"), prevent_initial_call=True)
+    def watch_panels(view, temperature, tab, state, steps):
+        if not state or not view:
+            return (no_update,) * 10
+        try:
+            view, state, steps = checks.view(view), checks.run_state(state), checks.steps(steps)
+            temperature = checks.number(temperature or 1.0, "temperature", 0.1, 2.0)
+            tab = checks.choice(tab, "tab", TABS)
+            run_id = data.check_run(state["run_id"])
+        except LLMBError as exc:
+            return (no_update,) * 9 + (f"Cannot show this view: {exc}",)
+        step = view["step"]
+        if step is None or not steps or step not in steps:
+            return (no_update,) * 10
+        try:
+            snap = data.snapshot(run_id, step)
+            val = data.value_at(run_id, VAL_LOSS, step)
+            samples = data.samples(run_id, [s for s in steps if s <= step]) if tab == "watch" else []
+            extent = data.embedding_range(run_id, steps) if tab == "watch" else 1.0
+        except LLMBError as exc:
+            return (no_update,) * 9 + (f"Cannot show step {step}: {exc}",)
+        title, text = phase.phase(step, val)
+        marker = Patch()
+        marker["layout"]["shapes"][0] = loss.step_marker(step)
+        search = address(run_id, tab, step)
+        if tab != "watch":
+            return (no_update,) * 6 + (f"step {step}", marker, search, no_update)
+        return (text_progression.text_progression(samples, step),
+                probability_tower.tower_figure(snap, temperature),
+                star_map.star_figure(snap, extent),
+                title, text, loss.perplexity(val), f"step {step}", marker, search, no_update)
