@@ -11,6 +11,7 @@ from cachetools import LRUCache, cachedmethod
 from llmb_mlflow import control
 from llmb_mlflow.errors import LLMBError, shown
 from llmb_mlflow.reader import RunReader
+from llmb_mlflow.registry import ModelLibrary
 from llmb_mlflow.run_layout import DEFAULT_EXPERIMENT, KIND_TAG, TRAINING_RUN, TRAIN_LOSS, VAL_LOSS
 from llmb_mlflow.store import store_errors
 
@@ -29,6 +30,7 @@ class ViewerData:
                  cache_size: int = 4096, artifacts_destination: str | None = None,
                  training_uri: str | Callable[[], str] | None = None, read_only: bool = False):
         self.reader = RunReader(tracking_uri, artifacts_destination=artifacts_destination)
+        self.library = ModelLibrary(reader=self.reader)  # writes: after check_writable
         self.experiment = experiment
         self.read_only = read_only
         self._training_uri = training_uri or self.reader.uri

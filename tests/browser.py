@@ -1,7 +1,6 @@
 """Driving the viewer in a real browser (headless Chromium): fixtures and helpers."""
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -9,7 +8,7 @@ import threading
 
 import pytest
 
-from conftest import LIVE_ARGS, free_port
+from conftest import LIVE_ARGS, free_port, run_of
 
 CHROMEDRIVER = shutil.which("chromedriver")
 needs_browser = pytest.mark.skipif(not CHROMEDRIVER and not os.environ.get("CI"),
@@ -104,12 +103,7 @@ def start_training(store_uri, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "llmb_mlflow", "train", *LIVE_ARGS, "--checkpoint-interval", "0"],
         stdout=subprocess.PIPE, stderr=log, text=True, env=env)
-    line = proc.stdout.readline()
-    while line and "Logging to MLflow run" not in line:
-        line = proc.stdout.readline()
-    match = re.search(r"run ([0-9a-f]{32})", line)
-    assert match, (tmp_path / "trainer.log").read_text()
-    return proc, match.group(1)
+    return proc, run_of(proc)
 
 
 

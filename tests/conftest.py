@@ -125,6 +125,30 @@ def llmb(capsys):
     return run
 
 
+def run_of(proc, timeout: float = 120.0) -> str:
+    """The run id a starting ``llmb train`` process prints; a process that does not print it in
+    time is killed and the test fails (instead of waiting on its output for ever)."""
+    import re
+    import threading
+
+    found = {}
+
+    def read():
+        for line in proc.stdout:
+            match = re.search(r"Logging to MLflow run ([0-9a-f]{32})", line)
+            if match:
+                found["run"] = match.group(1)
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if "run" not in found:
+        proc.kill()
+        raise AssertionError(f"the training printed no run line within {timeout:.0f} s")
+    return found["run"]
+
+
 def free_port() -> int:
     import socket
 

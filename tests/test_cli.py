@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 
 from llmb_mlflow.reader import RunReader
 
-from conftest import TINY_ARGS
+from conftest import TINY_ARGS, run_of
 
 
 def runs_in(uri):
@@ -104,10 +104,7 @@ def test_ctrl_c_marks_the_run_killed_and_keeps_what_was_logged(store_uri):
         [sys.executable, "-m", "llmb_mlflow", "train", *TINY_ARGS, "--max-iters", "100000"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        line = proc.stdout.readline()
-        while line and "Logging to MLflow run" not in line:
-            line = proc.stdout.readline()
-        run_id = re.search(r"run ([0-9a-f]{32})", line).group(1)
+        run_id = run_of(proc)
         reader = RunReader(store_uri)
         deadline = time.monotonic() + 60
         while reader.run(run_id).last_step < 20:

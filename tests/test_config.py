@@ -1,24 +1,43 @@
+import re
+from pathlib import Path
+
 import pytest
 
-from llmb_mlflow.config import PRESETS, build_config
+from llmb_mlflow.config import DEFAULT_PRESET, PRESETS, build_config
 from llmb_mlflow.errors import LLMBError
 
-
-def test_presets_match_their_documented_sizes():
-    assert PRESETS["small"] == dict(n_embd=32, n_layer=3, n_head=4, block_size=96)
-    assert PRESETS["medium"] == dict(n_embd=64, n_layer=4, n_head=4, block_size=128)
-    assert PRESETS["large"] == dict(n_embd=96, n_layer=6, n_head=6, block_size=256)
-    assert PRESETS["baby"] == dict(n_embd=128, n_layer=4, n_head=4, block_size=64)
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 
-def test_defaults_are_medium_with_documented_training_settings():
-    config = build_config()
-    assert config.preset == "medium"
-    assert (config.model.n_embd, config.model.n_layer, config.model.block_size) == (64, 4, 128)
-    t = config.train
-    assert (t.batch_size, t.max_iters, t.lr, t.warmup, t.grad_clip) == (64, 5000, 1e-3, 100, 1.0)
-    assert (t.eval_interval, t.eval_iters, t.temperature) == (100, 20, 0.8)
-    assert t.final_lr == pytest.approx(1e-4)
+def test_the_readmes_preset_table_is_what_the_presets_build():
+    """README: | preset | layers | heads | embedding | context | parameters | (on Shakespeare)."""
+    from llmb_mlflow.model import MicroGPT
+
+    rows = re.findall(r"^ *\| `(\w+)`([^|]*) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) K \|$", README, re.M)
+    assert [row[0] for row in rows] == list(PRESETS)
+    for name, default, layers, heads, width, context, thousands in rows:
+        config = build_config(name)
+        model = config.model
+        assert (model.n_layer, model.n_head, model.n_embd, model.block_size) == tuple(
+            map(int, (layers, heads, width, context)))
+        assert ("(default)" in default) == (name == DEFAULT_PRESET)
+        parameters = MicroGPT(type(model)(**{**vars(model), "vocab_size": 65})).num_parameters()
+        shown = round(parameters / 1000) if parameters < 100_000 else round(parameters / 10_000) * 10
+        assert shown == int(thousands), (name, parameters)
+
+
+def test_the_readmes_training_defaults_are_the_defaults():
+    text = " ".join(README[README.index("**Training defaults**"):].split("\n\n")[0].split())
+    train = build_config().train
+    def sci(value):  # 1e-3, as the README writes it
+        return f"{value:.0e}".replace("e-0", "e-")
+
+    expected = (f"batch {train.batch_size}, {train.max_iters:,} steps, AdamW with learning rate "
+                f"{sci(train.lr)} ({train.warmup} warm-up steps, then cosine decay to {sci(train.final_lr)}), "
+                f"gradient clipping at {train.grad_clip}, an evaluation every {train.eval_interval} "
+                f"steps over {train.eval_iters} batches, samples at temperature {train.temperature}, "
+                f"seed {train.seed}")
+    assert expected in text, text
 
 
 def test_overrides_replace_preset_values_and_none_is_ignored():

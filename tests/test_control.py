@@ -2,7 +2,6 @@
 through the tracking store (`llmb runs ...`)."""
 
 import os
-import re
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from mlflow import MlflowClient
 from llmb_mlflow.run_layout import TRAINER_STATE_TAG
 from llmb_mlflow.reader import RunReader
 
-from conftest import TINY_ARGS
+from conftest import TINY_ARGS, run_of
 
 
 def wait_for(condition, timeout=60, what="condition"):
@@ -30,13 +29,11 @@ def training(store_uri):
         [sys.executable, "-m", "llmb_mlflow", "train", *TINY_ARGS, "--max-iters", "100000",
          "--checkpoint-interval", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    line = proc.stdout.readline()
-    while line and "Logging to MLflow run" not in line:
-        line = proc.stdout.readline()
-    run_id = re.search(r"run ([0-9a-f]{32})", line).group(1)
-    yield proc, run_id
-    proc.kill()
-    proc.wait()
+    try:
+        yield proc, run_of(proc)
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_pause_step_resume_checkpoint_and_stop_from_another_process(training, store_uri, llmb):

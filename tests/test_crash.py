@@ -31,9 +31,11 @@ def until(condition, timeout=120.0, what="condition"):
 def test_a_sigkilled_trainer_is_crashed_keeps_whole_artifacts_and_resumes_without_gaps(store_uri, llmb):
     training = launch(["train", *FAST_TINY, "--run-name", "doomed"], store_uri)
     run_id, reader, library = training.run_id, RunReader(store_uri), ModelLibrary(store_uri)
-    until(lambda: len(library.checkpoint_steps(run_id)) >= 3, what="three checkpoints")
-    os.kill(training.process.pid, signal.SIGKILL)
-    training.process.wait(timeout=30)
+    try:
+        until(lambda: len(library.checkpoint_steps(run_id)) >= 3, what="three checkpoints")
+    finally:  # killed whatever happens: the test's point, and no trainer left behind
+        os.kill(training.process.pid, signal.SIGKILL)
+        training.process.wait(timeout=30)
 
     listing = llmb("runs", "list").out
     assert f"{run_id}  doomed  RUNNING (crashed: its process is gone)" in listing
@@ -70,11 +72,11 @@ def test_a_silent_trainer_on_another_machine_is_stale_and_can_be_marked_failed(s
     exp = experiment_id(client, "llmbreaker")
     now = int(time.time() * 1000)
     tags = {KIND_TAG: TRAINING_RUN, run_layout.HOST_TAG: "another-machine", run_layout.PID_TAG: "4242"}
-    silent = client.create_run(exp, run_name="silent", tags={**tags, run_layout.HEARTBEAT_TAG: str(now - 200_000)})
+    silent = client.create_run(exp, run_name="silent", tags={**tags, run_layout.HEARTBEAT_TAG: str(now - 600_000)})
     alive = client.create_run(exp, run_name="alive", tags={**tags, run_layout.HEARTBEAT_TAG: str(now)})
 
     listing = llmb("runs", "list").out
-    assert "silent  RUNNING (stale: silent for 3 min)" in listing
+    assert re.search(r"silent +RUNNING \(stale: silent for 1[01] min\)", listing)  # 10 min, and the test's own
     assert re.search(r"alive +RUNNING +0/\?", listing)
     refused = llmb("runs", "mark-failed", alive.info.run_id)
     assert refused.code == 1 and "is alive (its trainer reported within 60 s)" in refused.err

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from llmb_mlflow import control, run_layout
 from llmb_mlflow.reader import RunReader
 from llmb_mlflow.registry import ModelLibrary
@@ -31,7 +33,25 @@ def until(condition, timeout=120.0):
     return result
 
 
-def test_two_processes_train_one_run_that_looks_like_a_single_process_one(store_uri, llmb, tmp_path):
+def first_losses(shakespeare):
+    """The untrained model's loss on rank 0's first batch and on rank 1's (its own seed)."""
+    import torch
+
+    from llmb_mlflow.config import build_config
+    from llmb_mlflow.corpus import prepare_dataset
+    from llmb_mlflow.trainer import Trainer
+
+    config = build_config("small", n_layer=1, n_embd=16, n_head=2, block_size=16, batch_size=8,
+                          eval_iters=2, eval_interval=10, max_iters=30)
+    trainer = Trainer(config, prepare_dataset(shakespeare, 16), device="cpu")
+    losses = []
+    for rank in (0, 1):
+        x, y = trainer.batch("train", 8, torch.Generator().manual_seed(config.train.seed + 7919 * rank))
+        losses.append(trainer.model(x, y)[1].item())
+    return losses
+
+
+def test_two_processes_train_one_run_that_looks_like_a_single_process_one(store_uri, llmb, tmp_path, shakespeare):
     single = llmb("train", *TINY, "--max-iters", "30", "--checkpoint-interval", "10", "--run-name", "single")
     assert single.code == 0, single.err
     proc = torchrun(store_uri, "--max-iters", "30", "--checkpoint-interval", "10", "--run-name", "pair",
@@ -51,8 +71,10 @@ def test_two_processes_train_one_run_that_looks_like_a_single_process_one(store_
     assert reader.metric(pair.run_id, "val_loss").steps.tolist() == [0, 10, 20, 30]
     assert reader.snapshot_steps(pair.run_id) == [0, 10, 20, 30]
     assert library.checkpoint_steps(pair.run_id) == [10, 20, 30]
-    # averaged over two ranks' batches, its losses are not the single process's
-    assert reader.value_at(pair.run_id, "train_loss", 1) != reader.value_at(alone.run_id, "train_loss", 1)
+    # a step's loss is the mean over both ranks' batches; one process sees rank 0's alone
+    rank0, rank1 = first_losses(shakespeare)
+    assert reader.value_at(alone.run_id, "train_loss", 1) == pytest.approx(rank0, rel=1e-5)
+    assert reader.value_at(pair.run_id, "train_loss", 1) == pytest.approx((rank0 + rank1) / 2, rel=1e-5)
     version = library.save(pair.run_id, "pair")
     assert library.checkpoint(version.ref)[1]["step"] == 30
 

@@ -28,9 +28,14 @@ def test_init_is_normal_002():
     assert abs(m.blocks[0].mlp.fc.weight.std().item() - 0.02) < 0.002
 
 
-def test_relu_variant_trains_forward():
-    m = model(activation="relu")
-    assert isinstance(m.blocks[0].mlp.act, torch.nn.ReLU)
+def test_relu_variant_runs_forward_and_backward_and_differs_from_gelu():
+    relu, gelu = model(activation="relu"), model()
+    assert isinstance(relu.blocks[0].mlp.act, torch.nn.ReLU)
+    idx, targets = torch.randint(11, (2, 3, 12))
+    logits, loss, _ = relu.train()(idx, targets)
+    loss.backward()
+    assert torch.isfinite(loss) and relu.blocks[0].mlp.fc.weight.grad.abs().sum() > 0
+    assert not torch.allclose(logits, gelu(idx)[0])  # same weights (same seed), another activation
 
 
 def test_explicit_attention_weights_match_the_fast_path():

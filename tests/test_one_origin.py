@@ -9,7 +9,6 @@ from browser import (
 )
 from conftest import start_mlflow_server, stop_process, train_tiny
 
-pytestmark = [needs_browser, pytest.mark.usefixtures("blank_page")]
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +19,8 @@ def one_origin(template_db, tmp_path_factory):
     stop_process(proc)
 
 
+@needs_browser
+@pytest.mark.usefixtures("blank_page")
 def test_one_port_serves_mlflow_and_the_viewer_and_runs_link_across(
         browser, one_origin, shakespeare):
     from selenium.webdriver.common.by import By
@@ -48,6 +49,8 @@ def test_one_port_serves_mlflow_and_the_viewer_and_runs_link_across(
     wait(browser, lambda d: "/llmb/" in d.current_url and text(d, "shown-step") == "step 25", timeout=60)
 
 
+@needs_browser
+@pytest.mark.usefixtures("blank_page")
 def test_a_training_started_in_the_served_viewer_logs_through_the_server(browser, one_origin, llmb):
     from mlflow import MlflowClient
 

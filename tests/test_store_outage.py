@@ -1,22 +1,42 @@
 """A tracking server that goes away and comes back: the trainer keeps its data and sends it
 later, the viewer says the store is unreachable and recovers without a restart, the CLI fails
-in one line."""
+in one line. The viewer is driven through its own endpoint, as the page's polls drive it."""
 
 import re
+import time
 
-import pytest
-
-from browser import graph_data, needs_browser, serve, text, wait
+from browser import serve
 from conftest import LIVE_ARGS, start_mlflow_server, stop_process
+from dash_requests import CallbackPoster
 from llmb_mlflow import control
 from llmb_mlflow.launcher import launch
 from llmb_mlflow.reader import RunReader
 
-pytestmark = [needs_browser, pytest.mark.usefixtures("blank_page")]
-POINTS = "return document.querySelector('#loss-chart .js-plotly-plot').data[0].x.length;"
+
+class Page:
+    """What the page keeps of the shown run, and its polls."""
+
+    def __init__(self, viewer, run_id):
+        self.viewer = viewer
+        loaded = viewer.post("run.value", {"run.value": run_id, "smoothing.value": 0.6}, output="loss-chart")
+        self.state, self.steps = loaded.outputs["run-state.data"], loaded.outputs["steps.data"]
+
+    def poll(self):
+        answer = self.viewer.post("poll.n_intervals", {"poll.n_intervals": 1, "run-state.data": self.state,
+                                                       "steps.data": self.steps, "run-error.children": "x"})
+        self.state = answer.outputs.get("run-state.data", self.state)
+        self.steps = answer.outputs.get("steps.data", self.steps)
+        assert answer.outputs.get("poll.disabled") is not True, "the page stopped polling"
+        return answer.outputs.get("run-error.children")
+
+    def until(self, condition, what, timeout=90):
+        deadline = time.monotonic() + timeout
+        while not condition(self.poll()):
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.5)  # the page's poll interval
 
 
-def test_the_store_goes_away_and_comes_back(browser, template_db, tmp_path, llmb, monkeypatch):
+def test_the_store_goes_away_and_comes_back(template_db, tmp_path, llmb, monkeypatch):
     # Without MLflow's own HTTP retries the trainer's writer sees the outage and retries itself.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     uri, server_process = start_mlflow_server(template_db, tmp_path)
@@ -24,21 +44,20 @@ def test_the_store_goes_away_and_comes_back(browser, template_db, tmp_path, llmb
     training = launch(["train", *LIVE_ARGS], uri)
     viewer_url, viewer = serve(uri)
     try:
-        browser.get(f"{viewer_url}?run={training.run_id}")
-        wait(browser, lambda d: "running" in text(d, "status") and graph_data(d, "loss-chart"))
-        wait(browser, lambda d: d.execute_script(POINTS) > 10)
+        page = Page(CallbackPoster(viewer_url), training.run_id)
+        page.until(lambda _: (page.state["last_train"] or 0) > 10, "ten steps shown")
 
         stop_process(server_process)
         unreachable = f"Store unreachable, retrying: tracking store {uri}"
-        wait(browser, lambda d: text(d, "run-error").startswith(unreachable), timeout=60)
+        page.until(lambda error: (error or "").startswith(unreachable), "the outage to show")
         down = llmb("runs", "list", "--tracking-uri", uri)
         assert down.code == 1 and down.err.startswith(f"Error: tracking server {uri} is unreachable")
         assert down.err.count("\n") == 1
-        before = browser.execute_script(POINTS)
+        before = page.state["last_train"]
 
         uri, server_process = start_mlflow_server(template_db, tmp_path, port=port)
-        wait(browser, lambda d: text(d, "run-error") == "", timeout=60)
-        wait(browser, lambda d: d.execute_script(POINTS) > before + 10, timeout=60)
+        page.until(lambda error: error == "", "the outage to clear")
+        page.until(lambda _: page.state["last_train"] > before + 10, "new steps after the outage")
         assert llmb("runs", "list", "--tracking-uri", uri).code == 0
 
         control.send(RunReader(uri).client, training.run_id, "stop")

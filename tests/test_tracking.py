@@ -51,13 +51,16 @@ def test_params_tags_and_status(finished_run):
     assert f"(/llmb/?run={finished_run.run_id})" in run.data.tags["mlflow.note.content"]
 
 
-def test_learning_rate_warms_up_then_decays_to_a_tenth(finished_run):
-    client = MlflowClient(finished_run.uri)
-    lrs = {m.step: m.value for m in client.get_metric_history(finished_run.run_id, "lr")}
-    assert lrs[1] == pytest.approx(1e-5)  # warm-up of 100 steps
-    trainer = finished_run.trainer
-    assert trainer.lr_at(100) == pytest.approx(1e-3)
-    assert trainer.lr_at(25) < trainer.lr_at(100)
+def test_learning_rate_warms_up_then_decays_to_a_tenth(store_uri, shakespeare):
+    tracker = MlflowTracker(store_uri)
+    train_tiny(shakespeare, tracker, max_iters=40, warmup=10, eval_interval=40)
+    lrs = {m.step: m.value for m in MlflowClient(store_uri).get_metric_history(tracker.run_id, "lr")}
+    assert sorted(lrs) == list(range(1, 41))
+    assert [lrs[s] for s in (1, 5, 10)] == pytest.approx([1e-4, 5e-4, 1e-3])  # linear warm-up
+    decay = [lrs[s] for s in range(10, 41)]
+    assert all(a > b for a, b in zip(decay, decay[1:]))  # then a steady decay ...
+    assert lrs[25] == pytest.approx((1e-3 + 1e-4) / 2)  # ... along a cosine (halfway at half time)
+    assert lrs[40] == pytest.approx(1e-4)  # ... to a tenth
 
 
 def test_attention_images_per_step_for_mlflow_ui(finished_run):

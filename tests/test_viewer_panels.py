@@ -142,3 +142,23 @@ def test_eta_from_the_pace_so_far():
     assert eta(state) == ", about 9 min left"
     assert eta({**state, "max_iters": 200, "updated": 11000}) == ", about 10 s left"
     assert eta({**state, "last_step": 1000}) == ""
+
+
+def test_the_header_says_what_the_training_does_and_enables_what_it_can_be_asked():
+    from dash_app.panels.controls import COMMANDS, header
+
+    base = {"status": "RUNNING", "last_step": 10, "max_iters": 100, "first_step": 0,
+            "start_time": 0, "updated": 10_000}
+
+    def enabled(state):
+        return {command for command, disabled in zip(COMMANDS, header(state)[4:]) if not disabled}
+
+    assert header(base)[:3] == ("running", "badge running", "● live") and enabled(base) == {"pause", "stop"}
+    paused = {**base, "trainer_state": "paused"}
+    assert header(paused)[:3] == ("running · paused", "badge running", "❚❚ paused")
+    assert enabled(paused) == {"resume", "step", "stop"}
+    stale = {**base, "silence": "stale: silent for 2 min"}
+    assert header(stale)[:3] == ("running · stale: silent for 2 min", "badge stale", "") and enabled(stale) == {"fail"}
+    finished = {**base, "status": "FINISHED", "last_step": 100}
+    assert header(finished)[:4] == ("finished", "badge finished", "", "step 100 / 100") and enabled(finished) == set()
+    assert header(None) == ("", "badge", "", "") + (True,) * len(COMMANDS)

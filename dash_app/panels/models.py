@@ -144,7 +144,7 @@ def model_action(which) -> tuple[str, str, str]:
 
 
 def register(app, data) -> None:
-    library = ModelLibrary(reader=data.reader)
+    library = data.library
     toast = (Output("toast", "children", allow_duplicate=True),
              Output("toast", "className", allow_duplicate=True))
 
