@@ -21,6 +21,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, StrictBool, StrictStr, ValidationError
 
 from llmb_mlflow.errors import LLMBError, shown
+from llmb_mlflow.launcher import LAUNCH_ID_PATTERN
 from llmb_mlflow.run_layout import ENDED, RUNNING
 
 MAX_NAME = 250
@@ -152,7 +153,7 @@ class PendingLaunch(_Strict):
     """A training the page started and follows until it has its run (``launcher.state``), with
     what to say then (the server wrote both messages; ``{run}`` stands for the run)."""
 
-    id: Annotated[StrictStr, Field(pattern=r"^(train|resume)-\d{13}-\d{1,10}-[0-9a-f]{12}$")]
+    id: Annotated[StrictStr, Field(pattern=f"^{LAUNCH_ID_PATTERN}$")]
     done: Annotated[StrictStr, Field(max_length=400)]
     failed: Annotated[StrictStr, Field(max_length=400)]
 

@@ -1,4 +1,6 @@
-"""What the viewer reads, through the library's read API only (cached there and here)."""
+"""The viewer's one door to the store: what it reads (through ``RunReader``, cached there and
+here), the checks of what a page names against the store, and every change it makes, each of
+which a read-only viewer refuses."""
 
 from __future__ import annotations
 
@@ -8,12 +10,13 @@ from typing import Callable
 import numpy as np
 from cachetools import LRUCache, cachedmethod
 
-from llmb_mlflow import control
+from llmb_mlflow import control, launcher, limits
 from llmb_mlflow.errors import LLMBError, shown
 from llmb_mlflow.reader import RunReader
 from llmb_mlflow.registry import ModelLibrary
 from llmb_mlflow.run_layout import DEFAULT_EXPERIMENT, KIND_TAG, TRAINING_RUN, TRAIN_LOSS, VAL_LOSS
 from llmb_mlflow.store import store_errors
+from llmb_mlflow.uploads import Upload, store_upload
 
 from . import checks
 
@@ -30,7 +33,7 @@ class ViewerData:
                  cache_size: int = 4096, artifacts_destination: str | None = None,
                  training_uri: str | Callable[[], str] | None = None, read_only: bool = False):
         self.reader = RunReader(tracking_uri, artifacts_destination=artifacts_destination)
-        self.library = ModelLibrary(reader=self.reader)  # writes: after check_writable
+        self._library = ModelLibrary(reader=self.reader)
         self.experiment = experiment
         self.read_only = read_only
         self._training_uri = training_uri or self.reader.uri
@@ -44,6 +47,8 @@ class ViewerData:
         if self.read_only:
             raise LLMBError(READ_ONLY)
 
+    # -- changes ---------------------------------------------------------------------------
+
     def control(self, run_id: str, command: str) -> None:
         """Ask the run's training to pause, resume, step, stop or checkpoint (checked by
         ``control`` against the store: an LLMBreaker training that is running)."""
@@ -53,6 +58,44 @@ class ViewerData:
     def mark_failed(self, run_id: str) -> None:
         self.check_writable()
         control.mark_failed(self.reader.client, run_id)
+
+    def start_training(self, args: list[str]) -> launcher.Started:
+        self.check_writable()
+        return launcher.start(args, self.training_uri())
+
+    def keep_upload(self, filename: str, raw: bytes) -> Upload:
+        self.check_writable()
+        return store_upload(filename, raw)
+
+    def save_model(self, run_id: str, name: str):
+        """The saved version, or the step of the checkpoint the shown run's training was asked
+        for, to save with ``finish_save`` once it is written."""
+        self.check_writable()
+        step = self._library.checkpoint_for_saving(self.check_run(run_id), name, limits.MAX_RUN_CHECKPOINTS)
+        return self._library.save(run_id, name) if step is None else step
+
+    def finish_save(self, run_id: str, name: str, step: int, asked_ms: int, token: str):
+        self.check_writable()
+        return self._library.finish_saving(self.check_run(run_id), name, step, asked_ms, token)
+
+    def rename_model(self, name: str, new_name: str) -> None:
+        self.check_writable()
+        self._library.rename(name, new_name)
+
+    def delete_version(self, name: str, version: str) -> bool:
+        self.check_writable()
+        return self._library.delete_version(name, version)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def models(self):
+        return self._library.models()
+
+    def load_model(self, ref: str, more_steps: int, experiment) -> tuple[launcher.Started, object]:
+        """Continue a saved version for ``more_steps`` in a new run of its own process."""
+        self.check_writable()
+        args, version = limits.resume_args(self._library, ref, more_steps, self.experiment_to_train_in(experiment))
+        return launcher.start(args, self.training_uri()), version
 
     def training_uri(self) -> str:
         return self._training_uri() if callable(self._training_uri) else self._training_uri

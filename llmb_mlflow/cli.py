@@ -50,7 +50,7 @@ def train(dataset, preset, experiment, run_name, tracking_uri, register, no_trac
     with session.data_parallel() as parallel:
         trainer = Trainer(config, data, device=session.device(parallel))
         tracking = None if no_tracking else session.Tracking(tracking_uri, experiment, register)
-        report(session.run(trainer, tracking, run_name, parallel=parallel, out=OUTPUT))
+        report(session.run(trainer, tracking, run_name, parallel=parallel, out=OUTPUT), register)
 
 
 @cli.group()

@@ -118,7 +118,7 @@ def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, vie
     with session.data_parallel() as parallel:
         trainer = Trainer.from_checkpoint(plan.state, plan.config, plan.data, device=session.device(parallel))
         report(session.run(trainer, session.Tracking(plan.uri, experiment, register), run_name,
-                           tags=plan.tags, parallel=parallel, out=OUTPUT))
+                           tags=plan.tags, parallel=parallel, out=OUTPUT), register)
 
 
 @click.command(epilog=REF_HELP)

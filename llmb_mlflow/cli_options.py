@@ -70,20 +70,10 @@ def _warn(text: str) -> None:
 OUTPUT = Output(click.echo, _warn)
 
 
-def report(outcome) -> None:
-    """Print how a training ended; a stopped one exits as interrupted."""
-    if outcome.rank:
-        if outcome.interrupted:
-            raise KeyboardInterrupt
-        return
-    if outcome.stopped:
-        click.echo(f"Stopped at step {outcome.step}." + (
-            f" Run {outcome.run_id} is marked KILLED; everything logged so far is kept."
-            if outcome.run_id else ""), err=True)
-    if outcome.failed_writes:
-        click.echo(f"Note: {outcome.failed_writes} write(s) to the tracking store failed and were "
-                   f"retried (last error: {outcome.last_failure}).", err=True)
-    if outcome.stopped:
+def report(outcome, register: str | None = None) -> None:
+    """Print how a training ended, then register its last checkpoint as ``register``; a stopped
+    one registers nothing and exits as interrupted (the training said where it stopped)."""
+    if outcome.stopped or outcome.rank:
         if outcome.interrupted:
             raise KeyboardInterrupt
         return
@@ -94,8 +84,10 @@ def report(outcome) -> None:
         click.echo(f"Run {outcome.run_id} ({outcome.run_name}) in experiment {outcome.experiment!r}:")
         click.echo(redact(f"  inspect: llmb runs show {outcome.run_id}" + _uri_flag(outcome.uri)))
         click.echo(redact(f"  browse:  {_mlflow_ui_command(outcome.uri)}"))
-    if outcome.registered:
-        version = outcome.registered
+    if register and outcome.run_id:
+        from .session import register as register_model
+
+        version = register_model(outcome, register)
         click.echo(f"Registered step {version.step} as model {version.ref} (models:/{version.ref}).")
 
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 from .errors import LLMBError
 from .run_layout import (
-    CONTROL_CHECKPOINTS_TAG, CONTROL_STATE_TAG, CONTROL_STATES, CONTROL_STEPS_TAG, FAILED, HEARTBEAT_TAG,
+    CONTROL_CHECKPOINTS_TAG, CONTROL_PAUSE, CONTROL_RUN, CONTROL_STATE_TAG, CONTROL_STATES, CONTROL_STEPS_TAG,
+    CONTROL_STOP, FAILED, HEARTBEAT_TAG, TRAINER_PAUSED, TRAINER_STOPPING,
     HOST_TAG, KIND_TAG, PID_STARTED_TAG, PID_TAG, RUNNING, TRAINER_STATE_TAG, TRAINING_RUN,
 )
 from .store import missing_as, store_errors
@@ -34,7 +35,7 @@ COMMANDS = ("pause", "resume", "stop", "step", "checkpoint")
 
 @dataclass(frozen=True)
 class Control:
-    state: str = "run"
+    state: str = CONTROL_RUN
     steps: int = 0
     checkpoints: int = 0
 
@@ -44,8 +45,8 @@ class Control:
             value = tags.get(key, "0")
             return int(value) if value.isascii() and value.isdigit() and len(value) < 16 else 0
 
-        state = tags.get(CONTROL_STATE_TAG, "run")
-        return cls(state if state in CONTROL_STATES else "run", count(CONTROL_STEPS_TAG),
+        state = tags.get(CONTROL_STATE_TAG, CONTROL_RUN)
+        return cls(state if state in CONTROL_STATES else CONTROL_RUN, count(CONTROL_STEPS_TAG),
                    count(CONTROL_CHECKPOINTS_TAG))
 
 
@@ -55,12 +56,12 @@ def send(client, run_id: str, command: str) -> None:
         raise LLMBError(f"unknown command {command!r}; use one of {', '.join(COMMANDS)}")
     run = _running_training(client, run_id)
     current = Control.from_tags(run.data.tags)
-    if command == "step" and current.state != "pause":
+    if command == "step" and current.state != CONTROL_PAUSE:
         raise LLMBError(f"run {run_id} is not paused; pause it before stepping")
     updates = {
-        "pause": {CONTROL_STATE_TAG: "pause"},
-        "resume": {CONTROL_STATE_TAG: "run"},
-        "stop": {CONTROL_STATE_TAG: "stop"},
+        "pause": {CONTROL_STATE_TAG: CONTROL_PAUSE},
+        "resume": {CONTROL_STATE_TAG: CONTROL_RUN},
+        "stop": {CONTROL_STATE_TAG: CONTROL_STOP},
         "step": {CONTROL_STEPS_TAG: str(current.steps + 1)},
         "checkpoint": {CONTROL_CHECKPOINTS_TAG: str(current.checkpoints + 1)},
     }[command]
@@ -87,7 +88,7 @@ def trainer_state(tags: dict[str, str], status: str, start_time: int | None = No
     if problem:
         return f"{RUNNING} ({problem})"
     state = tags.get(TRAINER_STATE_TAG)
-    return f"{RUNNING} ({state})" if state in ("paused", "stopping") else status
+    return f"{RUNNING} ({state})" if state in (TRAINER_PAUSED, TRAINER_STOPPING) else status
 
 
 def heartbeat_tags() -> dict[str, str]:

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import LLMBError
+from .run_layout import RUN_ANNOUNCEMENT
 
-RUN_LINE = re.compile(r"Logging to MLflow run ([0-9a-f]{32})")
-LAUNCH_ID = re.compile(r"(?P<command>train|resume)-(?P<started>\d{13})-(?P<pid>\d{1,10})-[0-9a-f]{12}")
+RUN_LINE = re.compile(re.escape(RUN_ANNOUNCEMENT) + r" ([0-9a-f]{32})")
+LAUNCH_ID_PATTERN = r"(?P<command>train|resume)-(?P<started>\d{13})-(?P<pid>\d{1,10})-(?P<token>[0-9a-f]{12})"
+LAUNCH_ID = re.compile(LAUNCH_ID_PATTERN)
 START_TIMEOUT = 120.0  # importing torch and reading a 20 MB corpus on a busy machine
 
 
@@ -40,7 +42,7 @@ class Started:
 @dataclass(frozen=True)
 class Launched:
     run_id: str
-    process: subprocess.Popen | None
+    process: subprocess.Popen
     log_path: str
 
 
@@ -57,15 +59,17 @@ def start(args: list[str], tracking_uri: str) -> Started:
         raise ValueError(f"not a training command: {args[0]}")
     command = [sys.executable, "-m", "llmb_mlflow", args[0], f"--tracking-uri={tracking_uri}", *args[1:]]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": tracking_uri}
-    partial = Path(log_dir()) / f".{args[0]}-{secrets.token_hex(6)}.starting"
-    with open(partial, "w") as log:
+    token, started = secrets.token_hex(6), int(time.time() * 1000)
+    log_path = _log_path(args[0], token)
+    with open(log_path, "w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-    launch_id = f"{args[0]}-{int(time.time() * 1000)}-{process.pid}-{secrets.token_hex(6)}"
-    log_path = Path(log_dir()) / f"{launch_id}.log"
-    partial.rename(log_path)  # the child keeps writing to the same file
     threading.Thread(target=process.wait, daemon=True, name="llmb-reaper").start()
-    return Started(launch_id, process, str(log_path))
+    return Started(f"{args[0]}-{started}-{process.pid}-{token}", process, str(log_path))
+
+
+def _log_path(command: str, token: str) -> Path:
+    return Path(log_dir()) / f"{command}-{token}.log"
 
 
 def state(launch_id: str, timeout: float = START_TIMEOUT) -> str | None:
@@ -76,7 +80,7 @@ def state(launch_id: str, timeout: float = START_TIMEOUT) -> str | None:
     match = LAUNCH_ID.fullmatch(launch_id) if isinstance(launch_id, str) else None
     if not match:
         raise LLMBError(f"no training was started as {launch_id!r} here")
-    log_path = Path(log_dir()) / f"{launch_id}.log"
+    log_path = _log_path(match["command"], match["token"])
     try:
         text = log_path.read_text(errors="replace")
     except OSError:
@@ -86,7 +90,9 @@ def state(launch_id: str, timeout: float = START_TIMEOUT) -> str | None:
         return found.group(1)
     try:
         process = psutil.Process(int(match["pid"]))
-        alive = process.status() != psutil.STATUS_ZOMBIE
+        # not a zombie, nor a newer process that was given the same id
+        alive = (process.status() != psutil.STATUS_ZOMBIE
+                 and abs(process.create_time() * 1000 - int(match["started"])) < 5000)
     except psutil.Error:
         alive = False
     if not alive:

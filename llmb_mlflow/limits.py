@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .corpus import BUNDLED
 from .errors import LLMBError, shown
+from .run_layout import PARAM_PRESET
 
 MAX_CHARS_PER_STEP = 32_768  # batch × context: memory grows with it
 MAX_RUN_SNAPSHOTS = 10_000  # the store grows by ~70 KB per snapshot (medium)
@@ -68,3 +69,30 @@ def corpus(spec, ref: str | None = None) -> str:
         what = f"{ref} was trained on" if ref else "the corpus is"
         raise LLMBError(f"{what} {name!r}, which is neither a bundled corpus nor a file uploaded here"
                         + (f"; continue it with `llmb resume {ref}` where that file is" if ref else "")) from None
+
+
+RESUMED_SETTINGS = ("batch_size", "block_size", "eval_interval", "checkpoint_interval")
+
+
+def resume_args(library, ref: str, more_steps: int, experiment: str) -> tuple[list[str], object]:
+    """The ``llmb resume`` arguments that continue a saved version for ``more_steps`` in a new
+    run, and the version. Its run's settings are checked against these limits for a quick
+    refusal; ``--viewer-limits`` makes the training check them again, and its corpus, against
+    what its checkpoint really holds (the store may hold anything anyone wrote to it)."""
+    from .config import DEFAULT_PRESET, PRESETS, TrainConfig, build_config
+
+    version = library.resolve(ref)
+    params = library.reader.run(version.run_id).params
+    settings = {key: _whole(params.get(key)) for key in RESUMED_SETTINGS}
+    settings = {key: value for key, value in settings.items() if value is not None}
+    interval = checkpoint_interval(more_steps, settings.get("checkpoint_interval", TrainConfig.checkpoint_interval))
+    preset = params.get(PARAM_PRESET) if params.get(PARAM_PRESET) in PRESETS else DEFAULT_PRESET
+    check_cost(build_config(preset, max_iters=version.step + more_steps,
+                            **{**settings, "checkpoint_interval": interval}), more_steps)
+    return ["resume", "--viewer-limits", f"--max-iters={version.step + more_steps}",
+            f"--experiment={experiment}", f"--checkpoint-interval={interval}", "--", version.ref], version
+
+
+def _whole(value) -> int | None:
+    """A whole number a run's params hold, if it is one (anyone may have written them)."""
+    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 16 else None

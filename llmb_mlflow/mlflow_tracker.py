@@ -25,7 +25,7 @@ from .control import Control, heartbeat_tags, process_tags
 from .run_layout import (
     ATTENTION_IMAGE_KEY, CHECKPOINT_BYTES, CHECKPOINT_FILE, DATASET_TAG, DEFAULT_EXPERIMENT,
     HEARTBEAT_SECONDS, HEARTBEAT_TAG, KIND_TAG, NOTE_TAG, PRESET_TAG, SAMPLE_DIR,
-    IMAGE_DIR, SNAPSHOT_BYTES, SNAPSHOT_DIR, TRAINER_STATE_TAG, TRAINING_RUN, VERSION_TAG, VIEWER_PATH,
+    IMAGE_DIR, PARAM_DATASET, PARAM_PRESET, SNAPSHOT_BYTES, SNAPSHOT_DIR, TRAINER_STATE_TAG, TRAINING_RUN, VERSION_TAG, VIEWER_PATH,
     checkpoint_path, sample_path, snapshot_path,
 )
 from .store import client, experiment_id, first_line, store_errors
@@ -81,8 +81,8 @@ class MlflowTracker(Tracker):
         tags = mlflow_compat.context_tags({
             KIND_TAG: TRAINING_RUN,
             VERSION_TAG: __version__,
-            DATASET_TAG: str(params.get("dataset", "")),
-            PRESET_TAG: str(params.get("preset", "")),
+            DATASET_TAG: str(params.get(PARAM_DATASET, "")),
+            PRESET_TAG: str(params.get(PARAM_PRESET, "")),
             **process_tags(),
             **heartbeat_tags(),
             **description.tags,

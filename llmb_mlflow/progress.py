@@ -8,7 +8,7 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from .run_layout import VAL_LOSS
+from .run_layout import TRAIN_LOSS, VAL_LOSS
 
 
 class TrainingProgress:
@@ -41,8 +41,8 @@ class TrainingProgress:
         now = time.monotonic()
         if self.live and (is_eval or step == self.total or now - self._last_draw >= self.refresh_seconds):
             self._last_draw = now
-            self._progress.update(self._task, completed=step, loss=f"{metrics['train_loss']:.3f}",
+            self._progress.update(self._task, completed=step, loss=f"{metrics[TRAIN_LOSS]:.3f}",
                                   val="-" if val is None else f"{val:.3f}")
         elif not self.live and is_eval:
-            print(f"step {step}/{self.total}  loss {metrics['train_loss']:.4f}  val {val:.4f}",
+            print(f"step {step}/{self.total}  loss {metrics[TRAIN_LOSS]:.4f}  val {val:.4f}",
                   file=sys.stderr, flush=True)

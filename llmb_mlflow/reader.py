@@ -20,7 +20,7 @@ from cachetools import LRUCache, cachedmethod
 from . import mlflow_compat, snapshot as snapshot_format
 from .errors import LLMBError
 from .run_layout import (
-    CHECKPOINT_BYTES, DEFAULT_EXPERIMENT, ENDED, KIND_TAG, SNAPSHOT_BYTES, TRAIN_LOSS, TRAINING_RUN,
+    CHECKPOINT_BYTES, DEFAULT_EXPERIMENT, ENDED, KIND_TAG, PARAM_MAX_ITERS, SNAPSHOT_BYTES, TRAIN_LOSS, TRAINING_RUN,
     snapshot_path,
 )
 from .snapshot import Snapshot
@@ -51,7 +51,7 @@ class RunSummary:
 
     @property
     def max_iters(self) -> int | None:
-        value = self.params.get("max_iters") or ""  # anyone may have written it
+        value = self.params.get(PARAM_MAX_ITERS) or ""  # anyone may have written it
         return int(value) if value.isascii() and value.isdigit() and len(value) < 16 else None
 
     @property

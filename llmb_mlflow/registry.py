@@ -8,9 +8,11 @@ library works the same on a local sqlite store and over REST against ``mlflow se
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
+import time
 import unicodedata
 from dataclasses import dataclass
 
@@ -18,8 +20,9 @@ from . import control
 from .errors import LLMBError, shown
 from .reader import RunReader
 from .run_layout import (
-    KIND_TAG, MODEL_KIND, RUNNING, SAVE_TOKEN_TAG, TRAIN_LOSS, TRAINING_RUN, VAL_LOSS, checkpoint_file,
-    checkpoint_path,
+    DATASET_VERSION_TAG, KIND_TAG, MODEL_KIND, PARAM_DATASET, PARAM_PRESET, PRESET_VERSION_TAG, RUNNING,
+    SAVE_TOKEN_TAG, SOURCE_RUN_VERSION_TAG, STEP_VERSION_TAG, TRAIN_LOSS, TRAINING_RUN, VAL_LOSS,
+    checkpoint_file, checkpoint_path,
 )
 from .store import is_missing, missing_as, store_errors
 _BAD_NAME = re.compile(r"[/:@]")
@@ -44,6 +47,10 @@ class Version:
     @property
     def ref(self) -> str:
         return f"{self.name}/{self.version}"
+
+
+class SaveUnderWay(LLMBError):
+    """Another caller is saving under the same token right now."""
 
 
 def check_name(name: str) -> str:
@@ -82,21 +89,26 @@ class ModelLibrary:
     def save(self, run_id: str, name: str, step: int | None = None, once: str | None = None) -> Version:
         """Register the run's checkpoint at ``step`` (the latest by default) as a new version.
         ``once``: a token that makes asking again harmless: the version saved under it the first
-        time is returned (whichever process, on this machine, asks)."""
+        time is returned, whichever process of this machine asks; while another one is saving
+        under it, ``SaveUnderWay`` says so at once."""
         check_name(name)
-        if once is not None:
-            if not re.fullmatch(r"[0-9a-f]{16,64}", once):
-                raise LLMBError(f"bad save token {shown(once)}")
-            from filelock import FileLock
+        if once is None:
+            return self._save(run_id, name, step, {})
+        if not re.fullmatch(r"[0-9a-f]{16,64}", once):
+            raise LLMBError(f"bad save token {shown(once)}")
+        from filelock import FileLock, Timeout
 
-            with FileLock(os.path.join(tempfile.gettempdir(), f"llmb-save-{once}.lock")):
+        lock = os.path.join(tempfile.gettempdir(), f"llmb-save-{hashlib.sha256(name.encode()).hexdigest()[:16]}.lock")
+        try:
+            with FileLock(lock, timeout=0):
                 with store_errors(self.uri):
                     found = self.client.search_model_versions(
                         f"name = {_quoted(name)} and tags.{SAVE_TOKEN_TAG} = '{once}'")
                 if found:
                     return self._version(found[0])
                 return self._save(run_id, name, step, {SAVE_TOKEN_TAG: once})
-        return self._save(run_id, name, step, {})
+        except Timeout:
+            raise SaveUnderWay(f"a save as {name} is under way") from None
 
     def _save(self, run_id: str, name: str, step: int | None, extra_tags: dict) -> Version:
         run = self.reader.run(run_id)
@@ -113,10 +125,10 @@ class ModelLibrary:
         losses = {key: self.reader.value_at(run_id, key, step)
                   for key in (TRAIN_LOSS, VAL_LOSS)}
         tags = {
-            "step": str(step),
-            "dataset": run.params.get("dataset", ""),
-            "preset": run.params.get("preset", ""),
-            "source_run": run_id,
+            STEP_VERSION_TAG: str(step),
+            DATASET_VERSION_TAG: run.params.get(PARAM_DATASET, ""),
+            PRESET_VERSION_TAG: run.params.get(PARAM_PRESET, ""),
+            SOURCE_RUN_VERSION_TAG: run_id,
             **{key: f"{value:.6g}" for key, value in losses.items() if value is not None},
             **extra_tags,
         }
@@ -153,6 +165,20 @@ class ModelLibrary:
     def has_checkpoint(self, run_id: str, step: int) -> bool:
         """Whether the run has a checkpoint at ``step`` or later."""
         return any(s >= step for s in self.checkpoint_steps(run_id))
+
+    def finish_saving(self, run_id: str, name: str, step: int, asked_ms: int, once: str,
+                      wait_seconds: float = 30.0) -> Version | None:
+        """The second half of ``checkpoint_for_saving``: the version, once the checkpoint the
+        training was asked for at ``asked_ms`` (ms since the epoch) is written; None while it is
+        not yet (or while another caller saves it). Asked again, it saves once (``once``)."""
+        if not self.has_checkpoint(run_id, step):
+            if time.time() * 1000 - asked_ms > wait_seconds * 1000:
+                raise LLMBError("the training did not write a checkpoint in time; is it still alive?")
+            return None
+        try:
+            return self.save(run_id, name, once=once)
+        except SaveUnderWay:
+            return None
 
     def _check_joinable(self, name: str) -> None:
         """A new version may join ``name`` if no model has that name or ours does."""
@@ -300,13 +326,13 @@ class ModelLibrary:
             except (KeyError, ValueError):
                 return None
 
-        step = tags.get("step", "0")
+        step = tags.get(STEP_VERSION_TAG, "0")
         return Version(
             name=mv.name, version=str(mv.version),
             step=int(step) if step.isascii() and step.isdigit() and len(step) < 16 else 0,
             train_loss=number(TRAIN_LOSS), val_loss=number(VAL_LOSS),
-            dataset=tags.get("dataset", ""), preset=tags.get("preset", ""),
-            run_id=mv.run_id or tags.get("source_run", ""), source=mv.source,
+            dataset=tags.get(DATASET_VERSION_TAG, ""), preset=tags.get(PRESET_VERSION_TAG, ""),
+            run_id=mv.run_id or tags.get(SOURCE_RUN_VERSION_TAG, ""), source=mv.source,
             aliases=tuple(sorted((aliases or {}).get(str(mv.version), mv.aliases or []))),
             created=mv.creation_timestamp or 0,
         )

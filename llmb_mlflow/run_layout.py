@@ -10,6 +10,8 @@ from __future__ import annotations
 
 DEFAULT_EXPERIMENT = "llmbreaker"
 VIEWER_PATH = "/llmb/"  # where ``mlflow server --app-name llmbreaker`` serves the viewer
+# A training command prints this, then the run id: the viewer's launcher waits for that line.
+RUN_ANNOUNCEMENT = "Logging to MLflow run"
 
 # -- metrics ---------------------------------------------------------------------------------
 TRAIN_LOSS = "train_loss"  # every step 1..N
@@ -78,14 +80,24 @@ RUN_TAGS = (KIND_TAG, VERSION_TAG, DATASET_TAG, PRESET_TAG, HOST_TAG, PID_TAG, P
             TRAINER_STATE_TAG, CONTROL_STATE_TAG, CONTROL_STEPS_TAG, CONTROL_CHECKPOINTS_TAG,
             PARENT_RUN_TAG, MODEL_VERSION_TAG, WORLD_SIZE_TAG, NOTE_TAG, PARENT_RUN_ID_TAG)
 
-TRAINER_STATES = ("running", "paused", "stopping")
-CONTROL_STATES = ("run", "pause", "stop")
+TRAINER_RUNNING, TRAINER_PAUSED, TRAINER_STOPPING = "running", "paused", "stopping"
+TRAINER_STATES = (TRAINER_RUNNING, TRAINER_PAUSED, TRAINER_STOPPING)
+CONTROL_RUN, CONTROL_PAUSE, CONTROL_STOP = "run", "pause", "stop"
+CONTROL_STATES = (CONTROL_RUN, CONTROL_PAUSE, CONTROL_STOP)
 HEARTBEAT_SECONDS = 5.0
+
+# -- params readers rely on (the settings' own names: ``RunConfig.as_params``) ----------------
+PARAM_DATASET, PARAM_PRESET, PARAM_MAX_ITERS = "dataset", "preset", "max_iters"
+PARAM_N_LAYER, PARAM_N_HEAD = "n_layer", "n_head"
 
 # -- the model registry ----------------------------------------------------------------------
 MODEL_KIND = "model"  # KIND_TAG of our registered models
-SAVE_TOKEN_TAG = "save_token"  # what made a save that was asked again harmless (the viewer's)
-VERSION_TAGS = ("step", TRAIN_LOSS, VAL_LOSS, "dataset", "preset", "source_run", SAVE_TOKEN_TAG)
+STEP_VERSION_TAG = "step"  # a version's tags: its checkpoint's step, ...
+DATASET_VERSION_TAG, PRESET_VERSION_TAG = "dataset", "preset"  # ... its run's corpus and preset, ...
+SOURCE_RUN_VERSION_TAG = "source_run"  # ... the run it comes from, its losses at that step, ...
+SAVE_TOKEN_TAG = "save_token"  # ... and what made a save that was asked again harmless (the viewer's)
+VERSION_TAGS = (STEP_VERSION_TAG, TRAIN_LOSS, VAL_LOSS, DATASET_VERSION_TAG, PRESET_VERSION_TAG,
+                SOURCE_RUN_VERSION_TAG, SAVE_TOKEN_TAG)
 
 # -- run statuses (MLflow's) -----------------------------------------------------------------
 RUNNING, FINISHED, FAILED, KILLED = "RUNNING", "FINISHED", "FAILED", "KILLED"

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .errors import LLMBError
-from .run_layout import MODEL_VERSION_TAG, PARENT_RUN_ID_TAG, PARENT_RUN_TAG, WORLD_SIZE_TAG
+from .run_layout import (
+    DEFAULT_EXPERIMENT, MODEL_VERSION_TAG, PARENT_RUN_ID_TAG, PARENT_RUN_TAG, RUN_ANNOUNCEMENT,
+    WORLD_SIZE_TAG,
+)
 
 
 def _say(text: str) -> None:
@@ -38,7 +41,7 @@ class Tracking:
     """Where a training logs: a store, an experiment, and a model to register its end in."""
 
     uri: str | None = None
-    experiment: str = "llmbreaker"
+    experiment: str = DEFAULT_EXPERIMENT
     register: str | None = None
 
 
@@ -55,9 +58,6 @@ class Outcome:
     experiment: str | None = None
     stopped: bool = False
     interrupted: bool = False
-    registered: object = None  # the registry Version of --register
-    failed_writes: int = 0
-    last_failure: str | None = None
     rank: int = 0  # of a data-parallel training; only rank 0 reports
 
 
@@ -173,7 +173,7 @@ def run(trainer, tracking: Tracking | None, run_name: str | None = None, tags: d
         if tracker.run_id:
             from .errors import redact
 
-            out.say(f"Logging to MLflow run {tracker.run_id} ({tracker.run_name}) at {redact(tracker.uri)}")
+            out.say(f"{RUN_ANNOUNCEMENT} {tracker.run_id} ({tracker.run_name}) at {redact(tracker.uri)}")
 
     outcome = Outcome(step=0, losses={})
     try:
@@ -184,17 +184,24 @@ def run(trainer, tracking: Tracking | None, run_name: str | None = None, tags: d
         outcome.stopped = True
         # asked through the store, a data-parallel training ends cleanly on every rank (torchrun)
         outcome.interrupted = not (parallel and not trainer.stop_requested)
-    finally:
-        outcome.failed_writes = getattr(tracker, "failed_writes", 0)
-        outcome.last_failure = getattr(tracker, "last_failure", None)
+        out.warn(f"Stopped at step {trainer.step}." + (
+            f" Run {tracker.run_id} is marked KILLED; everything logged so far is kept."
+            if tracker.run_id else ""))
+    finally:  # said however the training ended, an error included
+        if getattr(tracker, "failed_writes", 0):
+            out.warn(f"Note: {tracker.failed_writes} write(s) to the tracking store failed and were "
+                     f"retried (last error: {tracker.last_failure}).")
     outcome.step, outcome.losses = trainer.step, dict(trainer.last_eval)
     outcome.run_id, outcome.run_name = tracker.run_id, getattr(tracker, "run_name", None)
     outcome.uri, outcome.experiment = getattr(tracker, "uri", None), getattr(tracker, "experiment", None)
-    if tracking and tracking.register and not outcome.stopped:
-        from .registry import ModelLibrary
-
-        outcome.registered = ModelLibrary(tracker.uri).save(tracker.run_id, tracking.register)
     return outcome
+
+
+def register(outcome: Outcome, name: str):
+    """Register the last checkpoint of a training that ran to its end as a version of ``name``."""
+    from .registry import ModelLibrary
+
+    return ModelLibrary(outcome.uri).save(outcome.run_id, name)
 
 
 def _mlflow_tracker(tracking: Tracking):

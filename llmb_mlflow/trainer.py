@@ -22,7 +22,8 @@ from .distributed import STOP, TRAIN, WAIT
 from .model import MicroGPT
 from .probes import SnapshotProbe
 from .run_layout import (
-    EVAL_METRICS, EVAL_TRAIN_LOSS, FAILED, FINISHED, GRAD_NORM, KILLED, LR, TOKENS_PER_SEC, TRAIN_LOSS, VAL_LOSS,
+    CONTROL_PAUSE, CONTROL_STOP, EVAL_METRICS, EVAL_TRAIN_LOSS, FAILED, FINISHED, GRAD_NORM, KILLED, LR,
+    TOKENS_PER_SEC, TRAIN_LOSS, TRAINER_PAUSED, TRAINER_RUNNING, TRAINER_STOPPING, VAL_LOSS,
 )
 from .tracker import RunDescription, Tracker
 
@@ -192,25 +193,25 @@ class Trainer:
             if control.checkpoints > checkpoints_done:
                 checkpoints_done = control.checkpoints
                 self.checkpoint_into(tracker)
-            if self.stop_requested or control.state == "stop":
+            if self.stop_requested or control.state == CONTROL_STOP:
                 wish = STOP
-            elif control.state == "pause" and control.steps <= steps_done:
+            elif control.state == CONTROL_PAUSE and control.steps <= steps_done:
                 wish = WAIT
             else:
                 wish = TRAIN
             decision = self.agree(wish)
             if decision == STOP:
-                tracker.report_state("stopping")
+                tracker.report_state(TRAINER_STOPPING)
                 raise TrainingStopped(f"stopped at step {self.step}")
             if decision == WAIT:
-                tracker.report_state("paused")
+                tracker.report_state(TRAINER_PAUSED)
                 tracker.wait_for_control(PAUSE_POLL_SECONDS)
                 continue
-            if control.state == "pause":
+            if control.state == CONTROL_PAUSE:
                 steps_done += 1
             else:
                 steps_done = control.steps
-                tracker.report_state("running")
+                tracker.report_state(TRAINER_RUNNING)
             metrics = self.train_step()
             if self.is_eval_step(self.step):
                 metrics.update(self._evaluate_into(tracker))

@@ -34,7 +34,14 @@ def test_a_finished_run_carries_exactly_the_contracts_names(finished_run):
     run = MlflowClient(finished_run.uri).get_run(finished_run.run_id)
     assert set(run.data.metrics) == set(run_layout.METRICS)
     ours = {key for key in run.data.tags if key.startswith("llmb.")}
-    assert ours <= set(run_layout.RUN_TAGS) and run.data.tags[run_layout.KIND_TAG] == run_layout.TRAINING_RUN
+    every_run = {run_layout.KIND_TAG, run_layout.VERSION_TAG, run_layout.DATASET_TAG, run_layout.PRESET_TAG,
+                 run_layout.HOST_TAG, run_layout.PID_TAG, run_layout.PID_STARTED_TAG, run_layout.HEARTBEAT_TAG,
+                 run_layout.TRAINER_STATE_TAG}
+    assert every_run <= ours <= set(run_layout.RUN_TAGS)  # control tags appear once asked, resume tags on resumes
+    assert run.data.tags[run_layout.KIND_TAG] == run_layout.TRAINING_RUN
+    params = (run_layout.PARAM_DATASET, run_layout.PARAM_PRESET, run_layout.PARAM_MAX_ITERS,
+              run_layout.PARAM_N_LAYER, run_layout.PARAM_N_HEAD)
+    assert set(params) <= set(run.data.params)
     artifacts = {a.path for a in MlflowClient(finished_run.uri).list_artifacts(finished_run.run_id)}
     assert artifacts == {run_layout.SNAPSHOT_DIR, run_layout.SAMPLE_DIR, run_layout.IMAGE_DIR,
                          run_layout.CHECKPOINT_DIR}

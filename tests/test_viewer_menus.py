@@ -103,11 +103,3 @@ def test_uploads_decode_or_say_they_arrived_broken():
     assert training.decode_upload(payload) == ("a.txt", raw)
     with pytest.raises(LLMBError, match="a.txt did not arrive intact; try again"):
         training.decode_upload({"contents": "data:text/plain;base64,@@@", "filename": "a.txt"})
-
-
-def test_load_wants_a_positive_whole_number_of_steps(store_uri):
-    from llmb_mlflow.registry import ModelLibrary
-
-    for bad in (0, -5, None, 2.5, True, "5", 10**10, 10**400):
-        with pytest.raises(LLMBError, match="the number of more steps to train (must be a|is far out of range)"):
-            models.load_args(ModelLibrary(store_uri), "bard/1", bad, "llmbreaker")

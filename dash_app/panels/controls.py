@@ -8,7 +8,7 @@ import time
 from dash import Input, Output, State, ctx, html, no_update
 
 from llmb_mlflow.errors import LLMBError
-from llmb_mlflow.run_layout import ENDED, RUNNING
+from llmb_mlflow.run_layout import ENDED, RUNNING, TRAINER_PAUSED
 
 from .. import checks
 
@@ -48,7 +48,7 @@ def header(state: dict | None) -> tuple:
     status = state["status"]
     silence = state.get("silence")
     running = status == RUNNING and not silence
-    paused = running and state.get("trainer_state") == "paused"
+    paused = running and state.get("trainer_state") == TRAINER_PAUSED
     live = ("❚❚ paused" if paused else "● live") if running else ""
     progress = f"step {state['last_step']} / {state.get('max_iters') or '?'}"
     if running and not paused:

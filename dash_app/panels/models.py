@@ -8,20 +8,17 @@ import secrets
 
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
-from llmb_mlflow import launcher, limits
-from llmb_mlflow.config import DEFAULT_PRESET, PRESETS, TrainConfig, build_config
 from llmb_mlflow.errors import LLMBError, shown
-from llmb_mlflow.registry import ModelLibrary, check_name
+from llmb_mlflow.registry import check_name
+from llmb_mlflow.run_layout import PARAM_DATASET, PARAM_PRESET
 
 from .. import checks
 from . import launches
 from .controls import now_ms
 
-CHECKPOINT_WAIT_SECONDS = 30
 DEFAULT_MORE_STEPS = 1000
 MAX_MORE_STEPS = 10**9
 ACTIONS = ("rename", "delete", "delete-no", "delete-yes", "load")
-RESUMED_SETTINGS = ("batch_size", "block_size", "eval_interval", "checkpoint_interval")
 HEADERS = ("model", "version", "step", "train loss", "val loss", "aliases", "dataset", "")
 
 
@@ -74,7 +71,7 @@ def _version_actions(name: str, version: str, count: int, deleting: dict | None)
 
 
 def suggested_name(run) -> str:
-    return f"{run.params.get('preset', 'model')}-{run.params.get('dataset', 'corpus')}".replace(".", "-")
+    return f"{run.params.get(PARAM_PRESET, 'model')}-{run.params.get(PARAM_DATASET, 'corpus')}".replace(".", "-")
 
 
 def _fmt(value) -> str:
@@ -105,32 +102,6 @@ def layout() -> html.Details:
     ], id="models-menu", className="menu")
 
 
-def load_args(library: ModelLibrary, ref: str, more_steps, experiment: str) -> tuple[list[str], str]:
-    """The ``llmb resume`` arguments that continue a saved version for ``more_steps`` in a new
-    run, and a one-line summary. The version's run settings are checked against the limits of a
-    training started here, for a quick refusal; ``--viewer-limits`` makes the training check
-    them again, and its corpus, against what its checkpoint really holds (the store may hold
-    anything anyone wrote to it)."""
-    more = checks.whole(more_steps, "the number of more steps to train", 1, MAX_MORE_STEPS)
-    version = library.resolve(ref)
-    params = library.reader.run(version.run_id).params
-    settings = {key: _stored_whole(params.get(key)) for key in RESUMED_SETTINGS}
-    settings = {key: value for key, value in settings.items() if value is not None}
-    interval = limits.checkpoint_interval(more, settings.get("checkpoint_interval", TrainConfig.checkpoint_interval))
-    preset = params.get("preset") if params.get("preset") in PRESETS else DEFAULT_PRESET
-    limits.check_cost(build_config(preset, max_iters=version.step + more,
-                                   **{**settings, "checkpoint_interval": interval}), more)
-    args = ["resume", "--viewer-limits", f"--max-iters={version.step + more}", f"--experiment={experiment}",
-            f"--checkpoint-interval={interval}", "--", version.ref]
-    return args, (f"Loaded {version.ref} (step {version.step}); training on to step "
-                  f"{version.step + more} in a new run.")
-
-
-def _stored_whole(value) -> int | None:
-    """A whole number a run's params hold, if it is one."""
-    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 16 else None
-
-
 def model_action(which) -> tuple[str, str, str]:
     """(action, model name, version) of a clicked table button's id, as a stranger might send it."""
     if not isinstance(which, dict):
@@ -144,7 +115,6 @@ def model_action(which) -> tuple[str, str, str]:
 
 
 def register(app, data) -> None:
-    library = data.library
     toast = (Output("toast", "children", allow_duplicate=True),
              Output("toast", "className", allow_duplicate=True))
 
@@ -152,7 +122,7 @@ def register(app, data) -> None:
                   Input("toast", "children"), Input("renaming", "data"), Input("deleting", "data"))
     def list_models(_clicks, _toast, renaming, deleting):
         try:
-            return models_table(library.models(), renaming, deleting)
+            return models_table(data.models(), renaming, deleting)
         except LLMBError as exc:
             return [html.Div(f"Could not list models: {exc}", className="error")]
 
@@ -173,13 +143,12 @@ def register(app, data) -> None:
         try:
             data.check_writable()
             name = check_name(name.strip() if isinstance(name, str) else name)
-            run_id = data.check_run(checks.run_state(state)["run_id"])
-            step = library.checkpoint_for_saving(run_id, name, limits.MAX_RUN_CHECKPOINTS)
-            if step is not None:  # the page waits for the checkpoint; no server thread does
+            run_id = checks.run_state(state)["run_id"]
+            version = data.save_model(run_id, name)
+            if isinstance(version, int):  # a checkpoint's step: the page waits for it, no server thread does
                 return (f"Asked the training for a checkpoint; it is saved as {name} once written.",
-                        "toast ok", {"run_id": run_id, "name": name, "step": step, "since": now_ms(),
+                        "toast ok", {"run_id": run_id, "name": name, "step": version, "since": now_ms(),
                                      "token": secrets.token_hex(16)})
-            version = library.save(run_id, name)
         except LLMBError as exc:
             return f"Could not save: {exc}", "toast error", no_update
         return f"Saved step {version.step} as {version.ref}.", "toast ok", no_update
@@ -190,15 +159,11 @@ def register(app, data) -> None:
         if not waiting:
             return no_update, no_update, True, no_update
         try:
-            data.check_writable()
             waiting = checks.pending_save(waiting)
-            name, run_id = check_name(waiting["name"]), data.check_run(waiting["run_id"])
-            if not library.has_checkpoint(run_id, waiting["step"]):
-                if now_ms() - waiting["since"] > CHECKPOINT_WAIT_SECONDS * 1000:
-                    raise LLMBError("the training did not write a checkpoint in time; is it still alive?")
-                return no_update, no_update, False, no_update  # not yet: poll on
-            # the page polls on while a save is under way: the token makes it happen once
-            version = library.save(run_id, name, once=waiting["token"])
+            version = data.finish_save(waiting["run_id"], check_name(waiting["name"]), waiting["step"],
+                                       waiting["since"], waiting["token"])
+            if version is None:
+                return no_update, no_update, False, no_update  # not written (or saved) yet: poll on
         except LLMBError as exc:
             return f"Could not save: {exc}", "toast error", True, None
         return f"Saved step {version.step} as {version.ref}.", "toast ok", True, None
@@ -223,14 +188,15 @@ def register(app, data) -> None:
         try:
             data.check_writable()
             if action == "delete-yes":
-                gone = library.delete_version(name, version)
+                gone = data.delete_version(name, version)
                 message = f"Deleted model {name}." if gone else f"Deleted version {version} of {name}."
                 return no_update, None, message, "toast ok", no_update
-            args, message = load_args(library, f"{name}/{version}", more_steps,
-                                      data.experiment_to_train_in(experiment or data.experiment))
-            started = launcher.start(args, data.training_uri())
+            more = checks.whole(more_steps, "the number of more steps to train", 1, MAX_MORE_STEPS)
+            started, saved = data.load_model(f"{name}/{version}", more, experiment or data.experiment)
+            done = (f"Loaded {saved.ref} (step {saved.step}); training on to step {saved.step + more} "
+                    "in a new run.")
             return (no_update, no_update, f"Loading {name}/{version}: starting its training...", "toast ok",
-                    launches.pending(started, message, f"Could not load {name}/{version}"))
+                    launches.pending(started, done, f"Could not load {name}/{version}"))
         except LLMBError as exc:
             verb = "delete" if action == "delete-yes" else "load"
             return no_update, None, f"Could not {verb} {name}/{version}: {exc}", "toast error", no_update
@@ -254,7 +220,7 @@ def register(app, data) -> None:
             new = checks.name(typed[0] if typed else None, "new model name")
             if new == old:
                 return None, no_update, no_update
-            library.rename(old, new)
+            data.rename_model(old, new)
         except LLMBError as exc:
             return no_update, f"Could not rename {label}: {exc}", "toast error"
         return None, f"Renamed {old} to {new}.", "toast ok"

@@ -7,7 +7,7 @@ from dash import Input, Output, State, ctx, dcc, no_update
 
 from llmb_mlflow import control
 from llmb_mlflow.errors import LLMBError
-from llmb_mlflow.run_layout import TRAIN_LOSS, TRAINER_STATE_TAG, VAL_LOSS
+from llmb_mlflow.run_layout import PARAM_N_HEAD, PARAM_N_LAYER, TRAIN_LOSS, TRAINER_STATE_TAG, VAL_LOSS
 
 from .. import checks
 from ..address import query
@@ -91,7 +91,7 @@ def register(app, data, default_run: str | None) -> None:
                     no_update, no_update, f"Cannot show run {checks.label(run_id)}: {exc}")
         train_steps, train_values = chart["train"]
         state = _run_state(run, train_steps, train_values, chart["val"][0], smoothing)
-        layers, heads = _count(run.params.get("n_layer")), _count(run.params.get("n_head"))
+        layers, heads = _count(run.params.get(PARAM_N_LAYER)), _count(run.params.get(PARAM_N_HEAD))
         figure = loss.loss_figure(train_steps, train_values, *chart["val"], None, smoothing,
                                   isinstance(log_scale, list) and "log" in log_scale)
         return (figure, state, steps, run.ended,

@@ -8,11 +8,11 @@ import binascii
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
-from llmb_mlflow import launcher, limits
+from llmb_mlflow import limits
 from llmb_mlflow.config import DEFAULT_PRESET, PRESETS, ModelConfig, SettingError, TrainConfig, build_config
 from llmb_mlflow.corpus import BUNDLED, MAX_CORPUS_BYTES
 from llmb_mlflow.errors import LLMBError, shown
-from llmb_mlflow.uploads import find_upload, is_upload_id, store_upload
+from llmb_mlflow.uploads import find_upload, is_upload_id
 
 from .. import checks
 from . import launches
@@ -156,7 +156,7 @@ def register(app, data) -> None:
         try:
             data.check_writable()
             filename, raw = decode_upload(payload)
-            stored = store_upload(filename, raw)
+            stored = data.keep_upload(filename, raw)
         except LLMBError as exc:
             return no_update, no_update, no_update, f"Could not upload: {exc}", "toast error"
         option = {"label": f"{stored.name} (uploaded)", "value": stored.id}
@@ -176,7 +176,7 @@ def register(app, data) -> None:
             data.check_writable()
             args = training_args(corpus, preset, dict(zip([k for k, _, _ in SETTINGS], values)),
                                  data.experiment_to_train_in(experiment or data.experiment), run_name)
-            started = launcher.start(args, data.training_uri())
+            started = data.start_training(args)
         except LLMBError as exc:
             return f"Could not start: {exc}", "toast error", no_update
         what = f"{preset} on {corpus.rsplit('/', 1)[-1]}"  # a bundled name, or an upload's file name
