@@ -22,6 +22,8 @@ def test_the_documents_tables_name_what_the_contract_defines():
     assert table_after("**Metrics**") == list(run_layout.METRICS)
     assert table_after("**Tags**") == list(run_layout.RUN_TAGS)
     assert table_after("**Artifacts**") == list(run_layout.ARTIFACTS)
+    version_tags = re.search(r"with the version tags (.*?)\. Saving", DOC, re.S).group(1)
+    assert re.findall(r"`([^`]+)`", version_tags) == list(run_layout.VERSION_TAGS)
 
 
 def test_artifact_names_sort_in_step_order():
