@@ -6,7 +6,8 @@ Two trainers with the same configuration and seed advance in alternation, one ev
 interval (100 steps, ending in an evaluation and, for the tracked one, a snapshot) at a time,
 so the shared machine's drifting load hits both alike. The tracked trainer's chunk is timed
 until its writer thread has stored everything (``flush``): an upper bound, since in a real run
-that writing overlaps training. Prints the ratio tracked/untracked (target <= 1.03) and the
+that writing overlaps training. The tracked run logs MLflow's system metrics as `llmb train`
+does (every 10 s). Prints the ratio tracked/untracked (target <= 1.03) and the
 snapshot sizes (target <= 150 KB for medium). The store is a fresh sqlite database in a
 temporary folder.
 """
@@ -35,6 +36,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="medium")
     parser.add_argument("--intervals", type=int, default=8)
+    parser.add_argument("--system-metrics", type=float, default=10.0, metavar="SECONDS",
+                        help="MLflow's system metrics every SECONDS, as llmb train logs them (0: off)")
     args = parser.parse_args()
 
     probe = build_config(args.preset)
@@ -43,10 +46,10 @@ def main() -> None:
     data = prepare_dataset(load_corpus("shakespeare"), config.model.block_size)
     folder = tempfile.mkdtemp(prefix="llmb-bench-")
     os.chdir(folder)
-    tracker = MlflowTracker(f"sqlite:///{folder}/mlflow.db")
+    tracker = MlflowTracker(f"sqlite:///{folder}/mlflow.db", system_metrics=args.system_metrics or None)
 
     tracked, untracked = Trainer(config, data), Trainer(config, data)
-    tracker.start(RunDescription(params=tracked.describe()))
+    tracker.start(RunDescription(params=tracked.describe(), dataset=tracked.dataset))
     quiet = Tracker()
     print(f"{args.preset}: {args.intervals} intervals of {interval} steps, alternating", flush=True)
     times = {"tracked": [], "untracked": []}

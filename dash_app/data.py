@@ -91,6 +91,10 @@ class ViewerData:
     def models(self):
         return self._library.models()
 
+    def checkpoints(self, run_id):
+        """The run's completely stored checkpoints (its READY logged models)."""
+        return self.reader.checkpoints(self.check_run(run_id))
+
     def load_model(self, ref: str, more_steps: int, experiment) -> tuple[launcher.Started, object]:
         """Continue a saved version for ``more_steps`` in a new run of its own process."""
         self.check_writable()

@@ -11,10 +11,10 @@ import click
 from .config import DEFAULT_PRESET, PRESETS
 from .corpus import BUNDLED, MAX_CORPUS_BYTES
 from .errors import LLMBError, redact
-from .run_layout import EVAL_METRICS, TRAIN_LOSS, VAL_LOSS
+from .run_layout import EVAL_METRICS, TRAIN_LOSS, VAL_LOSS, mlflow_ui_path
 from .cli_options import (
     OUTPUT, echo_table, experiment_option, fmt_loss, register_option, report, setting_options,
-    tracking_uri_option,
+    system_metrics_option, tracking_uri_option,
 )
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -38,8 +38,10 @@ def cli():
 @click.option("--run-name", help="MLflow run name.  [default: a generated one]")
 @tracking_uri_option
 @register_option
+@system_metrics_option
 @click.option("--no-tracking", is_flag=True, help="Train without MLflow: no run is created.")
-def train(dataset, preset, experiment, run_name, tracking_uri, register, no_tracking, **overrides):
+def train(dataset, preset, experiment, run_name, tracking_uri, register, no_system_metrics, no_tracking,
+          **overrides):
     """Train a MicroGPT, logging every step and a snapshot per evaluation to MLflow."""
     from . import session
     from .trainer import Trainer
@@ -49,7 +51,8 @@ def train(dataset, preset, experiment, run_name, tracking_uri, register, no_trac
     config, data = session.prepare(preset, dataset, overrides)
     with session.data_parallel() as parallel:
         trainer = Trainer(config, data, device=session.device(parallel))
-        tracking = None if no_tracking else session.Tracking(tracking_uri, experiment, register)
+        tracking = None if no_tracking else session.Tracking(
+            tracking_uri, experiment, register, "llmb train", not no_system_metrics)
         report(session.run(trainer, tracking, run_name, parallel=parallel, out=OUTPUT), register)
 
 
@@ -156,6 +159,8 @@ def runs_show(run_id, tracking_uri):
     run = reader.run(run_id)
     click.echo(f"Run {run.run_id} ({run.run_name}): {trainer_state(run.tags, run.status, run.start_time)}, "
                f"step {run.last_step}/{run.max_iters or '?'}")
+    if reader.uri.startswith(("http://", "https://")):
+        click.echo(f"In MLflow's UI: {redact(reader.uri).rstrip('/')}/{mlflow_ui_path(run.experiment_id, run.run_id)}")
     for key in (TRAIN_LOSS, *EVAL_METRICS):
         if key in run.latest:
             step, value = run.latest[key]
@@ -163,8 +168,10 @@ def runs_show(run_id, tracking_uri):
     click.echo("Params:")
     for key in sorted(run.params):
         click.echo(f"  {key} = {run.params[key]}")
-    checkpoints = reader.checkpoint_steps(run_id, run=run)
-    click.echo(f"Checkpoints ({len(checkpoints)}): {_step_list(checkpoints)}")
+    checkpoints = reader.checkpoints(run_id, run=run)
+    click.echo(f"Checkpoints ({len(checkpoints)}): {_step_list([c.step for c in checkpoints])}")
+    if checkpoints:
+        click.echo(f"  latest: step {checkpoints[-1].step}, logged model models:/{checkpoints[-1].model_id}")
     steps = reader.snapshot_steps(run_id, run=run)
     click.echo(f"Snapshots ({len(steps)}): {_step_list(steps)}")
     if steps:

@@ -8,7 +8,7 @@ import click
 
 from .cli_options import (
     OUTPUT, echo_table, experiment_option, fmt_loss, register_option, report, setting_options,
-    tracking_uri_option,
+    system_metrics_option, tracking_uri_option,
 )
 from .corpus import BUNDLED
 
@@ -104,9 +104,11 @@ def models_alias(name, version, alias, tracking_uri):
 @click.option("--run-name", help="MLflow run name.  [default: a generated one]")
 @tracking_uri_option
 @register_option
+@system_metrics_option
 @click.option("--viewer-limits", is_flag=True, hidden=True,
               help="Refuse what a training started from a viewer may not do (see llmb_mlflow.limits).")
-def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, viewer_limits, **overrides):
+def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, no_system_metrics, viewer_limits,
+           **overrides):
     """Continue training a saved model in a new run linked to its source.
 
     Weights, optimizer state and step are restored; the new run's steps continue after the
@@ -117,7 +119,8 @@ def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, vie
     plan = session.prepare_resume(model_ref, dataset, overrides, tracking_uri, viewer_limits)
     with session.data_parallel() as parallel:
         trainer = Trainer.from_checkpoint(plan.state, plan.config, plan.data, device=session.device(parallel))
-        report(session.run(trainer, session.Tracking(plan.uri, experiment, register), run_name,
+        tracking = session.Tracking(plan.uri, experiment, register, "llmb resume", not no_system_metrics)
+        report(session.run(trainer, tracking, run_name,
                            tags=plan.tags, parallel=parallel, out=OUTPUT), register)
 
 

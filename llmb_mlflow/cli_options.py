@@ -18,6 +18,10 @@ experiment_option = click.option(
     "--experiment", default=DEFAULT_EXPERIMENT, show_default=True, help="MLflow experiment name.")
 
 
+system_metrics_option = click.option(
+    "--no-system-metrics", is_flag=True,
+    help="Do not log CPU and memory every 10 s (MLflow's System metrics tab).")
+
 register_option = click.option(
     "--register", metavar="NAME", help="Also register the final checkpoint as a version of model NAME.")
 

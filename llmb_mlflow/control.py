@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from .errors import LLMBError
 from .run_layout import (
     CONTROL_CHECKPOINTS_TAG, CONTROL_PAUSE, CONTROL_RUN, CONTROL_STATE_TAG, CONTROL_STATES, CONTROL_STEPS_TAG,
-    CONTROL_STOP, FAILED, HEARTBEAT_TAG, TRAINER_PAUSED, TRAINER_STOPPING,
-    HOST_TAG, KIND_TAG, PID_STARTED_TAG, PID_TAG, RUNNING, TRAINER_STATE_TAG, TRAINING_RUN,
+    CONTROL_STOP, FAILED, HEARTBEAT_TAG, HOST_TAG, KIND_TAG, PID_STARTED_TAG, PID_TAG, RUNNING, TRAINER_ENDED,
+    TRAINER_PAUSED, TRAINER_STATE_TAG, TRAINER_STOPPING, TRAINING_RUN,
 )
-from .store import missing_as, store_errors
+from .store import is_missing, missing_as, store_errors, stored_count
 
 STALE_SECONDS = 60.0  # silent this long (LLMB_STALE_SECONDS overrides): crashed
 COMMANDS = ("pause", "resume", "stop", "step", "checkpoint")
@@ -42,8 +42,7 @@ class Control:
     @classmethod
     def from_tags(cls, tags: dict[str, str]) -> "Control":
         def count(key):
-            value = tags.get(key, "0")
-            return int(value) if value.isascii() and value.isdigit() and len(value) < 16 else 0
+            return stored_count(tags.get(key)) or 0
 
         state = tags.get(CONTROL_STATE_TAG, CONTROL_RUN)
         return cls(state if state in CONTROL_STATES else CONTROL_RUN, count(CONTROL_STEPS_TAG),
@@ -111,7 +110,7 @@ def silence(tags: dict[str, str], status: str, start_time: int | None = None,
     if tags.get(HOST_TAG) == socket.gethostname() and _process_gone(tags.get(PID_TAG), tags.get(PID_STARTED_TAG)):
         return "crashed: its process is gone"
     beat = tags.get(HEARTBEAT_TAG, "")
-    last = int(beat) if beat.isascii() and beat.isdigit() and len(beat) < 16 else (start_time or 0)
+    last = stored_count(beat) or start_time or 0
     silent = ((now_ms or time.time() * 1000) - last) / 1000
     if silent > stale_seconds():
         return f"stale: silent for {_duration(silent)}"
@@ -143,8 +142,8 @@ def _process_gone(pid: str | None, started: str | None) -> bool:
         return True
     except (psutil.Error, OverflowError, ValueError):  # someone else's, or not a process id at all
         return False
-    recorded = started if (started or "").isascii() and (started or "").isdigit() and len(started) < 16 else None
-    return recorded is not None and abs(born - int(recorded)) > 1000
+    recorded = stored_count(started)
+    return recorded is not None and abs(born - recorded) > 1000
 
 
 def _duration(seconds: float) -> str:
@@ -163,5 +162,19 @@ def mark_failed(client, run_id: str, force: bool = False) -> str:
         raise LLMBError(f"run {run_id} is alive (its trainer reported within {stale_seconds():.0f} s); "
                         f"stop it with 'llmb runs stop {run_id}', or give --force")
     with store_errors(client.tracking_uri):
-        client.set_terminated(run_id, FAILED)
+        end_run(client, run_id, FAILED)
     return problem or "forced"
+
+
+def end_run(client, run_id: str, status: str) -> None:
+    """End the run with ``status``: first its trainer state says how it ended, and its
+    heartbeat, meaningless from now on, goes, so no ended run claims to be running."""
+    from mlflow.exceptions import MlflowException
+
+    client.set_tag(run_id, TRAINER_STATE_TAG, TRAINER_ENDED[status])
+    try:
+        client.delete_tag(run_id, HEARTBEAT_TAG)
+    except MlflowException as exc:
+        if not is_missing(exc):
+            raise
+    client.set_terminated(run_id, status)

@@ -6,6 +6,7 @@ Torch-free: token ids are numpy arrays; the trainer moves them to a device.
 from __future__ import annotations
 
 import gzip
+import hashlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -23,6 +24,13 @@ VAL_FRACTION = 0.1
 class Corpus:
     name: str
     text: str
+    source: str = ""  # where it came from: the bundled file or the file's path
+    bundled: bool = False
+
+    @property
+    def digest(self) -> str:
+        """A short hash of the text (MLflow shows a dataset's digest beside its name)."""
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:8]
 
 
 class CharTokenizer:
@@ -64,13 +72,22 @@ class Dataset:
     train_ids: np.ndarray
     val_ids: np.ndarray
     val_text: str
+    digest: str = ""
+    source: str = ""
+    bundled: bool = False
+
+    def profile(self) -> dict[str, int]:
+        return {"characters": len(self.train_ids) + len(self.val_ids),
+                "vocabulary": self.tokenizer.vocab_size,
+                "train_characters": len(self.train_ids), "val_characters": len(self.val_ids)}
 
 
 def load_corpus(spec: str) -> Corpus:
     """A bundled corpus by name, or a UTF-8 text file by path; text is newline-normalised."""
     if spec in BUNDLED:
         package_file = resources.files("llmb_mlflow") / "corpora" / f"{spec}.txt.gz"
-        return Corpus(spec, normalise(gzip.decompress(package_file.read_bytes()).decode("utf-8")))
+        text = normalise(gzip.decompress(package_file.read_bytes()).decode("utf-8"))
+        return Corpus(spec, text, f"llmb_mlflow/corpora/{spec}.txt.gz", bundled=True)
     path = Path(spec).expanduser()
     if not path.exists():
         if path.suffix or "/" in spec or "\\" in spec:
@@ -87,7 +104,7 @@ def load_corpus(spec: str) -> Corpus:
         raw = path.read_bytes()
     except OSError as exc:
         raise LLMBError(f"cannot read corpus file {spec}: {exc.strerror or exc}") from None
-    return Corpus(path.name, decode_corpus_bytes(raw, spec))
+    return Corpus(path.name, decode_corpus_bytes(raw, spec), str(path.resolve()))
 
 
 def decode_corpus_bytes(raw: bytes, label: str) -> str:
@@ -131,4 +148,7 @@ def prepare_dataset(corpus: Corpus, block_size: int, tokenizer: CharTokenizer | 
         train_ids=ids[:n_train],
         val_ids=ids[n_train:],
         val_text=corpus.text[n_train:],
+        digest=corpus.digest,
+        source=corpus.source,
+        bundled=corpus.bundled,
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 from .corpus import BUNDLED
 from .errors import LLMBError, shown
 from .run_layout import PARAM_PRESET
+from .store import stored_count
 
 MAX_CHARS_PER_STEP = 32_768  # batch × context: memory grows with it
 MAX_RUN_SNAPSHOTS = 10_000  # the store grows by ~70 KB per snapshot (medium)
@@ -83,7 +84,7 @@ def resume_args(library, ref: str, more_steps: int, experiment: str) -> tuple[li
 
     version = library.resolve(ref)
     params = library.reader.run(version.run_id).params
-    settings = {key: _whole(params.get(key)) for key in RESUMED_SETTINGS}
+    settings = {key: stored_count(params.get(key)) for key in RESUMED_SETTINGS}
     settings = {key: value for key, value in settings.items() if value is not None}
     interval = checkpoint_interval(more_steps, settings.get("checkpoint_interval", TrainConfig.checkpoint_interval))
     preset = params.get(PARAM_PRESET) if params.get(PARAM_PRESET) in PRESETS else DEFAULT_PRESET
@@ -92,7 +93,3 @@ def resume_args(library, ref: str, more_steps: int, experiment: str) -> tuple[li
     return ["resume", "--viewer-limits", f"--max-iters={version.step + more_steps}",
             f"--experiment={experiment}", f"--checkpoint-interval={interval}", "--", version.ref], version
 
-
-def _whole(value) -> int | None:
-    """A whole number a run's params hold, if it is one (anyone may have written them)."""
-    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 16 else None

@@ -8,6 +8,7 @@ fails there, in one tested place. Nothing else in the project touches MLflow's i
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 
 BULK_INTERVAL_ENDPOINT = "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval"
@@ -27,7 +28,7 @@ def metric_interval(client, run_id: str, key: str, max_results: int,
     ``get_metric_history_bulk_interval``, and over REST on the UI's ajax endpoint with
     ``mlflow.utils.rest_utils``."""
     store = client._tracking_client.store
-    if hasattr(store, "get_host_creds"):  # REST: the server samples, as it does for its UI
+    if over_rest(client):  # the server samples, as it does for its UI
         from mlflow.utils.rest_utils import http_request, verify_rest_response
 
         params = {"run_ids": run_id, "metric_key": key, "max_results": max_results}
@@ -105,3 +106,89 @@ def asgi_app(flask_app):
     from mlflow.server.fastapi_app import create_fastapi_app
 
     return create_fastapi_app(flask_app)
+
+
+_GLOBAL_URI = threading.Lock()
+
+
+def register_logged_model(client, name: str, model_id: str, **version):
+    """A new version of registered model ``name`` whose source is the logged model
+    ``models:/<model_id>``, linked both ways as ``mlflow.register_model`` links them. Relies on:
+    a SQL registry store resolving that source through the *global* tracking URI (not the
+    client's), so it is pointed at the client's store for the call; the logged model's
+    ``mlflow.modelVersions`` tag (``mlflow.utils.mlflow_tags.MLFLOW_MODEL_VERSIONS``), which
+    ``mlflow server`` sets itself and a client of a SQL store must set."""
+    import json
+
+    import mlflow
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+    source = f"models:/{model_id}"
+    if over_rest(client):
+        created = client.create_model_version(name, source, model_id=model_id, **version)
+    else:
+        with _GLOBAL_URI:
+            saved_uri, saved_env = tracking_utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
+            mlflow.set_tracking_uri(client.tracking_uri)
+            try:
+                created = client.create_model_version(name, source, model_id=model_id, **version)
+            finally:
+                tracking_utils._tracking_uri = saved_uri
+                if saved_env is None:
+                    os.environ.pop("MLFLOW_TRACKING_URI", None)
+                else:
+                    os.environ["MLFLOW_TRACKING_URI"] = saved_env
+    link = {"name": created.name, "version": str(created.version)}
+    listed = json.loads(client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS) or "[]")
+    if link not in [{k: str(v) for k, v in entry.items()} for entry in listed]:
+        client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([*listed, link])})
+    return created
+
+
+def over_rest(client) -> bool:
+    """Whether the client talks to ``mlflow server``. Relies on
+    ``MlflowClient._tracking_client.store`` and REST stores' ``get_host_creds``."""
+    return hasattr(client._tracking_client.store, "get_host_creds")
+
+
+SYSTEM_METRICS_PREFIX = "system/"
+
+
+def start_system_metrics(run_id: str, tracking_uri: str, interval: float):
+    """MLflow's own system-metrics logging (its *System metrics* tab) for a run created through
+    the client, plus the training process's own CPU and memory; ``finish()`` stops it. Relies
+    on ``mlflow.system_metrics.system_metrics_monitor.SystemMetricsMonitor`` (its ``monitors``
+    list) and ``BaseMetricsMonitor``."""
+    import logging
+
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    # it stops at the first store error; the tracker reports those, not its warnings
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.ERROR)
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=interval, tracking_uri=tracking_uri)
+    monitor.monitors.append(_process_monitor())
+    monitor.start()
+    return monitor
+
+
+def _process_monitor():
+    import psutil
+    from mlflow.system_metrics.metrics.base_metrics_monitor import BaseMetricsMonitor
+
+    class ProcessMonitor(BaseMetricsMonitor):
+        """This process's CPU (100% = one core) and resident memory."""
+
+        def __init__(self):
+            super().__init__()
+            self.process = psutil.Process()
+            self.process.cpu_percent()  # the first reading only starts the clock
+
+        def collect_metrics(self):
+            self._metrics["process_cpu_utilization_percentage"].append(self.process.cpu_percent())
+            self._metrics["process_memory_rss_megabytes"].append(self.process.memory_info().rss / 1e6)
+
+        def aggregate_metrics(self):
+            return {k: round(sum(v) / len(v), 1) for k, v in self._metrics.items()}
+
+    return ProcessMonitor()

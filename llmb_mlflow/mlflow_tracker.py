@@ -5,7 +5,10 @@ The training thread only appends to in-memory buffers. A writer thread sends met
 its sample as text (``samples/``) and its attention grid as a step image (``log_image``).
 After a snapshot file is completely stored, a ``snapshot_bytes`` point is logged at its
 step: readers list snapshots from that metric, so they never see a half-written file.
-Checkpoints wait for the writer on disk, not in memory. While the store is unreachable the
+Checkpoints wait for the writer on disk, not in memory; each becomes an MLflow logged model of
+the run's experiment, READY once its files are stored (readers list only READY ones), with the
+losses at its step linked to it. The corpus is the run's dataset input, and MLflow's own
+system-metrics logging records the machine and this process. While the store is unreachable the
 writer keeps everything and retries; if it is still down when the training ends, what is
 unsent is kept on disk (``spool``) for ``llmb runs sync``.
 """
@@ -20,13 +23,14 @@ import time
 
 from . import __version__, mlflow_compat, snapshot as snapshot_format, spool
 from .attention_image import attention_grid
+from .checkpoint_models import LINKED, CheckpointModels, dataset_input
 from .errors import LLMBError
-from .control import Control, heartbeat_tags, process_tags
+from .control import Control, end_run, heartbeat_tags, process_tags
 from .run_layout import (
     ATTENTION_IMAGE_KEY, CHECKPOINT_BYTES, CHECKPOINT_FILE, DATASET_TAG, DEFAULT_EXPERIMENT,
-    HEARTBEAT_SECONDS, HEARTBEAT_TAG, KIND_TAG, NOTE_TAG, PRESET_TAG, SAMPLE_DIR,
-    IMAGE_DIR, PARAM_DATASET, PARAM_PRESET, SNAPSHOT_BYTES, SNAPSHOT_DIR, TRAINER_STATE_TAG, TRAINING_RUN, VERSION_TAG, VIEWER_PATH,
-    checkpoint_path, sample_path, snapshot_path,
+    HEARTBEAT_SECONDS, HEARTBEAT_TAG, IMAGE_DIR, KIND_TAG, NOTE_TAG, PARAM_DATASET, PARAM_PRESET, PRESET_TAG,
+    SAMPLE_DIR, SNAPSHOT_BYTES, SNAPSHOT_DIR, SOURCE_NAME_TAG, TRAINER_STATE_TAG, TRAINING_RUN,
+    VERSION_TAG, VIEWER_PATH, sample_path, snapshot_path,
 )
 from .store import client, experiment_id, first_line, store_errors
 from .tracker import RunDescription, Tracker
@@ -49,10 +53,15 @@ class MlflowTracker(Tracker):
     wants_checkpoints = True
 
     def __init__(self, tracking_uri: str | None = None, experiment: str = DEFAULT_EXPERIMENT,
-                 flush_interval: float = 1.0, finish_timeout: float = 60.0):
+                 flush_interval: float = 1.0, finish_timeout: float = 60.0, source: str | None = None,
+                 system_metrics: float | None = None):
         self.client = client(tracking_uri)
         self.uri = self.client.tracking_uri
         self.experiment = experiment
+        self.source = source  # the command, as MLflow's UI shows a run's source
+        self.system_metrics = system_metrics  # seconds between samples; None: not logged
+        self._monitor = None
+        self._models = CheckpointModels(self.client)
         self.flush_interval = flush_interval
         self.finish_timeout = finish_timeout
         self.run_id: str | None = None
@@ -60,6 +69,7 @@ class MlflowTracker(Tracker):
         self.last_error: str | None = None
         self._points: list[tuple[str, float, int, int]] = []
         self._points_lock = threading.Lock()
+        self._latest: dict[str, tuple[str, float, int, int]] = {}  # LINKED key -> its latest point
         self._artifacts: queue.Queue = queue.Queue()  # (spool.SNAPSHOT|CHECKPOINT, step, item), in order
         self._spool_folder = None  # where this run's unsent data was kept before, if anywhere
         self._control = Control()
@@ -85,6 +95,7 @@ class MlflowTracker(Tracker):
             PRESET_TAG: str(params.get(PARAM_PRESET, "")),
             **process_tags(),
             **heartbeat_tags(),
+            **({SOURCE_NAME_TAG: self.source} if self.source else {}),
             **description.tags,
         })
         with store_errors(self.uri):
@@ -95,7 +106,12 @@ class MlflowTracker(Tracker):
             logged = [Param(k, str(v)) for k, v in params.items()]
             for i in range(0, len(logged), MAX_PARAMS_PER_BATCH):
                 self.client.log_batch(self.run_id, params=logged[i:i + MAX_PARAMS_PER_BATCH])
+            if description.dataset is not None:
+                self.client.log_inputs(self.run_id, datasets=[dataset_input(description.dataset)])
+        self._models.describe(self.run_id, exp_id, description)
         self._start_writer()
+        if self.system_metrics:
+            self._monitor = mlflow_compat.start_system_metrics(self.run_id, self.uri, self.system_metrics)
 
     def _start_writer(self) -> None:
         self._writer = threading.Thread(target=self._write_loop, name="llmb-mlflow-writer",
@@ -104,8 +120,10 @@ class MlflowTracker(Tracker):
 
     def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
         now = int(time.time() * 1000)
+        points = [(key, float(value), now, step) for key, value in metrics.items()]
         with self._points_lock:
-            self._points.extend((key, float(value), now, step) for key, value in metrics.items())
+            self._points.extend(points)
+            self._latest.update((p[0], p) for p in points if p[0] in LINKED)
 
     def log_snapshot(self, snapshot) -> None:
         self._artifacts.put((spool.SNAPSHOT, snapshot.step, snapshot))
@@ -116,6 +134,8 @@ class MlflowTracker(Tracker):
         path = os.path.join(folder, CHECKPOINT_FILE)
         with open(path, "wb") as f:
             f.write(payload)
+        with self._points_lock:
+            self._models.link(step, self._latest.values())
         self._artifacts.put((spool.CHECKPOINT, step, path))
 
     def adopt(self, spooled: spool.Spooled) -> None:
@@ -124,6 +144,7 @@ class MlflowTracker(Tracker):
         self._points = list(spooled.points)
         for item in spooled.artifacts:
             self._artifacts.put(item)
+        self._models.adopt(spooled)
         self._start_writer()
 
     def control(self) -> Control:
@@ -155,6 +176,10 @@ class MlflowTracker(Tracker):
         stays unreachable for ``finish_timeout`` seconds, what is unsent goes to the spool."""
         if self.run_id is None:
             return
+        if self._monitor is not None:  # its last flush may wait on a store that is down: not for long
+            stopping = threading.Thread(target=self._monitor.finish, daemon=True)
+            stopping.start()
+            stopping.join(5.0)
         self._stop.set()
         self._wake.set()
         if self._writer is not None:
@@ -163,7 +188,7 @@ class MlflowTracker(Tracker):
             if self._unsent() or (self._writer is not None and self._writer.is_alive()):
                 self._spool_and_raise(status)
             with store_errors(self.uri):
-                self.client.set_terminated(self.run_id, status)
+                end_run(self.client, self.run_id, status)
         finally:
             self._tmp.cleanup()
 
@@ -259,13 +284,9 @@ class MlflowTracker(Tracker):
         return SNAPSHOT_BYTES, len(data)
 
     def _write_checkpoint(self, step: int, checkpoint_file: str) -> tuple[str, int]:
-        from . import serving
-
         size = os.path.getsize(checkpoint_file)
         with tempfile.TemporaryDirectory(dir=self._tmp.name) as folder:
-            model_dir = os.path.join(folder, "model")
-            serving.save(model_dir, checkpoint_file)
-            self.client.log_artifacts(self.run_id, model_dir, checkpoint_path(step))
+            self._models.store(step, checkpoint_file, folder)
         os.remove(checkpoint_file)
         return CHECKPOINT_BYTES, size
 

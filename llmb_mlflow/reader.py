@@ -9,6 +9,7 @@ short one, locally (sqlite) or over REST against ``mlflow server``.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -20,16 +21,15 @@ from cachetools import LRUCache, cachedmethod
 from . import mlflow_compat, snapshot as snapshot_format
 from .errors import LLMBError
 from .run_layout import (
-    CHECKPOINT_BYTES, DEFAULT_EXPERIMENT, ENDED, KIND_TAG, PARAM_MAX_ITERS, SNAPSHOT_BYTES, TRAIN_LOSS, TRAINING_RUN,
-    snapshot_path,
+    CHECKPOINT_KIND, DEFAULT_EXPERIMENT, ENDED, KIND_TAG, PARAM_MAX_ITERS, SNAPSHOT_BYTES, STEP_TAG, TRAIN_LOSS,
+    TRAINING_RUN, snapshot_path,
 )
 from .snapshot import Snapshot
-from .store import (
-    client, is_missing, missing_as, store_errors,
-)
+from .store import client, is_missing, missing_as, store_errors, stored_count
 
 WINDOW = 2500  # the most points MLflow returns from one bulk-interval query
 MAX_WINDOWS = 4  # windows an incremental read takes before it samples the rest
+MODELS_PER_PAGE = 1000  # logged models per search (a run has at most a few thousand checkpoints)
 MAX_SNAPSHOT_BYTES = 16 * 2**20  # a large model's snapshot is well under 1 MB
 
 
@@ -52,7 +52,7 @@ class RunSummary:
     @property
     def max_iters(self) -> int | None:
         value = self.params.get(PARAM_MAX_ITERS) or ""  # anyone may have written it
-        return int(value) if value.isascii() and value.isdigit() and len(value) < 16 else None
+        return stored_count(value)
 
     @property
     def last_step(self) -> int:
@@ -60,6 +60,15 @@ class RunSummary:
 
     def last_value(self, key: str) -> float | None:
         return self.latest[key][1] if key in self.latest else None
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A completely stored checkpoint: its step and its MLflow logged model."""
+
+    step: int
+    model_id: str
+    name: str
 
 
 @dataclass(frozen=True)
@@ -201,9 +210,33 @@ class RunReader:
         again by ``llmb runs sync`` is logged again)."""
         return sorted({int(s) for s in self.metric(run_id, SNAPSHOT_BYTES, run=run).steps})
 
+    def checkpoints(self, run_id: str, run: RunSummary | None = None) -> list[Checkpoint]:
+        """The run's completely stored checkpoints (READY logged models), by step."""
+        if not re.fullmatch(r"[\w-]+", run_id):  # it goes into a filter
+            raise LLMBError(f"bad run id {run_id!r}")
+        run = run or self.run(run_id)
+        query = f"source_run_id = '{run_id}' AND tags.`{KIND_TAG}` = '{CHECKPOINT_KIND}'"
+        found, token = [], None
+        with store_errors(self.uri):
+            while True:
+                page = self.client.search_logged_models([run.experiment_id], filter_string=query,
+                                                        max_results=MODELS_PER_PAGE, page_token=token)
+                found.extend(page)
+                token = page.token
+                if not token:
+                    break
+        by_step = {}
+        for model in found:
+            if model.status != "READY":  # a filter on status matches nothing on SQL stores (MLflow 3.17)
+                continue
+            step = stored_count(model.tags.get(STEP_TAG))
+            if step is not None:
+                by_step.setdefault(step, Checkpoint(step, model.model_id, model.name))
+        return [by_step[step] for step in sorted(by_step)]
+
     def checkpoint_steps(self, run_id: str, run: RunSummary | None = None) -> list[int]:
         """Steps whose checkpoint is completely stored, ascending."""
-        return sorted({int(s) for s in self.metric(run_id, CHECKPOINT_BYTES, run=run).steps})
+        return [c.step for c in self.checkpoints(run_id, run)]
 
     @cachedmethod(lambda self: self._snapshots, lock=lambda self: self._lock)
     def snapshot(self, run_id: str, step: int) -> Snapshot:
@@ -216,11 +249,17 @@ class RunReader:
                        max_bytes: int | None = None) -> bytes:
         """The bytes of one run artifact; a missing one, or one over ``max_bytes``, is an
         LLMBError."""
+        return self._artifact_bytes(("run", run_id), path, label or f"artifact {path} of run {run_id}", max_bytes)
+
+    def model_artifact_bytes(self, model_id: str, path: str, label: str, max_bytes: int | None = None) -> bytes:
+        """The bytes of one file of a logged model (as ``artifact_bytes``)."""
+        return self._artifact_bytes(("model", model_id), path, label, max_bytes)
+
+    def _artifact_bytes(self, owner: tuple[str, str], path: str, label: str, max_bytes: int | None) -> bytes:
         from mlflow.exceptions import MlflowException
 
-        label = label or f"artifact {path} of run {run_id}"
         with store_errors(self.uri):
-            repo = self._repository(run_id)
+            repo = self._repository(owner)
             try:
                 folder = mlflow_compat.local_folder(repo)
                 if folder is not None:
@@ -235,11 +274,17 @@ class RunReader:
                 raise
 
     @cachedmethod(lambda self: self._repositories, lock=lambda self: self._lock)
-    def _repository(self, run_id: str):
-        return mlflow_compat.artifact_repository(self._artifact_uri(run_id), self.uri)
+    def _repository(self, owner: tuple[str, str]):
+        """The artifact repository of a ``("run", run_id)`` or a ``("model", model_id)``."""
+        kind, key = owner
+        if kind == "run":
+            uri = self.client.get_run(key).info.artifact_uri
+        else:
+            with missing_as(f"no logged model {key!r} in {self.uri}"):
+                uri = self.client.get_logged_model(key).artifact_location
+        return mlflow_compat.artifact_repository(self._served(uri), self.uri)
 
-    def _artifact_uri(self, run_id: str) -> str:
-        uri = self.client.get_run(run_id).info.artifact_uri
+    def _served(self, uri: str) -> str:
         if self.artifacts_destination and uri.startswith("mlflow-artifacts:"):
             return self.artifacts_destination.rstrip("/") + "/" + urlparse(uri).path.lstrip("/")
         return uri

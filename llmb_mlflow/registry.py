@@ -1,8 +1,8 @@
 """The model library: checkpoints as versions in the MLflow Model Registry.
 
-One registered model per name; each version is a checkpoint the trainer already stored in its
-run as an MLflow model (``checkpoints/step_XXXXXXXX``), so saving only registers it: no bytes
-are copied and no metric history is read. Every call goes through ``MlflowClient``, so the
+One registered model per name; each version is a checkpoint the trainer already stored as an
+MLflow logged model of its run, registered from ``models:/<model_id>`` (so MLflow links the
+version and the logged model both ways): no bytes are copied and no metric history is read. Every call goes through ``MlflowClient``, so the
 library works the same on a local sqlite store and over REST against ``mlflow server``.
 """
 
@@ -16,18 +16,20 @@ import time
 import unicodedata
 from dataclasses import dataclass
 
-from . import control
+from . import control, mlflow_compat
 from .errors import LLMBError, shown
 from .reader import RunReader
 from .run_layout import (
     DATASET_VERSION_TAG, KIND_TAG, MODEL_KIND, PARAM_DATASET, PARAM_PRESET, PRESET_VERSION_TAG, RUNNING,
-    SAVE_TOKEN_TAG, SOURCE_RUN_VERSION_TAG, STEP_VERSION_TAG, TRAIN_LOSS, TRAINING_RUN, VAL_LOSS,
-    checkpoint_file, checkpoint_path,
+    CHECKPOINT_MODEL_FILE, SAVE_TOKEN_TAG, SOURCE_RUN_VERSION_TAG, STEP_VERSION_TAG, TRAIN_LOSS, TRAINING_RUN,
+    VAL_LOSS,
 )
-from .store import is_missing, missing_as, store_errors
+from .store import is_missing, missing_as, store_errors, stored_count
+
 _BAD_NAME = re.compile(r"[/:@]")
 _REF = re.compile(r"^(?:models:/)?(?P<name>[^/@]+?)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))?$")
 _ALIAS = re.compile(r"^[A-Za-z_][\w-]*$")
+_LOGGED_MODEL = re.compile(r"^models:/(m-[0-9a-f]{32})$")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class Version:
     source: str
     aliases: tuple[str, ...]
     created: int
+    model_id: str | None = None  # the checkpoint's logged model
 
     @property
     def ref(self) -> str:
@@ -114,14 +117,14 @@ class ModelLibrary:
         run = self.reader.run(run_id)
         if run.tags.get(KIND_TAG) != TRAINING_RUN:
             raise LLMBError(f"run {run_id} is not an LLMBreaker training run")
-        steps = self.checkpoint_steps(run_id)
-        if not steps:
+        checkpoints = {c.step: c for c in self.reader.checkpoints(run_id, run)}
+        if not checkpoints:
             raise LLMBError(f"run {run_id} has no checkpoints yet")
         if step is None:
-            step = steps[-1]
-        elif step not in steps:
+            step = max(checkpoints)
+        elif step not in checkpoints:
             raise LLMBError(f"run {run_id} has no checkpoint at step {step}; it has: "
-                            + ", ".join(map(str, steps)))
+                            + ", ".join(map(str, sorted(checkpoints))))
         losses = {key: self.reader.value_at(run_id, key, step)
                   for key in (TRAIN_LOSS, VAL_LOSS)}
         tags = {
@@ -134,8 +137,8 @@ class ModelLibrary:
         }
         with store_errors(self.uri):
             self._ensure_registered(name)
-            created = self.client.create_model_version(
-                name, f"runs:/{run_id}/{checkpoint_path(step)}", run_id=run_id, tags=tags,
+            created = mlflow_compat.register_logged_model(
+                self.client, name, checkpoints[step].model_id, run_id=run_id, tags=tags,
                 description=f"{run.params.get('preset')} MicroGPT on {run.params.get('dataset')}, step {step}",
                 await_creation_for=0,
             )
@@ -266,9 +269,12 @@ class ModelLibrary:
         from . import checkpoint
 
         version = self.resolve(ref)
-        path = checkpoint_file(version.step)
         label = f"checkpoint of model {version.ref}"
-        return version, checkpoint.load(self.reader.artifact_bytes(version.run_id, path, label), label)
+        if version.model_id is None:
+            raise LLMBError(f"model {version.ref} is not an LLMBreaker checkpoint's logged model "
+                            f"(its source is {version.source}); save it again from its run")
+        raw = self.reader.model_artifact_bytes(version.model_id, CHECKPOINT_MODEL_FILE, label)
+        return version, checkpoint.load(raw, label)
 
     # -- changing --------------------------------------------------------------------------
 
@@ -326,15 +332,16 @@ class ModelLibrary:
             except (KeyError, ValueError):
                 return None
 
-        step = tags.get(STEP_VERSION_TAG, "0")
+        logged_model = _LOGGED_MODEL.match(mv.source or "")
         return Version(
             name=mv.name, version=str(mv.version),
-            step=int(step) if step.isascii() and step.isdigit() and len(step) < 16 else 0,
+            step=stored_count(tags.get(STEP_VERSION_TAG)) or 0,
             train_loss=number(TRAIN_LOSS), val_loss=number(VAL_LOSS),
             dataset=tags.get(DATASET_VERSION_TAG, ""), preset=tags.get(PRESET_VERSION_TAG, ""),
             run_id=mv.run_id or tags.get(SOURCE_RUN_VERSION_TAG, ""), source=mv.source,
             aliases=tuple(sorted((aliases or {}).get(str(mv.version), mv.aliases or []))),
             created=mv.creation_timestamp or 0,
+            model_id=logged_model[1] if logged_model else None,
         )
 
 

@@ -9,7 +9,21 @@ keeps the document's tables true against it. Names only: importing it costs noth
 from __future__ import annotations
 
 DEFAULT_EXPERIMENT = "llmbreaker"
+# MLflow's UI opens an experiment in its "Model training" mode when it carries this kind.
+EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
 VIEWER_PATH = "/llmb/"  # where ``mlflow server --app-name llmbreaker`` serves the viewer
+# MLflow 3.17's UI takes its mode (GenAI or model training) from this address parameter or the
+# user's last choice, not from the experiment's kind: our links into it carry it.
+MLFLOW_UI_MODE = "workflowType=machine_learning"
+
+
+def mlflow_ui_path(experiment_id: str, run_id: str | None = None, tab: str = "runs") -> str:
+    """An experiment's tab (``runs``, ``models``) or a run's page in MLflow's UI, in its
+    model-training mode, relative to the UI's root."""
+    page = f"runs/{run_id}" if run_id else tab
+    return f"#/experiments/{experiment_id}/{page}?{MLFLOW_UI_MODE}"
+
+
 # A training command prints this, then the run id: the viewer's launcher waits for that line.
 RUN_ANNOUNCEMENT = "Logging to MLflow run"
 
@@ -30,7 +44,6 @@ METRICS = (*STEP_METRICS, *EVAL_METRICS, SNAPSHOT_BYTES, CHECKPOINT_BYTES)
 SNAPSHOT_DIR = "snapshots"
 SAMPLE_DIR = "samples"
 IMAGE_DIR = "images"  # MLflow's own folder for log_image
-CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FILE = "checkpoint.pt"  # inside the checkpoint's model folder, under artifacts/
 ATTENTION_IMAGE_KEY = "attention"
 
@@ -43,19 +56,25 @@ def sample_path(step: int) -> str:
     return f"{SAMPLE_DIR}/step_{step:08d}.txt"
 
 
-def checkpoint_path(step: int) -> str:
-    """The folder holding the MLflow model of the checkpoint at ``step``."""
-    return f"{CHECKPOINT_DIR}/step_{step:08d}"
-
-
-def checkpoint_file(step: int) -> str:
-    return f"{checkpoint_path(step)}/artifacts/{CHECKPOINT_FILE}"
-
-
 ARTIFACTS = (snapshot_path(0).replace("00000000", "XXXXXXXX"),
              sample_path(0).replace("00000000", "XXXXXXXX"),
-             f"{IMAGE_DIR}/{ATTENTION_IMAGE_KEY}+step+…",
-             checkpoint_path(0).replace("00000000", "XXXXXXXX") + "/")
+             f"{IMAGE_DIR}/{ATTENTION_IMAGE_KEY}+step+…")
+
+# -- checkpoints: each one an MLflow logged model of the run's experiment ----------------------
+CHECKPOINT_KIND = "checkpoint"  # KIND_TAG of our logged models
+MODEL_TYPE = "MicroGPT"
+CHECKPOINT_MODEL_FILE = f"artifacts/{CHECKPOINT_FILE}"  # inside the logged model's pyfunc folder
+STEP_TAG = "llmb.step"  # a logged model's checkpoint step (DATASET_TAG, PRESET_TAG as for runs)
+VAL_LOSS_STEP_TAG = "llmb.val_loss_step"  # the step of the val_loss linked to it
+
+
+def checkpoint_name(step: int) -> str:
+    """A checkpoint's logged model name: shows the step, sorts in step order."""
+    return f"step-{step:08d}"
+
+
+# -- the corpus as the run's dataset input ------------------------------------------------------
+DATASET_CONTEXT_TAG, DATASET_CONTEXT = "mlflow.data.context", "training"  # MLflow's input tag
 
 # -- run tags --------------------------------------------------------------------------------
 KIND_TAG = "llmb.kind"
@@ -76,12 +95,15 @@ MODEL_VERSION_TAG = "llmb.model_version"  # ... and the version it resumed
 WORLD_SIZE_TAG = "llmb.world_size"  # processes of a data-parallel training
 NOTE_TAG = "mlflow.note.content"  # MLflow's run description: links to the viewer
 PARENT_RUN_ID_TAG = "mlflow.parentRunId"  # MLflow's nesting of a resumed run under its source
+SOURCE_NAME_TAG = "mlflow.source.name"  # the command that trained, as MLflow's UI shows it
 RUN_TAGS = (KIND_TAG, VERSION_TAG, DATASET_TAG, PRESET_TAG, HOST_TAG, PID_TAG, PID_STARTED_TAG, HEARTBEAT_TAG,
             TRAINER_STATE_TAG, CONTROL_STATE_TAG, CONTROL_STEPS_TAG, CONTROL_CHECKPOINTS_TAG,
-            PARENT_RUN_TAG, MODEL_VERSION_TAG, WORLD_SIZE_TAG, NOTE_TAG, PARENT_RUN_ID_TAG)
+            PARENT_RUN_TAG, MODEL_VERSION_TAG, WORLD_SIZE_TAG, NOTE_TAG, PARENT_RUN_ID_TAG, SOURCE_NAME_TAG)
 
 TRAINER_RUNNING, TRAINER_PAUSED, TRAINER_STOPPING = "running", "paused", "stopping"
 TRAINER_STATES = (TRAINER_RUNNING, TRAINER_PAUSED, TRAINER_STOPPING)
+# How an ended run ended, by its MLflow status: no ended run says it is running.
+TRAINER_ENDED = {"FINISHED": "finished", "KILLED": "stopped", "FAILED": "failed"}
 CONTROL_RUN, CONTROL_PAUSE, CONTROL_STOP = "run", "pause", "stop"
 CONTROL_STATES = (CONTROL_RUN, CONTROL_PAUSE, CONTROL_STOP)
 HEARTBEAT_SECONDS = 5.0

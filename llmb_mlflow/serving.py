@@ -56,9 +56,10 @@ def _prompts(model_input) -> list[str]:
     return [str(v) for v in model_input]
 
 
-def save(model_dir: str, checkpoint_file: str) -> None:
-    """Write an MLflow pyfunc model directory around ``checkpoint_file``."""
-    from mlflow.models import infer_signature
+def save(model_dir: str, checkpoint_file: str, model_id: str | None = None, run_id: str | None = None) -> None:
+    """Write an MLflow pyfunc model directory around ``checkpoint_file``; its MLmodel names the
+    logged model and run it belongs to."""
+    from mlflow.models import Model, infer_signature
 
     signature = infer_signature(["ROMEO:"], ["continuation"], params=DEFAULT_PARAMS)
     with warnings.catch_warnings():  # MLflow nags about input examples we chose not to run
@@ -69,4 +70,5 @@ def save(model_dir: str, checkpoint_file: str) -> None:
             artifacts={CHECKPOINT_ARTIFACT: checkpoint_file},
             signature=signature,
             pip_requirements=[f"llmb-mlflow=={__version__}", "torch>=2.2,<3", "numpy"],
+            mlflow_model=Model(run_id=run_id, model_id=model_id, model_uuid=model_id),
         )

@@ -36,6 +36,9 @@ class Output:
     warn: Callable[[str], None] = _warn
 
 
+SYSTEM_METRICS_SECONDS = 10.0  # MLflow's own default sampling interval
+
+
 @dataclass(frozen=True)
 class Tracking:
     """Where a training logs: a store, an experiment, and a model to register its end in."""
@@ -43,6 +46,8 @@ class Tracking:
     uri: str | None = None
     experiment: str = DEFAULT_EXPERIMENT
     register: str | None = None
+    source: str = "llmb train"  # the command, as MLflow's UI shows a run's source
+    system_metrics: bool = True  # CPU and memory every SYSTEM_METRICS_SECONDS
 
 
 @dataclass
@@ -210,7 +215,8 @@ def _mlflow_tracker(tracking: Tracking):
 
     if tracking.register:
         check_name(tracking.register)
-    return MlflowTracker(tracking.uri, tracking.experiment)
+    return MlflowTracker(tracking.uri, tracking.experiment, source=tracking.source,
+                         system_metrics=SYSTEM_METRICS_SECONDS if tracking.system_metrics else None)
 
 
 def _train_quietly(trainer, rank: int) -> Outcome:

@@ -7,7 +7,16 @@ import os
 from urllib.parse import urlparse
 
 from .errors import LLMBError
+from .run_layout import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
 
+
+
+def stored_count(value) -> int | None:
+    """A whole number the store holds (a tag, a param), if it is one: anyone who may write to
+    the store may have written anything there."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 16:
+        return int(value)
+    return None
 
 
 def resolve_uri(tracking_uri: str | None) -> str:
@@ -90,7 +99,9 @@ def store_errors(uri: str):
 
 
 def experiment_id(mlflow_client, name: str, create: bool = True) -> str | None:
-    """The id of the named experiment; created when missing (if ``create``)."""
+    """The id of the named experiment; created when missing (if ``create``) in MLflow's
+    model-training mode. One created by someone else gets that mode the first time we train in
+    it, unless it has a kind already."""
     from mlflow.exceptions import MlflowException
 
     experiment = mlflow_client.get_experiment_by_name(name)
@@ -98,7 +109,7 @@ def experiment_id(mlflow_client, name: str, create: bool = True) -> str | None:
         if not create:
             return None
         try:
-            return mlflow_client.create_experiment(name)
+            return mlflow_client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})
         except MlflowException:  # another trainer created it a moment ago
             experiment = mlflow_client.get_experiment_by_name(name)
             if experiment is None:
@@ -108,6 +119,8 @@ def experiment_id(mlflow_client, name: str, create: bool = True) -> str | None:
             f"experiment {name!r} is deleted; restore it (mlflow experiments restore) "
             "or choose another --experiment"
         )
+    if create and EXPERIMENT_KIND_TAG not in experiment.tags:
+        mlflow_client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
     return experiment.experiment_id
 
 

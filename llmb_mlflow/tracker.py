@@ -14,6 +14,8 @@ class RunDescription:
     params: dict[str, object]
     tags: dict[str, str] = field(default_factory=dict)
     run_name: str | None = None
+    dataset: object = None  # corpus.Dataset: what the run trains and evaluates on
+    model_params: dict[str, object] = field(default_factory=dict)  # the model's shape
 
 
 class Tracker:

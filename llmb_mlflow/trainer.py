@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Callable
 
 import numpy as np
@@ -236,7 +236,10 @@ def run_training(trainer: Trainer, tracker: Tracker, run_name: str | None = None
                  on_progress: ProgressCallback | None = None) -> str:
     """Run ``trainer`` under ``tracker`` and close the run with the right status:
     FINISHED, KILLED on Ctrl-C (after a last checkpoint), FAILED on an error."""
-    tracker.start(RunDescription(params=trainer.describe(), tags=tags or {}, run_name=run_name))
+    tracker.start(RunDescription(params=trainer.describe(), tags=tags or {}, run_name=run_name,
+                                 dataset=trainer.dataset,
+                                 model_params={**asdict(trainer.model_config),
+                                               "n_params": trainer.model.num_parameters()}))
     status = FAILED
     try:
         if on_start:

@@ -267,3 +267,36 @@ def blank_page(browser):
     browser.get("about:blank")
     yield
     browser.get("about:blank")
+
+
+SERVERS = {"server": "mlflow_server", "postgres-server": "postgres_mlflow_server"}
+
+
+@pytest.fixture(params=["sqlite", *SERVERS])
+def any_store(request, store_uri):
+    """A fresh sqlite store, then the real ``mlflow server`` on sqlite, then one on PostgreSQL."""
+    return store_uri if request.param == "sqlite" else request.getfixturevalue(SERVERS[request.param])
+
+
+@pytest.fixture
+def use_store():
+    """Point MLflow's fluent API (pyfunc loading) at a store for one test, and leave it unset
+    afterwards: MLflow also writes the URIs to environment variables, which later clients and
+    every process started later would otherwise inherit."""
+    import mlflow
+
+    variables = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved = {name: os.environ.get(name) for name in variables}
+
+    def use(uri):
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+
+    yield use
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

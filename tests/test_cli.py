@@ -117,7 +117,8 @@ def test_ctrl_c_marks_the_run_killed_and_keeps_what_was_logged(store_uri):
     assert proc.returncode == 130
     assert "marked KILLED" in err and "Traceback" not in err
     run = reader.run(run_id)
-    assert run.status == "KILLED"
+    assert run.status == "KILLED" and run.tags["llmb.state"] == "stopped" and "llmb.heartbeat" not in run.tags
     steps = reader.metric(run_id, "train_loss").steps.tolist()
     assert steps == list(range(1, len(steps) + 1)) and len(steps) >= 20
     assert reader.metric(run_id, "checkpoint_bytes").steps.tolist()[-1] == steps[-1]
+    assert reader.checkpoint_steps(run_id)[-1] == steps[-1]  # the last checkpoint's logged model is READY

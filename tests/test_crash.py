@@ -52,7 +52,8 @@ def test_a_sigkilled_trainer_is_crashed_keeps_whole_artifacts_and_resumes_withou
 
     marked = llmb("runs", "mark-failed", run_id)
     assert marked.code == 0 and "crashed: its process is gone" in marked.out
-    assert MlflowClient(store_uri).get_run(run_id).info.status == "FAILED"
+    ended = MlflowClient(store_uri).get_run(run_id)
+    assert ended.info.status == "FAILED" and ended.data.tags["llmb.state"] == "failed"
     again = llmb("runs", "mark-failed", run_id)
     assert again.code == 1 and again.err == f"Error: run {run_id} is not running (it is FAILED)\n"
 

@@ -3,6 +3,7 @@ against the installed MLflow: on a sqlite store, over REST against a real ``mlfl
 and inside ``mlflow server --app-name llmbreaker``. An MLflow upgrade that breaks one fails here."""
 
 import ast
+import json
 import time
 from pathlib import Path
 
@@ -88,6 +89,54 @@ def test_mlflow_server_tells_the_viewer_its_store_artifacts_and_prefix(template_
         assert "step 10" in str(answer.outputs["samples.children"])
     finally:
         stop_process(proc)
+
+
+def a_logged_model(client):
+    from mlflow.entities import LoggedModelStatus
+
+    experiment = client.create_experiment(f"compat-{time.monotonic_ns()}")
+    run_id = client.create_run(experiment).info.run_id
+    model = client.create_logged_model(experiment, name="step-00000001", source_run_id=run_id)
+    client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+    return run_id, model.model_id
+
+
+def test_a_logged_model_is_registered_from_its_own_store_whatever_the_global_uri(
+        any_store, template_db, tmp_path, use_store):
+    import mlflow
+
+    from conftest import new_store
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    use_store(new_store(template_db, elsewhere))  # the process's global URI: another store
+    global_uri = mlflow.get_tracking_uri()
+    client = MlflowClient(any_store, registry_uri=any_store)
+    run_id, model_id = a_logged_model(client)
+    name = f"compat-{time.monotonic_ns()}"
+    client.create_registered_model(name)
+    if not mlflow_compat.over_rest(client):  # the reliance: a SQL registry resolves through the global URI
+        with pytest.raises(mlflow.exceptions.MlflowException, match="Unable to fetch model"):
+            client.create_model_version(name, f"models:/{model_id}", run_id=run_id)
+    version = mlflow_compat.register_logged_model(client, name, model_id, run_id=run_id, await_creation_for=0)
+    assert client.get_model_version(name, version.version).source == f"models:/{model_id}"
+    assert mlflow.get_tracking_uri() == global_uri  # left as it was
+    links = json.loads(client.get_logged_model(model_id).tags["mlflow.modelVersions"])
+    assert [(link["name"], str(link["version"])) for link in links] == [(name, str(version.version))]  # once
+
+
+def test_system_metrics_are_logged_for_a_run_made_through_the_client(any_store):
+    client = MlflowClient(any_store)
+    run_id = client.create_run(client.create_experiment(f"compat-{time.monotonic_ns()}")).info.run_id
+    monitor = mlflow_compat.start_system_metrics(run_id, any_store, interval=0.1)
+    deadline = time.monotonic() + 60
+    while "system/process_memory_rss_megabytes" not in client.get_run(run_id).data.metrics:
+        assert time.monotonic() < deadline, "no system metrics within a minute"
+        time.sleep(0.1)  # polling the store for the monitor's first batch
+    monitor.finish()
+    logged = client.get_run(run_id).data.metrics
+    assert {"system/cpu_utilization_percentage", "system/process_cpu_utilization_percentage"} <= set(logged)
+    assert logged["system/process_memory_rss_megabytes"] > 50
 
 
 def test_no_module_but_mlflow_compat_touches_mlflows_internals():

@@ -15,41 +15,11 @@ from llmb_mlflow.registry import ModelLibrary, parse_ref
 from conftest import TINY_ARGS, train_tiny
 
 
-SERVERS = {"server": "mlflow_server", "postgres-server": "postgres_mlflow_server"}
-
-
-@pytest.fixture(params=["sqlite", *SERVERS])
-def any_store(request, store_uri):
-    return store_uri if request.param == "sqlite" else request.getfixturevalue(SERVERS[request.param])
-
-
 @pytest.fixture
 def trained(any_store, shakespeare):
     tracker = MlflowTracker(any_store)
     train_tiny(shakespeare, tracker, max_iters=30, checkpoint_interval=10)
     return any_store, tracker.run_id
-
-
-@pytest.fixture
-def use_store():
-    """Point MLflow's fluent API (pyfunc loading) at a store for one test, and leave it unset
-    afterwards: MLflow also writes the URIs to environment variables, which later clients and
-    every process started later would otherwise inherit."""
-    variables = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-    saved = {name: os.environ.get(name) for name in variables}
-
-    def use(uri):
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
-
-    yield use
-    mlflow.set_tracking_uri(None)
-    mlflow.set_registry_uri(None)
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
 
 
 def test_life_cycle(trained, llmb, use_store):
@@ -135,8 +105,9 @@ def test_a_malicious_pickle_planted_as_a_checkpoint_is_refused_and_never_run(
     train_tiny(shakespeare, tracker, max_iters=5)
     library = ModelLibrary(store_uri)
     library.save(tracker.run_id, "trojan")
-    artifacts = mlflow.MlflowClient(store_uri).get_run(tracker.run_id).info.artifact_uri.removeprefix("file://")
-    planted = os.path.join(artifacts, "checkpoints/step_00000005/artifacts/checkpoint.pt")
+    model_id = library.resolve("trojan").model_id
+    folder = mlflow.MlflowClient(store_uri).get_logged_model(model_id).artifact_location.removeprefix("file://")
+    planted = os.path.join(folder, "artifacts", "checkpoint.pt")
     marker = tmp_path / "pwned"
     with open(planted, "wb") as f:
         pickle.dump({"format": 1, "payload": Exploit(str(marker))}, f)

@@ -30,9 +30,11 @@ def state(library):
             for name, versions in library.models()]
 
 
-def artifact_folder(library):
-    uri = MlflowClient(library.uri).get_run(library.run_id).info.artifact_uri
-    return uri.removeprefix("file://")
+def checkpoint_file(library, step):
+    """Where the checkpoint of ``step`` lies: in its logged model's folder."""
+    [found] = [c for c in library.reader.checkpoints(library.run_id) if c.step == step]
+    folder = MlflowClient(library.uri).get_logged_model(found.model_id).artifact_location
+    return os.path.join(folder.removeprefix("file://"), "artifacts", "checkpoint.pt")
 
 
 def check_refused(llmb, library, args, message):
@@ -98,9 +100,8 @@ def test_a_run_that_is_not_ours(llmb, library):
 
 
 def test_missing_and_corrupt_checkpoint_artifacts(llmb, library):
-    folder = artifact_folder(library)
-    os.remove(os.path.join(folder, "checkpoints/step_00000005/artifacts/checkpoint.pt"))
-    with open(os.path.join(folder, "checkpoints/step_00000010/artifacts/checkpoint.pt"), "r+b") as f:
+    os.remove(checkpoint_file(library, 5))
+    with open(checkpoint_file(library, 10), "r+b") as f:
         f.truncate(1000)
     check_refused(llmb, library, ["generate", "bard", "--prompt", "a"],
                   "checkpoint of model bard/1 is missing from the artifact store")

@@ -22,13 +22,18 @@ def test_the_documents_tables_name_what_the_contract_defines():
     assert table_after("**Metrics**") == list(run_layout.METRICS)
     assert table_after("**Tags**") == list(run_layout.RUN_TAGS)
     assert table_after("**Artifacts**") == list(run_layout.ARTIFACTS)
-    version_tags = re.search(r"with the version tags (.*?)\. Saving", DOC, re.S).group(1)
+    version_tags = re.search(r"has the version tags (.*?)\. Saving", DOC, re.S).group(1)
     assert re.findall(r"`([^`]+)`", version_tags) == list(run_layout.VERSION_TAGS)
+    model_tags = re.search(r"\| tags \| (.*?) \|\n", DOC).group(1)
+    for tag in (run_layout.KIND_TAG, run_layout.STEP_TAG, run_layout.DATASET_TAG, run_layout.PRESET_TAG,
+                run_layout.VAL_LOSS_STEP_TAG):
+        assert f"`{tag}" in model_tags, tag
+    assert f"`{run_layout.checkpoint_name(0).replace('00000000', 'XXXXXXXX')}`" in DOC
 
 
 def test_artifact_names_sort_in_step_order():
     steps = [5, 20, 100, 2000, 12_345_678]
-    for path in (run_layout.snapshot_path, run_layout.sample_path, run_layout.checkpoint_path):
+    for path in (run_layout.snapshot_path, run_layout.sample_path, run_layout.checkpoint_name):
         assert sorted(path(s) for s in reversed(steps)) == [path(s) for s in steps]
 
 
@@ -37,13 +42,13 @@ def test_a_finished_run_carries_exactly_the_contracts_names(finished_run):
     assert set(run.data.metrics) == set(run_layout.METRICS)
     ours = {key for key in run.data.tags if key.startswith("llmb.")}
     every_run = {run_layout.KIND_TAG, run_layout.VERSION_TAG, run_layout.DATASET_TAG, run_layout.PRESET_TAG,
-                 run_layout.HOST_TAG, run_layout.PID_TAG, run_layout.PID_STARTED_TAG, run_layout.HEARTBEAT_TAG,
-                 run_layout.TRAINER_STATE_TAG}
+                 run_layout.HOST_TAG, run_layout.PID_TAG, run_layout.PID_STARTED_TAG, run_layout.TRAINER_STATE_TAG}
     assert every_run <= ours <= set(run_layout.RUN_TAGS)  # control tags appear once asked, resume tags on resumes
     assert run.data.tags[run_layout.KIND_TAG] == run_layout.TRAINING_RUN
     params = (run_layout.PARAM_DATASET, run_layout.PARAM_PRESET, run_layout.PARAM_MAX_ITERS,
               run_layout.PARAM_N_LAYER, run_layout.PARAM_N_HEAD)
     assert set(params) <= set(run.data.params)
     artifacts = {a.path for a in MlflowClient(finished_run.uri).list_artifacts(finished_run.run_id)}
-    assert artifacts == {run_layout.SNAPSHOT_DIR, run_layout.SAMPLE_DIR, run_layout.IMAGE_DIR,
-                         run_layout.CHECKPOINT_DIR}
+    assert artifacts == {run_layout.SNAPSHOT_DIR, run_layout.SAMPLE_DIR, run_layout.IMAGE_DIR}
+    assert run.data.tags[run_layout.TRAINER_STATE_TAG] == run_layout.TRAINER_ENDED["FINISHED"]
+    assert run_layout.HEARTBEAT_TAG not in run.data.tags  # an ended run has no heartbeat

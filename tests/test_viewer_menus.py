@@ -52,6 +52,17 @@ def test_an_empty_library_says_so():
     assert "No saved models yet." in rendered(models.models_table([]))
 
 
+def test_the_shown_runs_checkpoints_in_one_line():
+    from llmb_mlflow.reader import Checkpoint
+
+    few = [Checkpoint(s, f"m-{s}", f"step-{s:08d}") for s in (1000, 2000)]
+    assert models.checkpoints_line(few) == ("The shown run has 2 checkpoints (step 1,000, 2,000), "
+                                            "each an MLflow logged model.")
+    many = [Checkpoint(s, f"m-{s}", "") for s in range(100, 1100, 100)]
+    assert "10 checkpoints (step 100, 200, 300, …, 900, 1,000)" in models.checkpoints_line(many)
+    assert models.checkpoints_line([]) == "The shown run has no checkpoint yet."
+
+
 def test_training_args_pass_only_the_settings_given_each_bound_to_its_option():
     args = training.training_args("alice", "baby", {"max_iters": 300, "lr": None, "dropout": 0.1},
                                   "exp", "my run")

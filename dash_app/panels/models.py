@@ -70,6 +70,16 @@ def _version_actions(name: str, version: str, count: int, deleting: dict | None)
     ])
 
 
+def checkpoints_line(checkpoints) -> str:
+    """The shown run's checkpoints in one line: how many, and their steps."""
+    if not checkpoints:
+        return "The shown run has no checkpoint yet."
+    steps = [f"{c.step:,}" for c in checkpoints]
+    shown = ", ".join(steps if len(steps) <= 6 else [*steps[:3], "…", *steps[-2:]])
+    return (f"The shown run has {len(steps)} checkpoint{'s' if len(steps) > 1 else ''} "
+            f"(step {shown}), each an MLflow logged model.")
+
+
 def suggested_name(run) -> str:
     return f"{run.params.get(PARAM_PRESET, 'model')}-{run.params.get(PARAM_DATASET, 'corpus')}".replace(".", "-")
 
@@ -94,6 +104,7 @@ def layout() -> html.Details:
                 html.Span("more steps, in a new run"),
             ], className="save-row writes"),
             html.Div(id="models-feedback", className="menu-feedback", role="status"),
+            html.Div(id="run-checkpoints", className="run-checkpoints"),
             html.Div(id="models-list"),
             html.Button(id="rename-cancel", hidden=True),  # Escape in the rename field clicks it
             dcc.Store(id="renaming"), dcc.Store(id="deleting"), dcc.Store(id="pending-save"),
@@ -125,6 +136,16 @@ def register(app, data) -> None:
             return models_table(data.models(), renaming, deleting)
         except LLMBError as exc:
             return [html.Div(f"Could not list models: {exc}", className="error")]
+
+    @app.callback(Output("run-checkpoints", "children"), Input("models-summary", "n_clicks"),
+                  Input("toast", "children"), State("run", "value"))
+    def list_checkpoints(_clicks, _toast, run_id):
+        if not run_id:
+            return ""
+        try:
+            return checkpoints_line(data.checkpoints(run_id))
+        except LLMBError:
+            return ""
 
     @app.callback(Output("save-name", "value"), Input("run", "value"))
     def suggest(run_id):
