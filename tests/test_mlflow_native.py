@@ -129,3 +129,29 @@ def test_the_command_is_the_runs_source_and_system_metrics_are_logged(store_uri,
     assert quiet.code == 0, quiet.err
     newest = RunReader(store_uri).runs()[0]
     assert not [k for k in newest.latest if k.startswith("system/")]
+
+
+class EndsAtStep7(MlflowTracker):
+    """A real tracker whose training is interrupted (as Ctrl-C does) or fails at step 7."""
+
+    def __init__(self, *args, error, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.error = error
+
+    def log_metrics(self, step, metrics):
+        super().log_metrics(step, metrics)
+        if step == 7 and "train_loss" in metrics:  # the trainer's call, not the writer's own
+            raise self.error
+
+
+@pytest.mark.parametrize("error, status, state", [
+    (KeyboardInterrupt(), "KILLED", "stopped"), (RuntimeError("simulated failure"), "FAILED", "failed")])
+def test_an_ended_run_says_how_it_ended(any_store, shakespeare, error, status, state):
+    tracker = EndsAtStep7(any_store, EXPERIMENT, error=error)
+    with pytest.raises(type(error)):
+        train_tiny(shakespeare, tracker)
+    run = MlflowClient(any_store).get_run(tracker.run_id)
+    assert run.info.status == status and run.data.tags["llmb.state"] == state
+    assert "llmb.heartbeat" not in run.data.tags
+    if status == "KILLED":  # a stopped training checkpoints first
+        assert RunReader(any_store).checkpoint_steps(tracker.run_id) == [7]

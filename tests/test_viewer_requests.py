@@ -33,7 +33,7 @@ def viewer(store_uri, tmp_path, monkeypatch):
 
 def footprint(uri, folder):
     """Everything a request could have changed: experiments, runs and their tags, registered
-    models and versions, the viewer's upload and log folders, processes this test started."""
+    models and versions, the viewer's upload and log folders, trainings this process started."""
     import psutil
     from mlflow import MlflowClient
     from mlflow.entities import ViewType
@@ -48,8 +48,20 @@ def footprint(uri, folder):
         "versions": sorted((v.name, v.version, v.current_stage) for v in client.search_model_versions()),
         "files": sorted(str(p.relative_to(folder)) for sub in ("uploads", "logs")
                         for p in (folder / sub).rglob("*") if (folder / sub).exists()),
-        "processes": len(psutil.Process().children(recursive=True)),
+        "trainings": sorted(p.pid for p in psutil.Process().children(recursive=True) if _training(p)),
     }
+
+
+def _training(process) -> bool:
+    """A training process (other descendants, such as a session server's workers, come and go)."""
+    import psutil
+
+    from llmb_mlflow.threads import is_training
+
+    try:
+        return is_training(process.cmdline())
+    except psutil.Error:
+        return False
 
 
 def refused(answer, prefix, excerpt=""):
