@@ -14,7 +14,7 @@ from .errors import LLMBError, redact
 from .run_layout import EVAL_METRICS, TRAIN_LOSS, VAL_LOSS, mlflow_ui_path
 from .cli_options import (
     OUTPUT, echo_table, experiment_option, fmt_loss, register_option, report, setting_options,
-    system_metrics_option, tracking_uri_option,
+    system_metrics_option, threads_option, tracking_uri_option,
 )
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -39,8 +39,9 @@ def cli():
 @tracking_uri_option
 @register_option
 @system_metrics_option
+@threads_option
 @click.option("--no-tracking", is_flag=True, help="Train without MLflow: no run is created.")
-def train(dataset, preset, experiment, run_name, tracking_uri, register, no_system_metrics, no_tracking,
+def train(dataset, preset, experiment, run_name, tracking_uri, register, no_system_metrics, threads, no_tracking,
           **overrides):
     """Train a MicroGPT, logging every step and a snapshot per evaluation to MLflow."""
     from . import session
@@ -53,7 +54,7 @@ def train(dataset, preset, experiment, run_name, tracking_uri, register, no_syst
         trainer = Trainer(config, data, device=session.device(parallel))
         tracking = None if no_tracking else session.Tracking(
             tracking_uri, experiment, register, "llmb train", not no_system_metrics)
-        report(session.run(trainer, tracking, run_name, parallel=parallel, out=OUTPUT), register)
+        report(session.run(trainer, tracking, run_name, parallel=parallel, out=OUTPUT, threads=threads), register)
 
 
 @cli.group()

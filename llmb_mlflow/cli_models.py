@@ -8,7 +8,7 @@ import click
 
 from .cli_options import (
     OUTPUT, echo_table, experiment_option, fmt_loss, register_option, report, setting_options,
-    system_metrics_option, tracking_uri_option,
+    system_metrics_option, threads_option, tracking_uri_option,
 )
 from .corpus import BUNDLED
 
@@ -105,10 +105,11 @@ def models_alias(name, version, alias, tracking_uri):
 @tracking_uri_option
 @register_option
 @system_metrics_option
+@threads_option
 @click.option("--viewer-limits", is_flag=True, hidden=True,
               help="Refuse what a training started from a viewer may not do (see llmb_mlflow.limits).")
-def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, no_system_metrics, viewer_limits,
-           **overrides):
+def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, no_system_metrics, threads,
+           viewer_limits, **overrides):
     """Continue training a saved model in a new run linked to its source.
 
     Weights, optimizer state and step are restored; the new run's steps continue after the
@@ -121,7 +122,7 @@ def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, no_
         trainer = Trainer.from_checkpoint(plan.state, plan.config, plan.data, device=session.device(parallel))
         tracking = session.Tracking(plan.uri, experiment, register, "llmb resume", not no_system_metrics)
         report(session.run(trainer, tracking, run_name,
-                           tags=plan.tags, parallel=parallel, out=OUTPUT), register)
+                           tags=plan.tags, parallel=parallel, out=OUTPUT, threads=threads), register)
 
 
 @click.command(epilog=REF_HELP)

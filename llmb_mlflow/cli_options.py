@@ -22,6 +22,11 @@ system_metrics_option = click.option(
     "--no-system-metrics", is_flag=True,
     help="Do not log CPU and memory every 10 s (MLflow's System metrics tab).")
 
+threads_option = click.option(
+    "--threads", type=click.IntRange(1, 1024), metavar="N",
+    help="Compute threads.  [default: $OMP_NUM_THREADS, else the cores divided among the "
+         "LLMBreaker trainings running on this machine, rechecked every 5 s]")
+
 register_option = click.option(
     "--register", metavar="NAME", help="Also register the final checkpoint as a version of model NAME.")
 

@@ -152,18 +152,22 @@ def stop_signals(handler):
 
 
 def run(trainer, tracking: Tracking | None, run_name: str | None = None, tags: dict | None = None,
-        parallel=None, out: Output = Output()) -> Outcome:
+        parallel=None, out: Output = Output(), threads: int | None = None) -> Outcome:
     """Train to the end with a progress display; Ctrl-C and SIGTERM stop after the current step
     (the run checkpoints and ends KILLED), a second one aborts at once. ``tracking``: None for
-    no MLflow run. Of a data-parallel training only rank 0 tracks and reports."""
+    no MLflow run. Of a data-parallel training only rank 0 tracks and reports. ``threads``:
+    compute threads, else this training's share of the machine's cores (``threads.ThreadShare``)."""
     from .progress import TrainingProgress
+    from .threads import ThreadShare
     from .tracker import Tracker
     from .trainer import TrainingStopped, run_training
 
+    share = ThreadShare(threads)
+    share.update()
     if parallel:
         parallel.attach(trainer)
         if parallel.rank:
-            return _train_quietly(trainer, parallel.rank)
+            return _train_quietly(trainer, parallel.rank, share)
         tags = {**(tags or {}), WORLD_SIZE_TAG: str(parallel.size)}
     tracker = _mlflow_tracker(tracking) if tracking else Tracker()
     config, data = trainer.config, trainer.dataset
@@ -184,7 +188,7 @@ def run(trainer, tracking: Tracking | None, run_name: str | None = None, tags: d
     try:
         with stop_signals(_stopper(trainer, out)), progress:
             run_training(trainer, tracker, run_name, tags=tags, on_start=announce,
-                         on_progress=progress.update)
+                         on_progress=lambda step, metrics: (share.update(), progress.update(step, metrics)))
     except (KeyboardInterrupt, TrainingStopped):
         outcome.stopped = True
         # asked through the store, a data-parallel training ends cleanly on every rank (torchrun)
@@ -219,7 +223,7 @@ def _mlflow_tracker(tracking: Tracking):
                          system_metrics=SYSTEM_METRICS_SECONDS if tracking.system_metrics else None)
 
 
-def _train_quietly(trainer, rank: int) -> Outcome:
+def _train_quietly(trainer, rank: int, share) -> Outcome:
     """A data-parallel rank other than 0: train in step with rank 0, stop when it stops."""
     from .tracker import Tracker
     from .trainer import TrainingStopped, run_training
@@ -227,7 +231,7 @@ def _train_quietly(trainer, rank: int) -> Outcome:
     outcome = Outcome(step=0, losses={}, rank=rank)
     try:
         with stop_signals(lambda *_: trainer.request_stop()):
-            run_training(trainer, Tracker())
+            run_training(trainer, Tracker(), on_progress=share.update)
     except TrainingStopped:
         outcome.stopped = True
         outcome.interrupted = trainer.stop_requested  # a signal; else rank 0 was asked: a clean end

@@ -1,0 +1,84 @@
+"""How many compute threads a training uses, so that trainings sharing a machine divide its
+cores instead of spinning against each other.
+
+PyTorch starts one compute thread per core in every process; several trainings on one machine
+then fight over the cores (measured on 2 cores: three small trainings together 64 s, the same
+with one thread each 12 s). A training takes its share: the cores this process may use divided
+by the LLMBreaker trainings running on this host (found by their command lines), at least one.
+It looks again every few seconds, as trainings start and end. An explicit thread count
+(``--threads``, ``OMP_NUM_THREADS``, which torchrun sets for its ranks) is kept as given.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+CHECK_SECONDS = 5.0
+COMMANDS = ("train", "resume")
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def is_training(cmdline: list[str]) -> bool:
+    """Whether a command line is an LLMBreaker training: ``llmb train|resume`` or
+    ``python -m llmb_mlflow train|resume`` (torchrun's own launcher process is not one)."""
+    for i, part in enumerate(cmdline[:-1]):
+        name = os.path.basename(part)
+        if name in ("torchrun", "torch.distributed.run"):
+            return False
+        if name in ("llmb", "llmb_mlflow") and cmdline[i + 1] in COMMANDS:
+            return True
+    return False
+
+
+def trainings_here() -> int:
+    """LLMBreaker trainings running on this machine, this one included."""
+    import psutil
+
+    count = 0
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            count += is_training(process.info["cmdline"] or [])
+        except (psutil.Error, TypeError):
+            continue
+    return count
+
+
+def explicit_threads() -> int | None:
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+class ThreadShare:
+    """Keeps this process's compute threads at its share of the machine: a background thread
+    counts the trainings every CHECK_SECONDS, ``update`` (between two steps) applies a change."""
+
+    def __init__(self, threads: int | None = None):
+        self.fixed = threads or explicit_threads()
+        self.cores = usable_cores()
+        self.threads: int | None = None
+        self._wanted = self.fixed or self.share()
+        if not self.fixed:
+            threading.Thread(target=self._watch, name="llmb-thread-share", daemon=True).start()
+
+    def share(self) -> int:
+        return max(1, self.cores // max(1, trainings_here()))
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(CHECK_SECONDS)
+            self._wanted = self.share()
+
+    def update(self, *_) -> None:
+        if self._wanted != self.threads:
+            import torch
+
+            torch.set_num_threads(self._wanted)
+            self.threads = self._wanted
