@@ -55,6 +55,7 @@ class CheckpointModels:
         self.dataset: tuple[str, str] | None = None  # name, digest
         self._links: dict[int, list[Point]] = {}  # checkpoint step -> the LINKED points to link
         self._pending: dict[int, str] = {}  # checkpoint step -> its logged model, not READY yet
+        self._tried: set[int] = set()  # steps whose logged model may exist though no answer said so
         self._adopted = False
 
     def describe(self, run_id: str, experiment_id: str, description) -> None:
@@ -67,8 +68,9 @@ class CheckpointModels:
 
     def adopt(self, spooled) -> None:
         """Take over a spooled run's checkpoints: each is linked to the points the spool holds
-        (its step's train_loss, the latest val_loss before it). The run itself is read from the
-        store when the first checkpoint is stored (the writer retries that)."""
+        (its step's train_loss, the latest val_loss before it). The run itself, and the points
+        it already has, are read from the store when the first checkpoint is stored (the
+        writer retries that)."""
         from .spool import CHECKPOINT
 
         self.run_id, self._adopted = spooled.run_id, True
@@ -88,7 +90,7 @@ class CheckpointModels:
     def store(self, step: int, checkpoint_file: str, folder: str) -> None:
         """Make the checkpoint at ``step`` a READY logged model (again after a failed attempt:
         the same logged model is completed)."""
-        from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric
+        from mlflow.entities import LoggedModelStatus, Metric
 
         from . import serving
 
@@ -106,13 +108,26 @@ class CheckpointModels:
                   for key, value, timestamp, at in self._links.get(step, ())]
         if linked:
             self.client.log_batch(self.run_id, metrics=linked)
-        self.client.log_outputs(self.run_id, [LoggedModelOutput(model_id, step)])
+        self._log_output(model_id, step)
         self.client.finalize_logged_model(model_id, LoggedModelStatus.READY)
         self._pending.pop(step, None)
         self._links.pop(step, None)
 
+    def _log_output(self, model_id: str, step: int) -> None:
+        """The run's output at ``step``; MLflow refuses it twice (an earlier attempt's answer may
+        have been lost), so a refusal is fine once the run lists it."""
+        from mlflow.entities import LoggedModelOutput
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.log_outputs(self.run_id, [LoggedModelOutput(model_id, step)])
+        except MlflowException:
+            outputs = self.client.get_run(self.run_id).outputs
+            if not any(o.model_id == model_id for o in (outputs.model_outputs if outputs else [])):
+                raise
+
     def _find_or_create(self, step: int) -> str | None:
-        if self._adopted:
+        if self._adopted or step in self._tried:  # made by an attempt whose answer was lost?
             from mlflow.entities import LoggedModelStatus
 
             found = self.client.search_logged_models(
@@ -127,6 +142,7 @@ class CheckpointModels:
         tags = {KIND_TAG: CHECKPOINT_KIND, STEP_TAG: str(step), **self.tags}
         if VAL_LOSS in links and links[VAL_LOSS][3] != step:
             tags[VAL_LOSS_STEP_TAG] = str(links[VAL_LOSS][3])
+        self._tried.add(step)
         model = self.client.create_logged_model(
             self.experiment_id, name=checkpoint_name(step), source_run_id=self.run_id, tags=tags,
             params=self.params, model_type=MODEL_TYPE)
@@ -142,3 +158,9 @@ class CheckpointModels:
         inputs = run.inputs.dataset_inputs if run.inputs else []
         if inputs:
             self.dataset = (inputs[0].dataset.name, inputs[0].dataset.digest)
+        unlinked = [step for step, points in self._links.items() if len(points) < len(LINKED)]
+        if unlinked:  # points sent before the store went away are not in the spool
+            stored = [(m.key, m.value, m.timestamp, m.step) for key in LINKED
+                      for m in self.client.get_metric_history(self.run_id, key)]
+            for step in unlinked:
+                self.link(step, [*self._links[step], *(p for p in stored if p[3] <= step)])

@@ -157,13 +157,21 @@ def run(trainer, tracking: Tracking | None, run_name: str | None = None, tags: d
     (the run checkpoints and ends KILLED), a second one aborts at once. ``tracking``: None for
     no MLflow run. Of a data-parallel training only rank 0 tracks and reports. ``threads``:
     compute threads, else this training's share of the machine's cores (``threads.ThreadShare``)."""
-    from .progress import TrainingProgress
     from .threads import ThreadShare
-    from .tracker import Tracker
-    from .trainer import TrainingStopped, run_training
 
     share = ThreadShare(threads)
     share.update()
+    try:
+        return _run(trainer, tracking, run_name, tags, parallel, out, share)
+    finally:
+        share.close()
+
+
+def _run(trainer, tracking, run_name, tags, parallel, out, share) -> Outcome:
+    from .progress import TrainingProgress
+    from .tracker import Tracker
+    from .trainer import TrainingStopped, run_training
+
     if parallel:
         parallel.attach(trainer)
         if parallel.rank:

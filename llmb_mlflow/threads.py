@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 
 CHECK_SECONDS = 5.0
 COMMANDS = ("train", "resume")
@@ -65,6 +64,7 @@ class ThreadShare:
         self.cores = usable_cores()
         self.threads: int | None = None
         self._wanted = self.fixed or self.share()
+        self._stop = threading.Event()
         if not self.fixed:
             threading.Thread(target=self._watch, name="llmb-thread-share", daemon=True).start()
 
@@ -72,9 +72,11 @@ class ThreadShare:
         return max(1, self.cores // max(1, trainings_here()))
 
     def _watch(self) -> None:
-        while True:
-            time.sleep(CHECK_SECONDS)
+        while not self._stop.wait(CHECK_SECONDS):
             self._wanted = self.share()
+
+    def close(self) -> None:
+        self._stop.set()
 
     def update(self, *_) -> None:
         if self._wanted != self.threads:

@@ -155,3 +155,25 @@ def test_an_ended_run_says_how_it_ended(any_store, shakespeare, error, status, s
     assert "llmb.heartbeat" not in run.data.tags
     if status == "KILLED":  # a stopped training checkpoints first
         assert RunReader(any_store).checkpoint_steps(tracker.run_id) == [7]
+
+
+def test_a_checkpoint_stored_again_after_a_lost_answer_makes_no_second_logged_model(store_uri, shakespeare, tmp_path):
+    from llmb_mlflow import checkpoint
+    from llmb_mlflow.checkpoint_models import CheckpointModels
+    from llmb_mlflow.tracker import RunDescription
+
+    tracker = MlflowTracker(store_uri, EXPERIMENT)
+    trainer = train_tiny(shakespeare, tracker, max_iters=5)
+    client = MlflowClient(store_uri)
+    run = client.get_run(tracker.run_id)
+    [model] = checkpoints_of(client, run)
+    models = CheckpointModels(client)
+    models.describe(run.info.run_id, run.info.experiment_id,
+                    RunDescription(params=trainer.describe(), dataset=trainer.dataset))
+    models._tried.add(5)  # as if the first attempt's answer had been lost
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(checkpoint.dump(trainer))
+    models.store(5, str(path), str(tmp_path))
+    models._log_output(model.model_id, 5)  # MLflow refuses the same output twice: that is fine
+    assert [m.model_id for m in checkpoints_of(client, run)] == [model.model_id]
+    assert [o.model_id for o in client.get_run(run.info.run_id).outputs.model_outputs] == [model.model_id]
