@@ -13,15 +13,17 @@ completes it; the writer's calls run on its own thread, never on the training's.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
+from .config import ModelConfig
 from .run_layout import (
-    CHECKPOINT_KIND, DATASET_CONTEXT, DATASET_CONTEXT_TAG, DATASET_TAG, KIND_TAG, MODEL_TYPE, PARAM_DATASET, PARAM_PRESET,
-    PRESET_TAG, STEP_TAG, TRAIN_LOSS, VAL_LOSS, VAL_LOSS_STEP_TAG, checkpoint_name,
+    CHECKPOINT_KIND, DATASET_CONTEXT, DATASET_CONTEXT_TAG, DATASET_TAG, KIND_TAG, MODEL_TYPE, PRESET_TAG, STEP_TAG, TRAIN_LOSS, VAL_LOSS, VAL_LOSS_STEP_TAG, checkpoint_name,
 )
 
 LINKED = (TRAIN_LOSS, VAL_LOSS)  # the metrics linked to each checkpoint's logged model
-MODEL_PARAMS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "activation", "vocab_size", "n_params")
+MODEL_PARAMS = (*(f.name for f in dataclasses.fields(ModelConfig)), "n_params")  # the model's shape
+CORPUS_TAGS = (DATASET_TAG, PRESET_TAG)  # the run's tags each checkpoint carries too
 
 Point = tuple[str, float, int, int]  # key, value, timestamp (ms), step: as the run logged it
 
@@ -58,10 +60,9 @@ class CheckpointModels:
         self._tried: set[int] = set()  # steps whose logged model may exist though no answer said so
         self._adopted = False
 
-    def describe(self, run_id: str, experiment_id: str, description) -> None:
+    def describe(self, run_id: str, experiment_id: str, description, run_tags: dict[str, str]) -> None:
         self.run_id, self.experiment_id = run_id, experiment_id
-        params = description.params
-        self.tags = {DATASET_TAG: str(params.get(PARAM_DATASET, "")), PRESET_TAG: str(params.get(PARAM_PRESET, ""))}
+        self.tags = {key: run_tags.get(key, "") for key in CORPUS_TAGS}
         self.params = {key: str(value) for key, value in description.model_params.items()}
         if description.dataset is not None:
             self.dataset = (description.dataset.name, description.dataset.digest)
@@ -153,7 +154,7 @@ class CheckpointModels:
         run = self.client.get_run(self.run_id)
         params = run.data.params
         self.experiment_id = run.info.experiment_id
-        self.tags = {DATASET_TAG: params.get(PARAM_DATASET, ""), PRESET_TAG: params.get(PARAM_PRESET, "")}
+        self.tags = {key: run.data.tags.get(key, "") for key in CORPUS_TAGS}
         self.params = {key: params[key] for key in MODEL_PARAMS if key in params}
         inputs = run.inputs.dataset_inputs if run.inputs else []
         if inputs:

@@ -108,7 +108,7 @@ class MlflowTracker(Tracker):
                 self.client.log_batch(self.run_id, params=logged[i:i + MAX_PARAMS_PER_BATCH])
             if description.dataset is not None:
                 self.client.log_inputs(self.run_id, datasets=[dataset_input(description.dataset)])
-        self._models.describe(self.run_id, exp_id, description)
+        self._models.describe(self.run_id, exp_id, description, tags)
         self._start_writer()
         if self.system_metrics:
             self._monitor = mlflow_compat.start_system_metrics(self.run_id, self.uri, self.system_metrics)

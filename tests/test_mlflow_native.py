@@ -169,7 +169,7 @@ def test_a_checkpoint_stored_again_after_a_lost_answer_makes_no_second_logged_mo
     [model] = checkpoints_of(client, run)
     models = CheckpointModels(client)
     models.describe(run.info.run_id, run.info.experiment_id,
-                    RunDescription(params=trainer.describe(), dataset=trainer.dataset))
+                    RunDescription(params=trainer.describe(), dataset=trainer.dataset), run.data.tags)
     models._tried.add(5)  # as if the first attempt's answer had been lost
     path = tmp_path / "checkpoint.pt"
     path.write_bytes(checkpoint.dump(trainer))
