@@ -45,15 +45,16 @@ def train(dataset, preset, experiment, run_name, tracking_uri, register, no_syst
           **overrides):
     """Train a MicroGPT, logging every step and a snapshot per evaluation to MLflow."""
     from . import session
-    from .trainer import Trainer
 
     if register and no_tracking:
         raise click.UsageError("--register needs tracking; drop --no-tracking")
-    config, data = session.prepare(preset, dataset, overrides)
+    tracking = None if no_tracking else session.Tracking(
+        tracking_uri, experiment, register, "llmb train", not no_system_metrics)
+    config, data, tracking = session.prepare(preset, dataset, overrides, tracking)
+    from .trainer import Trainer  # torch loads while the tracking helper loads MLflow
+
     with session.data_parallel() as parallel:
         trainer = Trainer(config, data, device=session.device(parallel))
-        tracking = None if no_tracking else session.Tracking(
-            tracking_uri, experiment, register, "llmb train", not no_system_metrics)
         report(session.run(trainer, tracking, run_name, parallel=parallel, out=OUTPUT, threads=threads), register)
 
 

@@ -91,7 +91,7 @@ def report(outcome, register: str | None = None) -> None:
                f"train loss {losses.get(EVAL_TRAIN_LOSS, float('nan')):.4f}.")
     if outcome.run_id:
         click.echo(f"Run {outcome.run_id} ({outcome.run_name}) in experiment {outcome.experiment!r}:")
-        click.echo(redact(f"  inspect: llmb runs show {outcome.run_id}" + _uri_flag(outcome.uri)))
+        click.echo(redact(f"  inspect: llmb runs show {outcome.run_id}" + _uri_flag(outcome)))
         click.echo(redact(f"  browse:  {_mlflow_ui_command(outcome.uri)}"))
     if register and outcome.run_id:
         from .session import register as register_model
@@ -100,10 +100,8 @@ def report(outcome, register: str | None = None) -> None:
         click.echo(f"Registered step {version.step} as model {version.ref} (models:/{version.ref}).")
 
 
-def _uri_flag(uri: str) -> str:
-    from .store import resolve_uri
-
-    return "" if uri == resolve_uri(None) else f" --tracking-uri {uri}"
+def _uri_flag(outcome) -> str:
+    return "" if outcome.default_store else f" --tracking-uri {outcome.uri}"
 
 
 def _mlflow_ui_command(uri: str) -> str:

@@ -117,13 +117,14 @@ def silence(tags: dict[str, str], status: str, start_time: int | None = None,
     return None
 
 
-def process_tags() -> dict[str, str]:
-    """Where this process runs, and which process it is: a reused process id is not taken
-    for it, since the process's start time is recorded too."""
+def process_tags(pid: int | None = None) -> dict[str, str]:
+    """Where the training's process (this one unless ``pid``) runs, and which process it is: a
+    reused process id is not taken for it, since the process's start time is recorded too."""
     import psutil
 
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()),
-            PID_STARTED_TAG: str(int(psutil.Process().create_time() * 1000))}
+    pid = pid or os.getpid()
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid),
+            PID_STARTED_TAG: str(int(psutil.Process(pid).create_time() * 1000))}
 
 
 def _process_gone(pid: str | None, started: str | None) -> bool:

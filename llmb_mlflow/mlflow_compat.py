@@ -155,9 +155,10 @@ def over_rest(client) -> bool:
 SYSTEM_METRICS_PREFIX = "system/"
 
 
-def start_system_metrics(run_id: str, tracking_uri: str, interval: float):
+def start_system_metrics(run_id: str, tracking_uri: str, interval: float, pid: int | None = None):
     """MLflow's own system-metrics logging (its *System metrics* tab) for a run created through
-    the client, plus the training process's own CPU and memory; ``finish()`` stops it. Relies
+    the client, plus the CPU and memory of the training's process (``pid``, else this one);
+    ``finish()`` stops it. Relies
     on ``mlflow.system_metrics.system_metrics_monitor.SystemMetricsMonitor`` (its ``monitors``
     list) and ``BaseMetricsMonitor``."""
     import logging
@@ -167,21 +168,21 @@ def start_system_metrics(run_id: str, tracking_uri: str, interval: float):
     # it stops at the first store error; the tracker reports those, not its warnings
     logging.getLogger("mlflow.system_metrics").setLevel(logging.ERROR)
     monitor = SystemMetricsMonitor(run_id, sampling_interval=interval, tracking_uri=tracking_uri)
-    monitor.monitors.append(_process_monitor())
+    monitor.monitors.append(_process_monitor(pid))
     monitor.start()
     return monitor
 
 
-def _process_monitor():
+def _process_monitor(pid: int | None):
     import psutil
     from mlflow.system_metrics.metrics.base_metrics_monitor import BaseMetricsMonitor
 
     class ProcessMonitor(BaseMetricsMonitor):
-        """This process's CPU (100% = one core) and resident memory."""
+        """The training process's CPU (100% = one core) and resident memory."""
 
         def __init__(self):
             super().__init__()
-            self.process = psutil.Process()
+            self.process = psutil.Process(pid)
             self.process.cpu_percent()  # the first reading only starts the clock
 
         def collect_metrics(self):

@@ -54,8 +54,9 @@ class MlflowTracker(Tracker):
 
     def __init__(self, tracking_uri: str | None = None, experiment: str = DEFAULT_EXPERIMENT,
                  flush_interval: float = 1.0, finish_timeout: float = 60.0, source: str | None = None,
-                 system_metrics: float | None = None):
+                 system_metrics: float | None = None, pid: int | None = None):
         self.client = client(tracking_uri)
+        self.pid = pid or os.getpid()  # the training's process, when this tracker runs in a helper
         self.uri = self.client.tracking_uri
         self.experiment = experiment
         self.source = source  # the command, as MLflow's UI shows a run's source
@@ -93,7 +94,7 @@ class MlflowTracker(Tracker):
             VERSION_TAG: __version__,
             DATASET_TAG: str(params.get(PARAM_DATASET, "")),
             PRESET_TAG: str(params.get(PARAM_PRESET, "")),
-            **process_tags(),
+            **process_tags(self.pid),
             **heartbeat_tags(),
             **({SOURCE_NAME_TAG: self.source} if self.source else {}),
             **description.tags,
@@ -111,15 +112,17 @@ class MlflowTracker(Tracker):
         self._models.describe(self.run_id, exp_id, description, tags)
         self._start_writer()
         if self.system_metrics:
-            self._monitor = mlflow_compat.start_system_metrics(self.run_id, self.uri, self.system_metrics)
+            self._monitor = mlflow_compat.start_system_metrics(
+                self.run_id, self.uri, self.system_metrics, self.pid)
 
     def _start_writer(self) -> None:
         self._writer = threading.Thread(target=self._write_loop, name="llmb-mlflow-writer",
                                         daemon=True)
         self._writer.start()
 
-    def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
-        now = int(time.time() * 1000)
+    def log_metrics(self, step: int, metrics: dict[str, float], at_ms: int | None = None) -> None:
+        """``at_ms``: when they were measured (ms since the epoch), if not now."""
+        now = at_ms or int(time.time() * 1000)
         points = [(key, float(value), now, step) for key, value in metrics.items()]
         with self._points_lock:
             self._points.extend(points)

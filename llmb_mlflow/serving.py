@@ -72,3 +72,14 @@ def save(model_dir: str, checkpoint_file: str, model_id: str | None = None, run_
             pip_requirements=[f"llmb-mlflow=={__version__}", "torch>=2.2,<3", "numpy"],
             mlflow_model=Model(run_id=run_id, model_id=model_id, model_uuid=model_id),
         )
+
+
+def warm_up() -> None:
+    """Save a model folder around an empty file once, into a temporary folder: MLflow's first
+    save in a process looks up every installed package (seconds), later ones do not."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="llmb-warm-up-") as folder:
+        empty = os.path.join(folder, "checkpoint.pt")
+        open(empty, "wb").close()
+        save(os.path.join(folder, "model"), empty)

@@ -7,9 +7,10 @@ without a terminal.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from .errors import LLMBError
@@ -48,6 +49,14 @@ class Tracking:
     register: str | None = None
     source: str = "llmb train"  # the command, as MLflow's UI shows a run's source
     system_metrics: bool = True  # CPU and memory every SYSTEM_METRICS_SECONDS
+    helper: object = None  # the TrackingProcess that logs the run, once ``started``
+
+    def started(self) -> "Tracking":
+        """Start the helper that logs the run now, so MLflow loads while torch and the corpus
+        do; only in the process that tracks (rank 0 when torchrun sets RANK)."""
+        if self.helper is not None or os.environ.get("RANK", "0") != "0":
+            return self
+        return replace(self, helper=_mlflow_tracker(self))
 
 
 @dataclass
@@ -61,6 +70,7 @@ class Outcome:
     run_name: str | None = None
     uri: str | None = None
     experiment: str | None = None
+    default_store: bool = False  # ``uri`` is where MLflow logs when told nothing
     stopped: bool = False
     interrupted: bool = False
     rank: int = 0  # of a data-parallel training; only rank 0 reports
@@ -79,13 +89,20 @@ class Resume:
     uri: str
 
 
-def prepare(preset: str, dataset: str, overrides: dict):
-    """The settings and corpus of a new training; bad ones are one-line errors."""
+def prepare(preset: str, dataset: str, overrides: dict, tracking: Tracking | None = None):
+    """The settings and corpus of a new training, and its ``tracking`` started once the
+    settings are known to be good; bad ones are one-line errors."""
     from .config import build_config
     from .corpus import load_corpus, prepare_dataset
 
     config = build_config(preset, dataset=dataset, **overrides)
-    return config, prepare_dataset(load_corpus(dataset), config.model.block_size)
+    tracking = tracking.started() if tracking else None
+    try:
+        return config, prepare_dataset(load_corpus(dataset), config.model.block_size), tracking
+    except BaseException:
+        if tracking and tracking.helper:
+            tracking.helper.close()
+        raise
 
 
 def prepare_resume(model_ref: str, dataset: str | None, overrides: dict, tracking_uri: str | None,
@@ -177,7 +194,7 @@ def _run(trainer, tracking, run_name, tags, parallel, out, share) -> Outcome:
         if parallel.rank:
             return _train_quietly(trainer, parallel.rank, share)
         tags = {**(tags or {}), WORLD_SIZE_TAG: str(parallel.size)}
-    tracker = _mlflow_tracker(tracking) if tracking else Tracker()
+    tracker = (tracking.helper or _mlflow_tracker(tracking)) if tracking else Tracker()
     config, data = trainer.config, trainer.dataset
     start = f"from step {trainer.step} " if trainer.step else ""
     where = f"{parallel.size} processes" if parallel else trainer.device
@@ -186,17 +203,24 @@ def _run(trainer, tracking, run_name, tags, parallel, out, share) -> Outcome:
             f"characters, vocabulary {data.tokenizer.vocab_size}) on {where}.")
     progress = TrainingProgress(config.train.max_iters, trainer)
 
-    def announce():
-        if tracker.run_id:
+    said = []
+
+    def announce():  # once the run exists: at once in this process, a moment later from a helper
+        if tracker.run_id and not said:
             from .errors import redact
 
+            said.append(True)
             out.say(f"{RUN_ANNOUNCEMENT} {tracker.run_id} ({tracker.run_name}) at {redact(tracker.uri)}")
+
+    def step_done(step, metrics):
+        share.update()
+        announce()
+        progress.update(step, metrics)
 
     outcome = Outcome(step=0, losses={})
     try:
         with stop_signals(_stopper(trainer, out)), progress:
-            run_training(trainer, tracker, run_name, tags=tags, on_start=announce,
-                         on_progress=lambda step, metrics: (share.update(), progress.update(step, metrics)))
+            run_training(trainer, tracker, run_name, tags=tags, on_start=announce, on_progress=step_done)
     except (KeyboardInterrupt, TrainingStopped):
         outcome.stopped = True
         # asked through the store, a data-parallel training ends cleanly on every rank (torchrun)
@@ -205,12 +229,14 @@ def _run(trainer, tracking, run_name, tags, parallel, out, share) -> Outcome:
             f" Run {tracker.run_id} is marked KILLED; everything logged so far is kept."
             if tracker.run_id else ""))
     finally:  # said however the training ended, an error included
+        announce()
         if getattr(tracker, "failed_writes", 0):
             out.warn(f"Note: {tracker.failed_writes} write(s) to the tracking store failed and were "
                      f"retried (last error: {tracker.last_failure}).")
     outcome.step, outcome.losses = trainer.step, dict(trainer.last_eval)
     outcome.run_id, outcome.run_name = tracker.run_id, getattr(tracker, "run_name", None)
     outcome.uri, outcome.experiment = getattr(tracker, "uri", None), getattr(tracker, "experiment", None)
+    outcome.default_store = getattr(tracker, "default_store", False)
     return outcome
 
 
@@ -222,13 +248,14 @@ def register(outcome: Outcome, name: str):
 
 
 def _mlflow_tracker(tracking: Tracking):
-    from .mlflow_tracker import MlflowTracker
+    """The run is logged from a helper process, so the first steps need not wait for MLflow."""
     from .registry import check_name
+    from .tracking_process import TrackingProcess
 
     if tracking.register:
         check_name(tracking.register)
-    return MlflowTracker(tracking.uri, tracking.experiment, source=tracking.source,
-                         system_metrics=SYSTEM_METRICS_SECONDS if tracking.system_metrics else None)
+    return TrackingProcess(tracking.uri, tracking.experiment, source=tracking.source,
+                           system_metrics=SYSTEM_METRICS_SECONDS if tracking.system_metrics else None)
 
 
 def _train_quietly(trainer, rank: int, share) -> Outcome:

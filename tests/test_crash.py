@@ -1,5 +1,7 @@
-"""Crashes: a trainer killed with SIGKILL mid-run is recognised, loses nothing readers can see,
-and resumes from its last checkpoint with no repeated or missing steps."""
+"""Crashes: a trainer killed with SIGKILL mid-run, with its tracking helper (the machine went
+down), is recognised, loses nothing readers can see, and resumes from its last checkpoint with
+no repeated or missing steps. (A training killed alone has its run ended by its helper:
+test_tracking_process.)"""
 
 import os
 import re
@@ -33,8 +35,8 @@ def test_a_sigkilled_trainer_is_crashed_keeps_whole_artifacts_and_resumes_withou
     run_id, reader, library = training.run_id, RunReader(store_uri), ModelLibrary(store_uri)
     try:
         until(lambda: len(library.checkpoint_steps(run_id)) >= 3, what="three checkpoints")
-    finally:  # killed whatever happens: the test's point, and no trainer left behind
-        os.kill(training.process.pid, signal.SIGKILL)
+    finally:  # killed whatever happens, helper and all: the test's point, and nothing left behind
+        os.killpg(training.process.pid, signal.SIGKILL)
         training.process.wait(timeout=30)
 
     listing = llmb("runs", "list").out
