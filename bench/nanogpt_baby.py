@@ -1,83 +1,106 @@
-"""nanoGPT's CPU configuration on Shakespeare, through LLMBreaker's trainer.
+"""LLMBreaker against nanoGPT on nanoGPT's own CPU recipe, side by side.
 
-    python bench/nanogpt_baby.py [--max-iters 2000] [--loop-steps 200]
+    python bench/nanogpt_baby.py [--nanogpt PATH] [--pairs 2] [--max-iters 2000]
 
-1. Loop overhead, side by side in this run: ``Trainer.train_step`` against a bare
-   nanoGPT-style step (same model, same batches: forward, backward, clip, AdamW, loss.item()),
-   interleaved; prints the ratio.
-2. The full training (``--preset baby --batch-size 12 --max-iters 2000``, lr 1e-3 cosine to
-   1e-4, warm-up 100, dropout 0) untracked; prints the validation loss at the last step and
-   ms/step. Reference, from nanoGPT's README on this kind of 2-core machine: val loss
-   1.88-1.89 in ~65-70 s at ~32 ms/step. Target: <= 1.88.
+nanoGPT's README runs its baby model on a CPU with
+``python train.py config/train_shakespeare_char.py --device=cpu --compile=False
+--eval_iters=20 --log_interval=1 --block_size=64 --batch_size=12 --n_layer=4 --n_head=4
+--n_embd=128 --max_iters=2000 --lr_decay_iters=2000 --dropout=0.0`` (9 evaluations, a
+checkpoint whenever the validation loss improves). Ours is
+``llmb train --preset baby --batch-size 12 --max-iters 2000``: the same model and optimiser,
+tracked in MLflow (a sqlite store in a temporary folder), with 21 evaluations, a snapshot at
+each and two checkpoints. The two commands run alternately, each in a fresh process; printed:
+wall time of each, the validation loss each reports at its last step, and the ratio of the
+medians (target: ours <= 0.90 of nanoGPT's, at the same loss within noise).
+
+``--nanogpt PATH``: a checkout of https://github.com/karpathy/nanoGPT. Its
+``data/shakespeare_char`` is prepared from this package's copy of the same corpus if it has
+not been (nanoGPT's ``prepare.py`` would download it). Without it, only ours runs and the
+comparison is skipped.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import os
+import re
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from importlib import resources
+from pathlib import Path
 
-import torch
-
-from llmb_mlflow.config import build_config
-from llmb_mlflow.corpus import load_corpus, prepare_dataset
-from llmb_mlflow.tracker import Tracker
-from llmb_mlflow.trainer import Trainer
-
-
-def bare_step(trainer: Trainer) -> None:
-    """nanoGPT's train.py inner loop, without LLMBreaker's metrics."""
-    tc = trainer.config.train
-    x, y = trainer.batch("train", tc.batch_size, trainer.batch_rng)
-    _, loss, _ = trainer.model(x, y)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), tc.grad_clip)
-    trainer.optimizer.step()
-    trainer.optimizer.zero_grad(set_to_none=True)
-    loss.item()
+NANOGPT_ARGS = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False", "--eval_iters=20",
+                "--log_interval=1", "--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4",
+                "--n_embd=128", "--lr_decay_iters={iters}", "--max_iters={iters}", "--dropout=0.0"]
+NANOGPT_LOSS = re.compile(r"step (\d+): train loss ([\d.]+), val loss ([\d.]+)")
+OUR_LOSS = re.compile(r"Done: step (\d+), val loss ([\d.]+)")
 
 
-def per_step(fn, steps: int) -> float:
+def prepare_nanogpt(path: Path) -> None:
+    data = path / "data" / "shakespeare_char"
+    if not (path / "train.py").is_file():
+        sys.exit(f"--nanogpt {path}: not a nanoGPT checkout (no train.py)")
+    if (data / "train.bin").is_file() and (data / "meta.pkl").is_file():
+        return
+    text = gzip.decompress((resources.files("llmb_mlflow") / "corpora" / "shakespeare.txt.gz").read_bytes())
+    (data / "input.txt").write_bytes(text)
+    subprocess.run([sys.executable, "prepare.py"], cwd=data, check=True, capture_output=True)
+    print(f"prepared {data} from llmb_mlflow's copy of tiny Shakespeare", flush=True)
+
+
+def timed(command: list[str], cwd: Path, env: dict, pattern: re.Pattern) -> tuple[float, float]:
+    """Wall time of ``command`` and the validation loss its output reports last."""
     started = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    return (time.perf_counter() - started) / steps
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode:
+        sys.exit(f"{' '.join(command[:3])} failed:\n{(done.stdout + done.stderr)[-2000:]}")
+    found = pattern.findall(done.stdout + done.stderr)
+    return elapsed, float(found[-1][-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nanogpt", type=Path, metavar="PATH", help="a nanoGPT checkout")
+    parser.add_argument("--pairs", type=int, default=2)
     parser.add_argument("--max-iters", type=int, default=2000)
-    parser.add_argument("--loop-steps", type=int, default=200)
     args = parser.parse_args()
-    config = build_config("baby", batch_size=12, max_iters=args.max_iters, lr=1e-3, dropout=0.0)
-    data = prepare_dataset(load_corpus("shakespeare"), config.model.block_size)
+    folder = Path(tempfile.mkdtemp(prefix="llmb-bench-"))
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db"}
+    ours = [sys.executable, "-m", "llmb_mlflow", "train", "--preset", "baby", "--batch-size", "12",
+            "--max-iters", str(args.max_iters)]
+    theirs = None
+    if args.nanogpt:
+        prepare_nanogpt(args.nanogpt)
+        theirs = [sys.executable, "train.py", *(a.format(iters=args.max_iters) for a in NANOGPT_ARGS),
+                  f"--out_dir={folder / 'nanogpt-out'}"]
+    from llmb_mlflow.store import client
 
-    ours, bare = [], []
-    loop = Trainer(config, data)
-    for _ in range(4):
-        ours.append(per_step(loop.train_step, args.loop_steps // 4))
-        bare.append(per_step(lambda: bare_step(loop), args.loop_steps // 4))
-    print(f"loop: trainer {statistics.median(ours) * 1e3:.1f} ms/step, bare nanoGPT-style "
-          f"{statistics.median(bare) * 1e3:.1f} ms/step, ratio "
-          f"{statistics.median(ours) / statistics.median(bare):.3f}", flush=True)
+    client(env["MLFLOW_TRACKING_URI"])  # the store exists before the first timed run
+    results: dict[str, list[tuple[float, float]]] = {"llmb": [], "nanoGPT": []}
+    for i in range(args.pairs):
+        order = [("llmb", ours, folder, OUR_LOSS), ("nanoGPT", theirs, args.nanogpt, NANOGPT_LOSS)]
+        for name, command, cwd, pattern in (order if i % 2 == 0 else order[::-1]):
+            if command is None:
+                continue
+            elapsed, loss = timed(command, cwd, env, pattern)
+            results[name].append((elapsed, loss))
+            print(f"  {name:8s} {elapsed:6.1f} s, val loss {loss:.4f} at step {args.max_iters}", flush=True)
 
-    trainer = Trainer(config, data)
-    evals = []
+    def median(name: str, index: int) -> float:
+        return statistics.median(r[index] for r in results[name])
 
-    class Recorder(Tracker):
-        def log_metrics(self, step, metrics):
-            if "val_loss" in metrics:
-                evals.append((step, metrics["val_loss"]))
-
-    started = time.perf_counter()
-    step_times = []
-    trainer.run(Recorder(), on_progress=lambda step, m: step_times.append(12 * 64 / m["tokens_per_sec"]))
-    total = time.perf_counter() - started
-    for step, loss in evals[:: max(len(evals) // 5, 1)] + evals[-1:]:
-        print(f"  step {step:5d}  val loss {loss:.4f}")
-    print(f"baby, batch 12, {args.max_iters} steps: val loss {evals[-1][1]:.4f} at step {evals[-1][0]} "
-          f"(target <= 1.88; nanoGPT 1.88-1.89), {statistics.median(step_times) * 1e3:.1f} ms/step median "
-          f"(nanoGPT ~32), {total:.1f} s in all with {len(evals)} evaluations")
+    print(f"llmb (tracked, 21 evaluations with snapshots): {median('llmb', 0):.1f} s, "
+          f"val loss {median('llmb', 1):.4f} (medians of {args.pairs})")
+    if not theirs:
+        print("comparison with nanoGPT skipped: give --nanogpt PATH (a nanoGPT checkout)")
+        return
+    print(f"nanoGPT (9 evaluations): {median('nanoGPT', 0):.1f} s, val loss {median('nanoGPT', 1):.4f}")
+    print(f"wall time llmb / nanoGPT: {median('llmb', 0) / median('nanoGPT', 0):.3f} (target <= 0.90)")
 
 
 if __name__ == "__main__":

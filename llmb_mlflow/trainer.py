@@ -29,6 +29,7 @@ from .tracker import RunDescription, Tracker
 
 ProgressCallback = Callable[[int, dict], None]
 PAUSE_POLL_SECONDS = 1.0
+EVAL_TOKENS = 4096  # tokens per forward pass when evaluating (measured best on CPU)
 
 
 class TrainingStopped(Exception):
@@ -116,19 +117,21 @@ class Trainer:
         windows = windows.to(self.device, non_blocking=True)
         return windows[:, :-1], windows[:, 1:]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def evaluate(self) -> dict[str, float]:
-        """Mean loss over ``eval_iters`` batches of each split; the same batches every time."""
+        """Mean loss over ``eval_iters`` batches of each split; the same batches every time,
+        put through the model together (EVAL_TOKENS at a time: far fewer, larger passes)."""
         tc = self.config.train
         self.model.eval()
         result = {}
+        rows = max(1, EVAL_TOKENS // self.model_config.block_size)
         for split, key in (("val", VAL_LOSS), ("train", EVAL_TRAIN_LOSS)):
             generator = torch.Generator().manual_seed(tc.seed + 1)
-            losses = [
-                self.model(*self.batch(split, tc.batch_size, generator))[1].item()
-                for _ in range(tc.eval_iters)
-            ]
-            result[key] = float(np.mean(losses))
+            batches = [self.batch(split, tc.batch_size, generator) for _ in range(tc.eval_iters)]
+            x, y = (torch.cat(parts) for parts in zip(*batches))
+            total = sum(float(self.model(x[i:i + rows], y[i:i + rows])[1]) * y[i:i + rows].numel()
+                        for i in range(0, len(x), rows))
+            result[key] = total / y.numel()
         self.model.train()
         return result
 
