@@ -209,14 +209,9 @@ def serve(conn, settings: dict, training_pid: int, argv: list[str]) -> None:
 
 def _warm_up(uri: str) -> None:
     """Load what opening the store and creating the run need, while the training loads torch."""
-    import mlflow.entities  # noqa: F401
-
     from . import mlflow_compat
 
-    if uri.startswith(("http://", "https://")):
-        import mlflow.store.tracking.rest_store  # noqa: F401
-    else:
-        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+    mlflow_compat.load_store_code(uri)
     mlflow_compat.context_tags({})  # its context providers import what they look for
 
 

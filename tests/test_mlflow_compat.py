@@ -153,3 +153,11 @@ def test_no_module_but_mlflow_compat_touches_mlflows_internals():
                     assert not alias.name.startswith("mlflow") or alias.name in PUBLIC, f"{path.name}: {alias.name}"
         for private in ("_metric_objs", "_tracking_client", "_MLFLOW_", "ajax-api"):
             assert private not in source, f"{path.name} uses MLflow's {private}"
+
+
+def test_the_store_code_is_loaded_ahead_for_either_kind_of_store():
+    import sys
+
+    mlflow_compat.load_store_code("http://127.0.0.1:5000")
+    mlflow_compat.load_store_code("sqlite:///mlflow.db")
+    assert {"mlflow.store.tracking.rest_store", "mlflow.store.tracking.sqlalchemy_store"} <= set(sys.modules)

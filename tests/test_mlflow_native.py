@@ -117,7 +117,7 @@ def test_a_file_corpus_is_a_local_dataset(tmp_path):
 
 def test_the_command_is_the_runs_source_and_system_metrics_are_logged(store_uri, llmb, monkeypatch):
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")  # MLflow's own setting; 10 s by default
-    result = llmb("train", *TINY_ARGS, "--max-iters", "60", "--eval-interval", "30")
+    result = llmb("train", *TINY_ARGS, "--max-iters", "600", "--eval-interval", "300")  # seconds: samples
     assert result.code == 0, result.err
     [run] = RunReader(store_uri).runs()
     client = MlflowClient(store_uri)
