@@ -179,10 +179,10 @@ class MlflowTracker(Tracker):
         stays unreachable for ``finish_timeout`` seconds, what is unsent goes to the spool."""
         if self.run_id is None:
             return
-        if self._monitor is not None:  # its last flush may wait on a store that is down: not for long
+        stopping = None
+        if self._monitor is not None:  # its last samples are sent beside the writer's last pass
             stopping = threading.Thread(target=self._monitor.finish, daemon=True)
             stopping.start()
-            stopping.join(5.0)
         self._stop.set()
         self._wake.set()
         if self._writer is not None:
@@ -190,6 +190,8 @@ class MlflowTracker(Tracker):
         try:
             if self._unsent() or (self._writer is not None and self._writer.is_alive()):
                 self._spool_and_raise(status)
+            if stopping is not None:  # the store answers, so they go in too (a helper exits after)
+                stopping.join(self.finish_timeout)
             with store_errors(self.uri):
                 end_run(self.client, self.run_id, status)
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -123,6 +124,15 @@ def llmb(capsys):
         return CliResult(exit_info.value.code, captured.out, captured.err)
 
     return run
+
+
+def until(condition, timeout=120.0, what="condition"):
+    """Poll ``condition`` (a store read, or a process list) until it holds; its last value."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)  # the other side is another process: polling what it writes
+    return result
 
 
 def run_of(proc, timeout: float = 120.0) -> str:

@@ -16,18 +16,9 @@ from llmb_mlflow.launcher import launch
 from llmb_mlflow.reader import RunReader
 from llmb_mlflow.registry import ModelLibrary
 
-from conftest import TINY_ARGS
+from conftest import TINY_ARGS, until
 
 FAST_TINY = [*TINY_ARGS, "--eval-interval", "10", "--checkpoint-interval", "20", "--max-iters", "100000"]
-
-
-def until(condition, timeout=120.0, what="condition"):
-    """Poll ``condition`` (a store read) until it holds."""
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-    return result
 
 
 def test_a_sigkilled_trainer_is_crashed_keeps_whole_artifacts_and_resumes_without_gaps(store_uri, llmb):

@@ -10,12 +10,13 @@ import pytest
 from mlflow import MlflowClient
 
 from llmb_mlflow.checkpoint_models import dataset_input
+from llmb_mlflow.launcher import launch
 from llmb_mlflow.mlflow_tracker import MlflowTracker
 from llmb_mlflow.reader import RunReader
 from llmb_mlflow.registry import ModelLibrary
 from llmb_mlflow.run_layout import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
 
-from conftest import TINY_ARGS, train_tiny
+from conftest import TINY_ARGS, train_tiny, until
 
 EXPERIMENT = "native"
 
@@ -117,14 +118,20 @@ def test_a_file_corpus_is_a_local_dataset(tmp_path):
 
 def test_the_command_is_the_runs_source_and_system_metrics_are_logged(store_uri, llmb, monkeypatch):
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")  # MLflow's own setting; 10 s by default
-    result = llmb("train", *TINY_ARGS, "--max-iters", "600", "--eval-interval", "300")  # seconds: samples
-    assert result.code == 0, result.err
-    [run] = RunReader(store_uri).runs()
+    training = launch(["train", *TINY_ARGS, "--max-iters", "100000", "--eval-interval", "1000"], store_uri)
     client = MlflowClient(store_uri)
-    assert client.get_run(run.run_id).data.tags["mlflow.source.name"] == "llmb train"
-    memory = client.get_metric_history(run.run_id, "system/process_memory_rss_megabytes")
-    assert memory and all(point.value > 50 for point in memory)  # torch alone takes more
-    assert client.get_metric_history(run.run_id, "system/cpu_utilization_percentage")
+
+    def sampled():
+        return client.get_metric_history(training.run_id, "system/process_memory_rss_megabytes")
+
+    try:  # sampled while it trains (a training of seconds may end before its helper samples)
+        memory = until(sampled, what="system metrics")
+    finally:
+        llmb("runs", "stop", training.run_id)
+        training.process.wait(timeout=60)
+    assert client.get_run(training.run_id).data.tags["mlflow.source.name"] == "llmb train"
+    assert all(point.value > 50 for point in memory)  # torch alone takes more
+    assert client.get_metric_history(training.run_id, "system/cpu_utilization_percentage")
     quiet = llmb("train", *TINY_ARGS, "--max-iters", "5", "--eval-interval", "5", "--no-system-metrics")
     assert quiet.code == 0, quiet.err
     newest = RunReader(store_uri).runs()[0]

@@ -19,17 +19,9 @@ from llmb_mlflow.reader import RunReader
 from llmb_mlflow.run_layout import PID_TAG, TRAINER_STATE_TAG
 from llmb_mlflow.trainer import Trainer
 
-from conftest import TINY_ARGS, run_of, tiny_config
+from conftest import TINY_ARGS, run_of, tiny_config, until
 
 ENDLESS = [*TINY_ARGS, "--eval-interval", "10", "--checkpoint-interval", "20", "--max-iters", "100000"]
-
-
-def until(condition, timeout=120.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)  # polling the store, which another process writes
-    return result
 
 
 def helper_of(pid: int) -> psutil.Process:
