@@ -82,8 +82,10 @@ class TrackingProcess(Tracker):
         settings = {"tracking_uri": tracking_uri, "source": source, "system_metrics": system_metrics,
                     **({"experiment": experiment} if experiment else {})}
         self._socket, self._conn, self._process = _start_helper(settings)
-        threading.Thread(target=self._send, name="llmb-tracking-send", daemon=True).start()
-        threading.Thread(target=self._receive, name="llmb-tracking-receive", daemon=True).start()
+        self._threads = [threading.Thread(target=self._send, name="llmb-tracking-send", daemon=True),
+                         threading.Thread(target=self._receive, name="llmb-tracking-receive", daemon=True)]
+        for thread in self._threads:
+            thread.start()
 
     # -- the Tracker interface, called by the training thread ---------------------------
 
@@ -119,19 +121,19 @@ class TrackingProcess(Tracker):
         self._outbox.put(("finish", status))
         with self._changed:
             self._changed.wait_for(lambda: self._ended is not None)
-        self._outbox.put(None)
-        try:
-            self._process.wait(10.0)
-        except subprocess.TimeoutExpired:
-            pass  # it has answered; it exits on its own
+        self.close()
         if self._ended and not self._raised:
             raise LLMBError(self._ended)
 
     def close(self) -> None:
-        """Let the helper go without a run: for a training that failed before it started."""
+        """Let the helper go (without a run, for a training that failed before it started) and
+        release the connection once neither thread uses it."""
         self._outbox.put(None)
         with contextlib.suppress(OSError):  # wakes the thread reading it; the helper sees its end
             self._socket.shutdown(socket.SHUT_RDWR)
+        for thread in self._threads:
+            thread.join(5.0)
+        self._conn.close()
         self._socket.close()
         threading.Thread(target=self._process.wait, daemon=True).start()  # no zombie left
 
