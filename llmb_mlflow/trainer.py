@@ -120,18 +120,21 @@ class Trainer:
     @torch.inference_mode()
     def evaluate(self) -> dict[str, float]:
         """Mean loss over ``eval_iters`` batches of each split; the same batches every time,
-        put through the model together (EVAL_TOKENS at a time: far fewer, larger passes)."""
+        several put through the model at once (up to EVAL_TOKENS tokens: fewer, larger passes)."""
         tc = self.config.train
         self.model.eval()
         result = {}
-        rows = max(1, EVAL_TOKENS // self.model_config.block_size)
+        per_pass = max(1, EVAL_TOKENS // (tc.batch_size * self.model_config.block_size))
         for split, key in (("val", VAL_LOSS), ("train", EVAL_TRAIN_LOSS)):
             generator = torch.Generator().manual_seed(tc.seed + 1)
-            batches = [self.batch(split, tc.batch_size, generator) for _ in range(tc.eval_iters)]
-            x, y = (torch.cat(parts) for parts in zip(*batches))
-            total = sum(float(self.model(x[i:i + rows], y[i:i + rows])[1]) * y[i:i + rows].numel()
-                        for i in range(0, len(x), rows))
-            result[key] = total / y.numel()
+            total = count = 0
+            for first in range(0, tc.eval_iters, per_pass):
+                batches = [self.batch(split, tc.batch_size, generator)
+                           for _ in range(min(per_pass, tc.eval_iters - first))]
+                x, y = (torch.cat(parts) for parts in zip(*batches))
+                total += float(self.model(x, y)[1]) * y.numel()
+                count += y.numel()
+            result[key] = total / count
         self.model.train()
         return result
 
