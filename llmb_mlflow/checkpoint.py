@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from .config import ModelConfig, RunConfig, TrainConfig
+from .config import ModelConfig, RunConfig, SettingError, TrainConfig
 from .corpus import CharTokenizer
 from .errors import LLMBError
 
@@ -60,9 +60,8 @@ def run_config(state: dict, **overrides) -> RunConfig:
     saved_model = state["model_config"]
     for name, value in overrides.items():
         if value is not None and name in saved_model and value != saved_model[name] and name != "dropout":
-            raise LLMBError(
-                f"{name}={value} does not fit the checkpoint, whose model has {name}={saved_model[name]}"
-            )
+            raise SettingError(name, f"{value} does not fit the checkpoint, whose model has "
+                                     f"{saved_model[name]}; leave it out")
     model_fields = {f.name for f in fields(ModelConfig)}
     train_fields = {f.name for f in fields(TrainConfig)}
     unknown = {k for k, v in overrides.items() if v is not None} - model_fields - train_fields

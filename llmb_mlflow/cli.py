@@ -13,8 +13,8 @@ from .corpus import BUNDLED, MAX_CORPUS_BYTES
 from .errors import LLMBError, redact
 from .run_layout import EVAL_METRICS, TRAIN_LOSS, VAL_LOSS, mlflow_ui_path
 from .cli_options import (
-    OUTPUT, echo_table, experiment_option, fmt_loss, register_option, report, setting_options,
-    system_metrics_option, threads_option, tracking_uri_option,
+    OUTPUT, SettingsCommand, echo_table, experiment_option, fmt_loss, register_option, report,
+    setting_options, system_metrics_option, threads_option, tracking_uri_option,
 )
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -26,7 +26,7 @@ def cli():
     """LLMBreaker: train a tiny character-level GPT and watch it learn, tracked in MLflow."""
 
 
-@cli.command()
+@cli.command(cls=SettingsCommand)
 @click.option("--dataset", default="shakespeare", show_default=True, metavar="NAME|PATH",
               help=f"Bundled corpus ({', '.join(BUNDLED)}) or a UTF-8 .txt file "
                    f"(at most {MAX_CORPUS_BYTES // 2**20} MB).")

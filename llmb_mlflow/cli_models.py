@@ -7,8 +7,8 @@ import time
 import click
 
 from .cli_options import (
-    OUTPUT, echo_table, experiment_option, fmt_loss, register_option, report, setting_options,
-    system_metrics_option, threads_option, tracking_uri_option,
+    OUTPUT, SettingsCommand, echo_table, experiment_option, fmt_loss, register_option, report,
+    setting_options, system_metrics_option, threads_option, tracking_uri_option,
 )
 from .corpus import BUNDLED
 
@@ -95,7 +95,7 @@ def models_alias(name, version, alias, tracking_uri):
     click.echo(f"{name}@{alias} now points to version {version}.")
 
 
-@click.command(epilog=REF_HELP)
+@click.command(cls=SettingsCommand, epilog=REF_HELP)
 @click.argument("model_ref")
 @click.option("--dataset", metavar="NAME|PATH",
               help=f"Corpus to continue on ({', '.join(BUNDLED)} or a file).  [default: the checkpoint's]")
@@ -125,7 +125,7 @@ def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, no_
                            tags=plan.tags, parallel=parallel, out=OUTPUT, threads=threads), register)
 
 
-@click.command(epilog=REF_HELP)
+@click.command(cls=SettingsCommand, epilog=REF_HELP)
 @click.argument("model_ref")
 @click.option("--prompt", required=True, help="Text to continue.")
 @click.option("--max-new-tokens", type=int, default=200, show_default=True)

@@ -6,8 +6,8 @@ import os
 
 import click
 
-from .config import ModelConfig, TrainConfig
-from .errors import redact
+from .config import ModelConfig, SettingError, TrainConfig
+from .errors import LLMBError, redact
 from .run_layout import DEFAULT_EXPERIMENT, EVAL_TRAIN_LOSS, VAL_LOSS
 from .session import Output
 
@@ -48,6 +48,19 @@ SETTINGS = [
      "checkpoints are also written at the end and on Ctrl-C.", TrainConfig.checkpoint_interval),
     ("--seed", int, "Random seed.", TrainConfig.seed),
 ]
+
+
+class SettingsCommand(click.Command):
+    """A command whose bad settings (``config.SettingError``) are named by the options its user
+    typed, also when the value came from a preset; a setting it has no option for keeps its
+    code name."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SettingError as exc:
+            flags = {p.name: max(p.opts, key=len) for p in self.params if isinstance(p, click.Option)}
+            raise LLMBError(exc.named(lambda setting: flags.get(setting, setting))) from None
 
 
 def setting_options(command=None, *, inherited: bool = False):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .errors import LLMBError
 
@@ -20,11 +21,24 @@ ACTIVATIONS = ("gelu", "relu")
 
 class SettingError(LLMBError):
     """A setting out of its range: ``setting`` names it as the code does, ``problem`` says
-    what is wrong, so the CLI and the viewer can name it as their users typed it."""
+    what is wrong, so the CLI and the viewer can name it as their users typed it (``named``).
+    A problem that involves other settings writes each as ``{name}`` and lists it in ``others``;
+    ``problem`` itself has them by their code names."""
 
-    def __init__(self, setting: str, problem: str):
-        super().__init__(f"{setting} {problem}")
-        self.setting, self.problem = setting, problem
+    def __init__(self, setting: str, problem: str, others: tuple[str, ...] = ()):
+        self.setting, self.others, self._problem = setting, tuple(others), problem
+        self.problem = self._filled(str)
+        super().__init__(self.named(str))
+
+    def named(self, name: Callable[[str], str]) -> str:
+        """The message with each setting it involves called ``name(setting)``."""
+        return f"{name(self.setting)} {self._filled(name)}"
+
+    def _filled(self, name: Callable[[str], str]) -> str:
+        problem = self._problem
+        for other in self.others:
+            problem = problem.replace("{" + other + "}", name(other))
+        return problem
 
 
 @dataclass(frozen=True)
@@ -43,7 +57,8 @@ class ModelConfig:
         _check_int(self, "n_embd", 1, 4096)
         _check_int(self, "block_size", 2, 4096)
         if self.n_embd % self.n_head:
-            raise SettingError("n_embd", f"({self.n_embd}) must be divisible by n_head ({self.n_head})")
+            raise SettingError("n_embd", f"({self.n_embd}) must be divisible by {{n_head}} ({self.n_head})",
+                               others=("n_head",))
         if not 0.0 <= self.dropout < 1.0:
             raise SettingError("dropout", f"must be in [0, 1), got {self.dropout}")
         if self.activation not in ACTIVATIONS:
@@ -86,7 +101,7 @@ class TrainConfig:
         if not 0 < self.lr <= 1:
             raise SettingError("lr", f"must be in (0, 1], got {self.lr}")
         if self.min_lr is not None and not 0 <= self.min_lr <= self.lr:
-            raise SettingError("min_lr", f"must be in [0, lr={self.lr}], got {self.min_lr}")
+            raise SettingError("min_lr", f"must be in [0, {{lr}}={self.lr}], got {self.min_lr}", others=("lr",))
         if not 0 <= self.weight_decay < 1:
             raise SettingError("weight_decay", f"must be in [0, 1), got {self.weight_decay}")
         for name in ("beta1", "beta2"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .config import SettingError
 from .errors import LLMBError
 from .sampling import sample
 
@@ -12,9 +13,9 @@ def generate(model, tokenizer, prompt: str, max_new_tokens: int = 200,
     if not prompt:
         raise LLMBError("the prompt is empty; give at least one character")
     if max_new_tokens < 1 or max_new_tokens > 100_000:
-        raise LLMBError(f"max_new_tokens must be between 1 and 100000, got {max_new_tokens}")
+        raise SettingError("max_new_tokens", f"must be between 1 and 100000, got {max_new_tokens}")
     if not 0 < temperature <= 10:
-        raise LLMBError(f"temperature must be in (0, 10], got {temperature}")
+        raise SettingError("temperature", f"must be in (0, 10], got {temperature}")
     unknown = tokenizer.unknown_chars(prompt)
     if unknown:
         shown = ", ".join(repr(c) for c in unknown[:10])

@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 
 from llmb_mlflow.reader import RunReader
 
+from bad_settings import OUT_OF_RANGE
 from conftest import TINY_ARGS, run_of
 
 
@@ -63,12 +64,12 @@ def test_runs_list_on_an_empty_store(llmb, store_uri):
 @pytest.mark.parametrize("args, message", [
     (["train", "--dataset", "hamlet"], "unknown dataset 'hamlet'"),
     (["train", "--dataset", "missing/file.txt"], "corpus file not found"),
-    (["train", "--lr", "0"], "lr must be in (0, 1]"),
+    (["train", "--lr", "0"], "--lr must be in (0, 1]"),
     (["train", "--lr", "fast"], "'fast' is not a valid float"),
-    (["train", "--n-embd", "30", "--n-head", "4"], "divisible by n_head"),
-    (["train", "--eval-interval", "0"], "eval_interval must be between 1"),
+    (["train", "--n-embd", "30", "--n-head", "4"], "--n-embd (30) must be divisible by --n-head (4)"),
+    (["train", "--eval-interval", "0"], "--eval-interval must be between 1"),
     (["train", "--preset", "huge"], "'huge' is not one of"),
-    (["train", "--max-iters", "-3"], "max_iters must be between 1"),
+    (["train", "--max-iters", "-3"], "--max-iters must be between 1"),
     (["train", "--tracking-uri", "http://127.0.0.1:9"], "tracking server http://127.0.0.1:9 is unreachable"),
     (["train", "--tracking-uri", "sqlite:////no/such/folder/mlflow.db"], "tracking store folder does not exist"),
     (["train", "--bogus"], "No such option '--bogus' (see 'llmb train --help')"),
@@ -83,6 +84,31 @@ def test_bad_input_is_one_line_on_stderr_with_nonzero_exit(llmb, store_uri, args
     assert len(result.err.strip().splitlines()) == 1, result.err
     assert "Traceback" not in result.err
     assert runs_in(store_uri) == []
+
+
+def test_every_setting_option_has_an_out_of_range_case():
+    from llmb_mlflow.cli_options import SETTINGS
+
+    assert set(OUT_OF_RANGE) == {flag for flag, *_ in SETTINGS}
+
+
+@pytest.mark.parametrize("flag", OUT_OF_RANGE)
+def test_a_setting_out_of_range_is_named_by_its_option(llmb, store_uri, flag):
+    value, problem = OUT_OF_RANGE[flag]
+    result = llmb("train", "--no-tracking", flag, value)
+    assert result.code == 1
+    assert result.err == f"Error: {flag} {problem}\n"
+    assert result.out == ""
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--n-embd", "30", "--n-head", "4"], "--n-embd (30) must be divisible by --n-head (4)"),
+    # n_embd 32 comes from the preset: the error still names the option that changes it
+    (["--preset", "small", "--n-head", "5"], "--n-embd (32) must be divisible by --n-head (5)"),
+])
+def test_settings_that_do_not_fit_each_other_are_named_by_their_options(llmb, store_uri, args, message):
+    result = llmb("train", "--no-tracking", *args)
+    assert result.code == 1 and result.err == f"Error: {message}\n"
 
 
 def test_bad_corpus_files_by_path(llmb, store_uri, tmp_path):

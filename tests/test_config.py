@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from llmb_mlflow.config import DEFAULT_PRESET, PRESETS, build_config
+from llmb_mlflow.config import DEFAULT_PRESET, PRESETS, SettingError, build_config
 from llmb_mlflow.errors import LLMBError
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
@@ -79,6 +79,17 @@ def test_bad_settings_get_one_line_errors(overrides, message):
         build_config("small", **overrides)
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_a_setting_error_names_each_setting_it_involves_as_its_reader_calls_it():
+    with pytest.raises(SettingError) as error:
+        build_config("small", n_head=5)
+    found = error.value
+    assert (found.setting, found.others, found.problem) == ("n_embd", ("n_head",), "(32) must be divisible by n_head (5)")
+    assert found.named(str.upper) == "N_EMBD (32) must be divisible by N_HEAD (5)" and str(found) == found.named(str)
+    with pytest.raises(SettingError) as error:  # a value is never taken for a setting
+        build_config("small", activation="{n_head}")
+    assert error.value.named(str.upper) == "ACTIVATION must be one of gelu, relu, got '{n_head}'"
 
 
 def test_unknown_preset_lists_the_known_ones():

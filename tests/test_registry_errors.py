@@ -10,6 +10,7 @@ from llmb_mlflow.mlflow_tracker import MlflowTracker
 from llmb_mlflow.registry import ModelLibrary
 from llmb_mlflow.tracker import RunDescription
 
+from bad_settings import OUT_OF_RANGE
 from conftest import train_tiny
 
 
@@ -110,12 +111,12 @@ def test_missing_and_corrupt_checkpoint_artifacts(llmb, library):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--max-iters", "20", "--n-embd", "32"], "n_embd=32 does not fit the checkpoint, whose model has n_embd=16"),
-    (["--max-iters", "20", "--n-layer", "3"], "n_layer=3 does not fit the checkpoint"),
-    (["--max-iters", "20", "--block-size", "64"], "block_size=64 does not fit the checkpoint"),
+    (["--max-iters", "20", "--n-embd", "32"], "--n-embd 32 does not fit the checkpoint, whose model has 16; leave it out"),
+    (["--max-iters", "20", "--n-layer", "3"], "--n-layer 3 does not fit the checkpoint"),
+    (["--max-iters", "20", "--block-size", "64"], "--block-size 64 does not fit the checkpoint"),
     (["--max-iters", "10"], "--max-iters must be greater than the checkpoint's step 10"),
     ([], "poet/1 is at step 10, its training's last; give --max-iters greater than 10"),
-    (["--max-iters", "20", "--lr", "0"], "lr must be in (0, 1]"),
+    (["--max-iters", "20", "--lr", "0"], "--lr must be in (0, 1], got 0.0"),
     (["--max-iters", "20", "--dataset", "alice"], "has characters the model does not know"),
 ])
 def test_resume_with_settings_that_do_not_fit(llmb, library, args, message):
@@ -125,6 +126,16 @@ def test_resume_with_settings_that_do_not_fit(llmb, library, args, message):
     runs_after = len(MlflowClient(library.uri).search_runs(
         [MlflowClient(library.uri).get_experiment_by_name("llmbreaker").experiment_id]))
     assert runs_after == runs_before
+
+
+def test_every_setting_error_of_resume_and_generate_names_its_option(llmb, library):
+    for flag, (value, _) in OUT_OF_RANGE.items():
+        result = check_refused(llmb, library, ["resume", "poet", "--max-iters", "20", flag, value], "")
+        assert result.code == 1 and result.err.startswith(f"Error: {flag} "), result.err
+    for args, message in [(["--temperature", "0"], "--temperature must be in (0, 10], got 0.0"),
+                          (["--max-new-tokens", "0"], "--max-new-tokens must be between 1 and 100000, got 0")]:
+        result = check_refused(llmb, library, ["generate", "poet", "--prompt", "a", *args], message)
+        assert result.err == f"Error: {message}\n"
 
 
 def test_delete_asks_for_confirmation(llmb, library, monkeypatch):
