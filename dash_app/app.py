@@ -10,7 +10,7 @@ from llmb_mlflow.run_layout import DEFAULT_EXPERIMENT
 from . import http_guard
 from .address import TABS, query
 from .data import ViewerData
-from .panels import cinema, controls, launches, models, runs, scrubber, training, watch
+from .panels import cinema, controls, launches, models, runs, scrubber, tour, training, watch
 
 
 def create_app(tracking_uri: str | None = None, run_id: str | None = None,
@@ -33,6 +33,7 @@ def create_app(tracking_uri: str | None = None, run_id: str | None = None,
     launches.register(app, data)
     models.register(app, data)
     training.register(app, data)
+    tour.register(app)
     app.viewer_data = data
     return app
 
@@ -42,25 +43,35 @@ def _layout(experiment, read_only=False):
     return html.Div([
         dcc.Location(id="url", refresh=False),
         *runs.stores(),
+        *tour.layout(),
         launches.layout(),
         html.Header([
-            html.H1("LLMBreaker"),
-            *runs.pickers(experiment),
-            html.Span(id="status", className="badge"),
-            html.Span(id="live-indicator", className="live-indicator"),
-            html.Span(id="progress", className="progress"),
-            html.Span("view only", className="badge view-only", hidden=not read_only,
-                      title="this viewer shows runs and models but changes nothing"),
-            controls.layout(),
-            training.layout(),
-            models.layout(),
-            html.Div(id="toast", className="toast", role="status"),
-            html.Div(id="error", className="error"),  # the run list could not be read
-            html.Div(id="run-error", className="error"),  # the shown run could not be read
+            html.Div([  # what is shown: the run, and what its training is doing
+                html.H1("LLMBreaker"),
+                *runs.pickers(experiment),
+                html.Div([html.Span("training", className="state-label"),
+                          html.Span(id="status", className="badge"),
+                          html.Span(id="progress", className="progress")], className="training-state"),
+                html.Span("view only", className="badge view-only", hidden=not read_only,
+                          title="this viewer shows runs and models but changes nothing"),
+                tour.button(),
+            ], className="header-row"),
+            html.Div([  # what can be done to it
+                controls.layout(),
+                training.layout(),
+                models.layout(),
+                html.Div([
+                    html.Div(id="toast", className="toast", role="status"),
+                    html.Div(id="error", className="error"),  # the run list could not be read
+                    html.Div(id="run-error", className="error"),  # the shown run could not be read
+                ], className="messages"),
+            ], className="header-row actions"),
         ]),
-        dcc.Tabs(id="tabs", value="watch", children=[
-            dcc.Tab(label="Watch It Learn", value="watch", children=watch.layout()),
-            dcc.Tab(label="Attention Cinema", value="attention", children=cinema.layout()),
+        dcc.Tabs(id="tabs", value="watch", className="tabs", children=[
+            dcc.Tab(label="Watch It Learn", value="watch", className="tab", selected_className="tab-selected",
+                    children=watch.layout()),
+            dcc.Tab(label="Attention Cinema", value="attention", id="tab-attention", className="tab",
+                    selected_className="tab-selected", children=cinema.layout()),
         ]),
         scrubber.layout(),
     ], className="page read-only" if read_only else "page")

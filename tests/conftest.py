@@ -267,13 +267,27 @@ def browser():
                  "--window-size=1400,1400"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    skip_tour(driver)
     yield driver
     driver.quit()
+
+
+SEEN_TOUR = "localStorage.setItem('llmb.tour.done', '1');"
+
+
+def skip_tour(driver) -> None:
+    """Every page of this window opens as if its first-visit tour had been seen (tests of the
+    tour undo this)."""
+    driver.tour_script = driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
+                                                {"source": SEEN_TOUR})["identifier"]
+    driver.tour_window = driver.current_window_handle
 
 
 @pytest.fixture
 def blank_page(browser):
     """Each test starts from a blank page, so no page of an earlier test keeps polling."""
+    if browser.tour_window != browser.current_window_handle:  # an earlier test changed tabs
+        skip_tour(browser)
     browser.get("about:blank")
     yield
     browser.get("about:blank")

@@ -90,6 +90,11 @@ def test_star_map_classes_neighbours_and_fixed_axes(snaps):
     assert {"vowel", "consonant", "punctuation", "whitespace"} <= names
     assert sum(len(untyped(t["x"])) for t in figs[-1]["data"]) == 65
     assert all(f["layout"]["scene"]["xaxis"]["range"] == [-reach, reach] for f in figs)
+    fitted = star_map.star_figure(shots[-1])["layout"]["scene"]  # the default: fits the shown step
+    emb = np.asarray(shots[-1].embedding)
+    for axis, column in zip(("xaxis", "yaxis", "zaxis"), emb.T):
+        low, high = fitted[axis]["range"]
+        assert low < column.min() and column.max() < high and high - low < 1.5 * (column.max() - column.min())
     assert star_map.char_class("e") == "vowel" and star_map.char_class("\n") == "whitespace"
 
 
@@ -104,7 +109,12 @@ def test_attention_figures(snaps):
     assert np.isnan(tiles[t, 0])  # the gap between layers
     detail = attention.detail_figure(last, 1, 0)
     assert np.allclose(untyped(detail["data"][0]["z"]), last.attention[1, 0].astype(np.float32))
-    assert len(detail["layout"]["xaxis"]["ticktext"]) == t
+    ticks = detail["layout"]["xaxis"]
+    assert len(ticks["ticktext"]) <= 32 and ticks["tickfont"]["size"] >= 11  # thinned, readable
+    assert ticks["ticktext"] == [probability_tower.visible(last.probe[i]) for i in ticks["tickvals"]]
+    outline = attention.grid_figure(last, 1, 2)["layout"]["shapes"][0]
+    side = attention.grid_side(last)
+    assert outline["x0"] < 2 * side < 2 * side + t <= outline["x1"] and outline["y0"] < side < side + t <= outline["y1"]
     evolution = attention.evolution_figure(first, last, 0, 1)
     assert [a["text"] for a in evolution["layout"]["annotations"]] == ["step 0", "step 25"]
 
@@ -151,14 +161,34 @@ def test_the_header_says_what_the_training_does_and_enables_what_it_can_be_asked
             "start_time": 0, "updated": 10_000}
 
     def enabled(state):
-        return {command for command, disabled in zip(COMMANDS, header(state)[4:]) if not disabled}
+        return {command for command, disabled in zip(COMMANDS, header(state)[3:]) if not disabled}
 
-    assert header(base)[:3] == ("running", "badge running", "● live") and enabled(base) == {"pause", "stop"}
+    assert header(base)[:2] == ("running", "badge running") and enabled(base) == {"pause", "stop"}
+    assert header(base)[2].startswith("step 10 / 100")
     paused = {**base, "trainer_state": "paused"}
-    assert header(paused)[:3] == ("running · paused", "badge running", "❚❚ paused")
+    assert header(paused)[:3] == ("running · paused", "badge paused", "step 10 / 100")
     assert enabled(paused) == {"resume", "step", "stop"}
     stale = {**base, "silence": "stale: silent for 2 min"}
-    assert header(stale)[:3] == ("running · stale: silent for 2 min", "badge stale", "") and enabled(stale) == {"fail"}
+    assert header(stale)[:2] == ("running · stale: silent for 2 min", "badge stale") and enabled(stale) == {"fail"}
     finished = {**base, "status": "FINISHED", "last_step": 100}
-    assert header(finished)[:4] == ("finished", "badge finished", "", "step 100 / 100") and enabled(finished) == set()
-    assert header(None) == ("", "badge", "", "") + (True,) * len(COMMANDS)
+    assert header(finished)[:3] == ("finished", "badge finished", "step 100 / 100") and enabled(finished) == set()
+    assert header(None) == ("", "badge", "") + (True,) * len(COMMANDS)
+
+
+def test_the_scrubber_says_whether_the_view_follows_the_training():
+    from dash_app.panels.scrubber import follow_words
+
+    assert follow_words(live=True, running=True) == ("Following the training", "")
+    assert follow_words(live=False, running=True) == ("Follow the training", "pinned: the training goes on")
+    assert follow_words(live=True, running=False) == ("Showing the last step", "")
+    assert follow_words(live=False, running=False)[1] == "pinned"
+
+
+def test_a_click_on_the_attention_grid_names_its_tile():
+    side, layers, heads = 67, 4, 4
+    assert attention.clicked_head({"points": [{"x": 0, "y": 0}]}, side, layers, heads) == (0, 0)
+    assert attention.clicked_head({"points": [{"x": 2 * side + 5, "y": 3 * side + 66}]}, side, layers, heads) == (3, 2)
+    assert attention.clicked_head({"points": [{"x": 4 * side, "y": 0}]}, side, layers, heads) is None
+    for bad in (None, {}, {"points": []}, {"points": [{"x": "1", "y": 0}]}, {"points": [{"x": -1, "y": 0}]},
+                {"points": [{"x": True, "y": 0}]}):
+        assert attention.clicked_head(bad, side, layers, heads) is None

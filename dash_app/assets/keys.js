@@ -37,6 +37,7 @@ document.addEventListener("keydown", function (event) {
   }
   const tag = (target.tagName || "").toLowerCase();
   if (tag === "input" || tag === "textarea") { return; }
+  if (document.body.classList.contains("driver-active")) { return; }  // the tour's own arrows
   const id = event.key === "ArrowLeft" ? "step-back" : event.key === "ArrowRight" ? "step-forward" : null;
   const button = id && document.getElementById(id);
   if (button) { button.click(); event.preventDefault(); }

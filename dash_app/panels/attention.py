@@ -12,23 +12,43 @@ SCALE = "Viridis"
 GAP = 3  # blank cells between the tiles of the grid
 
 
-def grid_figure(snapshot) -> dict:
+def grid_side(snapshot) -> int:
+    """How many cells one tile and its gap take in the grid."""
+    return len(snapshot.probe) + GAP
+
+
+def clicked_head(click, side: int, layers: int, heads: int) -> tuple[int, int] | None:
+    """(layer, head) of a click on the grid, as the page sent it; None if it is not one."""
+    try:
+        x, y = click["points"][0]["x"], click["points"][0]["y"]
+    except (TypeError, KeyError, IndexError):
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in (x, y)):
+        return None
+    layer, head = int(y) // side, int(x) // side
+    return (layer, head) if layer < layers and head < heads else None
+
+
+def grid_figure(snapshot, layer: int = 0, head: int = 0) -> dict:
     """All heads as tiles of one heatmap (layers down, heads across), on a square-root scale
-    so weak but real attention stays visible; 8-bit levels keep it light."""
+    so weak but real attention stays visible; 8-bit levels keep it light. The selected head
+    is outlined; a click on a tile selects it."""
     att = np.sqrt(np.clip(np.asarray(snapshot.attention, dtype=np.float32), 0, 1))
     layers, heads, t, _ = att.shape
-    side = t + GAP
+    side = grid_side(snapshot)
     tiles = np.full((layers * side - GAP, heads * side - GAP), np.nan, dtype=np.float32)
-    for layer in range(layers):
-        for head in range(heads):
-            tiles[layer * side:layer * side + t, head * side:head * side + t] = att[layer, head]
-    labels = ([_label(head * side + t / 2, -1, f"head {head + 1}", "bottom") for head in range(heads)]
-              + [_label(-2, layer * side + t / 2, f"layer {layer + 1}", "middle", "right")
-                 for layer in range(layers)])
+    for row in range(layers):
+        for column in range(heads):
+            tiles[row * side:row * side + t, column * side:column * side + t] = att[row, column]
+    labels = ([_label(column * side + t / 2, -1, f"head {column + 1}", "bottom") for column in range(heads)]
+              + [_label(-2, row * side + t / 2, f"layer {row + 1}", "middle", "right") for row in range(layers)])
     return {
         "data": [{"type": "heatmap", "z": typed(tiles), "zmin": 0, "zmax": 1, "colorscale": SCALE,
-                  "showscale": False, "hoverinfo": "skip"}],
-        "layout": {"margin": {"l": 60, "r": 10, "t": 30, "b": 10}, "height": max(150 * layers, 320),
+                  "showscale": False, "hoverinfo": "none"}],
+        "layout": {"margin": {"l": 60, "r": 10, "t": 24, "b": 6}, "height": min(max(105 * layers, 240), 560),
+                   "shapes": [{"type": "rect", "xref": "x", "yref": "y", "line": {"color": "#d62728", "width": 3},
+                               "x0": head * side - 1.5, "x1": head * side + t + 0.5,
+                               "y0": layer * side - 1.5, "y1": layer * side + t + 0.5}],
                    "xaxis": {"visible": False}, "yaxis": {"visible": False, "autorange": "reversed",
                                                            "scaleanchor": "x"},
                    "annotations": labels, "uirevision": "grid", "plot_bgcolor": "white"},
@@ -49,16 +69,20 @@ def head_heatmap(snapshot, layer: int, head: int, axes: str = "", showscale: boo
             "hovertemplate": "%{text}: %{z:.2f}<extra></extra>"}
 
 
-def _char_axis(snapshot, title: str, domain, **extra) -> dict:
+def _char_axis(snapshot, title: str, domain, labels: int = 32, **extra) -> dict:
+    """An axis of probe characters, every few labelled (about ``labels`` of them) so each is readable."""
     chars = [visible(c) for c in snapshot.probe]
-    return {"tickmode": "array", "tickvals": list(range(len(chars))), "ticktext": chars,
-            "tickfont": {"size": 9}, "title": {"text": title}, "domain": domain, **extra}
+    every = max(1, -(-len(chars) // labels))
+    ticks = list(range(0, len(chars), every))
+    return {"tickmode": "array", "tickvals": ticks, "ticktext": [chars[i] for i in ticks], "tickangle": 0,
+            "tickfont": {"size": 12, "family": "monospace"}, "title": {"text": title, "font": {"size": 12}},
+            "domain": domain, **extra}
 
 
 def detail_figure(snapshot, layer: int, head: int) -> dict:
     return {
         "data": [head_heatmap(snapshot, layer, head)],
-        "layout": {"margin": {"l": 60, "r": 10, "t": 30, "b": 50}, "height": 520, "uirevision": "detail",
+        "layout": {"margin": {"l": 60, "r": 10, "t": 30, "b": 50}, "height": 470, "uirevision": "detail",
                    "title": {"text": f"layer {layer + 1}, head {head + 1} at step {snapshot.step}",
                              "font": {"size": 13}},
                    "xaxis": _char_axis(snapshot, "attends to", [0, 1]),
@@ -72,11 +96,11 @@ def evolution_figure(first, shown, layer: int, head: int) -> dict:
         "data": [head_heatmap(first, layer, head, showscale=False),
                  head_heatmap(shown, layer, head, axes="2")],
         "layout": {
-            "margin": {"l": 60, "r": 10, "t": 40, "b": 50}, "height": 420, "uirevision": "evolution",
-            "xaxis": _char_axis(first, "attends to", left), "yaxis": _char_axis(first, "reading", [0, 1],
-                                                                                autorange="reversed"),
-            "xaxis2": _char_axis(shown, "attends to", right, anchor="y2"),
-            "yaxis2": _char_axis(shown, "", [0, 1], autorange="reversed", anchor="x2"),
+            "margin": {"l": 60, "r": 10, "t": 40, "b": 50}, "height": 400, "uirevision": "evolution",
+            "xaxis": _char_axis(first, "attends to", left, 16),
+            "yaxis": _char_axis(first, "reading", [0, 1], 22, autorange="reversed"),
+            "xaxis2": _char_axis(shown, "attends to", right, 16, anchor="y2"),
+            "yaxis2": _char_axis(shown, "", [0, 1], 22, autorange="reversed", anchor="x2"),
             "annotations": [
                 {"text": f"step {first.step}", "x": 0.23, "y": 1.06, "xref": "paper", "yref": "paper",
                  "showarrow": False},

@@ -8,47 +8,65 @@ from dash import Input, Output, State, dcc, html, no_update
 from llmb_mlflow.errors import LLMBError
 
 from .. import checks
-from . import attention
+from . import attention, tour
 
 
 def layout() -> html.Div:
     return html.Div([
-        dcc.Graph(id="attention-grid", config={"displayModeBar": False}),
-        html.Div([
-            html.Label("layer"), dcc.Dropdown(id="layer", value=0, clearable=False, className="small-dd"),
-            html.Label("head"), dcc.Dropdown(id="head", value=0, clearable=False, className="small-dd"),
-        ], className="chart-controls"),
-        html.Div([
-            html.Div(dcc.Graph(id="attention-detail"), className="left"),
-            html.Div(dcc.Graph(id="attention-evolution"), className="right"),
-        ], className="row"),
-    ])
+        html.Section([
+            tour.heading("Every head at this step", "attention"),
+            dcc.Graph(id="attention-grid", config={"displayModeBar": False}),
+            html.Div([
+                html.Label("layer"), dcc.Dropdown(id="layer", value=0, clearable=False, className="small-dd"),
+                html.Label("head"), dcc.Dropdown(id="head", value=0, clearable=False, className="small-dd"),
+                html.Small("or click a tile"),
+            ], className="chart-controls"),
+            dcc.Store(id="grid-shape"),
+        ], id="attention-panel", className="panel"),
+        html.Section([html.H3("The selected head"), dcc.Graph(id="attention-detail", config={"displayModeBar": False})],
+                     id="detail-panel", className="panel"),
+        html.Section([html.H3("The selected head then and now"),
+                      dcc.Graph(id="attention-evolution", config={"displayModeBar": False})],
+                     id="evolution-panel", className="panel wide"),
+    ], className="cinema-grid")
 
 
 def register(app, data) -> None:
     @app.callback(Output("attention-grid", "figure"), Output("attention-detail", "figure"),
-                  Output("attention-evolution", "figure"), Output("run-error", "children", allow_duplicate=True),
+                  Output("attention-evolution", "figure"), Output("grid-shape", "data"),
+                  Output("run-error", "children", allow_duplicate=True),
                   Input("view", "data"), Input("tabs", "value"), Input("layer", "value"), Input("head", "value"),
                   State("run-state", "data"), State("steps", "data"), prevent_initial_call=True)
     def attention_panels(view, tab, layer, head, state, steps):
         if tab != "attention" or not state or not view:
-            return no_update, no_update, no_update, no_update
+            return (no_update,) * 5
         try:
             view, state, steps = checks.view(view), checks.run_state(state), checks.steps(steps)
             layer = checks.whole(layer or 0, "layer", 0, 63)
             head = checks.whole(head or 0, "head", 0, 63)
             run_id = data.check_run(state["run_id"])
         except LLMBError as exc:
-            return no_update, no_update, no_update, f"Cannot show this view: {exc}"
+            return (no_update,) * 4 + (f"Cannot show this view: {exc}",)
         step = view["step"]
         if step is None or not steps or step not in steps:
-            return no_update, no_update, no_update, no_update
+            return (no_update,) * 5
         try:
             snap = data.snapshot(run_id, step)
             first = data.snapshot(run_id, steps[0])
         except LLMBError as exc:
-            return no_update, no_update, no_update, f"Cannot show step {step}: {exc}"
+            return (no_update,) * 4 + (f"Cannot show step {step}: {exc}",)
         layer = min(layer, snap.n_layer - 1)
         head = min(head, snap.n_head - 1)
-        return (attention.grid_figure(snap), attention.detail_figure(snap, layer, head),
-                attention.evolution_figure(first, snap, layer, head), no_update)
+        shape = {"side": attention.grid_side(snap), "layers": snap.n_layer, "heads": snap.n_head}
+        return (attention.grid_figure(snap, layer, head), attention.detail_figure(snap, layer, head),
+                attention.evolution_figure(first, snap, layer, head), shape, no_update)
+
+    @app.callback(Output("layer", "value", allow_duplicate=True), Output("head", "value", allow_duplicate=True),
+                  Input("attention-grid", "clickData"), State("grid-shape", "data"), prevent_initial_call=True)
+    def select_head(click, shape):
+        try:
+            side, layers, heads = (checks.whole(shape[k], k, 1, 10**6) for k in ("side", "layers", "heads"))
+        except (LLMBError, TypeError, KeyError):
+            return no_update, no_update
+        chosen = attention.clicked_head(click, side, layers, heads)
+        return chosen if chosen else (no_update, no_update)

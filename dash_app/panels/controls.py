@@ -11,19 +11,22 @@ from llmb_mlflow.errors import LLMBError
 from llmb_mlflow.run_layout import ENDED, RUNNING, TRAINER_PAUSED
 
 from .. import checks
+from ..icons import labelled
 
-CONTROLS = [("pause", "⏸ Pause", "pause the training (the run stays RUNNING)"),
-            ("resume", "▶ Resume", "resume a paused training"),
-            ("step", "⏭ Step", "let a paused training take one step"),
-            ("stop", "⏹ Stop", "stop the training after its current step (it checkpoints first)"),
-            ("fail", "✖ Mark failed", "end this crashed training's run as FAILED (everything logged stays)")]
-COMMANDS = [command for command, _, _ in CONTROLS]
+# (command, icon, words, tooltip)
+CONTROLS = [("pause", "pause", "Pause", "pause the training (the run stays RUNNING)"),
+            ("resume", "play", "Resume", "resume a paused training"),
+            ("step", "step", "Step", "let a paused training take one step"),
+            ("stop", "stop", "Stop", "stop the training after its current step (it checkpoints first)"),
+            ("fail", "fail", "Mark failed", "end this crashed training's run as FAILED (everything logged stays)")]
+COMMANDS = [command for command, *_ in CONTROLS]
 STATUS_CLASS = {status: status.lower() for status in (RUNNING, *ENDED)}
 
 
 def layout() -> html.Div:
-    return html.Div([html.Button(label, id=f"ctl-{command}", className="ctl-btn", disabled=True, title=title)
-                     for command, label, title in CONTROLS], className="controls writes")
+    return html.Div([html.Button(labelled(shape, words), id=f"ctl-{command}", className="ctl-btn",
+                                 disabled=True, title=title)
+                     for command, shape, words, title in CONTROLS], className="controls writes")
 
 
 def now_ms() -> int:
@@ -42,14 +45,13 @@ def eta(state: dict) -> str:
 
 
 def header(state: dict | None) -> tuple:
-    """(status label, its class, live indicator, progress, *each control's disabled flag)."""
+    """(the training's status in words, its class, progress, *each control's disabled flag)."""
     if not state:
-        return ("", "badge", "", "") + (True,) * len(CONTROLS)
+        return ("", "badge", "") + (True,) * len(CONTROLS)
     status = state["status"]
     silence = state.get("silence")
     running = status == RUNNING and not silence
     paused = running and state.get("trainer_state") == TRAINER_PAUSED
-    live = ("❚❚ paused" if paused else "● live") if running else ""
     progress = f"step {state['last_step']} / {state.get('max_iters') or '?'}"
     if running and not paused:
         progress += eta(state)
@@ -57,13 +59,14 @@ def header(state: dict | None) -> tuple:
                "fail": bool(silence)}
     label = f"{status.lower()} · {silence}" if silence else (
         f"{status.lower()} · paused" if paused else status.lower())
-    return (label, f"badge {'stale' if silence else STATUS_CLASS.get(status, '')}", live, progress,
+    kind = "stale" if silence else "paused" if paused else STATUS_CLASS.get(status, "")
+    return (label, f"badge {kind}", progress,
             *[not enabled[command] for command in COMMANDS])
 
 
 def register(app, data) -> None:
     @app.callback(Output("status", "children"), Output("status", "className"),
-                  Output("live-indicator", "children"), Output("progress", "children"),
+                  Output("progress", "children"),
                   *[Output(f"ctl-{command}", "disabled") for command in COMMANDS],
                   Input("run-state", "data"))
     def show_state(state):

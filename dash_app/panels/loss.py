@@ -32,10 +32,11 @@ def loss_figure(train_steps, train_values, val_steps, val_values, shown_step: in
                    mode="lines+markers", line=dict(color="#d62728", width=2), marker=dict(size=6)),
     ])
     fig.update_layout(
-        margin=dict(l=50, r=10, t=10, b=40), height=300, uirevision="loss",
-        xaxis_title="step", yaxis_title="loss (nats per character)",
+        margin=dict(l=50, r=10, t=6, b=36), height=270, uirevision="loss",
+        xaxis_title="step", yaxis_title="loss (nats per char.)",
         yaxis_type="log" if log_scale else "linear",
-        legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"),
+        legend=dict(orientation="h", y=0.98, x=0.99, xanchor="right", yanchor="top",
+                    bgcolor="rgba(255,255,255,0.8)"),
         clickmode="event", hovermode="x unified",
         shapes=[step_marker(shown_step)],
     )

@@ -31,7 +31,7 @@ def tower_figure(snapshot, temperature: float = 1.0) -> dict:
     return {
         "data": [
             {"type": "heatmap", "z": typed(probs.T.astype(np.float32)), "x": list(range(n)), "y": rows,
-             "text": chars, "texttemplate": "%{text}", "zmin": 0, "zmax": 1, "colorscale": "Blues",
+             "text": chars, "texttemplate": "%{text}", "zmin": 0, "zmax": 1, "colorscale": "Blues", "reversescale": True,
              "colorbar": {"title": {"text": "p"}, "thickness": 10},
              "hovertemplate": "position %{x}<br>%{text}: %{z:.1%}<extra></extra>"},
             {"type": "scatter", "x": [i for i, _ in marked], "y": [rows[r] for _, r in marked],
@@ -39,11 +39,11 @@ def tower_figure(snapshot, temperature: float = 1.0) -> dict:
              "marker": {"symbol": "square-open", "size": 18, "color": "#d62728", "line": {"width": 2}}},
         ],
         "layout": {
-            "margin": {"l": 40, "r": 10, "t": 30, "b": 45}, "height": 275, "uirevision": "tower",
+            "margin": {"l": 40, "r": 10, "t": 24, "b": 40}, "height": 255, "uirevision": "tower",
             "yaxis": {"autorange": "reversed"},
             "xaxis": {"range": [-0.5, min(n, 60) - 0.5], "title": {"text": "position in the sample"}},
-            "title": {"text": f"next-character probabilities at temperature {temperature:g} "
-                              "(red box: the character that was sampled)", "font": {"size": 13}},
+            "title": {"text": f"the five likeliest next characters at temperature {temperature:g}; "
+                              "red box: the one it drew", "font": {"size": 12}},
             "showlegend": False,
         },
     }

@@ -9,9 +9,11 @@ from bisect import bisect_left
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from llmb_mlflow.errors import LLMBError
+from llmb_mlflow.run_layout import RUNNING
 
 from .. import checks
 from ..address import query
+from ..icons import icon, labelled
 
 SPEEDS = (1, 2, 5, 10)
 
@@ -61,6 +63,14 @@ def next_view(event: str, view: dict, steps: list[int], value: int | None = None
     return view
 
 
+def follow_words(live: bool, running: bool) -> tuple[str, str]:
+    """The Live button's words and the note beside the shown step: whether the view follows the
+    training (the header says what the training itself does)."""
+    if running:
+        return ("Following the training", "") if live else ("Follow the training", "pinned: the training goes on")
+    return ("Showing the last step", "") if live else ("Go to the last step", "pinned")
+
+
 def marks(steps: list[int], count: int = 8) -> dict:
     if not steps:
         return {}
@@ -72,15 +82,17 @@ def marks(steps: list[int], count: int = 8) -> dict:
 def layout() -> html.Div:
     return html.Div([
         dcc.Store(id="view", data={"live": True, "playing": False, "step": None}),
-        html.Button("◀", id="step-back", title="previous snapshot (←)", className="scrub-btn"),
-        html.Button("▶ Play", id="play", className="scrub-btn"),
+        html.Button(icon("back"), id="step-back", title="previous snapshot (←)", className="scrub-btn"),
+        html.Button(labelled("play", "Play"), id="play", className="scrub-btn play-btn"),
         dcc.Dropdown(id="speed", options=[{"label": f"{s}×", "value": s} for s in SPEEDS],
                      value=1, clearable=False, className="speed"),
-        html.Button("▶", id="step-forward", title="next snapshot (→)", className="scrub-btn"),
+        html.Button(icon("forward"), id="step-forward", title="next snapshot (→)", className="scrub-btn"),
         html.Div(dcc.Slider(id="scrubber", min=0, max=0, step=1, value=0, marks={},
                             updatemode="mouseup", allow_direct_input=False), className="slider"),
-        html.Button("● Live", id="live", className="live-btn on"),
+        html.Button(labelled("dot", "Following the training"), id="live", className="live-btn on",
+                    title="keep showing the newest snapshot as the training goes on"),
         html.Span(id="shown-step", className="shown-step"),
+        html.Span(id="view-mode", className="view-mode"),
         dcc.Interval(id="play-tick", interval=700, disabled=True),
     ], className="scrubber", id="scrubber-bar")
 
@@ -88,7 +100,6 @@ def layout() -> html.Div:
 def register(app) -> None:
     @app.callback(Output("view", "data"), Output("scrubber", "value"), Output("scrubber", "max"),
                   Output("scrubber", "marks"), Output("play-tick", "disabled"), Output("play", "children"),
-                  Output("live", "className"),
                   Input("steps", "data"), Input("scrubber", "value"), Input("live", "n_clicks"),
                   Input("step-back", "n_clicks"), Input("step-forward", "n_clicks"),
                   Input("play", "n_clicks"), Input("play-tick", "n_intervals"),
@@ -99,7 +110,7 @@ def register(app) -> None:
             steps, view = checks.steps(steps or []), checks.view(view)
             speed = checks.choice(speed or 1, "speed", SPEEDS)
         except LLMBError:
-            return (no_update,) * 7
+            return (no_update,) * 6
         triggers = set(ctx.triggered_prop_ids.values())
         trigger = ctx.triggered_id
         if "url" in triggers:  # a shared link pins its step, once; our own URL updates don't
@@ -107,12 +118,12 @@ def register(app) -> None:
             if view.get("step") is None and wanted is not None:
                 view = {"live": False, "playing": False, "step": wanted}
             elif triggers == {"url"}:
-                return (no_update,) * 7
+                return (no_update,) * 6
             trigger = "steps"
         if trigger == "loss-chart":
             event, value = "click", _clicked_step(click)
             if value is None:
-                return (no_update,) * 7
+                return (no_update,) * 6
         elif trigger == "play":
             event, value = ("pause" if view.get("playing") else "play"), None
         else:
@@ -121,11 +132,22 @@ def register(app) -> None:
                      "step-forward": "forward", "play-tick": "tick"}.get(trigger, "steps")
             value = slider
             if event == "slider" and (isinstance(slider, bool) or not isinstance(slider, int)):
-                return (no_update,) * 7
+                return (no_update,) * 6
         new = next_view(event, view, steps, value, speed or 1)
         index = nearest_index(steps, new["step"]) if steps and new["step"] is not None else 0
         return (new, index, max(len(steps) - 1, 0), marks(steps), not new["playing"],
-                "❚❚ Pause" if new["playing"] else "▶ Play", "live-btn on" if new["live"] else "live-btn")
+                labelled("pause", "Pause") if new["playing"] else labelled("play", "Play"))
+
+    @app.callback(Output("live", "children"), Output("live", "className"), Output("view-mode", "children"),
+                  Input("view", "data"), Input("run-state", "data"))
+    def show_following(view, state):
+        try:
+            live = checks.view(view).get("live", True)
+            running = bool(state) and checks.run_state(state)["status"] == RUNNING
+        except LLMBError:
+            return no_update, no_update, no_update
+        words, pinned = follow_words(live, running)
+        return labelled("dot", words), "live-btn on" if live else "live-btn", pinned
 
 
 def _clicked_step(click) -> int | None:

@@ -32,11 +32,21 @@ def nearest(embedding: np.ndarray, k: int = 3) -> np.ndarray:
     return np.argsort(d, axis=1)[:, :k]
 
 
+def fitted_axes(emb: np.ndarray, reach: float | None = None) -> list[list[float]]:
+    """Each axis's range: ``[-reach, reach]`` when given (the same at every step, to compare
+    steps), else fitted to these points with a margin so labels stay inside."""
+    if reach:
+        return [[-reach, reach]] * 3
+    low, high = emb.min(axis=0), emb.max(axis=0)
+    pad = np.maximum((high - low) * 0.12, 1e-3)
+    return [[float(lo), float(hi)] for lo, hi in zip(low - pad, high + pad)]
+
+
 def star_figure(snapshot, axis_range: float | None = None) -> dict:
+    """``axis_range``: one reach for all axes (see ``fitted_axes``); None fits the shown step."""
     emb = np.asarray(snapshot.embedding, dtype=np.float32)
     vocab = snapshot.vocab
     neighbours = nearest(emb)
-    reach = axis_range or float(np.abs(emb).max() * 1.1 or 1.0)
     traces = []
     for cls, colour in CLASSES.items():
         idx = [i for i, ch in enumerate(vocab) if char_class(ch) == cls]
@@ -45,14 +55,17 @@ def star_figure(snapshot, axis_range: float | None = None) -> dict:
         traces.append({
             "type": "scatter3d", "x": typed(emb[idx, 0]), "y": typed(emb[idx, 1]), "z": typed(emb[idx, 2]),
             "mode": "markers+text", "name": cls, "text": [visible(vocab[i]) for i in idx],
-            "textposition": "top center", "marker": {"size": 4, "color": colour},
+            "textposition": "top center", "textfont": {"size": 12, "color": colour},
+            "marker": {"size": 3, "color": colour, "opacity": 0.7},
             "customdata": [" ".join(visible(vocab[j]) for j in neighbours[i]) for i in idx],
             "hovertemplate": "%{text}  nearest: %{customdata}<extra>" + cls + "</extra>",
         })
-    axis = {"range": [-reach, reach], "autorange": False, "showticklabels": False, "title": {"text": ""}}
+    axes = [{"range": r, "autorange": False, "showticklabels": False, "title": {"text": ""}}
+            for r in fitted_axes(emb, axis_range)]
     return {
         "data": traces,
-        "layout": {"margin": {"l": 0, "r": 0, "t": 0, "b": 0}, "height": 420, "uirevision": "stars",
-                   "scene": {"xaxis": axis, "yaxis": axis, "zaxis": axis, "aspectmode": "cube"},
+        "layout": {"margin": {"l": 0, "r": 0, "t": 0, "b": 0}, "height": 290, "uirevision": "stars",
+                   "scene": {"xaxis": axes[0], "yaxis": axes[1], "zaxis": axes[2], "aspectmode": "cube",
+                             "camera": {"eye": {"x": 1.05, "y": 1.05, "z": 0.75}}},
                    "legend": {"orientation": "h", "y": 0}},
     }

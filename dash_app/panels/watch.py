@@ -10,48 +10,65 @@ from llmb_mlflow.run_layout import VAL_LOSS
 
 from .. import checks
 from ..address import TABS, address
-from . import loss, phase, probability_tower, star_map, text_progression
+from . import loss, phase, probability_tower, star_map, text_progression, tour
 
 
 def layout() -> html.Div:
     return html.Div([
-        html.Div([
+        html.Section([
+            tour.heading("How wrong it is", "loss"),
+            dcc.Graph(id="loss-chart", config={"displayModeBar": False}, className="loss-graph"),
             html.Div([
-                dcc.Graph(id="loss-chart", config={"displayModeBar": False}),
-                html.Div([
-                    html.Label("smoothing"),
-                    dcc.Slider(id="smoothing", min=0, max=0.99, step=0.01, value=0.6,
-                               marks={0: "0", 0.6: "0.6", 0.99: "0.99"}, allow_direct_input=False),
-                    dcc.Checklist(id="log-scale", options=[{"label": " log scale", "value": "log"}], value=[]),
-                    html.Span(id="perplexity", className="perplexity"),
-                ], className="chart-controls"),
-                html.Div([html.H3(id="phase-title"), html.P(id="phase-text")], className="phase"),
-            ], className="left"),
-            html.Div([html.H3("What it writes"), html.Div(id="samples", className="samples")],
-                     className="right"),
-        ], className="row"),
-        html.Div([
-            html.Div([
-                dcc.Graph(id="tower", config={"displayModeBar": False}),
-                html.Div([html.Label("temperature"),
-                          dcc.Slider(id="temperature", min=0.1, max=2.0, step=0.1, value=1.0,
-                                     marks={0.1: "0.1", 1: "1", 2: "2"}, allow_direct_input=False)],
-                         className="chart-controls"),
-            ], className="left"),
-            html.Div([html.H3("Character star map"), dcc.Graph(id="stars")], className="right"),
-        ], className="row"),
-    ])
+                html.Label("smoothing"),
+                dcc.Slider(id="smoothing", min=0, max=0.99, step=0.01, value=0.6,
+                           marks={0: "0", 0.6: "0.6", 0.99: "0.99"}, allow_direct_input=False),
+                dcc.Checklist(id="log-scale", options=[{"label": " log scale", "value": "log"}], value=[]),
+            ], className="chart-controls"),
+            html.Div([html.H4(id="phase-title"), html.P(id="phase-text"), html.P(id="perplexity", className="perplexity")],
+                     className="phase"),
+        ], id="loss-panel", className="panel"),
+        html.Section([tour.heading("What it writes", "samples"), html.Div(id="samples", className="samples")],
+                     id="samples-panel", className="panel"),
+        html.Section([
+            tour.heading("What it expects next", "tower"),
+            dcc.Graph(id="tower", config={"displayModeBar": False}),
+            html.Div([html.Label("temperature"),
+                      dcc.Slider(id="temperature", min=0.1, max=2.0, step=0.1, value=1.0,
+                                 marks={0.1: "0.1", 1: "1", 2: "2"}, allow_direct_input=False)],
+                     className="chart-controls"),
+        ], id="tower-panel", className="panel"),
+        html.Section([
+            tour.heading("Character star map", "stars"),
+            dcc.Graph(id="stars", config={"displayModeBar": False}),
+            dcc.Checklist(id="stars-fixed", value=[], className="chart-controls",
+                          options=[{"label": " same axes at every step (to compare steps)", "value": "fixed"}]),
+        ], id="stars-panel", className="panel"),
+    ], className="watch-grid")
+
+
+# The shown step's sample is scrolled into view inside the list (the page itself stays put).
+SCROLL_TO_SHOWN_JS = """
+function (children) {
+    const list = document.getElementById("samples");
+    const shown = list && list.querySelector(".sample.current");
+    if (shown) { list.scrollTop = shown.offsetTop - list.offsetTop - 4; }
+    return window.dash_clientside.no_update;
+}"""
 
 
 def register(app, data) -> None:
+    app.clientside_callback(SCROLL_TO_SHOWN_JS, Output("samples", "title"), Input("samples", "children"),
+                            prevent_initial_call=True)
+
     @app.callback(Output("samples", "children"), Output("tower", "figure"), Output("stars", "figure"),
                   Output("phase-title", "children"), Output("phase-text", "children"),
                   Output("perplexity", "children"), Output("shown-step", "children"),
                   Output("loss-chart", "figure", allow_duplicate=True), Output("url", "search"),
                   Output("run-error", "children", allow_duplicate=True),
                   Input("view", "data"), Input("temperature", "value"), Input("tabs", "value"),
+                  Input("stars-fixed", "value"),
                   State("run-state", "data"), State("steps", "data"), prevent_initial_call=True)
-    def watch_panels(view, temperature, tab, state, steps):
+    def watch_panels(view, temperature, tab, stars_fixed, state, steps):
         if not state or not view:
             return (no_update,) * 10
         try:
@@ -68,7 +85,8 @@ def register(app, data) -> None:
             snap = data.snapshot(run_id, step)
             val = data.value_at(run_id, VAL_LOSS, step)
             samples = data.samples(run_id, [s for s in steps if s <= step]) if tab == "watch" else []
-            extent = data.embedding_range(run_id, steps) if tab == "watch" else 1.0
+            fixed = tab == "watch" and isinstance(stars_fixed, list) and "fixed" in stars_fixed
+            extent = data.embedding_range(run_id, steps) if fixed else None
         except LLMBError as exc:
             return (no_update,) * 9 + (f"Cannot show step {step}: {exc}",)
         title, text = phase.phase(step, val)

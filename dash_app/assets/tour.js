@@ -1,0 +1,50 @@
+// The guided tour (steps come from dash_app/panels/tour.py), drawn by the vendored driver.js.
+// A first visit's tour waits until the page has drawn its panels; steps whose element is not
+// on the page (the other tab, a read-only viewer's hidden controls) are left out.
+window.llmbTour = (function () {
+  const DONE = "llmb.tour.done";
+  let active = null;
+
+  function shown(selector) {
+    const element = document.querySelector(selector);
+    return element && element.getClientRects().length > 0;
+  }
+
+  function run(steps) {
+    if (active && active.isActive()) { return; }
+    active = window.driver.js.driver({
+      steps: steps.filter(step => shown(step.element)),
+      showProgress: true,
+      progressText: "{{current}} of {{total}}",
+      nextBtnText: "Next",
+      prevBtnText: "Back",
+      doneBtnText: "Done",
+      popoverClass: "llmb-tour",
+      onPopoverRender: function (popover) {
+        const skip = document.createElement("button");
+        skip.textContent = "Skip tour";
+        skip.className = "tour-skip";
+        skip.addEventListener("click", function () { active.destroy(); });
+        popover.footerButtons.prepend(skip);
+      },
+      onDestroyed: function () { window.localStorage.setItem(DONE, "1"); },
+    });
+    active.drive();
+  }
+
+  function start(steps, auto) {
+    if (!auto) { run(steps); return; }
+    const since = Date.now();
+    const timer = setInterval(function () {  // the panels arrive after the page's first draw
+      const ready = shown("#loss-panel .js-plotly-plot") || shown("#attention-panel .js-plotly-plot");
+      if (ready || Date.now() - since > 15000) {
+        clearInterval(timer);
+        const seen = !!window.localStorage.getItem(DONE);
+        document.body.dataset.tour = seen ? "seen" : "shown";  // for whoever checks the page
+        if (!seen) { run(steps); }
+      }
+    }, 200);
+  }
+
+  return { start: start };
+})();

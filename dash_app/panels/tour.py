@@ -1,0 +1,91 @@
+"""Help for a first visit: a guided tour of the page (driver.js, vendored in assets/vendor), shown
+once and reopened from the header's "?" button, and a "what am I looking at" note on each panel."""
+
+from __future__ import annotations
+
+from dash import Input, Output, State, dcc, html
+
+# (the element it points at, title, one or two plain sentences)
+STEPS = [
+    (".run-picker", "Which training",
+     "Pick a training run here. The newest one is shown first; a running one updates by itself."),
+    (".training-state", "What the training does",
+     "Running, paused, finished, killed or failed, and how far it has come."),
+    (".controls", "Steer it",
+     "Pause a running training, let it take one step at a time, or stop it. It saves a checkpoint first."),
+    ("#loss-panel", "How wrong it is",
+     "The loss: how surprised the model is by the next character. It falls as the model learns. "
+     "Click the chart to jump to that step."),
+    ("#samples-panel", "What it writes",
+     "Text the model wrote at each evaluation. Watch gibberish turn into words, then into lines "
+     "that look like the book."),
+    ("#tower-panel", "What it expects next",
+     "At each position of the newest sample, the five characters the model found most likely. "
+     "Dark means sure."),
+    ("#stars-panel", "Character star map",
+     "Every character as a point. Characters the model treats alike drift together: vowels, "
+     "capitals, punctuation."),
+    ("#scrubber-bar", "Travel in time",
+     "Drag to any step, or press Play to watch the training again. Every panel follows. "
+     "The arrow keys step too."),
+    ("#tab-attention", "Attention Cinema",
+     "What each attention head looks at, and how that changed since the first step."),
+    ("#train-summary", "Start a training",
+     "Train a new model on a bundled book or on your own text file."),
+    ("#models-summary", "Your models",
+     "Save the shown training as a model, then rename, delete or load it to train it further."),
+    ("#tour-open", "This tour again",
+     "Press ? whenever you want this tour again. Each panel's (i) says what it shows."),
+]
+
+INFO = {
+    "loss": "The loss is how surprised the model is by the real next character (in nats; lower "
+            "is better). Blue: the training text, measured every step. Red: text held back from "
+            "training, measured at each evaluation. When red stops falling while blue goes on, "
+            "the model starts to memorise.",
+    "samples": "At each evaluation the model writes a few lines from the same start. The "
+               "highlighted one is the step the scrubber shows; the ones below came earlier.",
+    "tower": "Each column is one position of the highlighted sample; its five cells are the "
+             "characters the model found most likely there, the likeliest on top, darker = more "
+             "likely (at the temperature below). A red box marks the character it actually drew.",
+    "stars": "Each character's learned embedding, projected to three dimensions. Drag to turn "
+             "it; hover a point for its nearest neighbours. Colours are letter classes.",
+    "attention": "Each tile is one head of one layer reading the same text: row = the character "
+                 "being read, column = the earlier character it looks at; bright = strong "
+                 "attention. Click a tile to see it in detail.",
+}
+
+# A first visit (nothing remembered in this browser) starts the tour once the page has drawn;
+# "?" starts it again. Skipping or finishing it is remembered.
+START_JS = """
+function (clicks, steps) {
+    const auto = !clicks;
+    if (auto && window.localStorage.getItem("llmb.tour.done")) { document.body.dataset.tour = "seen"; return ""; }
+    window.llmbTour && window.llmbTour.start(steps, auto);
+    return "";
+}"""
+
+
+def button() -> html.Button:
+    return html.Button("?", id="tour-open", className="tour-btn", title="a short tour of this page")
+
+
+def info(key: str) -> html.Details:
+    """A panel's "(i)": what it shows, in plain words, opened on click."""
+    return html.Details([html.Summary("i", title="what am I looking at?"),
+                         html.Div(INFO[key], className="info-body")], className="info")
+
+
+def heading(title: str, key: str) -> html.Div:
+    return html.Div([html.H3(title), info(key)], className="panel-heading")
+
+
+def layout() -> list:
+    return [dcc.Store(id="tour-steps", data=[{"element": element, "popover": {"title": title, "description": words}}
+                                             for element, title, words in STEPS]),
+            html.Div(id="tour-started", hidden=True)]
+
+
+def register(app) -> None:
+    app.clientside_callback(START_JS, Output("tour-started", "children"),
+                            Input("tour-open", "n_clicks"), State("tour-steps", "data"))
