@@ -31,7 +31,7 @@ def test_a_launched_training_creates_its_run_outlives_the_call_and_stops_on_requ
 @pytest.mark.parametrize("args, message", [
     (["train", "--dataset", "nope"], "the training did not start: unknown dataset 'nope'; bundled ones"),
     (["resume", "ghost"], "the training did not start: no model named 'ghost'"),
-    (["train", "--lr", "7"], "the training did not start: lr must be in (0, 1], got 7.0"),
+    (["train", "--lr", "7"], "the training did not start: --lr must be in (0, 1], got 7.0"),
 ])
 def test_a_training_that_cannot_start_says_why_in_one_line(store_uri, args, message):
     with pytest.raises(LLMBError) as err:
