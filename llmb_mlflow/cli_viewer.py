@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 
 import click
 
-from .cli_options import experiment_option, tracking_uri_option
+from .cli_options import SettingsCommand, experiment_option, tracking_uri_option
 from .errors import LLMBError, redact
 from .run_layout import DEFAULT_EXPERIMENT
 
@@ -20,7 +21,7 @@ allowed_hosts_option = click.option(
     help="Comma-separated host names the viewer answers to besides IP addresses, localhost and, "
          "when --host is not a loopback address, this machine's own names (* for any). Other "
          "names are refused, so that no web page can reach the viewer through a name of its own.")
-DEMO_TRAINING = ["--preset", "baby", "--batch-size", "12"]  # nanoGPT's CPU configuration
+DEMO_SETTINGS = {"preset": "baby", "batch_size": 12}  # nanoGPT's CPU configuration
 
 
 def _check_port(host: str, port: int) -> None:
@@ -80,10 +81,11 @@ def dash(host, port, tracking_uri, experiment, run_id, read_only, allowed_hosts)
     pause, step or stop them, and save, rename, delete or load models, unless --read-only. For
     MLflow's UI and the viewer on one port, run `mlflow server --app-name llmbreaker` instead
     (the viewer is then under /llmb/; LLMB_READ_ONLY=true makes it read-only)."""
-    _serve(host, port, tracking_uri, experiment, run_id, read_only=read_only, allowed_hosts=allowed_hosts)
+    with _until_stopped():
+        _serve(host, port, tracking_uri, experiment, run_id, read_only=read_only, allowed_hosts=allowed_hosts)
 
 
-@click.command()
+@click.command(cls=SettingsCommand)
 @host_option
 @port_option
 @tracking_uri_option
@@ -92,19 +94,45 @@ def dash(host, port, tracking_uri, experiment, run_id, read_only, allowed_hosts)
 def demo(host, port, tracking_uri, max_iters, allowed_hosts):
     """Train on Shakespeare in the background and watch it learn in the browser.
 
-    The training is a separate process (nanoGPT's small CPU model, about 30 ms per step);
-    stopping the demo with Ctrl-C stops it too, keeping everything logged."""
-    from .launcher import launch
+    The training is a separate process (nanoGPT's small CPU model, about 30 ms per step).
+    Stopping the demo (Ctrl-C, SIGTERM, or closing its terminal) stops the training too: it
+    writes a last checkpoint, its run ends KILLED with everything logged kept, and the demo
+    prints the step it stopped at."""
+    from .config import build_config
+    from .launcher import start, stop, wait_for_run
     from .store import check_reachable, resolve_uri
 
-    uri = resolve_uri(tracking_uri)
-    check_reachable(uri)
-    _check_port(host, port)
-    training = launch(["train", *DEMO_TRAINING, "--max-iters", str(max_iters), "--run-name", "demo"], uri)
-    click.echo(f"Training run {training.run_id} in the background (log: {training.log_path}).")
+    settings = {**DEMO_SETTINGS, "max_iters": max_iters}
+    build_config(**settings)  # a bad --max-iters starts nothing
+    with _until_stopped() as signals:
+        uri = resolve_uri(tracking_uri)
+        check_reachable(uri)
+        _check_port(host, port)
+        training = start(["train", *(f"--{key.replace('_', '-')}={value}" for key, value in settings.items()),
+                          "--run-name=demo"], uri)
+        try:
+            signals.on_repeat = training.process.terminate  # a second signal aborts its step
+            run_id = wait_for_run(training).run_id
+            click.echo(f"Training run {run_id} in the background (log: {training.log_path}).")
+            _serve(host, port, uri, DEFAULT_EXPERIMENT, run_id, open_browser=True, allowed_hosts=allowed_hosts)
+        finally:
+            stop(training, relay=_relay)
+
+
+@contextlib.contextmanager
+def _until_stopped():
+    """Serve until SIGINT, SIGTERM or SIGHUP, then exit with 128 + its number once the block
+    has cleaned up (see ``interrupts``)."""
+    from .interrupts import StopSignals
+
+    with StopSignals() as signals:
+        yield signals
+    if signals.received:
+        raise click.exceptions.Exit(128 + signals.received)
+
+
+def _relay(line: str) -> None:
     try:
-        _serve(host, port, uri, DEFAULT_EXPERIMENT, training.run_id, open_browser=True, allowed_hosts=allowed_hosts)
-    finally:
-        if training.process.poll() is None:
-            training.process.terminate()  # the trainer checkpoints and marks its run KILLED
-            training.process.wait(timeout=60)
+        click.echo(line, err=True)
+    except OSError:  # the terminal is gone (SIGHUP): the training stops all the same
+        pass

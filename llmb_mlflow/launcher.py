@@ -5,7 +5,8 @@ session, so it outlives a browser refresh and a Ctrl-C meant for the viewer; it 
 its run (the viewer's Stop button, ``llmb runs stop``) and always checkpoints first. Its output
 goes to a log file named by the launch's id, which says when the training has its run or why it
 did not start. ``start`` returns at once: anyone on this machine who knows the id (any worker
-of a server, a page polling it) can follow it with ``state``; ``launch`` waits.
+of a server, a page polling it) can follow it with ``state``; ``launch`` waits. ``stop``
+ends a training this process started (``llmb demo`` on its way out), relaying what it says.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .errors import LLMBError
 from .run_layout import RUN_ANNOUNCEMENT
@@ -108,13 +110,42 @@ def state(launch_id: str, timeout: float = START_TIMEOUT) -> str | None:
 
 
 def launch(args: list[str], tracking_uri: str, timeout: float = START_TIMEOUT) -> Launched:
-    """``start``, then wait until the training has created its MLflow run."""
-    started = start(args, tracking_uri)
+    """``start``, then ``wait_for_run``."""
+    return wait_for_run(start(args, tracking_uri), timeout)
+
+
+def wait_for_run(started: Started, timeout: float = START_TIMEOUT) -> Launched:
+    """Wait until a started training has created its MLflow run (see ``state``)."""
     while True:
         run_id = state(started.id, timeout)
         if run_id:
             return Launched(run_id, started.process, started.log_path)
         time.sleep(0.1)  # polling the child's log; it writes the line within seconds
+
+
+def stop(training: Started | Launched, relay: Callable[[str], None]) -> int:
+    """Stop a training this process started as SIGTERM does (after its current step it
+    checkpoints and ends its run KILLED; a second SIGTERM aborts the step), pass each line it
+    writes from then on to ``relay``, and return its exit code once it has exited. A training
+    that has ended already is left as it is."""
+    process = training.process
+    if process.poll() is not None:
+        return process.returncode
+    with open(training.log_path, errors="replace") as log:
+        log.seek(0, os.SEEK_END)
+        process.terminate()
+        unfinished = ""
+        while True:
+            ended = process.poll() is not None
+            *lines, unfinished = (unfinished + log.read()).split("\n")
+            for line in lines:
+                relay(line)
+            if ended:
+                break
+            time.sleep(0.1)  # polling the child's log as it writes its last lines
+    if unfinished:
+        relay(unfinished)
+    return process.returncode
 
 
 def _last_line(text: str) -> str:

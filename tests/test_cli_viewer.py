@@ -101,3 +101,9 @@ def test_a_store_that_is_down_is_one_line(llmb, command):
     result = llmb(command, "--tracking-uri", "http://127.0.0.1:9")
     assert result.code == 1 and "tracking server http://127.0.0.1:9 is unreachable" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_a_bad_max_iters_starts_no_demo(llmb, store_uri):
+    result = llmb("demo", "--max-iters", "0")
+    assert result.code == 1 and result.err == "Error: --max-iters must be between 1 and 1000000000, got 0\n"
+    assert RunReader(store_uri).runs() == []
