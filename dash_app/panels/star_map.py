@@ -66,6 +66,6 @@ def star_figure(snapshot, axis_range: float | None = None) -> dict:
         "data": traces,
         "layout": {"margin": {"l": 0, "r": 0, "t": 0, "b": 0}, "height": 290, "uirevision": "stars",
                    "scene": {"xaxis": axes[0], "yaxis": axes[1], "zaxis": axes[2], "aspectmode": "cube",
-                             "camera": {"eye": {"x": 1.05, "y": 1.05, "z": 0.75}}},
+                             "camera": {"eye": {"x": 1.0, "y": 1.0, "z": 0.7}}},
                    "legend": {"orientation": "h", "y": 0}},
     }
