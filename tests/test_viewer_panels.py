@@ -179,7 +179,7 @@ def test_the_scrubber_says_whether_the_view_follows_the_training():
     from dash_app.panels.scrubber import follow_words
 
     assert follow_words(live=True, running=True) == ("Following the training", "")
-    assert follow_words(live=False, running=True) == ("Follow the training", "pinned: the training goes on")
+    assert follow_words(live=False, running=True) == ("Follow the training", "pinned")
     assert follow_words(live=True, running=False) == ("Showing the last step", "")
     assert follow_words(live=False, running=False)[1] == "pinned"
 

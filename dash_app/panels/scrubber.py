@@ -67,7 +67,7 @@ def follow_words(live: bool, running: bool) -> tuple[str, str]:
     """The Live button's words and the note beside the shown step: whether the view follows the
     training (the header says what the training itself does)."""
     if running:
-        return ("Following the training", "") if live else ("Follow the training", "pinned: the training goes on")
+        return ("Following the training", "") if live else ("Follow the training", "pinned")
     return ("Showing the last step", "") if live else ("Go to the last step", "pinned")
 
 

@@ -100,7 +100,7 @@ def training_args(corpus, preset, values: dict, experiment: str, run_name) -> li
         settings["checkpoint_interval"] = limits.checkpoint_interval(steps, TrainConfig.checkpoint_interval)
         limits.check_cost(build_config(preset, dataset=dataset, **settings))
     except SettingError as exc:
-        raise LLMBError(f"{LABELS.get(exc.setting, exc.setting)} {exc.problem}") from None
+        raise LLMBError(exc.named(lambda setting: LABELS.get(setting, setting))) from None
     args = ["train", f"--dataset={dataset}", f"--preset={preset}", f"--experiment={experiment}"]
     args += [f"--{key.replace('_', '-')}={value}" for key, value in settings.items()]
     return args + ([f"--run-name={run_name}"] if run_name else [])
