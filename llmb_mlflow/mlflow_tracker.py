@@ -29,8 +29,8 @@ from .control import Control, end_run, heartbeat_tags, process_tags
 from .run_layout import (
     ATTENTION_IMAGE_KEY, CHECKPOINT_BYTES, CHECKPOINT_FILE, DATASET_TAG, DEFAULT_EXPERIMENT,
     HEARTBEAT_SECONDS, HEARTBEAT_TAG, IMAGE_DIR, KIND_TAG, NOTE_TAG, PARAM_DATASET, PARAM_PRESET, PRESET_TAG,
-    SAMPLE_DIR, SNAPSHOT_BYTES, SNAPSHOT_DIR, SOURCE_NAME_TAG, TRAINER_STATE_TAG, TRAINING_RUN,
-    VERSION_TAG, VIEWER_PATH, sample_path, snapshot_path,
+    SAMPLE_DIR, SNAPSHOT_BYTES, SOURCE_NAME_TAG, TRAINER_STATE_TAG, TRAINING_RUN,
+    VERSION_TAG, VIEWER_PATH, sample_path, snapshot_path, weights_path,
 )
 from .store import client, experiment_id, first_line, store_errors
 from .tracker import RunDescription, Tracker
@@ -277,16 +277,21 @@ class MlflowTracker(Tracker):
                 del self._points[:len(chunk)]
 
     def _write_snapshot(self, step: int, snap) -> tuple[str, int]:
+        if snap.weights:  # before the snapshot: a listed snapshot's weights are there too
+            self._log_bytes(snap.weights, weights_path(snap.step))
         data = snapshot_format.encode(snap)
-        path = os.path.join(self._tmp.name, os.path.basename(snapshot_path(snap.step)))
-        with open(path, "wb") as f:
-            f.write(data)
         self.client.log_text(self.run_id, sample_text(snap), sample_path(snap.step))
         self.client.log_image(self.run_id, attention_grid(snap.attention), key=ATTENTION_IMAGE_KEY,
                               step=snap.step, synchronous=True)
-        self.client.log_artifact(self.run_id, path, SNAPSHOT_DIR)
-        os.remove(path)
+        self._log_bytes(data, snapshot_path(snap.step))
         return SNAPSHOT_BYTES, len(data)
+
+    def _log_bytes(self, data: bytes, artifact_path: str) -> None:
+        path = os.path.join(self._tmp.name, os.path.basename(artifact_path))
+        with open(path, "wb") as f:
+            f.write(data)
+        self.client.log_artifact(self.run_id, path, os.path.dirname(artifact_path))
+        os.remove(path)
 
     def _write_checkpoint(self, step: int, checkpoint_file: str) -> tuple[str, int]:
         size = os.path.getsize(checkpoint_file)

@@ -1,11 +1,14 @@
 """Capture a Snapshot from a model: sample with next-token probabilities, a stable 3-D
-embedding projection, and attention weights on a fixed probe text."""
+embedding projection, attention weights on a fixed probe text, and the model's own weights."""
 
 from __future__ import annotations
+
+from dataclasses import asdict
 
 import numpy as np
 import torch
 
+from . import weights as weights_format
 from .corpus import Dataset
 from .sampling import sample
 from .snapshot import Snapshot
@@ -41,6 +44,7 @@ class SnapshotProbe:
             _, _, weights = model(probe, want_weights=True)
             attention = torch.cat(weights).to(torch.float16).cpu().numpy()  # (L, H, T, T)
             embedding = self._project(model.tok_emb.weight.float().cpu().numpy())
+            state = {name: tensor.float().cpu().numpy() for name, tensor in model.state_dict().items()}
         finally:
             model.train(was_training)
         return Snapshot(
@@ -48,6 +52,7 @@ class SnapshotProbe:
             sample_ids=sample_ids, topk_ids=topk_ids, topk_probs=topk_probs,
             embedding=embedding, probe_ids=self.tokenizer.encode(self.probe_text),
             attention=attention, temperature=self.temperature,
+            weights=weights_format.encode(state, asdict(model.cfg)),
         )
 
     def _sample(self, model):

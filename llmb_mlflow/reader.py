@@ -18,11 +18,11 @@ from urllib.parse import urlparse
 import numpy as np
 from cachetools import LRUCache, cachedmethod
 
-from . import mlflow_compat, snapshot as snapshot_format
+from . import mlflow_compat, snapshot as snapshot_format, weights as weights_format
 from .errors import LLMBError
 from .run_layout import (
     CHECKPOINT_KIND, DEFAULT_EXPERIMENT, ENDED, KIND_TAG, PARAM_MAX_ITERS, SNAPSHOT_BYTES, STEP_TAG, TRAIN_LOSS,
-    TRAINING_RUN, snapshot_path,
+    TRAINING_RUN, snapshot_path, weights_path,
 )
 from .snapshot import Snapshot
 from .store import client, is_missing, missing_as, store_errors, stored_count
@@ -31,6 +31,7 @@ WINDOW = 2500  # the most points MLflow returns from one bulk-interval query
 MAX_WINDOWS = 4  # windows an incremental read takes before it samples the rest
 MODELS_PER_PAGE = 1000  # logged models per search (a run has at most a few thousand checkpoints)
 MAX_SNAPSHOT_BYTES = 16 * 2**20  # a large model's snapshot is well under 1 MB
+MAX_WEIGHTS_BYTES = 64 * 2**20  # the largest preset's weights are under 2 MB
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,12 @@ class RunReader:
         label = f"snapshot of step {step} in run {run_id}"
         raw = self.artifact_bytes(run_id, snapshot_path(int(step)), label, MAX_SNAPSHOT_BYTES)
         return snapshot_format.decode(raw, label)
+
+    def weights(self, run_id: str, step: int):
+        """(ModelConfig, float32 arrays) of the model at ``step``, as stored beside its snapshot."""
+        label = f"the model's weights at step {step} in run {run_id}"
+        raw = self.artifact_bytes(run_id, weights_path(int(step)), label, MAX_WEIGHTS_BYTES)
+        return weights_format.decode(raw, label)
 
     def artifact_bytes(self, run_id: str, path: str, label: str | None = None,
                        max_bytes: int | None = None) -> bytes:

@@ -42,6 +42,7 @@ METRICS = (*STEP_METRICS, *EVAL_METRICS, SNAPSHOT_BYTES, CHECKPOINT_BYTES)
 
 # -- artifacts -------------------------------------------------------------------------------
 SNAPSHOT_DIR = "snapshots"
+WEIGHTS_DIR = "weights"  # the model's weights at each snapshot's step, for the playground
 SAMPLE_DIR = "samples"
 IMAGE_DIR = "images"  # MLflow's own folder for log_image
 CHECKPOINT_FILE = "checkpoint.pt"  # inside the checkpoint's model folder, under artifacts/
@@ -52,11 +53,16 @@ def snapshot_path(step: int) -> str:
     return f"{SNAPSHOT_DIR}/step_{step:08d}.npz"
 
 
+def weights_path(step: int) -> str:
+    return f"{WEIGHTS_DIR}/step_{step:08d}.npz"
+
+
 def sample_path(step: int) -> str:
     return f"{SAMPLE_DIR}/step_{step:08d}.txt"
 
 
 ARTIFACTS = (snapshot_path(0).replace("00000000", "XXXXXXXX"),
+             weights_path(0).replace("00000000", "XXXXXXXX"),
              sample_path(0).replace("00000000", "XXXXXXXX"),
              f"{IMAGE_DIR}/{ATTENTION_IMAGE_KEY}+step+…")
 

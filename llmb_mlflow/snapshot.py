@@ -29,6 +29,8 @@ class Snapshot:
     - ``embedding`` (V, 3): token embeddings projected on three axes kept stable over steps.
     - ``probe_ids`` (T,) and ``attention`` (L, H, T, T) float16: attention weights of every
       layer and head on a fixed probe text from the validation split.
+    - ``weights``: the model's weights at this step, encoded by ``weights.encode`` (stored as a
+      file of their own beside the snapshot; None when not kept).
     """
 
     step: int
@@ -41,6 +43,7 @@ class Snapshot:
     probe_ids: np.ndarray
     attention: np.ndarray
     temperature: float = 1.0
+    weights: bytes | None = None
 
     @property
     def sample(self) -> str:
@@ -81,10 +84,13 @@ class Snapshot:
         return self
 
 
-def encode(snap: Snapshot) -> bytes:
+def encode(snap: Snapshot, with_weights: bool = False) -> bytes:
+    """The snapshot file; ``with_weights`` also packs its weights in (for a run's unsent data)."""
     buffer = io.BytesIO()
+    packed = {"weights": np.frombuffer(snap.weights, dtype=np.uint8)} if with_weights and snap.weights else {}
     np.savez_compressed(
         buffer,
+        **packed,
         format_version=np.int32(FORMAT_VERSION),
         step=np.int64(snap.step),
         vocab=np.str_(snap.vocab),
@@ -121,6 +127,7 @@ def decode(data: bytes, label: str = "snapshot") -> Snapshot:
                 embedding=arrays["embedding"],
                 probe_ids=arrays["probe_ids"],
                 attention=arrays["attention"],
+                weights=arrays["weights"].tobytes() if "weights" in arrays.files else None,
             ).check()
     except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise LLMBError(f"{label} is corrupt or unreadable ({exc})") from None

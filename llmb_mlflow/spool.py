@@ -64,7 +64,7 @@ def save(spooled: Spooled) -> Path:
     for kind, step, item in spooled.artifacts:
         if kind == SNAPSHOT:
             name = f"{kind}_{step:08d}.npz"
-            _write_atomically(folder / name, snapshot_format.encode(item))
+            _write_atomically(folder / name, snapshot_format.encode(item, with_weights=True))
         else:
             name = f"{kind}_{step:08d}/{Path(item).name}"
             if Path(item) != folder / name:

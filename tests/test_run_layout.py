@@ -49,6 +49,6 @@ def test_a_finished_run_carries_exactly_the_contracts_names(finished_run):
               run_layout.PARAM_N_LAYER, run_layout.PARAM_N_HEAD)
     assert set(params) <= set(run.data.params)
     artifacts = {a.path for a in MlflowClient(finished_run.uri).list_artifacts(finished_run.run_id)}
-    assert artifacts == {run_layout.SNAPSHOT_DIR, run_layout.SAMPLE_DIR, run_layout.IMAGE_DIR}
+    assert artifacts == {run_layout.SNAPSHOT_DIR, run_layout.WEIGHTS_DIR, run_layout.SAMPLE_DIR, run_layout.IMAGE_DIR}
     assert run.data.tags[run_layout.TRAINER_STATE_TAG] == run_layout.TRAINER_ENDED["FINISHED"]
     assert run_layout.HEARTBEAT_TAG not in run.data.tags  # an ended run has no heartbeat
