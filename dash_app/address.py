@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlencode
 
 from . import checks
 
-TABS = ("watch", "attention")
+TABS = ("watch", "attention", "playground")
 
 
 def query(search) -> dict:

@@ -10,7 +10,7 @@ from llmb_mlflow.run_layout import DEFAULT_EXPERIMENT
 from . import http_guard
 from .address import TABS, query
 from .data import ViewerData
-from .panels import cinema, controls, launches, models, runs, scrubber, tour, training, watch
+from .panels import cinema, controls, launches, models, playground, runs, scrubber, tour, training, watch
 
 
 def create_app(tracking_uri: str | None = None, run_id: str | None = None,
@@ -34,6 +34,7 @@ def create_app(tracking_uri: str | None = None, run_id: str | None = None,
     models.register(app, data)
     training.register(app, data)
     tour.register(app)
+    playground.register(app, data)
     app.viewer_data = data
     return app
 
@@ -72,6 +73,8 @@ def _layout(experiment, read_only=False):
                     children=watch.layout()),
             dcc.Tab(label="Attention Cinema", value="attention", id="tab-attention", className="tab",
                     selected_className="tab-selected", children=cinema.layout()),
+            dcc.Tab(label="Token Playground", value="playground", id="tab-playground", className="tab",
+                    selected_className="tab-selected", children=playground.layout()),
         ]),
         scrubber.layout(),
     ], className="page read-only" if read_only else "page")

@@ -18,7 +18,7 @@ import re
 import unicodedata
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, StrictBool, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, StrictBool, StrictInt, StrictStr, ValidationError
 
 from llmb_mlflow.errors import LLMBError, shown
 from llmb_mlflow.launcher import LAUNCH_ID_PATTERN
@@ -158,6 +158,13 @@ class PendingLaunch(_Strict):
     failed: Annotated[StrictStr, Field(max_length=400)]
 
 
+class Playground(_Strict):
+    """The Token Playground's text so far and the seed of its draws."""
+
+    text: Annotated[StrictStr, Field(max_length=4000)]
+    seed: Annotated[StrictInt, Field(ge=0, le=2**31)]
+
+
 class PendingSave(_Strict):
     """A save waiting for the checkpoint its live training was asked for."""
 
@@ -182,6 +189,10 @@ def pending_launch(value) -> dict:
 
 def pending_save(value) -> dict:
     return _model(PendingSave, value, "the page's waiting save").model_dump()
+
+
+def playground(value) -> dict:
+    return _model(Playground, value, "the playground's text").model_dump()
 
 
 def view(value) -> dict:

@@ -157,6 +157,10 @@ class ViewerData:
     def snapshot(self, run_id: str, step: int):
         return self.reader.snapshot(run_id, step)
 
+    def weights(self, run_id: str, step: int):
+        """(ModelConfig, weights) of the model at a snapshot's step, for the playground."""
+        return self.reader.weights(run_id, step)
+
     def samples(self, run_id: str, steps: list[int]) -> list[tuple[int, str]]:
         return [(step, self._sample(run_id, step)) for step in steps]
 

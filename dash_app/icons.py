@@ -9,6 +9,7 @@ NAMES = ("play", "pause", "step", "stop", "fail", "back", "forward", "dot")
 
 
 def icon(name: str) -> html.Span:
+    assert name in NAMES, name  # each has its shape in the stylesheet
     return html.Span(className=f"icon icon-{name}", **{"aria-hidden": "true"})
 
 

@@ -63,20 +63,24 @@ def test_panels_fit_the_window_without_overlapping(browser, viewer, window, size
         assert len(geometry["rows"]) == 2 and all(row <= 44 for row in geometry["rows"]), geometry["rows"]
 
 
-def test_the_samples_list_keeps_its_height_and_shows_the_shown_step(browser, viewer, window):
-    window(1366, 768)
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_the_samples_list_keeps_its_height_and_shows_the_shown_step(browser, viewer, window, size):
+    window(*size)
     heights = {}
     for step in (0, 25):
         browser.get(f"{viewer}?step={step}")
         wait(browser, lambda d: text(d, "shown-step") == f"step {step}")
         wait(browser, lambda d: d.find_elements("css selector", ".sample.current"))
         heights[step] = browser.execute_script(GEOMETRY_JS)["samples"]
-    assert heights[0] == heights[25] > 200
-    inside = browser.execute_script(
-        "const list = document.getElementById('samples').getBoundingClientRect();"
-        "const shown = document.querySelector('.sample.current').getBoundingClientRect();"
-        "return shown.top >= list.top - 1 && shown.top < list.bottom;")
-    assert inside
+    assert heights[0] == heights[25] == 350
+    browser.execute_script("document.getElementById('samples').scrollTop = 10000;")  # read further down
+    click(browser, "step-back")
+    wait(browser, lambda d: text(d, "shown-step") == "step 20")
+    shown_in_list = ("const list = document.getElementById('samples').getBoundingClientRect();"
+                     "const shown = document.querySelector('.sample.current .sample-step');"
+                     "return shown && shown.textContent === 'step 20' && "
+                     "shown.getBoundingClientRect().top >= list.top - 1 && shown.getBoundingClientRect().top < list.bottom;")
+    wait(browser, lambda d: d.execute_script(shown_in_list))
 
 
 def test_control_icons_render_without_an_emoji_font(browser, viewer):
@@ -85,8 +89,8 @@ def test_control_icons_render_without_an_emoji_font(browser, viewer):
     browser.get(viewer)
     wait(browser, lambda d: text(d, "shown-step") == "step 25")
     for button in ("ctl-pause", "ctl-step", "ctl-stop", "ctl-fail", "play", "step-back", "step-forward"):
-        icon = browser.find_element("css selector", f"#{button} .icon")
-        pixels = list(Image.open(BytesIO(icon.screenshot_as_png)).convert("L").getdata())
+        png = wait(browser, lambda d: d.find_element("css selector", f"#{button} .icon").screenshot_as_png)
+        pixels = list(Image.open(BytesIO(png)).convert("L").getdata())
         background = max(pixels)  # the button's own colour around the shape
         inked = sum(1 for p in pixels if background - p > 40)
         assert inked >= 0.2 * len(pixels), f"the icon of {button} is blank ({inked} of {len(pixels)} pixels)"

@@ -1,7 +1,7 @@
 // Arrow keys step the scrubber (unless typing in a field); Escape cancels a model rename, else
 // closes an open menu; a click outside a menu closes it; an opened menu stays in the window.
 function closeMenus(clickPath) {
-  document.querySelectorAll("details.menu[open]").forEach(function (menu) {
+  document.querySelectorAll("details.menu[open], details.info[open]").forEach(function (menu) {
     if (!clickPath || !clickPath.includes(menu)) { menu.open = false; }
   });
 }
@@ -30,7 +30,7 @@ document.addEventListener("keydown", function (event) {
     if (cancel) { cancel.click(); event.preventDefault(); }
     return;
   }
-  if (event.key === "Escape" && document.querySelector("details.menu[open]")) {
+  if (event.key === "Escape" && document.querySelector("details.menu[open], details.info[open]")) {
     closeMenus(null);
     event.preventDefault();
     return;

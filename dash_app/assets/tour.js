@@ -36,7 +36,7 @@ window.llmbTour = (function () {
     if (!auto) { run(steps); return; }
     const since = Date.now();
     const timer = setInterval(function () {  // the panels arrive after the page's first draw
-      const ready = shown("#loss-panel .js-plotly-plot") || shown("#attention-panel .js-plotly-plot");
+      const ready = ["#loss-panel", "#attention-panel", "#bars-panel"].some(p => shown(p + " .js-plotly-plot"));
       if (ready || Date.now() - since > 15000) {
         clearInterval(timer);
         const seen = !!window.localStorage.getItem(DONE);

@@ -23,7 +23,7 @@ def clicked_head(click, side: int, layers: int, heads: int) -> tuple[int, int] |
         x, y = click["points"][0]["x"], click["points"][0]["y"]
     except (TypeError, KeyError, IndexError):
         return None
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in (x, y)):
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 2**31 for v in (x, y)):
         return None
     layer, head = int(y) // side, int(x) // side
     return (layer, head) if layer < layers and head < heads else None

@@ -23,9 +23,10 @@ def layout() -> html.Div:
             ], className="chart-controls"),
             dcc.Store(id="grid-shape"),
         ], id="attention-panel", className="panel"),
-        html.Section([html.H3("The selected head"), dcc.Graph(id="attention-detail", config={"displayModeBar": False})],
+        html.Section([tour.heading("The selected head", "detail"),
+                      dcc.Graph(id="attention-detail", config={"displayModeBar": False})],
                      id="detail-panel", className="panel"),
-        html.Section([html.H3("The selected head then and now"),
+        html.Section([tour.heading("The selected head then and now", "evolution"),
                       dcc.Graph(id="attention-evolution", config={"displayModeBar": False})],
                      id="evolution-panel", className="panel wide"),
     ], className="cinema-grid")
@@ -65,7 +66,8 @@ def register(app, data) -> None:
                   Input("attention-grid", "clickData"), State("grid-shape", "data"), prevent_initial_call=True)
     def select_head(click, shape):
         try:
-            side, layers, heads = (checks.whole(shape[k], k, 1, 10**6) for k in ("side", "layers", "heads"))
+            side = checks.whole(shape["side"], "side", 1, 10**6)
+            layers, heads = (checks.whole(shape[k], k, 1, 64) for k in ("layers", "heads"))
         except (LLMBError, TypeError, KeyError):
             return no_update, no_update
         chosen = attention.clicked_head(click, side, layers, heads)

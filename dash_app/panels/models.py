@@ -19,7 +19,6 @@ from .controls import now_ms
 DEFAULT_MORE_STEPS = 1000
 MAX_MORE_STEPS = 10**9
 ACTIONS = ("rename", "delete", "delete-no", "delete-yes", "load")
-PLACEHOLDER = "name for the shown run's model"
 HEADERS = ("model", "version", "step", "train loss", "val loss", "aliases", "dataset", "")
 
 
@@ -94,7 +93,7 @@ def layout() -> html.Details:
         html.Summary("Models", id="models-summary"),
         html.Div([
             html.Div([
-                dcc.Input(id="save-name", placeholder=PLACEHOLDER, debounce=False,
+                dcc.Input(id="save-name", placeholder="name for the shown run's model", debounce=False,
                           className="save-name"),
                 html.Button("Save current model", id="save-model", className="ctl-btn"),
             ], className="save-row writes"),
@@ -159,16 +158,15 @@ def register(app, data) -> None:
             return no_update
 
     @app.callback(*toast, Output("pending-save", "data"), Input("save-model", "n_clicks"),
-                  State("save-name", "value"), State("save-name", "placeholder"), State("run-state", "data"),
-                  prevent_initial_call=True)
-    def save(_, name, suggested, state):
+                  State("save-name", "value"), State("run-state", "data"), prevent_initial_call=True)
+    def save(_, name, state):
         if not state or ctx.triggered_id != "save-model":
             return no_update, no_update, no_update
         try:
             data.check_writable()
-            typed = name.strip() if isinstance(name, str) else name
-            name = check_name(typed or (suggested if isinstance(suggested, str) and suggested != PLACEHOLDER else ""))
             run_id = checks.run_state(state)["run_id"]
+            typed = name.strip() if isinstance(name, str) else name
+            name = check_name(typed or suggested_name(data.run(run_id)))  # empty: the suggestion shown
             version = data.save_model(run_id, name)
             if isinstance(version, int):  # a checkpoint's step: the page waits for it, no server thread does
                 return (f"Asked the training for a checkpoint; it is saved as {name} once written.",

@@ -143,7 +143,8 @@ def register(app) -> None:
     def show_following(view, state):
         try:
             live = checks.view(view).get("live", True)
-            running = bool(state) and checks.run_state(state)["status"] == RUNNING
+            run = checks.run_state(state) if state else None
+            running = bool(run) and run["status"] == RUNNING and not run.get("silence")
         except LLMBError:
             return no_update, no_update, no_update
         words, pinned = follow_words(live, running)

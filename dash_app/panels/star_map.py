@@ -34,12 +34,13 @@ def nearest(embedding: np.ndarray, k: int = 3) -> np.ndarray:
 
 def fitted_axes(emb: np.ndarray, reach: float | None = None) -> list[list[float]]:
     """Each axis's range: ``[-reach, reach]`` when given (the same at every step, to compare
-    steps), else fitted to these points with a margin so labels stay inside."""
+    steps), else fitted to these points: each axis centred on them, all as long as the widest
+    with a margin (the cube draws them alike, so distances are not distorted)."""
     if reach:
         return [[-reach, reach]] * 3
     low, high = emb.min(axis=0), emb.max(axis=0)
-    pad = np.maximum((high - low) * 0.12, 1e-3)
-    return [[float(lo), float(hi)] for lo, hi in zip(low - pad, high + pad)]
+    half = max(float((high - low).max()) * 0.56, 1e-3)
+    return [[float(c) - half, float(c) + half] for c in (low + high) / 2]
 
 
 def star_figure(snapshot, axis_range: float | None = None) -> dict:

@@ -20,20 +20,22 @@ STEPS = [
      "Text the model wrote at each evaluation. Watch gibberish turn into words, then into lines "
      "that look like the book."),
     ("#tower-panel", "What it expects next",
-     "At each position of the newest sample, the five characters the model found most likely. "
+     "At each position of the highlighted sample, the five characters the model found most likely. "
      "Dark means sure."),
     ("#stars-panel", "Character star map",
      "Every character as a point. Characters the model treats alike drift together: vowels, "
-     "capitals, punctuation."),
+     "consonants, punctuation."),
     ("#scrubber-bar", "Travel in time",
      "Drag to any step, or press Play to watch the training again. Every panel follows. "
      "The arrow keys step too."),
     ("#tab-attention", "Attention Cinema",
      "What each attention head looks at, and how that changed since the first step."),
+    ("#tab-playground", "Token Playground",
+     "Type a prompt and see what the model would write next, as it was at the step the scrubber shows."),
     ("#train-summary", "Start a training",
      "Train a new model on a bundled book or on your own text file."),
     ("#models-summary", "Your models",
-     "Save the shown training as a model, then rename, delete or load it to train it further."),
+     "The saved models. Save the shown training as one, and load one to train it further."),
     ("#tour-open", "This tour again",
      "Press ? whenever you want this tour again. Each panel's (i) says what it shows."),
 ]
@@ -49,10 +51,21 @@ INFO = {
              "characters the model found most likely there, the likeliest on top, darker = more "
              "likely (at the temperature below). A red box marks the character it actually drew.",
     "stars": "Each character's learned embedding, projected to three dimensions. Drag to turn "
-             "it; hover a point for its nearest neighbours. Colours are letter classes.",
+             "it; hover a point for its nearest neighbours. Colours are character classes.",
     "attention": "Each tile is one head of one layer reading the same text: row = the character "
                  "being read, column = the earlier character it looks at; bright = strong "
                  "attention. Click a tile to see it in detail.",
+    "detail": "The selected head on the probe text, every character labelled on a few ticks: "
+              "each row is a character being read, each column an earlier one; bright = it looks "
+              "there. Heads often learn to look at the previous character, or back to a space.",
+    "evolution": "The same head at the first snapshot (before training: attention spread evenly "
+                 "over everything before) and at the shown step, side by side.",
+    "playground": "The model as it was at the step the scrubber shows reads the end of your text "
+                  "(the highlighted part: as many characters as it can see) and gives each "
+                  "character a probability of coming next. Step draws one at random by those "
+                  "probabilities (temperature below 1 favours the likeliest, above 1 evens them "
+                  "out); click a bar to write that character instead. Draws are seeded: the same "
+                  "prompt and the same choices give the same text.",
 }
 
 # A first visit (nothing remembered in this browser) starts the tour once the page has drawn;

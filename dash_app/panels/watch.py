@@ -49,9 +49,8 @@ def layout() -> html.Div:
 # The shown step's sample is scrolled into view inside the list (the page itself stays put).
 SCROLL_TO_SHOWN_JS = """
 function (children) {
-    const list = document.getElementById("samples");
-    const shown = list && list.querySelector(".sample.current");
-    if (shown) { list.scrollTop = shown.offsetTop - list.offsetTop - 4; }
+    const list = document.getElementById("samples");  // newest first: the shown step's is on top
+    if (list) { list.scrollTop = 0; }
     return window.dash_clientside.no_update;
 }"""
 

@@ -1,0 +1,63 @@
+"""The Token Playground in headless Chromium: the model at the scrubber's step, stepping the
+text, and a click on a bar writing that character."""
+
+import pytest
+
+from browser import click, needs_browser, serve, text, wait
+
+pytestmark = [needs_browser, pytest.mark.usefixtures("blank_page")]
+
+BARS = "return JSON.stringify((document.querySelector('#pg-bars .js-plotly-plot') || {}).data || null);"
+WRITTEN = "return document.getElementById('pg-text').textContent;"
+
+
+@pytest.fixture(scope="module")
+def viewer(finished_run):
+    url, server = serve(finished_run.uri)
+    yield url
+    server.close()
+
+
+def test_the_playground_uses_the_model_at_the_shown_step_and_writes_what_is_picked(browser, viewer):
+    import json
+
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    from dash_app.panels.probability_tower import visible
+
+    browser.get(f"{viewer}?tab=playground&step=0")
+    wait(browser, lambda d: text(d, "shown-step") == "step 0" and d.execute_script(BARS) not in (None, "null"))
+    assert "step 0" in text(browser, "pg-model-step")
+    early = browser.execute_script(BARS)
+    click(browser, "step-forward")
+    click(browser, "step-forward")
+    wait(browser, lambda d: text(d, "shown-step") == "step 20" and "step 20" in text(d, "pg-model-step"))
+    wait(browser, lambda d: d.execute_script(BARS) != early)
+
+    before = browser.execute_script(WRITTEN)
+    click(browser, "pg-step")
+    wait(browser, lambda d: len(d.execute_script(WRITTEN)) == len(before) + 1)
+    stepped = browser.execute_script(WRITTEN)
+    assert stepped.startswith(before)
+
+    third = json.loads(browser.execute_script(BARS))[0]["y"][2].strip()
+    bar = wait(browser, lambda d: d.find_elements("css selector", "#pg-bars .point path")[2])
+    ActionChains(browser).move_to_element(bar).click().perform()
+    wait(browser, lambda d: len(d.execute_script(WRITTEN)) == len(stepped) + 1)
+    assert visible(browser.execute_script(WRITTEN)[-1]) == third
+
+    click(browser, "pg-regenerate")  # back to the prompt, other draws from there
+    wait(browser, lambda d: d.execute_script(WRITTEN) == "ROMEO:")
+
+
+def test_a_prompt_with_characters_the_model_never_saw_is_refused_in_one_line(browser, viewer):
+    from selenium.webdriver.common.keys import Keys
+
+    from browser import retype
+
+    browser.get(f"{viewer}?tab=playground")
+    wait(browser, lambda d: d.execute_script(BARS) not in (None, "null"))
+    field = browser.find_element("id", "pg-prompt")
+    retype(field, "ROMEO§")
+    field.send_keys(Keys.ENTER)
+    wait(browser, lambda d: text(d, "pg-error") == "The prompt has characters this model never saw: '§'")
