@@ -41,8 +41,8 @@ def test_the_playground_uses_the_model_at_the_shown_step_and_writes_what_is_pick
     assert stepped.startswith(before)
 
     third = json.loads(browser.execute_script(BARS))[0]["y"][2].strip()
-    bar = wait(browser, lambda d: d.find_elements("css selector", "#pg-bars .point path")[2])
-    ActionChains(browser).move_to_element(bar).click().perform()
+    wait(browser, lambda d: ActionChains(d).move_to_element(
+        d.find_elements("css selector", "#pg-bars .point path")[2]).click().perform() or True)
     wait(browser, lambda d: len(d.execute_script(WRITTEN)) == len(stepped) + 1)
     assert visible(browser.execute_script(WRITTEN)[-1]) == third
 
@@ -61,3 +61,24 @@ def test_a_prompt_with_characters_the_model_never_saw_is_refused_in_one_line(bro
     retype(field, "ROMEO§")
     field.send_keys(Keys.ENTER)
     wait(browser, lambda d: text(d, "pg-error") == "The prompt has characters this model never saw: '§'")
+
+
+def test_try_in_the_models_menu_opens_the_playground_at_the_versions_step(browser, store_uri, shakespeare):
+    from llmb_mlflow.mlflow_tracker import MlflowTracker
+    from llmb_mlflow.registry import ModelLibrary
+
+    from browser import open_menu
+    from conftest import train_tiny
+
+    tracker = MlflowTracker(store_uri)
+    train_tiny(shakespeare, tracker, max_iters=20)
+    ModelLibrary(store_uri).save(tracker.run_id, "try-me")
+    url, server = serve(store_uri)
+    try:
+        browser.get(url)
+        open_menu(browser, "models-summary")
+        wait(browser, lambda d: d.find_element("css selector", "tr.model-row[data-model='try-me'] a.try").click() or True)
+        wait(browser, lambda d: "tab=playground" in d.current_url and "step 20" in text(d, "pg-model-step"))
+        wait(browser, lambda d: d.execute_script(BARS) not in (None, "null"))
+    finally:
+        server.close()

@@ -36,6 +36,7 @@ def test_the_table_lists_every_version_with_its_numbers_and_actions():
     assert "1.500" in text and "1.610" in text and "best" in text
     assert text.count("'action': 'load'") == 3 and text.count("'action': 'delete'") == 3
     assert text.count("'action': 'rename'") == 2  # once per model, on its newest row
+    assert "href='?run=r&tab=playground&step=12'" in text and text.count("Try") == 3  # the playground, at its step
 
 
 def test_the_table_edits_one_name_and_asks_before_deleting():

@@ -13,6 +13,7 @@ from llmb_mlflow.registry import check_name
 from llmb_mlflow.run_layout import PARAM_DATASET, PARAM_PRESET
 
 from .. import checks
+from ..address import address
 from . import launches
 from .controls import now_ms
 
@@ -38,7 +39,9 @@ def models_table(listing, renaming: str | None = None, deleting: dict | None = N
                 html.Td(_name_cell(name, renaming) if i == 0 else ""), html.Td(v.version),
                 html.Td(v.step), html.Td(_fmt(v.train_loss)), html.Td(_fmt(v.val_loss)),
                 html.Td(", ".join(v.aliases) or "-"), html.Td(v.dataset),
-                html.Td(_version_actions(name, v.version, len(versions), deleting)),
+                html.Td([html.A("Try", href=address(v.run_id, "playground", v.step), className="ctl-btn try",
+                                title="write with this model in the Token Playground"),
+                         _version_actions(name, v.version, len(versions), deleting)]),
             ], className="model-row", **{"data-model": name, "data-version": v.version}))
     return [html.Table(rows, className="models-table")]
 
