@@ -14,7 +14,7 @@ from llmb_mlflow import control, launcher, limits
 from llmb_mlflow.errors import LLMBError, shown
 from llmb_mlflow.reader import RunReader
 from llmb_mlflow.registry import ModelLibrary
-from llmb_mlflow.run_layout import DEFAULT_EXPERIMENT, KIND_TAG, TRAINING_RUN, TRAIN_LOSS, VAL_LOSS
+from llmb_mlflow.run_layout import CHECKPOINT_MODEL_FILE, DEFAULT_EXPERIMENT, KIND_TAG, TRAINING_RUN, TRAIN_LOSS, VAL_LOSS
 from llmb_mlflow.store import store_errors
 from llmb_mlflow.uploads import Upload, store_upload
 
@@ -160,6 +160,16 @@ class ViewerData:
     def weights(self, run_id: str, step: int):
         """(ModelConfig, weights) of the model at a snapshot's step, for the playground."""
         return self.reader.weights(run_id, step)
+
+    def checkpoint_before(self, run_id: str, step: int) -> tuple[int, bytes]:
+        """(its step, its bytes) of the run's last checkpoint at or before ``step``: the model
+        for the playground where a run kept no weights beside its snapshots."""
+        earlier = [c for c in self.checkpoints(run_id) if c.step <= step]
+        if not earlier:
+            raise LLMBError(f"this run kept the model's weights only in checkpoints, and has none by step {step}")
+        found = earlier[-1]
+        label = f"checkpoint of step {found.step} in run {run_id}"
+        return found.step, self.reader.model_artifact_bytes(found.model_id, CHECKPOINT_MODEL_FILE, label)
 
     def samples(self, run_id: str, steps: list[int]) -> list[tuple[int, str]]:
         return [(step, self._sample(run_id, step)) for step in steps]

@@ -63,13 +63,21 @@ class SettingsCommand(click.Command):
             raise LLMBError(exc.named(lambda setting: flags.get(setting, setting))) from None
 
 
+def shown_weights(inherited: bool) -> str:
+    return "the checkpoint's" if inherited else "--step-weights"
+
+
 def setting_options(command=None, *, inherited: bool = False):
     """The SETTINGS options; with ``inherited``, defaults come from a checkpoint."""
     def add(command):
         for flag, kind, text, default in reversed(SETTINGS):
             shown = "the checkpoint's" if inherited else default
             command = click.option(flag, type=kind, help=f"{text}  [default: {shown}]")(command)
-        return command
+        return click.option(
+            "--step-weights/--no-step-weights", default=None,
+            help="Store the model's weights at every evaluation, so the viewer's Token Playground "
+                 "can use the model at any step (a medium model: about 0.4 MB each); with "
+                 f"--no-step-weights only checkpoints keep them.  [default: {shown_weights(inherited)}]")(command)
 
     return add(command) if command else add
 

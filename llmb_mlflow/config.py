@@ -84,6 +84,7 @@ class TrainConfig:
     sample_chars: int = 200
     checkpoint_interval: int = 1000  # 0: only at the end (and on Ctrl-C)
     seed: int = 1337
+    step_weights: bool = True  # the model's weights with every snapshot (else only in checkpoints)
 
     @property
     def final_lr(self) -> float:

@@ -22,8 +22,9 @@ class SnapshotProbe:
     probe text every time, and embedding axes aligned with the previous snapshot's."""
 
     def __init__(self, dataset: Dataset, block_size: int, sample_chars: int,
-                 temperature: float, seed: int):
+                 temperature: float, seed: int, keep_weights: bool = True):
         self.tokenizer = dataset.tokenizer
+        self.keep_weights = keep_weights
         self.sample_chars = sample_chars
         self.temperature = temperature
         self.seed = seed
@@ -44,7 +45,8 @@ class SnapshotProbe:
             _, _, weights = model(probe, want_weights=True)
             attention = torch.cat(weights).to(torch.float16).cpu().numpy()  # (L, H, T, T)
             embedding = self._project(model.tok_emb.weight.float().cpu().numpy())
-            state = {name: tensor.float().cpu().numpy() for name, tensor in model.state_dict().items()}
+            state = {name: tensor.float().cpu().numpy() for name, tensor in model.state_dict().items()} \
+                if self.keep_weights else None
         finally:
             model.train(was_training)
         return Snapshot(
@@ -52,7 +54,7 @@ class SnapshotProbe:
             sample_ids=sample_ids, topk_ids=topk_ids, topk_probs=topk_probs,
             embedding=embedding, probe_ids=self.tokenizer.encode(self.probe_text),
             attention=attention, temperature=self.temperature,
-            weights=weights_format.encode(state, asdict(model.cfg)),
+            weights=weights_format.encode(state, asdict(model.cfg)) if state else None,
         )
 
     def _sample(self, model):

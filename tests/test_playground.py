@@ -93,3 +93,26 @@ def test_the_bars_show_the_ten_likeliest_and_a_click_names_one():
         assert _picked(bad, 13) is None
     old, context = shown_text("x" * 20 + "abcd", 4)
     assert old.children == "x" * 20 and context.children == "abcd"
+
+
+def test_a_run_that_keeps_weights_only_in_checkpoints_plays_its_last_checkpoint(store_uri, shakespeare):
+    from dash_app.data import ViewerData
+    from dash_app.panels.playground import _which_model, from_checkpoint, next_probabilities
+    from llmb_mlflow.mlflow_tracker import MlflowTracker
+    from llmb_mlflow.run_layout import WEIGHTS_DIR
+
+    from conftest import train_tiny
+
+    tracker = MlflowTracker(store_uri)
+    train_tiny(shakespeare, tracker, max_iters=20, step_weights=False)
+    data = ViewerData(store_uri)
+    assert WEIGHTS_DIR not in {a.path for a in data.reader.client.list_artifacts(tracker.run_id)}
+    with pytest.raises(LLMBError):
+        data.weights(tracker.run_id, 10)
+    with pytest.raises(LLMBError, match="only in checkpoints, and has none by step 10"):
+        data.checkpoint_before(tracker.run_id, 10)
+    used, raw = data.checkpoint_before(tracker.run_id, 20)
+    model, vocab = from_checkpoint(raw, "checkpoint")
+    assert used == 20 and vocab == data.snapshot(tracker.run_id, 20).vocab
+    assert next_probabilities(model, [0, 1], 1.0).sum() == pytest.approx(1.0)
+    assert "step 20, its last checkpoint by step 25" in _which_model(25, 20)

@@ -23,7 +23,7 @@ TOP = 10
 SPEEDS_MS = (100, 250, 500, 1000, 2000)
 DEFAULT_PROMPT = "ROMEO:\n"
 MAX_TEXT = 2000
-_models, _lock = LRUCache(4), threading.Lock()  # (run id, step) -> (model, vocab)
+_models, _lock = LRUCache(4), threading.Lock()  # (run id, step) -> (model, vocab, step of its weights)
 
 
 def next_probabilities(model, ids: list[int], temperature: float) -> np.ndarray:
@@ -39,6 +39,14 @@ def next_probabilities(model, ids: list[int], temperature: float) -> np.ndarray:
 def draw(probabilities: np.ndarray, seed: int, position: int) -> int:
     """One character, the same for the same seed, position and probabilities."""
     return int(np.random.default_rng([seed, position]).choice(len(probabilities), p=probabilities))
+
+
+def from_checkpoint(raw: bytes, label: str):
+    """(model, vocab) of a checkpoint file, loaded safely."""
+    from llmb_mlflow import checkpoint
+
+    model, tokenizer = checkpoint.build_model(checkpoint.load(raw, label))
+    return model, tokenizer.chars
 
 
 def build_model(config, state: dict[str, np.ndarray]):
@@ -111,12 +119,18 @@ def layout() -> html.Div:
 
 def register(app, data) -> None:
     def model_at(run_id: str, step: int):
+        """(model, vocab, the step its weights are from): the step's own weights, else (a run
+        that kept them only in checkpoints) its last checkpoint by then."""
         key = (run_id, step)
         with _lock:
             if key in _models:
                 return _models[key]
-        config, state = data.weights(run_id, step)
-        built = (build_model(config, state), data.snapshot(run_id, step).vocab)
+        try:
+            config, state = data.weights(run_id, step)
+            built = (build_model(config, state), data.snapshot(run_id, step).vocab, step)
+        except LLMBError:
+            used, raw = data.checkpoint_before(run_id, step)
+            built = (*from_checkpoint(raw, f"checkpoint of step {used}"), used)
         with _lock:
             _models[key] = built
         return built
@@ -143,7 +157,7 @@ def register(app, data) -> None:
         if step is None or step not in steps:
             return (no_update,) * 4 + ("No snapshot to play with yet.",)
         try:
-            model, vocab = model_at(run_id, step)
+            model, vocab, used = model_at(run_id, step)
         except LLMBError as exc:
             return (no_update,) * 4 + (f"Cannot load the model at step {step}: {exc}",)
         unknown = sorted({c for c in prompt if c not in vocab})
@@ -164,7 +178,7 @@ def register(app, data) -> None:
         probabilities = next_probabilities(model, ids, temperature)
         return ({"text": text, "seed": seed}, bars_figure(vocab, probabilities, temperature),
                 shown_text(text, model.cfg.block_size),
-                f"The model as it was at step {step} (move the scrubber to try another step).", "")
+                _which_model(step, used), "")
 
     @app.callback(Output("pg-tick", "disabled"), Output("pg-tick", "interval"), Output("pg-play", "children"),
                   Input("pg-play", "n_clicks"), Input("pg-speed", "value"), Input("tabs", "value"),
@@ -178,6 +192,13 @@ def register(app, data) -> None:
         if ctx.triggered_id == "pg-speed":
             playing = stopped is False
         return not playing, speed, labelled("pause", "Pause") if playing else labelled("play", "Play")
+
+
+def _which_model(step: int, used: int) -> str:
+    if used == step:
+        return f"The model as it was at step {step} (move the scrubber to try another step)."
+    return (f"The model as it was at step {used}, its last checkpoint by step {step}: this run kept "
+            "the model's weights only in its checkpoints (--no-step-weights).")
 
 
 def _picked(click, vocab_size: int) -> int | None:
