@@ -36,9 +36,12 @@ VAL_LOSS = "val_loss"  # evaluation steps
 EVAL_TRAIN_LOSS = "eval_train_loss"
 SNAPSHOT_BYTES = "snapshot_bytes"  # logged only once a snapshot is completely stored
 CHECKPOINT_BYTES = "checkpoint_bytes"  # logged only once a checkpoint is completely stored
+STYLE_MATCH = "style_match"  # evaluation steps with a snapshot: its sample against the training text
+STYLE_PARTS = ("word_length", "sentence_length", "punctuation", "capitals", "word_overlap", "bigram_similarity")
 STEP_METRICS = (TRAIN_LOSS, LR, GRAD_NORM, TOKENS_PER_SEC)
 EVAL_METRICS = (VAL_LOSS, EVAL_TRAIN_LOSS)
-METRICS = (*STEP_METRICS, *EVAL_METRICS, SNAPSHOT_BYTES, CHECKPOINT_BYTES)
+STYLE_METRICS = (STYLE_MATCH, *(f"style_{part}" for part in STYLE_PARTS))  # see llmb_mlflow/style.py
+METRICS = (*STEP_METRICS, *EVAL_METRICS, *STYLE_METRICS, SNAPSHOT_BYTES, CHECKPOINT_BYTES)
 
 # -- artifacts -------------------------------------------------------------------------------
 SNAPSHOT_DIR = "snapshots"

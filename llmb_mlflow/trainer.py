@@ -8,6 +8,7 @@ step ``s`` is the loss of update ``s`` (1..max_iters); evaluations (``val_loss``
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import asdict, replace
@@ -16,6 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from . import style
 from .config import RunConfig
 from .corpus import Dataset
 from .distributed import STOP, TRAIN, WAIT
@@ -23,7 +25,7 @@ from .model import MicroGPT
 from .probes import SnapshotProbe
 from .run_layout import (
     CONTROL_PAUSE, CONTROL_STOP, EVAL_METRICS, EVAL_TRAIN_LOSS, FAILED, FINISHED, GRAD_NORM, KILLED, LR,
-    TOKENS_PER_SEC, TRAIN_LOSS, TRAINER_PAUSED, TRAINER_RUNNING, TRAINER_STOPPING, VAL_LOSS,
+    STYLE_MATCH, TOKENS_PER_SEC, TRAIN_LOSS, TRAINER_PAUSED, TRAINER_RUNNING, TRAINER_STOPPING, VAL_LOSS,
 )
 from .tracker import RunDescription, Tracker
 
@@ -34,6 +36,11 @@ EVAL_TOKENS = 4096  # tokens per forward pass when evaluating (measured best on 
 
 class TrainingStopped(Exception):
     """Training ended early because ``Trainer.request_stop`` was called."""
+
+
+def style_metrics(profile: style.Profile, sample: str) -> dict[str, float]:
+    """The run contract's ``style_*`` metrics of one sample."""
+    return {name if name == STYLE_MATCH else f"style_{name}": value for name, value in style.match(profile, sample).items()}
 
 
 def default_device() -> str:
@@ -231,9 +238,16 @@ class Trainer:
         if not self.lead:  # the lead rank evaluates for everyone
             return {}
         self.last_eval = self.evaluate()
-        if tracker.wants_snapshots:
-            tracker.log_snapshot(self.probe.capture(self.model, self.step))
-        return self.last_eval
+        if not tracker.wants_snapshots:
+            return self.last_eval
+        snap = self.probe.capture(self.model, self.step)
+        tracker.log_snapshot(snap)
+        return {**self.last_eval, **style_metrics(self.style_profile, snap.sample)}
+
+    @functools.cached_property
+    def style_profile(self) -> style.Profile:
+        """The training text's style, which each evaluation's sample is measured against."""
+        return style.profile(self.dataset.tokenizer.decode(self.dataset.train_ids[:style.PROFILE_CHARS]))
 
 
 def run_training(trainer: Trainer, tracker: Tracker, run_name: str | None = None,
