@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlencode
 
 from . import checks
 
-TABS = ("watch", "attention", "playground")
+TABS = ("watch", "attention", "playground", "style")
 
 
 def query(search) -> dict:

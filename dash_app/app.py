@@ -10,7 +10,9 @@ from llmb_mlflow.run_layout import DEFAULT_EXPERIMENT
 from . import http_guard
 from .address import TABS, query
 from .data import ViewerData
-from .panels import cinema, controls, launches, models, playground, runs, scrubber, tour, training, watch
+from .panels import (
+    cinema, controls, launches, models, playground, runs, scrubber, style_transfer, tour, training, watch,
+)
 
 
 def create_app(tracking_uri: str | None = None, run_id: str | None = None,
@@ -35,6 +37,7 @@ def create_app(tracking_uri: str | None = None, run_id: str | None = None,
     training.register(app, data)
     tour.register(app)
     playground.register(app, data)
+    style_transfer.register(app, data)
     app.viewer_data = data
     return app
 
@@ -75,6 +78,8 @@ def _layout(experiment, read_only=False):
                     selected_className="tab-selected", children=cinema.layout()),
             dcc.Tab(label="Token Playground", value="playground", id="tab-playground", className="tab",
                     selected_className="tab-selected", children=playground.layout()),
+            dcc.Tab(label="Style Transfer", value="style", id="tab-style", className="tab",
+                    selected_className="tab-selected", children=style_transfer.layout()),
         ]),
         scrubber.layout(),
     ], className="page read-only" if read_only else "page")

@@ -147,6 +147,11 @@ class ViewerData:
         return {"train": (train.steps.tolist(), train.values.tolist()),
                 "val": (val.steps.tolist(), val.values.tolist())}
 
+    def series(self, run_id: str, key: str, run=None) -> tuple[list, list]:
+        """One metric's (steps, values), whole."""
+        found = self.reader.metric(run_id, key, run=run or self.run(run_id))
+        return found.steps.tolist(), found.values.tolist()
+
     def new_points(self, run_id: str, key: str, after: int | None, run) -> tuple[list, list]:
         series = self.reader.metric(run_id, key, after_step=after if after is not None else -1, run=run)
         return series.steps.tolist(), series.values.tolist()

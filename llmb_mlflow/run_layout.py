@@ -102,12 +102,15 @@ CONTROL_CHECKPOINTS_TAG = "llmb.control.checkpoints"  # "checkpoint now" request
 PARENT_RUN_TAG = "llmb.parent_run"  # a resumed run's source run ...
 MODEL_VERSION_TAG = "llmb.model_version"  # ... and the version it resumed
 WORLD_SIZE_TAG = "llmb.world_size"  # processes of a data-parallel training
+PURPOSE_TAG = "llmb.purpose"  # STYLE_TRANSFER for a training started to imitate a text
+STYLE_TRANSFER = "style-transfer"
 NOTE_TAG = "mlflow.note.content"  # MLflow's run description: links to the viewer
 PARENT_RUN_ID_TAG = "mlflow.parentRunId"  # MLflow's nesting of a resumed run under its source
 SOURCE_NAME_TAG = "mlflow.source.name"  # the command that trained, as MLflow's UI shows it
 RUN_TAGS = (KIND_TAG, VERSION_TAG, DATASET_TAG, PRESET_TAG, HOST_TAG, PID_TAG, PID_STARTED_TAG, HEARTBEAT_TAG,
             TRAINER_STATE_TAG, CONTROL_STATE_TAG, CONTROL_STEPS_TAG, CONTROL_CHECKPOINTS_TAG,
-            PARENT_RUN_TAG, MODEL_VERSION_TAG, WORLD_SIZE_TAG, NOTE_TAG, PARENT_RUN_ID_TAG, SOURCE_NAME_TAG)
+            PARENT_RUN_TAG, MODEL_VERSION_TAG, WORLD_SIZE_TAG, PURPOSE_TAG, NOTE_TAG, PARENT_RUN_ID_TAG,
+            SOURCE_NAME_TAG)
 
 TRAINER_RUNNING, TRAINER_PAUSED, TRAINER_STOPPING = "running", "paused", "stopping"
 TRAINER_STATES = (TRAINER_RUNNING, TRAINER_PAUSED, TRAINER_STOPPING)
@@ -120,6 +123,7 @@ HEARTBEAT_SECONDS = 5.0
 # -- params readers rely on (the settings' own names: ``RunConfig.as_params``) ----------------
 PARAM_DATASET, PARAM_PRESET, PARAM_MAX_ITERS = "dataset", "preset", "max_iters"
 PARAM_N_LAYER, PARAM_N_HEAD = "n_layer", "n_head"
+SOURCE_STYLE_PARAMS = tuple(f"source_{name}" for name in ("word_length", "sentence_length", "punctuation", "capitals"))
 
 # -- the model registry ----------------------------------------------------------------------
 MODEL_KIND = "model"  # KIND_TAG of our registered models

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, astuple, replace
 from typing import Callable
 
 import numpy as np
@@ -25,7 +25,7 @@ from .model import MicroGPT
 from .probes import SnapshotProbe
 from .run_layout import (
     CONTROL_PAUSE, CONTROL_STOP, EVAL_METRICS, EVAL_TRAIN_LOSS, FAILED, FINISHED, GRAD_NORM, KILLED, LR,
-    STYLE_MATCH, TOKENS_PER_SEC, TRAIN_LOSS, TRAINER_PAUSED, TRAINER_RUNNING, TRAINER_STOPPING, VAL_LOSS,
+    SOURCE_STYLE_PARAMS, STYLE_MATCH, TOKENS_PER_SEC, TRAIN_LOSS, TRAINER_PAUSED, TRAINER_RUNNING, TRAINER_STOPPING, VAL_LOSS,
 )
 from .tracker import RunDescription, Tracker
 
@@ -104,6 +104,7 @@ class Trainer:
             "vocab_size": self.model_config.vocab_size,
             "n_params": self.model.num_parameters(),
             "device": self.device,
+            **dict(zip(SOURCE_STYLE_PARAMS, (round(v, 4) for v in astuple(self.style_profile.statistics)))),
         }
 
     def lr_at(self, step: int) -> float:

@@ -32,6 +32,8 @@ STEPS = [
      "What each attention head looks at, and how that changed since the first step."),
     ("#tab-playground", "Token Playground",
      "Type a prompt and see what the model would write next, as it was at the step the scrubber shows."),
+    ("#tab-style", "Style Transfer",
+     "Paste your own text, train a small model on it, and see how well its writing matches your style."),
     ("#train-summary", "Start a training",
      "Train a new model on a bundled book or on your own text file."),
     ("#models-summary", "Your models",
@@ -60,6 +62,11 @@ INFO = {
               "there. Heads often learn to look at the previous character, or back to a space.",
     "evolution": "The same head at the first snapshot (before training: attention spread evenly "
                  "over everything before) and at the shown step, side by side.",
+    "style": "Paste at least 50 words; a small model trains on them in its own run (every panel "
+             "and the scrubber work on it as on any run). At each snapshot LLMBreaker compares "
+             "the sample with your text: word and sentence length, punctuation, capitals, how many "
+             "of its words occur in your text and how often it uses the same letter pairs. The style "
+             "match is the average of those six, as a percentage.",
     "playground": "The model as it was at the step the scrubber shows reads the end of your text "
                   "(the highlighted part: as many characters as it can see) and gives each "
                   "character a probability of coming next. Step draws one at random by those "
