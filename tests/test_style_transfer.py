@@ -75,3 +75,17 @@ def test_a_pasted_text_trains_a_run_whose_style_is_measured(browser, store_uri, 
     finally:
         kill_trainers(store_uri)
         server.close()
+
+
+@needs_browser
+@pytest.mark.usefixtures("blank_page")
+def test_a_chosen_file_fills_the_box(browser, finished_run, tmp_path):
+    poem = tmp_path / "sonnet.txt"
+    poem.write_text("Shall I compare thee to a summer’s day?\n", encoding="utf-8")
+    url, server = serve(finished_run.uri)
+    try:
+        browser.get(f"{url}?tab=style")
+        wait(browser, lambda d: d.find_element("css selector", "#st-upload input[type=file]")).send_keys(str(poem))
+        wait(browser, lambda d: d.find_element("id", "st-text").get_attribute("value") == poem.read_text(encoding="utf-8"))
+    finally:
+        server.close()

@@ -78,6 +78,8 @@ def layout() -> html.Div:
                 html.Label("snapshot every", htmlFor="st-every"),
                 dcc.Input(id="st-every", type="number", placeholder=str(DEFAULT_EVERY), className="num"),
                 html.Button("Train on this text", id="st-start", className="ctl-btn"),
+                dcc.Upload(html.Span(["or ", html.A("put a .txt file in the box")]), id="st-upload",
+                           accept=".txt,text/plain", className="upload"),
             ], className="chart-controls writes"),
             html.Div(id="st-feedback", className="menu-feedback", role="status"),
         ], id="style-source-panel", className="panel"),
@@ -90,7 +92,19 @@ def layout() -> html.Div:
     ], className="watch-grid")
 
 
+# A chosen file's text goes into the box (read in the page: nothing is sent until Train).
+FILE_TO_BOX_JS = """
+function (contents) {
+    if (!contents) { return window.dash_clientside.no_update; }
+    const bytes = Uint8Array.from(atob(contents.split(",")[1] || ""), c => c.charCodeAt(0));
+    return new TextDecoder("utf-8").decode(bytes);
+}"""
+
+
 def register(app, data) -> None:
+    app.clientside_callback(FILE_TO_BOX_JS, Output("st-text", "value"), Input("st-upload", "contents"),
+                            prevent_initial_call=True)
+
     @app.callback(Output("st-feedback", "children"), Output("pending-launch", "data", allow_duplicate=True),
                   Input("st-start", "n_clicks"), State("st-text", "value"), State("st-steps", "value"),
                   State("st-every", "value"), State("experiment", "value"), prevent_initial_call=True)
