@@ -1,6 +1,7 @@
 // The guided tour (steps come from dash_app/panels/tour.py), drawn by the vendored driver.js.
 // A first visit's tour waits until the page has drawn its panels; steps whose element is not
-// on the page (the other tab, a read-only viewer's hidden controls) are left out.
+// on the page (another tab's panels) or hidden by a read-only viewer are left out; one being
+// redrawn is waited for.
 window.llmbTour = (function () {
   const DONE = "llmb.tour.done";
   let active = null;
@@ -10,10 +11,17 @@ window.llmbTour = (function () {
     return element && element.getClientRects().length > 0;
   }
 
+  function present(selector) {
+    const element = document.querySelector(selector);
+    return !!element && !element.closest(".read-only .writes");
+  }
+
   function run(steps) {
     if (active && active.isActive()) { return; }
     active = window.driver.js.driver({
-      steps: steps.filter(step => shown(step.element)),
+      steps: steps.filter(step => present(step.element)),
+      skipMissingElement: true,
+      waitForElement: 1500,  // a panel being redrawn is back within a moment
       showProgress: true,
       progressText: "{{current}} of {{total}}",
       nextBtnText: "Next",
@@ -27,9 +35,9 @@ window.llmbTour = (function () {
         skip.addEventListener("click", function () { active.destroy(); });
         popover.footerButtons.prepend(skip);
       },
-      onDestroyed: function () { window.localStorage.setItem(DONE, "1"); },
     });
     active.drive();
+    window.localStorage.setItem(DONE, "1");  // seen once is enough: "?" brings it back
   }
 
   function start(steps, auto) {

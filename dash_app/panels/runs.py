@@ -3,7 +3,7 @@ following it while it trains (incremental polls appended to the loss chart)."""
 
 from __future__ import annotations
 
-from dash import Input, Output, State, ctx, dcc, no_update
+from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from llmb_mlflow import control
 from llmb_mlflow.errors import LLMBError
@@ -18,9 +18,11 @@ POLL_MS = 500  # with the trainer's 1 s flushes, new points show within ~1.5 s
 
 
 def pickers(experiment: str) -> list:
-    return [dcc.Dropdown(id="experiment", clearable=False, className="experiment-picker",
-                         value=experiment, options=[experiment]),
-            dcc.Dropdown(id="run", placeholder="choose a run", clearable=False, className="run-picker")]
+    # One box that stays while the dropdowns inside redraw (the tour points at it).
+    return [html.Div([dcc.Dropdown(id="experiment", clearable=False, className="experiment-picker",
+                                   value=experiment, options=[experiment]),
+                      dcc.Dropdown(id="run", placeholder="choose a run", clearable=False, className="run-picker")],
+                     id="pickers", className="pickers")]
 
 
 def stores() -> list:

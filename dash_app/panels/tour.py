@@ -7,7 +7,7 @@ from dash import Input, Output, State, dcc, html
 
 # (the element it points at, title, one or two plain sentences)
 STEPS = [
-    (".run-picker", "Which training",
+    ("#pickers", "Which training",
      "Pick a training run here. The newest one is shown first; a running one updates by itself."),
     (".training-state", "What the training does",
      "Running, paused, finished, killed or failed, and how far it has come."),
