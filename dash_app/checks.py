@@ -114,11 +114,6 @@ def label(value) -> str:
     return value if isinstance(value, str) and re.fullmatch(RUN_ID, value) else shown(value)
 
 
-def step_in_address(value: str) -> int | None:
-    """A step given in the address (``?step=300``), if it is one."""
-    return int(value) if re.fullmatch(r"[0-9]{1,18}", value or "") else None
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
@@ -142,7 +137,7 @@ class RunState(_Strict):
 
 
 class View(_Strict):
-    """The scrubber's state (``view``): see ``panels.scrubber.next_view``."""
+    """The scrubber's state (``view``): see ``assets/scrubber.js``."""
 
     live: StrictBool = True
     playing: StrictBool = False

@@ -42,6 +42,58 @@ def test_scrubbing_moves_every_panel_and_live_returns(browser, viewer, finished_
     assert "live-btn on" in browser.find_element("id", "live").get_attribute("class")
 
 
+SCRUB_CASES = [
+    ("steps", {"live": True, "step": 10}, None, {"live": True, "step": 30}),
+    ("steps", {"live": False, "step": 10}, None, {"live": False, "step": 10}),
+    ("slider", {"live": True, "step": 30}, 1, {"live": False, "step": 10}),
+    ("back", {"live": False, "step": 20}, None, {"live": False, "step": 10}),
+    ("back", {"live": False, "step": 0}, None, {"live": False, "step": 0}),
+    ("forward", {"live": False, "step": 30}, None, {"live": False, "step": 30}),
+    ("live", {"live": False, "step": 0}, None, {"live": True, "step": 30}),
+    ("click", {"live": True, "step": 30}, 14, {"live": False, "step": 10}),
+    ("click", {"live": True, "step": 30}, 16, {"live": False, "step": 20}),
+]
+
+
+def test_the_scrubbers_state_machine_in_the_page(browser, viewer):
+    """The state machine the page runs (assets/scrubber.js), called as the page calls it."""
+    browser.get(viewer)
+    wait(browser, lambda d: text(d, "shown-step") == "step 25")
+
+    def next_view(event, view, steps, value=None, speed=1):
+        return browser.execute_script("return window.dash_clientside.scrubber.nextView(...arguments);",
+                                      event, {"playing": False, **view}, steps, value, speed)
+
+    for event, view, value, expected in SCRUB_CASES:
+        new = next_view(event, view, [0, 10, 20, 30], value)
+        assert {k: new[k] for k in expected} == expected, (event, view, value)
+    # new snapshots never yank a pinned view; play runs to the end and stops there
+    steps = [0, 10, 20, 30, 40]
+    view = next_view("slider", {"live": True}, [0, 10, 20], 1)
+    view = next_view("steps", view, steps)
+    assert view["step"] == 10 and not view["live"]
+    view = next_view("tick", next_view("play", view, steps), steps, speed=2)
+    assert view["step"] == 30 and view["playing"]
+    view = next_view("tick", view, steps, speed=2)
+    assert view["step"] == 40 and not view["playing"]
+    assert next_view("play", view, steps)["step"] == 0  # at the end, play starts over
+    marks = browser.execute_script("return window.dash_clientside.scrubber.marks(arguments[0]);",
+                                   list(range(0, 1000, 10)))
+    assert marks["99"] == "990" and marks["0"] == "0" and len(marks) <= 10
+
+
+def test_quick_clicks_are_each_applied_in_order(browser, viewer):
+    """Back, back, forward as fast as a script can click: every click counts (a running
+    training's new snapshots meanwhile: test_a_running_training_adds_points_live)."""
+    browser.get(viewer)
+    wait(browser, lambda d: text(d, "shown-step") == "step 25")
+    for _ in range(2):
+        click(browser, "step-back")
+    click(browser, "step-forward")
+    wait(browser, lambda d: text(d, "shown-step") == "step 20")
+    assert "step=20" in browser.current_url and text(browser, "view-mode") == "pinned"
+
+
 def test_tabs_keep_the_step_and_heatmaps_follow_it(browser, viewer):
     from selenium.webdriver.common.by import By
 

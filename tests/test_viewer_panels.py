@@ -1,4 +1,5 @@
-"""The viewer's pure figure functions and scrubber logic, on real snapshots from a real run."""
+"""The viewer's pure figure functions, on real snapshots from a real run (the scrubber's state
+machine runs in the page: tests/test_viewer_browser.py)."""
 
 import math
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from dash_app.data import ViewerData
-from dash_app.panels import attention, loss, phase, probability_tower, scrubber, star_map, text_progression
+from dash_app.panels import attention, loss, phase, probability_tower, star_map, text_progression
 from dash_app.panels.plotly_json import untyped
 
 
@@ -118,32 +119,6 @@ def test_attention_figures(snaps):
     assert outline["x0"] < 2 * side < 2 * side + t <= outline["x1"] and outline["y0"] < side < side + t <= outline["y1"]
     evolution = attention.evolution_figure(first, last, 0, 1)
     assert [a["text"] for a in evolution["layout"]["annotations"]] == ["step 0", "step 25"]
-
-
-@pytest.mark.parametrize("event, view, value, expected", [
-    ("steps", {"live": True, "step": 10}, None, {"live": True, "step": 30}),
-    ("steps", {"live": False, "step": 10}, None, {"live": False, "step": 10}),
-    ("slider", {"live": True, "step": 30}, 1, {"live": False, "step": 10}),
-    ("back", {"live": False, "step": 20}, None, {"live": False, "step": 10}),
-    ("forward", {"live": False, "step": 30}, None, {"live": False, "step": 30}),
-    ("live", {"live": False, "step": 0}, None, {"live": True, "step": 30}),
-    ("click", {"live": True, "step": 30}, 14, {"live": False, "step": 10}),
-])
-def test_scrubber_state_machine(event, view, value, expected):
-    new = scrubber.next_view(event, {"playing": False, **view}, [0, 10, 20, 30], value)
-    assert {k: new[k] for k in expected} == expected
-
-
-def test_new_snapshots_never_yank_a_pinned_view_and_play_runs_to_the_end():
-    view = scrubber.next_view("slider", {"live": True}, [0, 10, 20], 1)
-    view = scrubber.next_view("steps", view, [0, 10, 20, 30, 40])
-    assert view["step"] == 10 and not view["live"]
-    view = scrubber.next_view("play", view, [0, 10, 20, 30, 40])
-    view = scrubber.next_view("tick", view, [0, 10, 20, 30, 40], speed=2)
-    assert view["step"] == 30 and view["playing"]
-    view = scrubber.next_view("tick", view, [0, 10, 20, 30, 40], speed=2)
-    assert view["step"] == 40 and not view["playing"]
-    assert scrubber.marks(list(range(0, 1000, 10)))[99] == "990"
 
 
 def test_eta_from_the_pace_so_far():
