@@ -8,6 +8,8 @@ keeps the document's tables true against it. Names only: importing it costs noth
 
 from __future__ import annotations
 
+import re
+
 DEFAULT_EXPERIMENT = "llmbreaker"
 # MLflow's UI opens an experiment in its "Model training" mode when it carries this kind.
 EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
@@ -41,7 +43,31 @@ STYLE_PARTS = ("word_length", "sentence_length", "punctuation", "capitals", "wor
 STEP_METRICS = (TRAIN_LOSS, LR, GRAD_NORM, TOKENS_PER_SEC)
 EVAL_METRICS = (VAL_LOSS, EVAL_TRAIN_LOSS)
 STYLE_METRICS = (STYLE_MATCH, *(f"style_{part}" for part in STYLE_PARTS))  # see llmb_mlflow/style.py
-METRICS = (*STEP_METRICS, *EVAL_METRICS, *STYLE_METRICS, SNAPSHOT_BYTES, CHECKPOINT_BYTES)
+# Evaluation steps with a snapshot: each head's mean attention entropy on the probe (nats; see
+# llmb_mlflow/attention_stats.py), one metric per head, numbered from 1 as the viewer shows them.
+ATTN_ENTROPY_PREFIX = "attn_entropy/"
+ATTN_ENTROPY = f"{ATTN_ENTROPY_PREFIX}lLhH"  # the family's name in METRICS and the docs
+
+
+def attn_entropy_metric(layer: int, head: int) -> str:
+    """The entropy metric of a head, from its 0-based layer and head: ``attn_entropy/l1h1`` first."""
+    return f"{ATTN_ENTROPY_PREFIX}l{layer + 1}h{head + 1}"
+
+
+def attn_entropy_head(key: str) -> tuple[int, int] | None:
+    """The 0-based (layer, head) an entropy metric's key names (at most 64 of each), else None."""
+    found = re.fullmatch(rf"{ATTN_ENTROPY_PREFIX}l([1-9][0-9]?)h([1-9][0-9]?)", key)
+    if not found or not all(int(n) <= 64 for n in found.groups()):
+        return None
+    return int(found.group(1)) - 1, int(found.group(2)) - 1
+
+
+def metric_family(key: str) -> str:
+    """The name under which METRICS lists a metric key (``ATTN_ENTROPY`` for every head's)."""
+    return ATTN_ENTROPY if key.startswith(ATTN_ENTROPY_PREFIX) else key
+
+
+METRICS = (*STEP_METRICS, *EVAL_METRICS, *STYLE_METRICS, ATTN_ENTROPY, SNAPSHOT_BYTES, CHECKPOINT_BYTES)
 
 # -- artifacts -------------------------------------------------------------------------------
 SNAPSHOT_DIR = "snapshots"

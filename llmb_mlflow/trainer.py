@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import style
+from . import attention_stats, style
 from .config import RunConfig
 from .corpus import Dataset
 from .distributed import STOP, TRAIN, WAIT
@@ -26,6 +26,7 @@ from .probes import SnapshotProbe
 from .run_layout import (
     CONTROL_PAUSE, CONTROL_STOP, EVAL_METRICS, EVAL_TRAIN_LOSS, FAILED, FINISHED, GRAD_NORM, KILLED, LR,
     SOURCE_STYLE_PARAMS, STYLE_MATCH, TOKENS_PER_SEC, TRAIN_LOSS, TRAINER_PAUSED, TRAINER_RUNNING, TRAINER_STOPPING, VAL_LOSS,
+    attn_entropy_metric,
 )
 from .tracker import RunDescription, Tracker
 
@@ -41,6 +42,12 @@ class TrainingStopped(Exception):
 def style_metrics(profile: style.Profile, sample: str) -> dict[str, float]:
     """The run contract's ``style_*`` metrics of one sample."""
     return {name if name == STYLE_MATCH else f"style_{name}": value for name, value in style.match(profile, sample).items()}
+
+
+def entropy_metrics(attention) -> dict[str, float]:
+    """The run contract's ``attn_entropy/l{layer}h{head}`` metrics of a snapshot's attention."""
+    entropy = attention_stats.head_entropy(attention)
+    return {attn_entropy_metric(layer, head): float(value) for (layer, head), value in np.ndenumerate(entropy)}
 
 
 def default_device() -> str:
@@ -243,7 +250,7 @@ class Trainer:
             return self.last_eval
         snap = self.probe.capture(self.model, self.step)
         tracker.log_snapshot(snap)
-        return {**self.last_eval, **style_metrics(self.style_profile, snap.sample)}
+        return {**self.last_eval, **style_metrics(self.style_profile, snap.sample), **entropy_metrics(snap.attention)}
 
     @functools.cached_property
     def style_profile(self) -> style.Profile:
