@@ -1,4 +1,5 @@
-"""The page's address, ``?run=…&tab=…&step=…``: a view can be shared, and a shared link opens it."""
+"""The page's address, ``?run=…&tab=…&step=…[&compare=…]``: a view can be shared, and a shared
+link opens it."""
 
 from __future__ import annotations
 
@@ -14,5 +15,5 @@ def query(search) -> dict:
     return {k: v[0] for k, v in parse_qs(checks.text(search).lstrip("?")).items()}
 
 
-def address(run_id: str, tab: str, step: int) -> str:
-    return "?" + urlencode({"run": run_id, "tab": tab, "step": step})
+def address(run_id: str, tab: str, step: int, compare: str | None = None) -> str:
+    return "?" + urlencode({"run": run_id, "tab": tab, "step": step, **({"compare": compare} if compare else {})})

@@ -11,7 +11,8 @@ from . import http_guard
 from .address import TABS, query
 from .data import ViewerData
 from .panels import (
-    cinema, controls, launches, models, playground, runs, scrubber, style_transfer, tour, training, watch,
+    cinema, compare, controls, launches, models, playground, runs, scrubber, style_transfer, tour, training,
+    watch,
 )
 
 
@@ -31,6 +32,7 @@ def create_app(tracking_uri: str | None = None, run_id: str | None = None,
     scrubber.register(app)
     watch.register(app, data)
     cinema.register(app, data)
+    compare.register(app, data)
     controls.register(app, data)
     launches.register(app, data)
     models.register(app, data)
@@ -47,6 +49,7 @@ def _layout(experiment, read_only=False):
     return html.Div([
         dcc.Location(id="url", refresh=False),
         *runs.stores(),
+        *compare.stores(),
         *tour.layout(),
         launches.layout(),
         html.Header([
@@ -64,6 +67,7 @@ def _layout(experiment, read_only=False):
                 controls.layout(),
                 training.layout(),
                 models.layout(),
+                compare.menu(),
                 html.Div([
                     html.Div(id="toast", className="toast", role="status"),
                     html.Div(id="error", className="error"),  # the run list could not be read
@@ -82,7 +86,7 @@ def _layout(experiment, read_only=False):
                     selected_className="tab-selected", children=style_transfer.layout()),
         ]),
         scrubber.layout(),
-    ], className="page read-only" if read_only else "page")
+    ], id="page", className="page read-only" if read_only else "page")
 
 
 # A run started from a menu is shown at once; the menu it came from closes (the DOM's <details>

@@ -14,8 +14,11 @@ from llmb_mlflow import control, launcher, limits
 from llmb_mlflow.errors import LLMBError, shown
 from llmb_mlflow.reader import RunReader
 from llmb_mlflow.registry import ModelLibrary
-from llmb_mlflow.run_layout import CHECKPOINT_MODEL_FILE, DEFAULT_EXPERIMENT, KIND_TAG, TRAINING_RUN, TRAIN_LOSS, VAL_LOSS
-from llmb_mlflow.store import store_errors
+from llmb_mlflow.run_layout import (
+    CHECKPOINT_MODEL_FILE, DEFAULT_EXPERIMENT, KIND_TAG, MODEL_VERSION_TAG, PARAM_WARMUP, PAUSED, TRAINING_RUN, TRAIN_LOSS,
+    VAL_LOSS,
+)
+from llmb_mlflow.store import store_errors, stored_count
 from llmb_mlflow.uploads import Upload, store_upload
 
 from . import checks
@@ -155,6 +158,17 @@ class ViewerData:
     def new_points(self, run_id: str, key: str, after: int | None, run) -> tuple[list, list]:
         series = self.reader.metric(run_id, key, after_step=after if after is not None else -1, run=run)
         return series.steps.tolist(), series.values.tolist()
+
+    def events(self, run_id: str, run=None) -> dict:
+        """What happened during the run, for the loss chart: checkpoints, saves to the model
+        library, pauses and resumes, the version a resumed run continues, the warm-up's end."""
+        run = run or self.run(run_id)
+        paused = self.reader.metric(run_id, PAUSED, run=run)
+        return {"checkpoints": [c.step for c in self.reader.checkpoints(run_id, run)],
+                "saves": self._library.saved_from(run_id),
+                "pauses": list(zip(paused.steps.tolist(), (bool(v) for v in paused.values))),
+                "resumed_from": run.tags.get(MODEL_VERSION_TAG),
+                "warmup": stored_count(run.params.get(PARAM_WARMUP))}
 
     def snapshot_steps(self, run_id: str, run=None) -> list[int]:
         return self.reader.snapshot_steps(run_id, run=run)

@@ -227,6 +227,13 @@ class ModelLibrary:
         listing.sort(key=lambda item: -max((v.created for v in item[1]), default=0))
         return listing
 
+    def saved_from(self, run_id: str) -> list[tuple[int, str]]:
+        """(step, "name/version") of every version saved from the run's checkpoints."""
+        with store_errors(self.uri):
+            found = self.client.search_model_versions(f"run_id = '{run_id}'")
+        return sorted((stored_count(v.tags.get(STEP_VERSION_TAG)), f"{v.name}/{v.version}")
+                      for v in found if stored_count((v.tags or {}).get(STEP_VERSION_TAG)) is not None)
+
     def versions(self, name: str) -> list[Version]:
         """One model's versions, newest first."""
         with store_errors(self.uri):

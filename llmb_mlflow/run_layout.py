@@ -67,7 +67,8 @@ def metric_family(key: str) -> str:
     return ATTN_ENTROPY if key.startswith(ATTN_ENTROPY_PREFIX) else key
 
 
-METRICS = (*STEP_METRICS, *EVAL_METRICS, *STYLE_METRICS, ATTN_ENTROPY, SNAPSHOT_BYTES, CHECKPOINT_BYTES)
+PAUSED = "paused"  # 1 at the step a training paused at, 0 at the step it resumed at
+METRICS = (*STEP_METRICS, *EVAL_METRICS, *STYLE_METRICS, ATTN_ENTROPY, SNAPSHOT_BYTES, CHECKPOINT_BYTES, PAUSED)
 
 # -- artifacts -------------------------------------------------------------------------------
 SNAPSHOT_DIR = "snapshots"
@@ -148,7 +149,7 @@ HEARTBEAT_SECONDS = 5.0
 
 # -- params readers rely on (the settings' own names: ``RunConfig.as_params``) ----------------
 PARAM_DATASET, PARAM_PRESET, PARAM_MAX_ITERS = "dataset", "preset", "max_iters"
-PARAM_N_LAYER, PARAM_N_HEAD = "n_layer", "n_head"
+PARAM_N_LAYER, PARAM_N_HEAD, PARAM_WARMUP = "n_layer", "n_head", "warmup"
 SOURCE_STYLE_PARAMS = tuple(f"source_{name}" for name in ("word_length", "sentence_length", "punctuation", "capitals"))
 
 # -- the model registry ----------------------------------------------------------------------

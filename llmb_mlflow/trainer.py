@@ -24,7 +24,7 @@ from .distributed import STOP, TRAIN, WAIT
 from .model import MicroGPT
 from .probes import SnapshotProbe
 from .run_layout import (
-    CONTROL_PAUSE, CONTROL_STOP, EVAL_METRICS, EVAL_TRAIN_LOSS, FAILED, FINISHED, GRAD_NORM, KILLED, LR,
+    CONTROL_PAUSE, CONTROL_STOP, EVAL_METRICS, EVAL_TRAIN_LOSS, FAILED, FINISHED, GRAD_NORM, KILLED, LR, PAUSED,
     SOURCE_STYLE_PARAMS, STYLE_MATCH, TOKENS_PER_SEC, TRAIN_LOSS, TRAINER_PAUSED, TRAINER_RUNNING, TRAINER_STOPPING, VAL_LOSS,
     attn_entropy_metric,
 )
@@ -207,6 +207,7 @@ class Trainer:
         end = min(stop_at or self.config.train.max_iters, self.config.train.max_iters)
         seen = tracker.control()  # requests made before this training started don't count
         steps_done, checkpoints_done = seen.steps, seen.checkpoints
+        paused = False  # marked in the run (PAUSED) when it pauses and when it resumes
         if self.step == 0:
             tracker.log_metrics(0, self._evaluate_into(tracker))
         while self.step < end:
@@ -225,6 +226,9 @@ class Trainer:
                 tracker.report_state(TRAINER_STOPPING)
                 raise TrainingStopped(f"stopped at step {self.step}")
             if decision == WAIT:
+                if not paused:
+                    paused = True
+                    tracker.log_metrics(self.step, {PAUSED: 1.0})
                 tracker.report_state(TRAINER_PAUSED)
                 tracker.wait_for_control(PAUSE_POLL_SECONDS)
                 continue
@@ -233,6 +237,9 @@ class Trainer:
             else:
                 steps_done = control.steps
                 tracker.report_state(TRAINER_RUNNING)
+                if paused:
+                    paused = False
+                    tracker.log_metrics(self.step, {PAUSED: 0.0})
             metrics = self.train_step()
             if self.is_eval_step(self.step):
                 metrics.update(self._evaluate_into(tracker))

@@ -108,6 +108,13 @@ def start_training(store_uri, tmp_path):
 
 
 
+def choose_option(driver, dropdown_id, value):
+    """Open a dropdown and click its option of ``value``."""
+    driver.find_element("css selector", f"#{dropdown_id}").click()
+    wait(driver, lambda d: d.find_element(  # the open dropdown's options
+        "xpath", f"//label[contains(@class, 'dash-dropdown-option')][.//input[@value='{value}']]")).click()
+
+
 def open_menu(driver, summary_id):
     """Open a header menu (a <details>) unless it is open already."""
     from selenium.webdriver.common.by import By

@@ -70,6 +70,8 @@ def test_pause_step_resume_checkpoint_and_stop_from_another_process(training, st
     steps = reader.metric(run_id, "train_loss").steps.tolist()
     assert steps == list(range(1, len(steps) + 1))
     assert reader.metric(run_id, "checkpoint_bytes").steps.tolist()[-1] == steps[-1]
+    paused = reader.metric(run_id, "paused")  # the loss chart marks when it paused and resumed
+    assert paused.steps.tolist() == [paused_at, paused_at + 2] and paused.values.tolist() == [1.0, 0.0]
 
 
 def test_control_needs_a_running_llmbreaker_run(llmb, finished_run, store_uri):

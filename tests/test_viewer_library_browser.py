@@ -4,7 +4,7 @@ trainings started from the browser run in processes of their own."""
 import pytest
 
 from browser import (
-    click, kill_trainers, needs_browser, open_menu, retype, row_button, serve, shown_run,
+    choose_option, click, kill_trainers, needs_browser, open_menu, retype, row_button, serve, shown_run,
     stop_from_browser, text, wait,
 )
 from conftest import bard_library
@@ -185,9 +185,7 @@ def test_menus_close_on_escape_and_outside_clicks_but_not_while_filled_in(browse
 
 
 def choose_preset(driver, preset):
-    driver.find_element("css selector", "#train-preset").click()
-    wait(driver, lambda d: d.find_element(  # the open dropdown's options
-        "xpath", f"//label[contains(@class, 'dash-dropdown-option')][.//input[@value='{preset}']]")).click()
+    choose_option(driver, "train-preset", preset)
 
 
 def test_start_from_the_browser_then_pause_resume_stop_across_a_refresh(browser, store_uri):

@@ -30,8 +30,9 @@ def test_loss_figure_traces_and_marker(snaps):
     data, run_id, steps, _ = snaps
     chart = data.chart(run_id)
     fig = loss.loss_figure(*chart["train"], *chart["val"], shown_step=20, smoothing=0.6, log_scale=True)
-    raw, smooth, val = fig.data
+    raw, smooth, val, other_train, other_val, events = fig.data
     assert list(raw.x) == list(range(1, 26)) and list(val.x) == steps
+    assert not (other_train.x or other_val.x or events.x)  # nothing compared, no events given
     assert fig.layout.shapes[0].x0 == 20 and fig.layout.yaxis.type == "log"
     assert np.std(np.diff(smooth.y)) < np.std(np.diff(raw.y))
 

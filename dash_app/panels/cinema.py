@@ -8,14 +8,16 @@ from dash import Input, Output, State, dcc, html, no_update
 from llmb_mlflow.errors import LLMBError
 
 from .. import checks
-from . import attention, tour
+from . import attention, compare, tour
 
 
 def layout() -> html.Div:
     return html.Div([
         html.Section([
             tour.heading("Every head at this step", "attention"),
-            dcc.Graph(id="attention-grid", config={"displayModeBar": False}),
+            compare.pair(dcc.Graph(id="attention-grid", config={"displayModeBar": False}),
+                         dcc.Graph(id="attention-grid-b", config={"displayModeBar": False}), "grid"),
+            html.P(id="compare-note", className="compare-note"),
             html.Div([
                 html.Label("layer"), dcc.Dropdown(id="layer", value=0, clearable=False, className="small-dd"),
                 html.Label("head"), dcc.Dropdown(id="head", value=0, clearable=False, className="small-dd"),
@@ -24,7 +26,8 @@ def layout() -> html.Div:
             dcc.Store(id="grid-shape"),
         ], id="attention-panel", className="panel"),
         html.Section([tour.heading("The selected head", "detail"),
-                      dcc.Graph(id="attention-detail", config={"displayModeBar": False})],
+                      compare.pair(dcc.Graph(id="attention-detail", config={"displayModeBar": False}),
+                                   dcc.Graph(id="attention-detail-b", config={"displayModeBar": False}), "detail")],
                      id="detail-panel", className="panel"),
         html.Section([tour.heading("The selected head then and now", "evolution"),
                       dcc.Graph(id="attention-evolution", config={"displayModeBar": False})],

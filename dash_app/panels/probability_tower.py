@@ -42,8 +42,8 @@ def tower_figure(snapshot, temperature: float = 1.0) -> dict:
             "margin": {"l": 40, "r": 10, "t": 24, "b": 40}, "height": 255, "uirevision": "tower",
             "yaxis": {"autorange": "reversed"},
             "xaxis": {"range": [-0.5, min(n, 60) - 0.5], "title": {"text": "position in the sample"}},
-            "title": {"text": f"the five likeliest next characters at temperature {temperature:g}; "
-                              "red box: the one it drew", "font": {"size": 12}},
+            "title": {"text": f"top 5 next characters · temperature {temperature:g} · red box: the one drawn",
+                      "font": {"size": 11}, "x": 0, "xref": "paper", "xanchor": "left"},
             "showlegend": False,
         },
     }

@@ -11,7 +11,7 @@ from llmb_mlflow.run_layout import PARAM_N_HEAD, PARAM_N_LAYER, TRAIN_LOSS, TRAI
 
 from .. import checks
 from ..address import query
-from . import loss
+from . import compare, loss
 from .controls import now_ms
 
 POLL_MS = 500  # with the trainer's 1 s flushes, new points show within ~1.5 s
@@ -73,9 +73,9 @@ def register(app, data, default_run: str | None) -> None:
                   Output("poll", "disabled"), Output("layer", "options"), Output("head", "options"),
                   Output("layer", "value"), Output("head", "value"), Output("run-error", "children"),
                   Input("run", "value"), Input("smoothing", "value"), Input("log-scale", "value"),
-                  Input("runs-refresh", "n_intervals"),
+                  Input("runs-refresh", "n_intervals"), Input("compare", "data"),
                   State("layer", "value"), State("head", "value"), State("run-state", "data"))
-    def load_run(run_id, smoothing, log_scale, _refresh, layer, head, loaded):
+    def load_run(run_id, smoothing, log_scale, _refresh, compared, layer, head, loaded):
         loaded_id = loaded.get("run_id") if isinstance(loaded, dict) else None
         if ctx.triggered_id == "runs-refresh" and (not run_id or loaded_id == run_id):
             return (no_update,) * 9  # the periodic refresh only retries a run that failed to load
@@ -88,18 +88,21 @@ def register(app, data, default_run: str | None) -> None:
             run = data.run(run_id)
             chart = data.chart(run_id, run)
             steps = data.snapshot_steps(run_id, run)
+            facts = data.events(run_id, run)
         except LLMBError as exc:
             return (loss.loss_figure([], [], [], [], None), None, [], True, no_update, no_update,
                     no_update, no_update, f"Cannot show run {checks.label(run_id)}: {exc}")
         train_steps, train_values = chart["train"]
         state = _run_state(run, train_steps, train_values, chart["val"][0], smoothing)
         layers, heads = _count(run.params.get(PARAM_N_LAYER)), _count(run.params.get(PARAM_N_HEAD))
+        other, problem = _other_chart(data, compare.compared(compared), run_id)
+        events = loss.event_list(facts, state["first_step"], run.last_step)
         figure = loss.loss_figure(train_steps, train_values, *chart["val"], None, smoothing,
-                                  isinstance(log_scale, list) and "log" in log_scale)
+                                  isinstance(log_scale, list) and "log" in log_scale, other, events)
         return (figure, state, steps, run.ended,
                 [{"label": str(i + 1), "value": i} for i in range(layers)],
                 [{"label": str(i + 1), "value": i} for i in range(heads)],
-                min(layer, layers - 1), min(head, heads - 1), "")
+                min(layer, layers - 1), min(head, heads - 1), problem)
 
     @app.callback(Output("loss-chart", "extendData"), Output("run-state", "data", allow_duplicate=True),
                   Output("steps", "data", allow_duplicate=True), Output("poll", "disabled", allow_duplicate=True),
@@ -150,3 +153,14 @@ def _run_state(run, train_steps, train_values, val_steps, smoothing) -> dict:
             "updated": now_ms(),
             "last_step": run.last_step, "last_train": train_steps[-1] if train_steps else None,
             "last_val": val_steps[-1] if val_steps else None, "ema": ema, "smoothing": smoothing}
+
+
+def _other_chart(data, other: str | None, run_id: str) -> tuple[dict | None, str]:
+    """The compared run's loss curves for the chart, or why they cannot be shown."""
+    if not other or other == run_id:
+        return None, ""
+    try:
+        run = data.run(data.check_run(other))
+        return {"name": run.run_name, **data.chart(run.run_id, run)}, ""
+    except LLMBError as exc:
+        return None, f"Cannot compare with {checks.label(other)}: {exc}"

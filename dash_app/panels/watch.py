@@ -10,7 +10,7 @@ from llmb_mlflow.run_layout import VAL_LOSS
 
 from .. import checks
 from ..address import TABS, address
-from . import loss, phase, probability_tower, star_map, text_progression, tour
+from . import compare, loss, phase, probability_tower, sample_diff, star_map, text_progression, tour
 
 
 def layout() -> html.Div:
@@ -27,11 +27,14 @@ def layout() -> html.Div:
             html.Div([html.H4(id="phase-title"), html.P(id="phase-text"), html.P(id="perplexity", className="perplexity")],
                      className="phase"),
         ], id="loss-panel", className="panel"),
-        html.Section([tour.heading("What it writes", "samples"), html.Div(id="samples", className="samples")],
+        html.Section([tour.heading("What it writes", "samples"), sample_diff.controls(),
+                      compare.pair(html.Div(id="samples", className="samples"),
+                                   html.Div(id="samples-b", className="samples"), "samples")],
                      id="samples-panel", className="panel"),
         html.Section([
             tour.heading("What it expects next", "tower"),
-            dcc.Graph(id="tower", config={"displayModeBar": False}),
+            compare.pair(dcc.Graph(id="tower", config={"displayModeBar": False}),
+                         dcc.Graph(id="tower-b", config={"displayModeBar": False}), "tower"),
             html.Div([html.Label("temperature"),
                       dcc.Slider(id="temperature", min=0.1, max=2.0, step=0.1, value=1.0,
                                  marks={0.1: "0.1", 1: "1", 2: "2"}, allow_direct_input=False)],
@@ -39,7 +42,8 @@ def layout() -> html.Div:
         ], id="tower-panel", className="panel"),
         html.Section([
             tour.heading("Character star map", "stars"),
-            dcc.Graph(id="stars", config={"displayModeBar": False}),
+            compare.pair(dcc.Graph(id="stars", config={"displayModeBar": False}),
+                         dcc.Graph(id="stars-b", config={"displayModeBar": False}), "stars"),
             dcc.Checklist(id="stars-fixed", value=[], className="chart-controls",
                           options=[{"label": " same axes at every step (to compare steps)", "value": "fixed"}]),
         ], id="stars-panel", className="panel"),
@@ -49,8 +53,10 @@ def layout() -> html.Div:
 # The shown step's sample is scrolled into view inside the list (the page itself stays put).
 SCROLL_TO_SHOWN_JS = """
 function (children) {
-    const list = document.getElementById("samples");  // newest first: the shown step's is on top
-    if (list) { list.scrollTop = 0; }
+    ["samples", "samples-b"].forEach(id => {  // newest first: the shown step's is on top
+        const list = document.getElementById(id);
+        if (list) { list.scrollTop = 0; }
+    });
     return window.dash_clientside.no_update;
 }"""
 
@@ -65,9 +71,10 @@ def register(app, data) -> None:
                   Output("loss-chart", "figure", allow_duplicate=True), Output("url", "search"),
                   Output("run-error", "children", allow_duplicate=True),
                   Input("view", "data"), Input("temperature", "value"), Input("tabs", "value"),
-                  Input("stars-fixed", "value"),
-                  State("run-state", "data"), State("steps", "data"), prevent_initial_call=True)
-    def watch_panels(view, temperature, tab, stars_fixed, state, steps):
+                  Input("stars-fixed", "value"), Input("samples-diff", "value"), Input("diff-against", "value"),
+                  State("run-state", "data"), State("steps", "data"), State("compare", "data"),
+                  prevent_initial_call=True)
+    def watch_panels(view, temperature, tab, stars_fixed, diff_on, diff_step, state, steps, compared):
         if not state or not view:
             return (no_update,) * 10
         try:
@@ -91,10 +98,28 @@ def register(app, data) -> None:
         title, text = phase.phase(step, val)
         marker = Patch()
         marker["layout"]["shapes"][0] = loss.step_marker(step)
-        search = address(run_id, tab, step)
+        search = address(run_id, tab, step, compare.compared(compared))
         if tab != "watch":
             return (no_update,) * 6 + (f"step {step}", marker, search, no_update)
-        return (text_progression.text_progression(samples, step),
+        return (_samples(samples, step, isinstance(diff_on, list) and "on" in diff_on, diff_step),
                 probability_tower.tower_figure(snap, temperature),
                 star_map.star_figure(snap, extent),
                 title, text, loss.perplexity(val), f"step {step}", marker, search, no_update)
+
+    @app.callback(Output("diff-against", "options"), Input("steps", "data"))
+    def diff_steps(steps):
+        try:
+            return [{"label": f"step {s}", "value": s} for s in checks.steps(steps or [])]
+        except LLMBError:
+            return no_update
+
+
+def _samples(samples: list[tuple[int, str]], step: int, diff_on: bool, diff_step) -> list:
+    """The list of samples up to the shown step; with the diff on, the shown one marks what
+    changed since the chosen (or the previous) snapshot."""
+    listed = text_progression.text_progression(samples, step)
+    texts = dict(samples)
+    old = sample_diff.against(sorted(texts), step, diff_step) if diff_on else None
+    if old is None or step not in texts:
+        return listed
+    return [sample_diff.diff_entry(old, texts[old], step, texts[step]), *listed[1:]]

@@ -1,0 +1,165 @@
+"""Compare two runs: a second run beside the shown one, at the shown step, in every panel that
+shows a snapshot (samples, probability tower, star map, attention grid and detail), each at its
+own nearest snapshot and labelled with the step it shows. The loss chart overlays it
+(``runs.load_run``); the address carries it (``&compare=``)."""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
+
+from llmb_mlflow.errors import LLMBError
+
+from .. import checks
+from ..address import TABS, address, query
+from . import attention, probability_tower, star_map, text_progression
+
+PANELS = ("samples", "tower", "stars", "grid", "detail")
+
+
+def nearest(steps: list[int], step: int) -> int:
+    """The step of ``steps`` (ascending, not empty) nearest to ``step``; the earlier on a tie."""
+    i = bisect_left(steps, step)
+    if i == len(steps):
+        return steps[-1]
+    if i > 0 and step - steps[i - 1] <= steps[i] - step:
+        return steps[i - 1]
+    return steps[i]
+
+
+def shapes_note(name: str, other_layers: int, other_heads: int, layers: int, heads: int,
+                layer: int, head: int) -> str:
+    """What the attention panels can compare when the two models differ in shape."""
+    if (other_layers, other_heads) == (layers, heads):
+        return ""
+    note = (f"{name} has {other_layers} layer(s) × {other_heads} head(s), the shown run "
+            f"{layers} × {heads}")
+    if layer >= other_layers or head >= other_heads:
+        note += f"; layer {layer + 1}, head {head + 1} is not in it, so its nearest head is shown"
+    return note + "."
+
+
+def pair(a, b, panel: str) -> html.Div:
+    """A panel's figure for the shown run and, while comparing, the compared run's beside it."""
+    def side(name, child):
+        label = html.Div(id={"type": "pair-label", "side": name, "panel": panel}, className="pair-label")
+        return html.Div([label, child], className=f"side side-{name}")
+    return html.Div([side("a", a), side("b", b)], className="pair")
+
+
+def stores() -> list:
+    # None until the address has been read once; then {"run": the compared run's id or None}.
+    return [dcc.Store(id="compare")]
+
+
+def menu() -> html.Details:
+    return html.Details([
+        html.Summary("Compare", id="compare-summary", title="show a second run beside this one"),
+        html.Div([
+            html.P("Show another run beside this one, at the same step, in every panel.",
+                   className="menu-note"),
+            dcc.Dropdown(id="compare-pick", placeholder="choose a run to compare with",
+                         className="compare-picker", optionHeight=40),
+            html.Button("Stop comparing", id="compare-stop", className="ctl-btn"),
+        ], className="menu-body compare-body"),
+    ], id="compare-menu", className="menu")
+
+
+def register(app, data) -> None:
+    @app.callback(Output("compare-pick", "options"), Input("runs-refresh", "n_intervals"),
+                  Input("run", "value"), Input("compare-menu", "open"))
+    def list_runs(_, shown, _open):
+        try:
+            runs = [(experiment, run) for experiment in data.experiments() for run in data.runs(experiment)]
+        except LLMBError:
+            return no_update
+        return [{"label": f"{run.run_name} · {run.status.lower()} · {experiment}", "value": run.run_id}
+                for experiment, run in runs if run.run_id != shown]
+
+    # The store holds the compared run; the dropdown only picks one (and is emptied again: a
+    # dropdown drops a value its options lack, as when the address names a run not listed yet).
+    @app.callback(Output("compare", "data"), Output("compare-pick", "value"),
+                  Input("url", "search"), Input("compare-pick", "value"), Input("compare-stop", "n_clicks"),
+                  State("compare", "data"))
+    def choose(search, picked, _stop, stored):
+        if stored is None:  # a shared address may name a run to compare with: read once it is known
+            if search is None:
+                return no_update, no_update
+            return {"run": query(search).get("compare") or None}, no_update
+        if ctx.triggered_id == "compare-stop":
+            return {"run": None}, None
+        if ctx.triggered_id == "compare-pick" and isinstance(picked, str) and picked:
+            return {"run": picked}, None
+        return no_update, no_update
+
+    @app.callback(Output("page", "className"), Output("compare-summary", "children"),
+                  Output("compare-stop", "disabled"), Input("compare", "data"), State("page", "className"))
+    def show_mode(stored, classes):
+        other = compared(stored)
+        classes = [c for c in checks.text(classes).split() if c != "comparing"] + (["comparing"] if other else [])
+        try:
+            name = data.run(other).run_name if other else None
+        except LLMBError:
+            name = other
+        return " ".join(classes), (f"vs {name}" if name else "Compare"), not other
+
+    labels = [Output({"type": "pair-label", "side": side, "panel": ALL}, "children") for side in ("a", "b")]
+
+    @app.callback(Output("samples-b", "children"), Output("tower-b", "figure"), Output("stars-b", "figure"),
+                  Output("attention-grid-b", "figure"), Output("attention-detail-b", "figure"),
+                  Output("compare-note", "children"), *labels,
+                  Output("url", "search", allow_duplicate=True),
+                  Output("run-error", "children", allow_duplicate=True),
+                  Input("compare", "data"), Input("view", "data"), Input("tabs", "value"),
+                  Input("layer", "value"), Input("head", "value"), Input("temperature", "value"),
+                  State("run-state", "data"), State("steps", "data"), prevent_initial_call=True)
+    def compared_panels(stored, view, tab, layer, head, temperature, state, steps):
+        nothing = [no_update] * 5 + [""] + [[""] * len(PANELS)] * 2 + [no_update, no_update]
+        other = compared(stored)
+        if not other or not state or not view:
+            return nothing
+        try:
+            view, state, steps = checks.view(view), checks.run_state(state), checks.steps(steps)
+            tab = checks.choice(tab, "tab", TABS)
+            layer = checks.whole(layer or 0, "layer", 0, 63)
+            head = checks.whole(head or 0, "head", 0, 63)
+            temperature = checks.number(temperature or 1.0, "temperature", 0.1, 2.0)
+            run_id = data.check_run(state["run_id"])
+            other = data.check_run(other)
+        except LLMBError as exc:
+            return nothing[:-1] + [f"Cannot compare: {exc}"]
+        step = view["step"]
+        if step is None or step not in steps:
+            return nothing
+        search = address(run_id, tab, step, other) if ctx.triggered_id == "compare" else no_update
+        try:
+            name, other_name = data.run(run_id).run_name, data.run(other).run_name
+            other_steps = data.snapshot_steps(other)
+            if not other_steps:
+                note = f"{other_name} has no snapshot yet."
+                return [no_update] * 5 + [note, [""] * len(PANELS), [note] * len(PANELS), search, ""]
+            shown = nearest(other_steps, step)
+            snap, other_snap = data.snapshot(run_id, step), data.snapshot(other, shown)
+            samples = (data.samples(other, [s for s in other_steps if s <= shown]) if tab == "watch" else [])
+        except LLMBError as exc:
+            return nothing[:-1] + [f"Cannot compare with {checks.label(other)}: {exc}"]
+        a_label = f"{name} · step {step}"
+        b_label = f"{other_name} · step {shown}" + ("" if shown == step else f" (nearest to {step})")
+        labels = [[a_label] * len(PANELS), [b_label] * len(PANELS)]
+        other_layer, other_head = min(layer, other_snap.n_layer - 1), min(head, other_snap.n_head - 1)
+        note = shapes_note(other_name, other_snap.n_layer, other_snap.n_head, snap.n_layer, snap.n_head, layer, head)
+        if tab == "watch":
+            return [text_progression.text_progression(samples, shown, kind="sample-b"),
+                    probability_tower.tower_figure(other_snap, temperature), star_map.star_figure(other_snap),
+                    no_update, no_update, note, *labels, search, ""]
+        if tab == "attention":
+            return [no_update] * 3 + [attention.grid_figure(other_snap, other_layer, other_head),
+                                      attention.detail_figure(other_snap, other_layer, other_head),
+                                      note, *labels, search, ""]
+        return [no_update] * 5 + [note, *labels, search, ""]
+
+
+def compared(stored) -> str | None:
+    run = stored.get("run") if isinstance(stored, dict) else None
+    return run if isinstance(run, str) and run else None
