@@ -77,6 +77,7 @@ SAMPLE_DIR = "samples"
 IMAGE_DIR = "images"  # MLflow's own folder for log_image
 CHECKPOINT_FILE = "checkpoint.pt"  # inside the checkpoint's model folder, under artifacts/
 ATTENTION_IMAGE_KEY = "attention"
+EXPORT_DIR = "exports"  # files `llmb export --log-to-run` logs: the movie, CSV or page of the run
 
 
 def snapshot_path(step: int) -> str:
@@ -94,7 +95,8 @@ def sample_path(step: int) -> str:
 ARTIFACTS = (snapshot_path(0).replace("00000000", "XXXXXXXX"),
              weights_path(0).replace("00000000", "XXXXXXXX"),
              sample_path(0).replace("00000000", "XXXXXXXX"),
-             f"{IMAGE_DIR}/{ATTENTION_IMAGE_KEY}+step+…")
+             f"{IMAGE_DIR}/{ATTENTION_IMAGE_KEY}+step+…",
+             f"{EXPORT_DIR}/…")
 
 # -- checkpoints: each one an MLflow logged model of the run's experiment ----------------------
 CHECKPOINT_KIND = "checkpoint"  # KIND_TAG of our logged models
