@@ -64,7 +64,7 @@ def wait(driver, condition, timeout=30):
         if os.environ.get("LLMB_SCREENSHOTS"):
             driver.save_screenshot(os.path.join(os.environ["LLMB_SCREENSHOTS"], "timeout.png"))
         shown = driver.execute_script(
-            "return ['shown-step', 'live', 'view-mode', 'status', 'error', 'progress', 'toast', 'save-name'].map("
+            "return ['shown-step', 'live', 'view-mode', 'status', 'error', 'run-error', 'progress', 'toast', 'save-name'].map("
             "id => id + '=' + (document.getElementById(id) || {}).textContent).join(' ');")
         raise AssertionError(f"timed out; page shows: {shown}; url {driver.current_url}") from None
 

@@ -115,3 +115,12 @@ def test_the_loss_chart_marks_checkpoints_and_saves(browser, two_runs):
     shown = browser.execute_script(events)
     assert "checkpoint at step 10" in shown["text"]
     assert "saved to the model library as firstling/1 (step 10)" in shown["text"]
+
+
+def test_a_run_the_address_names_that_cannot_be_compared_says_why(browser, two_runs):
+    url, first, _, _ = two_runs
+    browser.get(f"{url}?run={first}&compare=../../etc/passwd")
+    wait(browser, lambda d: text(d, "shown-step") == "step 25")
+    wait(browser, lambda d: text(d, "run-error") == "Cannot compare: run '../../etc/passwd' is not an MLflow run id")
+    assert "comparing" not in browser.find_element("id", "page").get_attribute("class")
+    assert graph_data(browser, "tower")  # the shown run is shown as ever

@@ -97,11 +97,11 @@ def register(app, data) -> None:
                   Output("compare-stop", "disabled"), Input("compare", "data"), State("page", "className"))
     def show_mode(stored, classes):
         other = compared(stored)
-        classes = [c for c in checks.text(classes).split() if c != "comparing"] + (["comparing"] if other else [])
         try:
-            name = data.run(other).run_name if other else None
+            name = data.run(data.check_run(other)).run_name if other else None
         except LLMBError:
-            name = other
+            name = None  # the panels say why it cannot be compared
+        classes = [c for c in checks.text(classes).split() if c != "comparing"] + (["comparing"] if name else [])
         return " ".join(classes), (f"vs {name}" if name else "Compare"), not other
 
     labels = [Output({"type": "pair-label", "side": side, "panel": ALL}, "children") for side in ("a", "b")]

@@ -163,4 +163,4 @@ def _other_chart(data, other: str | None, run_id: str) -> tuple[dict | None, str
         run = data.run(data.check_run(other))
         return {"name": run.run_name, **data.chart(run.run_id, run)}, ""
     except LLMBError as exc:
-        return None, f"Cannot compare with {checks.label(other)}: {exc}"
+        return None, f"Cannot compare: {exc}"
