@@ -194,10 +194,11 @@ def _step_list(steps: list[int]) -> str:
 
 
 def _add_model_commands() -> None:
+    from .cli_export import export
     from .cli_models import generate, models, resume
     from .cli_viewer import dash, demo
 
-    for command in (models, resume, generate, dash, demo):
+    for command in (models, resume, generate, dash, demo, export):
         cli.add_command(command)
 
 
