@@ -10,6 +10,7 @@ from llmb_mlflow.run_layout import DEFAULT_EXPERIMENT
 from . import http_guard
 from .address import TABS, query
 from .data import ViewerData
+from .panels import export
 from .panels import (
     cinema, compare, controls, launches, models, playground, runs, scrubber, style_transfer, tour, training,
     watch,
@@ -36,6 +37,7 @@ def create_app(tracking_uri: str | None = None, run_id: str | None = None,
     controls.register(app, data)
     launches.register(app, data)
     models.register(app, data)
+    export.register(app, data)
     training.register(app, data)
     tour.register(app)
     playground.register(app, data)
@@ -67,6 +69,7 @@ def _layout(experiment, read_only=False):
                 controls.layout(),
                 training.layout(),
                 models.layout(),
+                export.layout(),
                 compare.menu(),
                 html.Div([
                     html.Div(id="toast", className="toast", role="status"),

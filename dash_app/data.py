@@ -205,3 +205,13 @@ class ViewerData:
 
     def value_at(self, run_id: str, key: str, step: int) -> float | None:
         return self.reader.value_at(run_id, key, step)
+
+    def export(self, run_id, fmt: str, max_frames: int) -> tuple[str, bytes]:
+        """(file name, content) of the shown run exported as ``fmt`` (``llmb export``'s formats);
+        a movie shows at most ``max_frames`` of its snapshots, evenly spread, first and last kept."""
+        from llmb_mlflow.export import Exporter, evenly
+        from llmb_mlflow.movie import MOVIES
+
+        run_id = self.check_run(run_id)
+        steps = evenly(self.snapshot_steps(run_id), max_frames) if fmt in MOVIES else None
+        return Exporter(self.reader).to_bytes(run_id, fmt, steps=steps or None)

@@ -238,8 +238,49 @@ def test_export_never_imports_torch(finished_run, tmp_path):
     code = ("import sys; from llmb_mlflow.export import Exporter; from llmb_mlflow.reader import RunReader; "
             f"e = Exporter(RunReader({finished_run.uri!r})); "
             f"[e.export({finished_run.run_id!r}, f, {str(tmp_path)!r} + '/x.' + f) for f in ('gif', 'mp4', 'html')]; "
-            "print('torch' in sys.modules)")
+            "import dash_app.panels.export; print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.stdout.strip() == "False", done.stderr[-2000:]
     assert sorted(os.listdir(tmp_path)) == ["x.gif", "x.html", "x.mp4"]
 
+
+def test_the_viewer_export_caps_a_movies_frames(finished_run, tmp_path):
+    from dash_app.data import ViewerData
+
+    name, content = ViewerData(finished_run.uri).export(finished_run.run_id, "gif", max_frames=2)
+    (tmp_path / name).write_bytes(content)
+    with Image.open(tmp_path / name) as gif:
+        assert gif.n_frames == 2  # the first and the last snapshot
+    assert Exporter(RunReader(finished_run.uri)).to_bytes(finished_run.run_id, "csv")[0] == name[:-3] + "csv"
+
+
+def test_crafted_export_requests_get_one_line_and_no_file(finished_run):
+    import base64
+
+    from browser import serve
+    from dash_requests import CallbackPoster
+
+    url, server = serve(finished_run.uri)
+    try:
+        viewer = CallbackPoster(url)
+
+        def export(fmt, run_id):
+            answer = viewer.post("export-go.n_clicks", {"export-go.n_clicks": 1, "export-format.value": fmt,
+                                                        "run.value": run_id})
+            assert answer.status == 200, answer.text[:300]
+            return answer.outputs
+
+        for fmt, run_id, message in [
+            ("exe", finished_run.run_id, "Could not export: export format must be one of gif, mp4, csv, html "
+                                         "(got 'exe')"),
+            (["gif"], finished_run.run_id, "Could not export: export format must be one of"),
+            ("gif", "../../mlflow.db", "Could not export: run '../../mlflow.db' is not an MLflow run id"),
+            ("csv", "0" * 32, f"Could not export: no run with id '{'0' * 32}'"),
+        ]:
+            refused = export(fmt, run_id)
+            assert refused["export-feedback.children"].startswith(message), refused
+            assert "\n" not in refused["export-feedback.children"] and "export-download.data" not in refused
+        sent = export("csv", finished_run.run_id)["export-download.data"]
+        assert sent["filename"].endswith(".csv") and base64.b64decode(sent["content"]).startswith(b"step,")
+    finally:
+        server.close()
