@@ -24,6 +24,7 @@ from llmb_mlflow.uploads import Upload, store_upload
 from . import checks
 
 CHART_POINTS = 2000
+ENTROPY_POINTS = 500  # per head: a 36-head run's chart stays light however many snapshots
 READ_ONLY = "this viewer is read-only: change trainings and models with `llmb` or a viewer that is not"
 
 
@@ -154,6 +155,12 @@ class ViewerData:
         """One metric's (steps, values), whole."""
         found = self.reader.metric(run_id, key, run=run or self.run(run_id))
         return found.steps.tolist(), found.values.tolist()
+
+    def entropy(self, run_id: str, run=None) -> dict[tuple[int, int], tuple[list, list]]:
+        """Each head's attention entropy (steps, values) by 0-based (layer, head); empty for a
+        run trained before LLMBreaker measured it."""
+        found = self.reader.head_entropy(run_id, run or self.run(run_id), ENTROPY_POINTS)
+        return {head: (series.steps.tolist(), series.values.tolist()) for head, series in found.items()}
 
     def new_points(self, run_id: str, key: str, after: int | None, run) -> tuple[list, list]:
         series = self.reader.metric(run_id, key, after_step=after if after is not None else -1, run=run)

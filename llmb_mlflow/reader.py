@@ -22,7 +22,7 @@ from . import mlflow_compat, snapshot as snapshot_format, weights as weights_for
 from .errors import LLMBError
 from .run_layout import (
     CHECKPOINT_KIND, DEFAULT_EXPERIMENT, ENDED, KIND_TAG, PARAM_MAX_ITERS, SNAPSHOT_BYTES, STEP_TAG, TRAIN_LOSS,
-    TRAINING_RUN, snapshot_path, weights_path,
+    TRAINING_RUN, attn_entropy_head, snapshot_path, weights_path,
 )
 from .snapshot import Snapshot
 from .store import client, is_missing, missing_as, store_errors, stored_count
@@ -194,6 +194,15 @@ class RunReader:
     def _history(self, run_id: str, key: str) -> list:
         with store_errors(self.uri):
             return [(m.step, m.value) for m in self.client.get_metric_history(run_id, key)]
+
+    def head_entropy(self, run_id: str, run: RunSummary | None = None,
+                     max_points: int | None = None) -> dict[tuple[int, int], MetricSeries]:
+        """Each head's attention entropy over the evaluations, by 0-based (layer, head): the
+        ``attn_entropy/...`` metrics the run has (none for runs trained before they existed),
+        one ``metric`` read each (downsampled as there; cached once the run has ended)."""
+        run = run or self.run(run_id)
+        heads = {head: key for key in run.latest if (head := attn_entropy_head(key)) is not None}
+        return {head: self.metric(run_id, heads[head], max_points, run=run) for head in sorted(heads)}
 
     def value_at(self, run_id: str, key: str, step: int) -> float | None:
         """A metric's value at one step (None if it has none there)."""

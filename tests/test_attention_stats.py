@@ -99,3 +99,38 @@ def test_spooled_entropy_points_reach_the_run_when_sent(store_uri, tmp_path, mon
     send_spooled(folder, store_uri)
     assert [(m.step, m.value) for m in client.get_metric_history(run_id, key)] == [(0, 1.25), (10, 1.25)]
 
+
+def test_the_small_multiples_have_a_row_per_layer_a_line_per_head_and_the_shown_step_marked():
+    from dash_app.panels import entropy
+
+    histories = {(layer, head): ([0, 10, 20], [3.0, 2.0 - layer, 1.0 + head / 10])
+                 for layer in range(3) for head in range(4)}
+    figure = entropy.entropy_figure(histories, 10, probe_length=64)
+    layout = figure["layout"]
+    rows = [key for key in layout if key.startswith("yaxis")]
+    assert len(rows) == 3 and [layout[k]["title"]["text"] for k in ("yaxis", "yaxis2", "yaxis3")] == [
+        "layer 1", "layer 2", "layer 3"]
+    assert len(figure["data"]) == 12
+    assert {(t["yaxis"], t["name"]) for t in figure["data"]} == {
+        (f"y{'' if layer == 0 else layer + 1}", f"head {head + 1}") for layer in range(3) for head in range(4)}
+    markers = layout["shapes"][:3]  # one per row, at the shown step
+    assert [(m["x0"], m["x1"], m["yref"], m["visible"]) for m in markers] == [
+        (10, 10, "y domain", True), (10, 10, "y2 domain", True), (10, 10, "y3 domain", True)]
+    assert entropy.step_markers(3, 20) == [{**m, "x0": 20, "x1": 20} for m in markers]
+    ceiling = attention_stats.uniform_entropy(64)
+    assert [s["y0"] for s in layout["shapes"][3:]] == [ceiling] * 3  # attention spread evenly
+    assert layout["yaxis"]["range"][1] >= ceiling
+    point = figure["data"][1]  # layer 1, head 2
+    assert point["customdata"][2][:2] == [1, 2] and point["customdata"][2][2] == pytest.approx(math.exp(1.1))
+    assert "layer %{customdata[0]}, head %{customdata[1]} at step %{x}: entropy %{y:.2f} nats" in point["hovertemplate"]
+    assert entropy.rows(histories) == 3
+
+
+def test_a_click_on_a_point_names_its_head():
+    from dash_app.panels import entropy
+
+    assert entropy.clicked_head({"points": [{"x": 10, "customdata": [2, 3, 4.5]}]}) == (1, 2)
+    for bad in (None, {}, {"points": []}, {"points": [{"customdata": ["2", 3]}]},
+                {"points": [{"customdata": [0, 1]}]}, {"points": [{"customdata": [True, 1]}]},
+                {"points": [{"customdata": [1, 10**9]}]}, {"points": [{"x": 3}]}):
+        assert entropy.clicked_head(bad) is None, bad

@@ -49,7 +49,7 @@ def overlap(a, b) -> float:
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_panels_fit_the_window_without_overlapping(browser, viewer, window, size):
     window(*size)
-    for tab, panels in (("watch", 4), ("attention", 3)):
+    for tab, panels in (("watch", 4), ("attention", 4)):  # attention: grid, detail, evolution, entropy
         browser.get(f"{viewer}?tab={tab}&step=10")
         wait(browser, lambda d: text(d, "shown-step") == "step 10")
         wait(browser, lambda d: len(d.execute_script(GEOMETRY_JS)["panels"]) == panels)

@@ -92,7 +92,7 @@
              props: {className: "icon icon-" + icon, "aria-hidden": "true"}}, words];
   }
 
-  function scrub(rawSteps, slider, _live, _back, _forward, _play, _tick, click, _switch,
+  function scrub(rawSteps, slider, _live, _back, _forward, _play, _tick, click, entropyClick, _switch,
                  rawView, rawSpeed, search) {
     const nothing = Array(6).fill(window.dash_clientside.no_update);
     const steps = checkedSteps(rawSteps || []);
@@ -110,9 +110,9 @@
     });
     const trigger = triggers.find(function (t) { return t !== "steps" && t !== ""; }) || "steps";
     let event = EVENTS[trigger] || "steps", value = slider;
-    if (trigger === "loss-chart") {
+    if (trigger === "loss-chart" || trigger === "attn-entropy") {  // a chart click at step x
       event = "click";
-      value = clickedStep(click);
+      value = clickedStep(trigger === "loss-chart" ? click : entropyClick);
       if (value === null) { return nothing; }
     } else if (trigger === "play") {
       event = view.playing ? "pause" : "play";

@@ -8,7 +8,7 @@ from dash import Input, Output, State, dcc, html, no_update
 from llmb_mlflow.errors import LLMBError
 
 from .. import checks
-from . import attention, compare, tour
+from . import attention, compare, entropy, tour
 
 
 def layout() -> html.Div:
@@ -32,10 +32,13 @@ def layout() -> html.Div:
         html.Section([tour.heading("The selected head then and now", "evolution"),
                       dcc.Graph(id="attention-evolution", config={"displayModeBar": False})],
                      id="evolution-panel", className="panel wide"),
+        entropy.layout(),
     ], className="cinema-grid")
 
 
 def register(app, data) -> None:
+    entropy.register(app, data)
+
     @app.callback(Output("attention-grid", "figure"), Output("attention-detail", "figure"),
                   Output("attention-evolution", "figure"), Output("grid-shape", "data"),
                   Output("run-error", "children", allow_duplicate=True),

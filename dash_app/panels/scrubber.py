@@ -50,7 +50,7 @@ def register(app) -> None:
         Input("steps", "data"), Input("scrubber", "value"), Input("live", "n_clicks"),
         Input("step-back", "n_clicks"), Input("step-forward", "n_clicks"),
         Input("play", "n_clicks"), Input("play-tick", "n_intervals"),
-        Input("loss-chart", "clickData"), Input("switch-run", "data"),
+        Input("loss-chart", "clickData"), Input("attn-entropy", "clickData"), Input("switch-run", "data"),
         State("view", "data"), State("speed", "value"), State("url", "search"))
 
     @app.callback(Output("live", "children"), Output("live", "className"), Output("view-mode", "children"),

@@ -62,6 +62,12 @@ INFO = {
               "there. Heads often learn to look at the previous character, or back to a space.",
     "evolution": "The same head at the first snapshot (before training: attention spread evenly "
                  "over everything before) and at the shown step, side by side.",
+    "entropy": "How spread out each head's attention is, measured at every snapshot on the same "
+               "text: its entropy, in nats. 0 means the head always looks at exactly one character "
+               "(the previous one, say); the dotted line is attention spread evenly over everything "
+               "before, the most there can be. Untrained heads start near that line; a line that "
+               "falls is a head learning where to look. Hover a point for about how many characters "
+               "the head spreads over; click it to see that head at that step.",
     "style": "Paste at least 50 words; a small model trains on them in its own run (every panel "
              "and the scrubber work on it as on any run). At each snapshot LLMBreaker compares "
              "the sample with your text: word and sentence length, punctuation, capitals, how many "
