@@ -30,7 +30,8 @@ def _steps(_ctx, param, value):
 def _only_for(ctx, option: str, formats: tuple[str, ...], fmt: str) -> None:
     source = ctx.get_parameter_source(option)
     if source is not None and source.name == "COMMANDLINE" and fmt not in formats:
-        raise click.UsageError(f"--{option} applies only to --format {' or '.join(formats)}, not {fmt}")
+        allowed = f"{', '.join(formats[:-1])} or {formats[-1]}"
+        raise click.UsageError(f"--{option} applies only to --format {allowed}, not {fmt}")
 
 
 @click.command(cls=SettingsCommand)

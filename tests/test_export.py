@@ -198,7 +198,7 @@ def test_a_name_that_is_no_file_name_becomes_one():
     assert file_name(RunSummary("abc123", "", "0", "FINISHED", 0, 0, {}, {}), "mp4") == "abc123.mp4"
 
 
-BAD = [
+@pytest.mark.parametrize("args, message", [
     (["--format", "gif", "--fps", "0"], "--fps (0) must be between 0.1 and 50 frames per second"),
     (["--format", "mp4", "--fps", "500"], "--fps (500) must be between 0.1 and 50 frames per second"),
     (["--format", "gif", "--fps", "fast"], "Invalid value for '--fps': 'fast' is not a valid float"),
@@ -207,16 +207,13 @@ BAD = [
     (["--format", "gif", "--steps", "10,x"], "Invalid value for '--steps': '10,x' is not a comma-separated list"),
     (["--format", "html", "--steps", "7"], "--steps names step 7, which has no snapshot (this run's: 0, 10, 20, 25)"),
     (["--format", "csv", "--fps", "3"], "--fps applies only to --format gif or mp4, not csv"),
-    (["--format", "csv", "--steps", "10"], "--steps applies only to --format gif or mp4 or html, not csv"),
+    (["--format", "csv", "--steps", "10"], "--steps applies only to --format gif, mp4 or html, not csv"),
     (["--format", "gif", "--out", "/no/such/folder/x.gif"], "--out (/no/such/folder/x.gif): there is no folder "
                                                             "/no/such/folder"),
     (["--format", "gif", "--out", "/dev/null/x.gif"], "--out (/dev/null/x.gif): there is no folder /dev/null"),
     (["--format", "csv", "--out", "/"], "--out (/) is a folder; give a file name"),
     ([], "Missing option '--format' (gif, mp4, csv, html) (see 'llmb export --help')"),
-]
-
-
-@pytest.mark.parametrize("args, message", BAD, ids=[" ".join(a) for a, _ in BAD])
+])
 def test_bad_export_input_is_one_line_naming_the_option(finished_run, llmb, args, message):
     result = llmb("export", finished_run.run_id, *args, "--tracking-uri", finished_run.uri)
     assert result.code != 0 and result.out == ""
@@ -271,8 +268,8 @@ def test_crafted_export_requests_get_one_line_and_no_file(finished_run):
             return answer.outputs
 
         for fmt, run_id, message in [
-            ("exe", finished_run.run_id, "Could not export: export format must be one of gif, mp4, csv, html "
-                                         "(got 'exe')"),
+            ("exe", finished_run.run_id,
+             "Could not export: export format must be one of gif, mp4, csv, html (got 'exe')"),
             (["gif"], finished_run.run_id, "Could not export: export format must be one of"),
             ("gif", "../../mlflow.db", "Could not export: run '../../mlflow.db' is not an MLflow run id"),
             ("csv", "0" * 32, f"Could not export: no run with id '{'0' * 32}'"),
