@@ -67,9 +67,8 @@ def menu() -> html.Details:
 
 
 def register(app, data) -> None:
-    @app.callback(Output("compare-pick", "options"), Input("runs-refresh", "n_intervals"),
-                  Input("run", "value"), Input("compare-menu", "open"))
-    def list_runs(_, shown, _open):
+    @app.callback(Output("compare-pick", "options"), Input("runs-refresh", "n_intervals"), Input("run", "value"))
+    def list_runs(_, shown):
         try:
             runs = [(experiment, run) for experiment in data.experiments() for run in data.runs(experiment)]
         except LLMBError:
