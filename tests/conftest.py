@@ -168,10 +168,12 @@ def free_port() -> int:
 
 
 def start_mlflow_server(template_db, folder, *extra_args: str, port: int | None = None,
-                        backend: str | None = None):
+                        backend: str | None = None, artifacts: tuple[str, ...] | None = None,
+                        env: dict[str, str] | None = None):
     """A real ``mlflow server`` on loopback (``backend``, else a sqlite store copied from the
-    template unless ``folder`` has one; served artifacts) in ``folder``; returns its URI (with
-    its ``--static-prefix``, if given) and process once it answers."""
+    template unless ``folder`` has one; ``artifacts`` its artifact options, else served from
+    ``folder``; ``env`` added to its environment) in ``folder``; returns its URI (with its
+    ``--static-prefix``, if given) and process once it answers."""
     import subprocess
     import sys
     import time
@@ -189,10 +191,10 @@ def start_mlflow_server(template_db, folder, *extra_args: str, port: int | None 
     with open(log_path, "a") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", db,
-             "--artifacts-destination", str(folder / "artifacts"), "--serve-artifacts",
+             *(artifacts or ("--artifacts-destination", str(folder / "artifacts"), "--serve-artifacts")),
              "--host", "127.0.0.1", "--port", str(port), "--workers", "1", *extra_args],
             stdout=log, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True,
-            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+            env={**os.environ, **(env or {}), "MLFLOW_DISABLE_TELEMETRY": "true"})
     prefix = extra_args[extra_args.index("--static-prefix") + 1] if "--static-prefix" in extra_args else ""
     uri = f"http://127.0.0.1:{port}{prefix}"
     deadline = time.monotonic() + 90
