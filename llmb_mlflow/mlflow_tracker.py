@@ -8,20 +8,27 @@ step: readers list snapshots from that metric, so they never see a half-written 
 Checkpoints wait for the writer on disk, not in memory; each becomes an MLflow logged model of
 the run's experiment, READY once its files are stored (readers list only READY ones), with the
 losses at its step linked to it. The corpus is the run's dataset input, and MLflow's own
-system-metrics logging records the machine and this process. While the store is unreachable the
-writer keeps everything and retries; if it is still down when the training ends, what is
-unsent is kept on disk (``spool``) for ``llmb runs sync``.
+system-metrics logging records the machine and this process.
+
+What is not sent yet waits in a ``spill.Backlog``, in the order it was logged: while the store
+is unreachable the writer retries, and past ``spill.SPILL_BYTES`` of unsent data the backlog
+moves it to the run's spool folder on disk, so memory stays bounded however long the outage;
+once the store answers the writer sends the spilled data first, oldest first, then memory. If
+the store is still down when the training ends, the folder gets the rest and the run's status,
+for ``llmb runs sync``.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import tempfile
 import threading
 import time
+from types import SimpleNamespace
 
 from . import __version__, mlflow_compat, snapshot as snapshot_format, spool
+from .spill import SPILL_BYTES, Backlog, Batch, snapshot_size
+from .spool import CHECKPOINT, SNAPSHOT, Artifact
 from .attention_image import attention_grid
 from .checkpoint_models import LINKED, CheckpointModels, dataset_input
 from .errors import LLMBError
@@ -35,7 +42,6 @@ from .run_layout import (
 from .store import client, experiment_id, first_line, store_errors
 from .tracker import RunDescription, Tracker
 
-MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
 MAX_PARAMS_PER_BATCH = 100
 
 
@@ -54,7 +60,8 @@ class MlflowTracker(Tracker):
 
     def __init__(self, tracking_uri: str | None = None, experiment: str = DEFAULT_EXPERIMENT,
                  flush_interval: float = 1.0, finish_timeout: float = 60.0, source: str | None = None,
-                 system_metrics: float | None = None, pid: int | None = None):
+                 system_metrics: float | None = None, pid: int | None = None,
+                 spill_bytes: int = SPILL_BYTES):
         self.client = client(tracking_uri)
         self.pid = pid or os.getpid()  # the training's process, when this tracker runs in a helper
         self.uri = self.client.tracking_uri
@@ -68,11 +75,10 @@ class MlflowTracker(Tracker):
         self.run_id: str | None = None
         self.run_name: str | None = None
         self.last_error: str | None = None
-        self._points: list[tuple[str, float, int, int]] = []
+        self.spill_bytes = spill_bytes
+        self.backlog: Backlog | None = None  # what is unsent, once the run is known
         self._points_lock = threading.Lock()
         self._latest: dict[str, tuple[str, float, int, int]] = {}  # LINKED key -> its latest point
-        self._artifacts: queue.Queue = queue.Queue()  # (spool.SNAPSHOT|CHECKPOINT, step, item), in order
-        self._spool_folder = None  # where this run's unsent data was kept before, if anywhere
         self._control = Control()
         self._reported_state: str | None = None
         self._last_heartbeat = time.monotonic()
@@ -83,6 +89,7 @@ class MlflowTracker(Tracker):
         self._pass_done = threading.Condition()
         self._writer: threading.Thread | None = None
         self._abandoned = False
+        self._stopped_at = self._progress_at = 0.0  # when finish began; the last batch sent
         self._tmp = tempfile.TemporaryDirectory(prefix="llmb-snapshots-")
 
     def start(self, description: RunDescription) -> None:
@@ -110,10 +117,14 @@ class MlflowTracker(Tracker):
             if description.dataset is not None:
                 self.client.log_inputs(self.run_id, datasets=[dataset_input(description.dataset)])
         self._models.describe(self.run_id, exp_id, description, tags)
+        self._open_backlog(spool.spool_root() / self.run_id)
         self._start_writer()
         if self.system_metrics:
             self._monitor = mlflow_compat.start_system_metrics(
                 self.run_id, self.uri, self.system_metrics, self.pid)
+
+    def _open_backlog(self, folder, adopted: bool = False) -> None:
+        self.backlog = Backlog(folder, self.run_id, self.uri, self.spill_bytes, adopted)
 
     def _start_writer(self) -> None:
         self._writer = threading.Thread(target=self._write_loop, name="llmb-mlflow-writer",
@@ -125,11 +136,11 @@ class MlflowTracker(Tracker):
         now = at_ms or int(time.time() * 1000)
         points = [(key, float(value), now, step) for key, value in metrics.items()]
         with self._points_lock:
-            self._points.extend(points)
             self._latest.update((p[0], p) for p in points if p[0] in LINKED)
+        self.backlog.add_points(points)
 
     def log_snapshot(self, snapshot) -> None:
-        self._artifacts.put((spool.SNAPSHOT, snapshot.step, snapshot))
+        self.backlog.add_artifact(Artifact(SNAPSHOT, snapshot.step, snapshot, snapshot_size(snapshot)))
 
     def log_checkpoint(self, step: int, payload: bytes) -> None:
         folder = os.path.join(self._tmp.name, f"checkpoint_{step:08d}")
@@ -138,16 +149,16 @@ class MlflowTracker(Tracker):
         with open(path, "wb") as f:
             f.write(payload)
         with self._points_lock:
-            self._models.link(step, self._latest.values())
-        self._artifacts.put((spool.CHECKPOINT, step, path))
+            links = list(self._latest.values())
+        self._models.link(step, links)
+        self.backlog.add_artifact(Artifact(CHECKPOINT, step, path, len(payload), links))
 
     def adopt(self, spooled: spool.Spooled) -> None:
-        """Take over a run that ended with data unsent: send it (``finish`` ends the run)."""
-        self.run_id, self._spool_folder = spooled.run_id, spooled.folder
-        self._points = list(spooled.points)
-        for item in spooled.artifacts:
-            self._artifacts.put(item)
-        self._models.adopt(spooled)
+        """Take over a run that ended with data unsent: send its spool folder (``finish`` ends
+        the run). Each checkpoint's links are read with it."""
+        self.run_id = spooled.run_id
+        self._models.adopt(SimpleNamespace(run_id=spooled.run_id, artifacts=[], points=[]))
+        self._open_backlog(spooled.folder, adopted=True)
         self._start_writer()
 
     def control(self) -> Control:
@@ -184,9 +195,10 @@ class MlflowTracker(Tracker):
             stopping = threading.Thread(target=self._monitor.finish, daemon=True)
             stopping.start()
         self._stop.set()
+        self._stopped_at = time.monotonic()
         self._wake.set()
-        if self._writer is not None:
-            self._writer.join(self.finish_timeout)
+        while self._writer is not None and self._writer.is_alive() and not self._gave_up():
+            self._writer.join(1.0)
         try:
             if self._unsent() or (self._writer is not None and self._writer.is_alive()):
                 self._spool_and_raise(status)
@@ -195,17 +207,23 @@ class MlflowTracker(Tracker):
             with store_errors(self.uri):
                 end_run(self.client, self.run_id, status)
         finally:
+            self.backlog.close()
             self._tmp.cleanup()
+
+    def _gave_up(self) -> bool:
+        """The writer has sent nothing for ``finish_timeout`` seconds since the training ended
+        (a long backlog still being sent keeps it going)."""
+        return time.monotonic() - max(self._stopped_at, self._progress_at) > self.finish_timeout
 
     def _spool_and_raise(self, status: str) -> None:
         self._abandoned = True  # a writer stuck in a request sends nothing more
-        with self._points_lock:
-            points, self._points = self._points, []
-        artifacts = []
-        while not self._artifacts.empty():
-            artifacts.append(self._artifacts.get_nowait())
-        unsent = spool.Spooled(self.run_id, self.uri, status, points, artifacts, self._spool_folder)
-        folder = spool.save(unsent)
+        try:
+            folder = self.backlog.save(status)
+            unsent = spool.load(folder)
+        except OSError as exc:
+            raise LLMBError(f"could not write to the tracking store {self.uri} "
+                            f"({self.last_error or 'timed out'}) nor keep the unsent data of run "
+                            f"{self.run_id} on disk ({first_line(exc)})") from None
         raise LLMBError(
             f"could not write to the tracking store {self.uri} ({self.last_error or 'timed out'}); "
             f"{unsent.describe()} of run {self.run_id} are kept in {folder}: send them with "
@@ -215,7 +233,6 @@ class MlflowTracker(Tracker):
 
     def _write_loop(self) -> None:
         backoff = self.flush_interval
-        deadline = None
         while True:
             self._wake.wait(backoff)
             self._wake.clear()
@@ -231,28 +248,42 @@ class MlflowTracker(Tracker):
                 backoff = min(backoff * 2, 5.0)
             with self._pass_done:
                 self._pass_done.notify_all()
-            if stopping:
-                deadline = deadline or time.monotonic() + self.finish_timeout
-                if not self._unsent() or time.monotonic() > deadline:
-                    return
+            if stopping and (not self._unsent() or self._gave_up()):
+                return
 
     def _unsent(self) -> int:
-        with self._points_lock:
-            return len(self._points) + self._artifacts.qsize()
+        return self.backlog.unsent() if self.backlog is not None else 0
 
     def _write_pending(self) -> None:
-        self._write_metrics()
+        """Send the backlog, oldest first, asking for the controllers' requests now and then."""
         self._exchange_control()
-        while True:
+        asked = time.monotonic()
+        while not self._abandoned and (batch := self.backlog.next()) is not None:
+            sent = False
             try:
-                kind, step, item = self._artifacts.queue[0]  # peek: queued until fully stored
-            except IndexError:
-                break
-            write = self._write_snapshot if kind == spool.SNAPSHOT else self._write_checkpoint
-            metric, size = write(step, item)
-            self._artifacts.get_nowait()
-            self.log_metrics(step, {metric: size})
-            self._write_metrics()
+                self._send(batch)
+                sent = True
+            finally:
+                self.backlog.done(batch, sent)
+            self._progress_at = time.monotonic()
+            if self._progress_at - asked >= self.flush_interval:
+                self._exchange_control()
+                asked = time.monotonic()
+
+    def _send(self, batch: Batch) -> None:
+        from mlflow.entities import Metric
+
+        artifact = batch.artifact
+        if artifact is None:
+            self.client.log_batch(self.run_id, metrics=[Metric(*p) for p in batch.entries])
+            return
+        if artifact.kind == SNAPSHOT:
+            metric, size = self._write_snapshot(artifact.step, artifact.item)
+        else:
+            if artifact.links:
+                self._models.link(artifact.step, artifact.links)
+            metric, size = self._write_checkpoint(artifact.step, artifact.item)
+        self.log_metrics(artifact.step, {metric: size})  # its marker: sent after it
 
     def _exchange_control(self) -> None:
         """Publish the trainer's state if it changed, and read the controllers' requests."""
@@ -264,17 +295,6 @@ class MlflowTracker(Tracker):
             self.client.set_tag(self.run_id, HEARTBEAT_TAG, heartbeat_tags()[HEARTBEAT_TAG])
             self._last_heartbeat = time.monotonic()
         self._control = Control.from_tags(self.client.get_run(self.run_id).data.tags)
-
-    def _write_metrics(self) -> None:
-        from mlflow.entities import Metric
-
-        with self._points_lock:
-            points = self._points[:MAX_METRICS_PER_BATCH * 10]
-        for i in range(0, len(points), MAX_METRICS_PER_BATCH):
-            chunk = points[i:i + MAX_METRICS_PER_BATCH]
-            self.client.log_batch(self.run_id, metrics=[Metric(*p) for p in chunk])
-            with self._points_lock:
-                del self._points[:len(chunk)]
 
     def _write_snapshot(self, step: int, snap) -> tuple[str, int]:
         if snap.weights:  # before the snapshot: a listed snapshot's weights are there too
@@ -297,8 +317,7 @@ class MlflowTracker(Tracker):
         size = os.path.getsize(checkpoint_file)
         with tempfile.TemporaryDirectory(dir=self._tmp.name) as folder:
             self._models.store(step, checkpoint_file, folder)
-        os.remove(checkpoint_file)
-        return CHECKPOINT_BYTES, size
+        return CHECKPOINT_BYTES, size  # the backlog removes the file
 
 
 def sample_text(snap) -> str:

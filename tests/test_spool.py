@@ -45,7 +45,10 @@ def test_a_training_that_ends_while_the_store_is_down_keeps_its_data_for_sync(
         assert "\n" not in str(ended.value)
         manifest = json.loads((folder / "run.json").read_text())
         assert manifest["status"] == "FINISHED" and manifest["tracking_uri"] == uri
-        assert [(kind, step) for kind, step, _ in manifest["artifacts"]] == [("snapshot", 20), ("checkpoint", 20)]
+        artifacts = [json.loads(line) for segment in sorted(folder.glob("segment_*.jsonl"))
+                     for line in segment.read_text().splitlines() if line.startswith("{")]
+        assert [(a["kind"], a["step"]) for a in artifacts] == [("snapshot", 20), ("checkpoint", 20)]
+        assert "1 snapshot(s) and 1 checkpoint(s) of run" in str(ended.value)
 
         still_down = llmb("runs", "sync")
         assert still_down.code == 1 and still_down.err.startswith(f"Error: tracking server {uri} is unreachable")
