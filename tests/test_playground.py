@@ -69,6 +69,30 @@ def test_weights_are_small_and_load_without_running_code(stored):
             weights.decode(bad, "w")
 
 
+def test_weights_of_the_first_format_an_array_per_tensor_are_still_read(stored):
+    import io
+    import json
+
+    from llmb_mlflow import weights
+    from llmb_mlflow.run_layout import weights_path
+
+    reader, run_id, steps = stored
+    config, state = weights.decode(reader.artifact_bytes(run_id, weights_path(steps[-1])))
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, format_version=np.int32(1), model_config=np.str_(json.dumps(vars(config))),
+                        **{name: array.astype(np.float16) for name, array in state.items()})
+    old_config, old_state = weights.decode(buffer.getvalue())
+    assert old_config == config and list(old_state) == list(state)
+    assert all(np.array_equal(old_state[name], state[name]) for name in state)
+    layout = [[name, list(array.shape)] for name, array in state.items()]
+    layout[0][1] = [1, 1]  # a layout that does not add up to the stored numbers
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, format_version=np.int32(2), model_config=np.str_(json.dumps(vars(config))),
+                        layout=np.str_(json.dumps(layout)), weights=np.zeros(5, np.float16))
+    with pytest.raises(LLMBError, match="corrupt or unreadable .*the layout holds"):
+        weights.decode(buffer.getvalue(), "w")
+
+
 def test_a_draw_is_the_same_for_the_same_seed_and_position():
     from dash_app.panels.playground import draw
 
