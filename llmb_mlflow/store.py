@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from urllib.parse import urlparse
 
 from .errors import LLMBError
@@ -92,10 +93,23 @@ def store_errors(uri: str):
         raise LLMBError(f"tracking store {uri}: {first_line(exc.message)}") from None
     except (OSError, ConnectionError) as exc:
         raise LLMBError(f"tracking store {uri} failed: {first_line(exc)}") from None
-    except Exception as exc:  # sqlalchemy and requests errors have no common base
-        if type(exc).__module__.split(".")[0] in ("sqlalchemy", "requests", "urllib3"):
+    except Exception as exc:  # sqlalchemy, requests and boto3 errors have no common base
+        package = type(exc).__module__.split(".")[0]
+        if package in ("sqlalchemy", "requests", "urllib3"):
             raise LLMBError(f"tracking store {uri} failed: {first_line(exc)}") from None
+        if package in ("botocore", "boto3", "s3transfer"):  # artifacts read or written in S3 directly
+            raise LLMBError(s3_failure(exc)) from None
         raise
+
+
+def s3_failure(exc) -> str:
+    """One line for an error of boto3, which MLflow uses for ``s3://`` artifacts (an address's
+    query string left out)."""
+    text = re.sub(r"\?[^\s\"]*", "", first_line(exc))
+    if type(exc).__name__ == "NoCredentialsError":
+        text += (" (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or log through a tracking "
+                 "server started with --serve-artifacts)")
+    return f"S3 artifact store failed: {text}"
 
 
 def experiment_id(mlflow_client, name: str, create: bool = True) -> str | None:
