@@ -154,10 +154,22 @@ class PendingLaunch(_Strict):
 
 
 class Playground(_Strict):
-    """The Token Playground's text so far and the seed of its draws."""
+    """The Token Playground's text so far, and how many moves of its turn it holds."""
 
     text: Annotated[StrictStr, Field(max_length=4000)]
+    turn: Annotated[StrictInt, Field(ge=0, le=LARGEST)] = 0
+    done: Annotated[StrictInt, Field(ge=0, le=4000)] = 0
+
+
+class PlaygroundMoves(_Strict):
+    """The Token Playground's moves, kept by the page (assets/playground.js): its prompt, the seed
+    of its draws, its turn (a new prompt or Regenerate starts one) and every move since (-1: draw
+    a character; else the index of a picked one)."""
+
+    prompt: Annotated[StrictStr, Field(max_length=500)]
     seed: Annotated[StrictInt, Field(ge=0, le=2**31)]
+    turn: Annotated[StrictInt, Field(ge=0, le=LARGEST)]
+    moves: Annotated[list[Annotated[StrictInt, Field(ge=-1, le=2**16)]], Field(max_length=4000)]
 
 
 class PendingSave(_Strict):
@@ -188,6 +200,10 @@ def pending_save(value) -> dict:
 
 def playground(value) -> dict:
     return _model(Playground, value, "the playground's text").model_dump()
+
+
+def playground_moves(value) -> dict:
+    return _model(PlaygroundMoves, value, "the playground's list of moves").model_dump()
 
 
 def view(value) -> dict:

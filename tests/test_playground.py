@@ -102,8 +102,8 @@ def test_a_draw_is_the_same_for_the_same_seed_and_position():
     assert draw(np.eye(10)[4], 1, 1) == 4
 
 
-def test_the_bars_show_the_ten_likeliest_and_a_click_names_one():
-    from dash_app.panels.playground import _picked, bars_figure, shown_text
+def test_the_bars_show_the_ten_likeliest_likeliest_on_top():
+    from dash_app.panels.playground import bars_figure, shown_text
 
     vocab = "abcdefghijkl\n"
     p = np.arange(1, 14, dtype=float)
@@ -111,17 +111,75 @@ def test_the_bars_show_the_ten_likeliest_and_a_click_names_one():
     bars = bars_figure(vocab, p, 0.8)["data"][0]
     assert bars["y"][0] == "⏎ " and bars["customdata"][:2] == [12, 11] and len(bars["x"]) == 10
     assert bars["x"] == sorted(bars["x"], reverse=True)
-    assert _picked({"points": [{"customdata": 3}]}, 13) == 3
-    for bad in (None, {"points": [{"customdata": 13}]}, {"points": [{"customdata": "3"}]},
-                {"points": [{"customdata": True}]}, {"points": []}):
-        assert _picked(bad, 13) is None
     old, context = shown_text("x" * 20 + "abcd", 4)
     assert old.children == "x" * 20 and context.children == "abcd"
 
 
+VOCAB = "abcdefgh"
+
+
+def _next(ids):  # a stand-in for the model's draw: deterministic in the text so far
+    return (sum(ids) * 7 + len(ids)) % len(VOCAB)
+
+
+def _moves(moves, prompt="ab", turn=0, seed=0):
+    return {"prompt": prompt, "seed": seed, "turn": turn, "moves": moves}
+
+
+def test_each_move_is_applied_once_in_order_whatever_requests_were_superseded():
+    from dash_app.panels.playground import DRAW, advance
+
+    start = {"text": "ab", "turn": 0, "done": 0}
+    moves = [DRAW, DRAW, 3, DRAW, DRAW]
+    one_by_one = start
+    for n in range(1, len(moves) + 1):  # every answer arrived before the next click
+        one_by_one, _ = advance(one_by_one, _moves(moves[:n]), VOCAB, _next)
+    assert len(one_by_one["text"]) == 2 + len(moves) and one_by_one["done"] == len(moves)
+    assert one_by_one["text"][4] == "d"  # the picked character, in its place
+    at_once, ids = advance(start, _moves(moves), VOCAB, _next)  # every answer but the last dropped
+    assert at_once == one_by_one and ids == [VOCAB.index(c) for c in at_once["text"]]
+    middle, _ = advance(start, _moves(moves[:2]), VOCAB, _next)  # one answer in between
+    assert advance(middle, _moves(moves), VOCAB, _next)[0] == one_by_one
+    assert advance(one_by_one, _moves(moves), VOCAB, _next)[0] == one_by_one  # asked again: nothing more
+
+
+def test_a_new_turn_starts_from_the_prompt_and_bad_moves_are_bounded():
+    from dash_app.panels.playground import DRAW, MAX_PENDING, MAX_TEXT, advance
+
+    written = {"text": "abcdef", "turn": 0, "done": 4}
+    assert advance(written, _moves([], "ba", turn=1), VOCAB, _next)[0] == {"text": "ba", "turn": 1, "done": 0}
+    assert advance(written, _moves([DRAW], "ab", turn=1), VOCAB, _next)[0]["text"] == "ab" + VOCAB[_next([0, 1])]
+    fresh = {"text": "ab", "turn": 0, "done": 0}
+    assert advance(written, _moves([DRAW] * 2), VOCAB, _next) == advance(fresh, _moves([DRAW] * 2), VOCAB, _next)
+    other_run = {"text": "abXY", "turn": 0, "done": 2}  # characters the shown model lacks: from the prompt
+    assert advance(other_run, _moves([DRAW, DRAW]), VOCAB, _next)[0] == {"text": "ab", "turn": 0, "done": 2}
+    assert advance(fresh, _moves([8, 100, 2]), VOCAB, _next)[0]["text"] == "abc"  # no such characters: skipped
+    many, _ = advance(fresh, _moves([0] * (MAX_PENDING + 5)), VOCAB, _next)
+    assert len(many["text"]) == 2 + MAX_PENDING and many["done"] == MAX_PENDING + 5
+    full = {"text": "a" * MAX_TEXT, "turn": 0, "done": 0}
+    assert advance(full, _moves([DRAW, 1], "a"), VOCAB, _next)[0]["text"] == "a" * MAX_TEXT
+
+
+def test_swapping_steps_in_the_one_built_model_gives_each_steps_own_model(stored, finished_run):
+    from dash_app.data import ViewerData
+    from dash_app.panels.playground import Models, build_model, next_probabilities
+
+    reader, run_id, steps = stored
+    size = sum(array.nbytes for array in reader.weights(run_id, steps[0])[1].values())
+    models = Models(ViewerData(finished_run.uri), cache_bytes=2 * size)  # two steps kept: others read again
+    prompt = [0, 5, 9, 3]
+    fresh = {step: next_probabilities(build_model(*reader.weights(run_id, step)), prompt, 0.7) for step in steps}
+    for step in [*steps, steps[0], *steps[::-1]]:
+        model, vocab, used = models.at(run_id, step)
+        assert used == step and vocab == reader.snapshot(run_id, step).vocab
+        assert np.array_equal(next_probabilities(model, prompt, 0.7), fresh[step]), step
+        assert np.array_equal(models.probabilities(run_id, step, prompt, 0.7), fresh[step]), step
+    assert len({id(models.at(run_id, step)[0]) for step in steps}) == 1
+
+
 def test_a_run_that_keeps_weights_only_in_checkpoints_plays_its_last_checkpoint(store_uri, shakespeare):
     from dash_app.data import ViewerData
-    from dash_app.panels.playground import _which_model, from_checkpoint, next_probabilities
+    from dash_app.panels.playground import Models, _which_model, next_probabilities
     from llmb_mlflow.mlflow_tracker import MlflowTracker
     from llmb_mlflow.run_layout import WEIGHTS_DIR
 
@@ -135,8 +193,31 @@ def test_a_run_that_keeps_weights_only_in_checkpoints_plays_its_last_checkpoint(
         data.weights(tracker.run_id, 10)
     with pytest.raises(LLMBError, match="only in checkpoints, and has none by step 10"):
         data.checkpoint_before(tracker.run_id, 10)
-    used, raw = data.checkpoint_before(tracker.run_id, 20)
-    model, vocab = from_checkpoint(raw, "checkpoint")
+    model, vocab, used = Models(data).at(tracker.run_id, 25)
     assert used == 20 and vocab == data.snapshot(tracker.run_id, 20).vocab
     assert next_probabilities(model, [0, 1], 1.0).sum() == pytest.approx(1.0)
     assert "step 20, its last checkpoint by step 25" in _which_model(25, 20)
+
+
+def test_crafted_moves_get_one_line_and_change_nothing(finished_run):
+    from browser import serve
+    from dash_requests import CallbackPoster
+
+    url, server = serve(finished_run.uri)
+    try:
+        poster = CallbackPoster(url)
+        page = {"tabs.value": "playground", "view.data": {"live": False, "playing": False, "step": 20},
+                "pg-temperature.value": 1.0, "run-state.data": {"run_id": finished_run.run_id, "status": "FINISHED"},
+                "steps.data": [0, 10, 20, 25], "pg-state.data": {"text": "ROMEO:", "turn": 0, "done": 0}}
+        moves = {"prompt": "ROMEO:", "seed": 0, "turn": 0, "moves": [-1, -1]}
+        answer = poster.post("pg-moves.data", {**page, "pg-moves.data": moves}, output="pg-state")
+        assert answer.outputs["pg-state.data"] == {"text": answer.outputs["pg-state.data"]["text"], "turn": 0, "done": 2}
+        assert len(answer.outputs["pg-state.data"]["text"]) == len("ROMEO:") + 2
+        for crafted in ("moves", {**moves, "moves": [-1] * 5000}, {**moves, "moves": [2**20]},
+                        {**moves, "moves": ["-1"]}, {**moves, "prompt": "x" * 600}, {**moves, "seed": -1}):
+            answer = poster.post("pg-moves.data", {**page, "pg-moves.data": crafted}, output="pg-state")
+            assert list(answer.outputs) == ["pg-error.children"], crafted
+            assert answer.outputs["pg-error.children"].startswith(
+                "Cannot use the playground: the playground's list of moves is malformed"), crafted
+    finally:
+        server.close()

@@ -9,6 +9,11 @@ pytestmark = [needs_browser, pytest.mark.usefixtures("blank_page")]
 
 BARS = "return JSON.stringify((document.querySelector('#pg-bars .js-plotly-plot') || {}).data || null);"
 WRITTEN = "return document.getElementById('pg-text').textContent;"
+BURST = """const [clicks, done] = arguments, button = document.getElementById('pg-step');
+(async () => {  // as fast as a script can, letting the page take in each click
+    for (let i = 0; i < clicks; i++) { button.click(); await new Promise(resolve => setTimeout(resolve, 0)); }
+    done();
+})();"""
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +87,19 @@ def test_try_in_the_models_menu_opens_the_playground_at_the_versions_step(browse
         wait(browser, lambda d: d.execute_script(BARS) not in (None, "null"))
     finally:
         server.close()
+
+
+def test_steps_clicked_faster_than_the_server_answers_each_write_one_character(browser, viewer, finished_run):
+    from dash_app.data import ViewerData
+    from dash_app.panels.playground import DRAW, Models, advance, draw, next_probabilities
+
+    clicks = 6
+    model, vocab, _ = Models(ViewerData(finished_run.uri)).at(finished_run.run_id, 20)
+    expected, _ = advance({"text": "ROMEO:", "turn": 0, "done": 0},  # seed 0, temperature 1
+                          {"prompt": "ROMEO:", "seed": 0, "turn": 0, "moves": [DRAW] * clicks}, vocab,
+                          lambda ids: draw(next_probabilities(model, ids, 1.0), 0, len(ids)))
+    browser.get(f"{viewer}?tab=playground&step=20")
+    wait(browser, lambda d: "step 20" in text(d, "pg-model-step") and d.execute_script(WRITTEN) == "ROMEO:")
+    browser.execute_async_script(BURST, clicks)  # every click before the first answer arrives
+    wait(browser, lambda d: d.execute_script(WRITTEN) == expected["text"])
+    assert len(expected["text"]) == len("ROMEO:") + clicks

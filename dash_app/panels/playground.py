@@ -2,15 +2,21 @@
 the model was at the step the scrubber shows; step, play or pick a bar to continue the text.
 
 The only module of the viewer that uses torch, imported when a model is first needed. Draws are
-seeded by the text's length, so the same prompt and the same choices give the same text."""
+seeded by the text's length, so the same prompt and the same choices give the same text.
+
+The page keeps the moves (assets/playground.js: every Step, tick and picked bar appended at once,
+in order); the server applies those its state has not applied yet (``advance``), so a click sent
+while the previous answer is on its way is applied all the same. Each step's weights are decoded
+once and kept (LRU, by size) and loaded into one built model per shape (``Models``)."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import numpy as np
 from cachetools import LRUCache
-from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 
 from llmb_mlflow.errors import LLMBError
 
@@ -23,7 +29,9 @@ TOP = 10
 SPEEDS_MS = (100, 250, 500, 1000, 2000)
 DEFAULT_PROMPT = "ROMEO:\n"
 MAX_TEXT = 2000
-_models, _lock = LRUCache(4), threading.Lock()  # (run id, step) -> (model, vocab, step of its weights)
+MAX_PENDING = 64  # moves applied by one request (a person's clicks during one answer are far fewer)
+DRAW = -1  # a move: draw the next character (else a move is the index of a picked character)
+CACHE_BYTES = 64 * 2**20  # decoded weights kept: 75 steps of `medium`, 20 of `large`
 
 
 def next_probabilities(model, ids: list[int], temperature: float) -> np.ndarray:
@@ -41,25 +49,105 @@ def draw(probabilities: np.ndarray, seed: int, position: int) -> int:
     return int(np.random.default_rng([seed, position]).choice(len(probabilities), p=probabilities))
 
 
-def from_checkpoint(raw: bytes, label: str):
-    """(model, vocab) of a checkpoint file, loaded safely."""
-    from llmb_mlflow import checkpoint
+def advance(state: dict, wanted: dict, vocab: str, next_id: Callable[[list[int]], int]) -> tuple[dict, list[int]]:
+    """The playground's state after the page's moves, and its text as ids.
 
-    model, tokenizer = checkpoint.build_model(checkpoint.load(raw, label))
-    return model, tokenizer.chars
+    ``state`` ({text, turn, done}) says how many of the moves of its turn are in its text;
+    ``wanted`` ({prompt, seed, turn, moves}) is what the page asks: a new turn (a new prompt, or
+    Regenerate) starts again from the prompt. Each move not yet done is applied once, in order
+    (at most MAX_PENDING per call; the text stops at MAX_TEXT characters): DRAW appends
+    ``next_id(ids)``, any other move that character. A request sent before the previous answer
+    arrived carries an older state and more moves: the result is the same."""
+    index = {c: i for i, c in enumerate(vocab)}
+    prompt, moves = wanted["prompt"], wanted["moves"]
+    text, done = state["text"], state["done"]
+    if state["turn"] != wanted["turn"] or done > len(moves) or not text.startswith(prompt):
+        text, done = prompt, 0
+    if any(c not in index for c in text):  # another run's model, with other characters
+        text, done = prompt, len(moves)
+    ids = [index[c] for c in text]
+    for move in moves[done:done + MAX_PENDING]:
+        if len(ids) >= MAX_TEXT:
+            break
+        if move == DRAW:
+            ids.append(next_id(ids))
+        elif 0 <= move < len(vocab):
+            ids.append(move)
+    return {"text": "".join(vocab[i] for i in ids), "turn": wanted["turn"], "done": len(moves)}, ids
 
 
-def build_model(config, state: dict[str, np.ndarray]):
-    import torch
-
+def build_model(config, state: dict):
+    """A model of ``config`` holding ``state`` (arrays or tensors), for inference."""
     from llmb_mlflow.model import MicroGPT
 
-    model = MicroGPT(config)
+    return load_into(MicroGPT(config).eval(), state)
+
+
+def load_into(model, state: dict):
+    import torch
+
     try:
-        model.load_state_dict({name: torch.from_numpy(array) for name, array in state.items()})
+        model.load_state_dict({name: torch.as_tensor(value) for name, value in state.items()})
     except (RuntimeError, KeyError) as exc:
         raise LLMBError(f"the stored weights do not fit their model ({str(exc).splitlines()[0][:200]})") from None
-    return model.eval()
+    return model
+
+
+class Models:
+    """The model as it was at any step of a run's time line, for one evaluation at a time (hold
+    ``lock`` while using what ``at`` returns): each step's weights read and decoded once and kept
+    (LRU, up to CACHE_BYTES), loaded into the one built model of their shape (a swap is a
+    ``load_state_dict``, not a new model); the last few answers remembered (a Step draws from the
+    bars the page shows, without a second forward pass)."""
+
+    def __init__(self, data, cache_bytes: int = CACHE_BYTES):
+        self.data = data
+        self.lock = threading.Lock()
+        self._weights = LRUCache(cache_bytes, getsizeof=lambda w: sum(t.nbytes for t in w[1].values()))
+        self._vocabs = LRUCache(256)  # run id -> its characters (every snapshot of a run has the same)
+        self._built = LRUCache(2)  # ModelConfig -> [model, the (run id, step) of the weights it holds]
+        self._answers = LRUCache(256)  # (run id, step, temperature, context) -> next_probabilities
+
+    def at(self, run_id: str, step: int):
+        """(model, vocab, the step its weights are from): the step's own weights, else (a run
+        that kept them only in checkpoints) its last checkpoint by then."""
+        key = (run_id, step)
+        if key not in self._weights:
+            self._weights[key] = self._load(run_id, step)
+        config, state, vocab, used = self._weights[key]
+        if config not in self._built:
+            from llmb_mlflow.model import MicroGPT
+
+            self._built[config] = [MicroGPT(config).eval(), None]
+        built = self._built[config]
+        if built[1] != key:
+            built[1] = None  # until loaded: a failed load leaves no half-loaded model named as a step's
+            load_into(built[0], state)
+            built[1] = key
+        return built[0], vocab, used
+
+    def probabilities(self, run_id: str, step: int, ids: list[int], temperature: float) -> np.ndarray:
+        """``next_probabilities`` of the model at ``step`` after ``ids`` (do not change it)."""
+        model = self.at(run_id, step)[0]
+        key = (run_id, step, temperature, tuple(ids[-model.cfg.block_size:]))
+        if key not in self._answers:
+            self._answers[key] = next_probabilities(model, ids, temperature)
+        return self._answers[key]
+
+    def _load(self, run_id: str, step: int):
+        import torch
+
+        try:
+            config, arrays = self.data.weights(run_id, step)
+            if run_id not in self._vocabs:
+                self._vocabs[run_id] = self.data.snapshot(run_id, step).vocab
+            return config, {k: torch.from_numpy(v) for k, v in arrays.items()}, self._vocabs[run_id], step
+        except LLMBError:
+            from llmb_mlflow import checkpoint
+
+            used, raw = self.data.checkpoint_before(run_id, step)
+            model, tokenizer = checkpoint.build_model(checkpoint.load(raw, f"checkpoint of step {used}"))
+            return model.cfg, model.state_dict(), tokenizer.chars, used
 
 
 def bars_figure(vocab: str, probabilities: np.ndarray, temperature: float) -> dict:
@@ -112,41 +200,33 @@ def layout() -> html.Div:
         ], id="playground-panel", className="panel"),
         html.Section([html.H3("The ten likeliest next characters"),
                       dcc.Graph(id="pg-bars", config={"displayModeBar": False})], id="bars-panel", className="panel"),
-        dcc.Store(id="pg-state", data={"text": DEFAULT_PROMPT.strip(), "seed": 0}),
+        dcc.Store(id="pg-moves", data={"prompt": DEFAULT_PROMPT.strip(), "seed": 0, "turn": 0, "moves": []}),
+        dcc.Store(id="pg-state", data={"text": DEFAULT_PROMPT.strip(), "turn": 0, "done": 0}),
         dcc.Interval(id="pg-tick", interval=500, disabled=True),
     ], className="watch-grid")
 
 
 def register(app, data) -> None:
-    def model_at(run_id: str, step: int):
-        """(model, vocab, the step its weights are from): the step's own weights, else (a run
-        that kept them only in checkpoints) its last checkpoint by then."""
-        key = (run_id, step)
-        with _lock:
-            if key in _models:
-                return _models[key]
-        try:
-            config, state = data.weights(run_id, step)
-            built = (build_model(config, state), data.snapshot(run_id, step).vocab, step)
-        except LLMBError:
-            used, raw = data.checkpoint_before(run_id, step)
-            built = (*from_checkpoint(raw, f"checkpoint of step {used}"), used)
-        with _lock:
-            _models[key] = built
-        return built
+    models = Models(data)
+    app.clientside_callback(
+        ClientsideFunction("playground", "move"),  # assets/playground.js
+        Output("pg-moves", "data"),
+        Input("pg-step", "n_clicks"), Input("pg-tick", "n_intervals"), Input("pg-regenerate", "n_clicks"),
+        Input("pg-bars", "clickData"), Input("pg-prompt", "value"), State("pg-moves", "data"),
+        prevent_initial_call=True)
 
     @app.callback(Output("pg-state", "data"), Output("pg-bars", "figure"), Output("pg-text", "children"),
                   Output("pg-model-step", "children"), Output("pg-error", "children"),
-                  Input("pg-prompt", "value"), Input("pg-step", "n_clicks"), Input("pg-tick", "n_intervals"),
-                  Input("pg-regenerate", "n_clicks"), Input("pg-bars", "clickData"), Input("pg-temperature", "value"),
+                  Input("pg-moves", "data"), Input("pg-temperature", "value"),
                   Input("view", "data"), Input("tabs", "value"),
                   State("pg-state", "data"), State("run-state", "data"), State("steps", "data"),
                   prevent_initial_call=True)
-    def play(prompt, _step, _tick, _regenerate, click, temperature, view, tab, state, run_state, steps):
+    def play(wanted, temperature, view, tab, state, run_state, steps):
         if tab != "playground" or not run_state or not view:
             return (no_update,) * 5
         try:
-            prompt = checks.text(prompt, 500) or "\n"
+            wanted = checks.playground_moves(wanted)
+            wanted["prompt"] = checks.text(wanted["prompt"], 500) or "\n"
             temperature = checks.number(temperature or 1.0, "temperature", 0.1, 2.0)
             view, run_state, steps = checks.view(view), checks.run_state(run_state), checks.steps(steps)
             state = checks.playground(state)
@@ -156,28 +236,18 @@ def register(app, data) -> None:
         step = view["step"]
         if step is None or step not in steps:
             return (no_update,) * 4 + ("No snapshot to play with yet.",)
-        try:
-            model, vocab, used = model_at(run_id, step)
-        except LLMBError as exc:
-            return (no_update,) * 4 + (f"Cannot load the model at step {step}: {exc}",)
-        unknown = sorted({c for c in prompt if c not in vocab})
-        if unknown:
-            return (no_update,) * 4 + (f"The prompt has characters this model never saw: {''.join(unknown)!r}",)
-        trigger = ctx.triggered_id
-        text, seed = state["text"], state["seed"]
-        if trigger in ("pg-prompt", "pg-regenerate") or not text.startswith(prompt) or any(c not in vocab for c in text):
-            text, seed = prompt, seed + (trigger == "pg-regenerate")
-        ids = [vocab.index(c) for c in text]
-        if trigger in ("pg-step", "pg-tick") and len(text) < MAX_TEXT:
-            ids.append(draw(next_probabilities(model, ids, temperature), seed, len(ids)))
-        elif trigger == "pg-bars":
-            picked = _picked(click, len(vocab))
-            if picked is not None and len(text) < MAX_TEXT:
-                ids.append(picked)
-        text = "".join(vocab[i] for i in ids)
-        probabilities = next_probabilities(model, ids, temperature)
-        return ({"text": text, "seed": seed}, bars_figure(vocab, probabilities, temperature),
-                shown_text(text, model.cfg.block_size),
+        with models.lock:  # one model evaluation at a time
+            try:
+                model, vocab, used = models.at(run_id, step)
+            except LLMBError as exc:
+                return (no_update,) * 4 + (f"Cannot load the model at step {step}: {exc}",)
+            unknown = sorted({c for c in wanted["prompt"] if c not in vocab})
+            if unknown:
+                return (no_update,) * 4 + (f"The prompt has characters this model never saw: {''.join(unknown)!r}",)
+            state, ids = advance(state, wanted, vocab, lambda ids: draw(
+                models.probabilities(run_id, step, ids, temperature), wanted["seed"], len(ids)))
+            probabilities = models.probabilities(run_id, step, ids, temperature)
+        return (state, bars_figure(vocab, probabilities, temperature), shown_text(state["text"], model.cfg.block_size),
                 _which_model(step, used), "")
 
     @app.callback(Output("pg-tick", "disabled"), Output("pg-tick", "interval"), Output("pg-play", "children"),
@@ -200,11 +270,3 @@ def _which_model(step: int, used: int) -> str:
     return (f"The model as it was at step {used}, its last checkpoint by step {step}: this run kept "
             "the model's weights only in its checkpoints (--no-step-weights).")
 
-
-def _picked(click, vocab_size: int) -> int | None:
-    """The character of a clicked bar, as the page sent it."""
-    try:
-        value = click["points"][0]["customdata"]
-    except (TypeError, KeyError, IndexError):
-        return None
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < vocab_size else None
