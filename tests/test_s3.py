@@ -183,6 +183,40 @@ def test_the_life_cycle_with_artifacts_in_s3(team, s3, tmp_path, llmb, use_store
     assert library.checkpoint(library.save(cut_off, f"s3-cut-off-{mode}").ref)[1]["step"] == 20
 
 
+# A trainer of its own (boto3 keeps the credentials it found for a while in this process).
+KEYLESS_TRAINER = """
+import sys
+sys.path.insert(0, {tests!r})
+from conftest import train_tiny
+from llmb_mlflow.corpus import load_corpus
+from llmb_mlflow.mlflow_tracker import MlflowTracker
+tracker = MlflowTracker({uri!r}, experiment="s3-keyless", finish_timeout=3)
+try:
+    train_tiny(load_corpus("shakespeare"), tracker, max_iters=10, eval_interval=10, checkpoint_interval=10)
+except Exception as exc:
+    print(tracker.run_id, exc)
+"""
+
+
+@pytest.mark.parametrize("team", ["direct"], indirect=True)
+def test_a_trainer_without_s3_credentials_keeps_its_artifacts_for_sync(team, tmp_path, llmb, monkeypatch):
+    monkeypatch.setenv("LLMB_SPOOL_DIR", str(tmp_path / "spool"))
+    keyless = {k: v for k, v in os.environ.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    code = KEYLESS_TRAINER.format(tests=os.path.dirname(__file__), uri=team.uri)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=keyless)
+    assert done.returncode == 0, done.stderr
+    run_id, said = done.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert "(Unable to locate credentials)" in said and "send them with `llmb runs sync`" in said
+    assert not team.stored(run_id) and RunReader(team.uri).snapshot_steps(run_id) == []
+
+    synced = llmb("runs", "sync")  # with the credentials
+    assert synced.code == 0, synced.err
+    reader = RunReader(team.uri)
+    assert reader.run(run_id).status == "FINISHED" and reader.snapshot_steps(run_id) == [0, 10]
+    assert {"snapshots/step_00000000.npz", "snapshots/step_00000010.npz"} <= team.stored(run_id)
+    assert reader.checkpoint_steps(run_id) == [10]
+
+
 @pytest.mark.parametrize("team", ["direct"], indirect=True)
 def test_trouble_with_s3_is_one_line_for_commands_readers_and_the_viewer(team, s3, shakespeare, monkeypatch):
     tracker = MlflowTracker(team.uri, experiment="s3-trouble")
