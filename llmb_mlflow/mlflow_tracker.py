@@ -207,7 +207,8 @@ class MlflowTracker(Tracker):
             with store_errors(self.uri):
                 end_run(self.client, self.run_id, status)
         finally:
-            self.backlog.close()
+            if self.backlog is not None:
+                self.backlog.close()
             self._tmp.cleanup()
 
     def _gave_up(self) -> bool:

@@ -9,6 +9,11 @@ interpreter lock with MLflow's client. The helper sends back the run's id once t
 exists, the controllers' requests (pause, stop, step, checkpoint), write failures, and how
 the run's end went. Measured in ``bench/command_startup.py``.
 
+While the store is down the helper's writer keeps at most ``spill.SPILL_BYTES`` of unsent data
+in memory and spills the rest to the run's spool folder (``spill.py``); the helper reads the
+training's messages as they come, so neither process grows with the outage. How much waits in
+the helper's memory is relayed back (``unsent_bytes``), with the write failures.
+
 The helper ignores Ctrl-C, SIGTERM and SIGHUP: the training decides when the run ends. If the
 training process disappears without ending the run (killed), the helper stores everything it
 received and ends the run FAILED, so nothing the training reported is lost.
@@ -69,6 +74,7 @@ class TrackingProcess(Tracker):
         self.run_name: str | None = None
         self.default_store = False  # the run is where MLflow logs when told nothing
         self.failed_writes, self.last_failure = 0, None
+        self.unsent_bytes = 0  # unsent data in the helper's memory, as last relayed
         self._control = Control()
         self._error: str | None = None  # why the helper cannot track; raised in the training
         self._raised = False
@@ -157,7 +163,7 @@ class TrackingProcess(Tracker):
                 if kind == "run":
                     self.run_id, self.run_name, self.uri, self.experiment, self.default_store = message[1:]
                 elif kind == "control":
-                    self._control, self.failed_writes, self.last_failure = message[1:]
+                    self._control, self.failed_writes, self.last_failure, self.unsent_bytes = message[1:]
                 elif kind == "failed":
                     self._error = message[1]
                 elif kind == "ended":
@@ -302,11 +308,13 @@ class _Helper:
             self.tracker.report_state(*args)
 
     def _relay(self) -> None:
-        """Send the controllers' requests and write failures to the training as they change."""
+        """Send the controllers' requests, write failures and the unsent data in memory to the
+        training as they change."""
         last = None
         while not self.ended.is_set():
             self.tracker.wait_for_control(1.0)
-            now = (self.tracker.control(), self.tracker.failed_writes, self.tracker.last_failure)
+            now = (self.tracker.control(), self.tracker.failed_writes, self.tracker.last_failure,
+                   self.tracker.backlog.memory_bytes)
             if now != last:
                 self.reply("control", *now)
                 last = now

@@ -85,3 +85,52 @@ def test_a_damaged_spool_is_one_line_and_left_alone(spool_dir, llmb):
     assert result.code == 1
     assert result.err.startswith(f"Error: the unsent data in {folder} is unreadable (") and result.err.count("\n") == 1
     assert (folder / "run.json").is_file()
+
+
+def test_a_half_written_spill_is_never_read_and_what_was_spilled_before_it_is(spool_dir):
+    from llmb_mlflow import spool
+
+    folder = spool_dir / "0123456789abcdef0123456789abcdef"
+    folder.mkdir(parents=True)
+    spool.write_manifest(folder, folder.name, "http://127.0.0.1:1", None)
+    spool.write_segment(folder, 1, [("train_loss", 2.5, 1000, 1), ("train_loss", 2.4, 1001, 2)])
+    # a writer killed in the middle of segment 2: its snapshot file written, the segment not
+    (folder / "s000002_snapshot_00000010.npz").write_bytes(b"PK")
+    (folder / "segment_000002.jsonl.partial").write_text('["train_loss", 2.3, 1002, 3]\n["train_lo')
+    spooled = spool.load(folder)
+    assert (spooled.points, spooled.snapshots, spooled.status) == (2, 0, "FAILED")  # no final status: sent as FAILED
+    assert sorted(path.name for path in folder.iterdir()) == ["run.json", "segment_000001.jsonl"]
+    assert spool.read_entries(folder, 1, 0, 1000) == (
+        [("train_loss", 2.5, 1000, 1), ("train_loss", 2.4, 1001, 2)], spool.segment_path(folder, 1).stat().st_size, True)
+
+
+def test_a_spool_folder_whose_writer_is_alive_is_left_to_it(spool_dir):
+    from llmb_mlflow import spool
+
+    folder = spool_dir / "0123456789abcdef0123456789abcdef"
+    folder.mkdir(parents=True)
+    spool.write_manifest(folder, folder.name, "http://127.0.0.1:1", None)  # this process writes it
+    assert spool.pending() == []
+    spool.write_manifest(folder, folder.name, "http://127.0.0.1:1", "KILLED")  # it ended
+    assert spool.pending() == [folder]
+
+
+def test_a_spool_from_before_segments_is_read_as_its_first(spool_dir):
+    from llmb_mlflow import spool
+
+    folder = spool_dir / "0123456789abcdef0123456789abcdef"
+    (folder / "checkpoint_00000010").mkdir(parents=True)
+    (folder / "checkpoint_00000010" / "checkpoint.pt").write_bytes(b"weights")
+    (folder / "metrics.jsonl").write_text('["train_loss", 2.5, 1000, 10]\n["val_loss", 2.6, 1000, 10]\n'
+                                          '["train_loss", 2.4, 1001, 11]\n')
+    (folder / "run.json").write_text(json.dumps({
+        "run_id": folder.name, "tracking_uri": "http://127.0.0.1:1", "status": "FINISHED",
+        "artifacts": [["checkpoint", 10, "checkpoint_00000010/checkpoint.pt"]]}))
+    spooled = spool.load(folder)
+    assert (spooled.points, spooled.checkpoints, spooled.status) == (3, 1, "FINISHED")
+    entries, _, _ = spool.read_entries(folder, 0, 0, 1000)
+    assert entries == [("train_loss", 2.5, 1000, 10), ("val_loss", 2.6, 1000, 10), ("train_loss", 2.4, 1001, 11)]
+    offset = sum(len(line) for line in spool.segment_path(folder, 0).read_bytes().splitlines(True)[:3])
+    [checkpoint], _, last = spool.read_entries(folder, 0, offset, 1000)
+    assert last and (checkpoint.kind, checkpoint.step, checkpoint.file) == ("checkpoint", 10, "checkpoint_00000010/checkpoint.pt")
+    assert sorted(checkpoint.links) == [("train_loss", 2.5, 1000, 10), ("val_loss", 2.6, 1000, 10)]
