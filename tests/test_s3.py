@@ -4,7 +4,9 @@ s3://… --serve-artifacts``: only the server holds S3 credentials) and direct
 (``--default-artifact-root s3://… --no-serve-artifacts``: every client writes and reads S3 itself,
 through ``MLFLOW_S3_ENDPOINT_URL``). In each, the whole life cycle: ``llmb train`` → snapshots
 through the reader and the served viewer → ``llmb models save`` → pyfunc load → ``llmb resume`` →
-a training whose store is down at its end spools, and ``llmb runs sync`` sends it."""
+a training whose store is down at its end spools, and ``llmb runs sync`` sends it. In the direct
+way also: a trainer without S3 credentials keeps its artifacts for ``llmb runs sync``, and a
+command, reader or viewer that cannot reach S3 says so in one line."""
 
 import os
 import re
