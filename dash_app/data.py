@@ -22,6 +22,7 @@ from llmb_mlflow.store import store_errors, stored_count
 from llmb_mlflow.uploads import Upload, store_upload
 
 from . import checks
+from .access import EDIT, MANAGE, READ, Open
 
 CHART_POINTS = 2000
 ENTROPY_POINTS = 500  # per head: a 36-head run's chart stays light however many snapshots
@@ -31,18 +32,24 @@ READ_ONLY = "this viewer is read-only: change trainings and models with `llmb` o
 class ViewerData:
     """``training_uri``: the tracking URI trainings started from the viewer log to (a string, or
     a function of the current request); the reader's own by default. ``read_only``: the viewer
-    only shows; every change (controls, models, new trainings, uploads) is refused."""
+    only shows; every change (controls, models, new trainings, uploads) is refused. ``access``:
+    who may do what (``access.Open``: everyone everything; ``access.SignedIn``: MLflow's
+    permissions of the signed-in user); ``max_trainings``: how many trainings started from the
+    viewer may run at once (``launcher.default_at_most()`` if None)."""
 
     def __init__(self, tracking_uri: str | None = None, experiment: str = DEFAULT_EXPERIMENT,
                  cache_size: int = 4096, artifacts_destination: str | None = None,
-                 training_uri: str | Callable[[], str] | None = None, read_only: bool = False):
+                 training_uri: str | Callable[[], str] | None = None, read_only: bool = False,
+                 access: Open | None = None, max_trainings: int | None = None):
         self.reader = RunReader(tracking_uri, artifacts_destination=artifacts_destination)
         self._library = ModelLibrary(reader=self.reader)
         self.experiment = experiment
         self.read_only = read_only
+        self.access = access or Open()
+        self.max_trainings = max_trainings or launcher.default_at_most()
         self._training_uri = training_uri or self.reader.uri
         self._samples = LRUCache(cache_size)  # the text of a snapshot's sample, by run and step
-        self._training_runs = LRUCache(4096)  # ids known to be LLMBreaker training runs
+        self._training_runs = LRUCache(4096)  # LLMBreaker training runs' experiment ids, by run id
         self._lock = threading.Lock()
 
     def check_writable(self) -> None:
@@ -51,21 +58,42 @@ class ViewerData:
         if self.read_only:
             raise LLMBError(READ_ONLY)
 
+    def refusal(self, need: str, doing: str, run_id: str | None = None, experiment_id: str | None = None,
+                model: str | None = None) -> str | None:
+        """Why the current user may not ``doing`` (``need``: READ, EDIT or MANAGE on the run's
+        experiment, the experiment, or the registered model), or None if they may."""
+        if self.read_only and need != READ:
+            return READ_ONLY
+        if model is not None:
+            return self.access.refusal(need, "registered_model", model, lambda: model, doing)
+        if experiment_id is None:
+            experiment_id = self._experiment_of(self.check_run(run_id, need=None))
+        return self.access.refusal(need, "experiment", experiment_id, lambda: self._experiment_name(experiment_id), doing)
+
+    def require(self, need: str, doing: str, **of) -> None:
+        reason = self.refusal(need, doing, **of)
+        if reason:
+            raise LLMBError(reason)
+
     # -- changes ---------------------------------------------------------------------------
 
     def control(self, run_id: str, command: str) -> None:
         """Ask the run's training to pause, resume, step, stop or checkpoint (checked by
         ``control`` against the store: an LLMBreaker training that is running)."""
-        self.check_writable()
+        self.require(EDIT, f"{command} this run", run_id=run_id)
         control.send(self.reader.client, run_id, command)
 
     def mark_failed(self, run_id: str) -> None:
-        self.check_writable()
+        self.require(EDIT, "mark this run failed", run_id=run_id)
         control.mark_failed(self.reader.client, run_id)
 
     def start_training(self, args: list[str]) -> launcher.Started:
+        """Start ``llmb ARGS``; its experiment comes from ``experiment_to_train_in``."""
         self.check_writable()
-        return launcher.start(args, self.training_uri())
+        return self._launch(args)
+
+    def _launch(self, args: list[str]) -> launcher.Started:
+        return launcher.start(args, self.training_uri(), env=self.access.credentials(), at_most=self.max_trainings)
 
     def keep_upload(self, filename: str, raw: bytes) -> Upload:
         self.check_writable()
@@ -74,26 +102,45 @@ class ViewerData:
     def save_model(self, run_id: str, name: str):
         """The saved version, or the step of the checkpoint the shown run's training was asked
         for, to save with ``finish_save`` once it is written."""
-        self.check_writable()
+        new = self._may_save(run_id, name)
         step = self._library.checkpoint_for_saving(self.check_run(run_id), name, limits.MAX_RUN_CHECKPOINTS)
-        return self._library.save(run_id, name) if step is None else step
+        return self._created(self._library.save(run_id, name), name, new) if step is None else step
 
     def finish_save(self, run_id: str, name: str, step: int, asked_ms: int, token: str):
-        self.check_writable()
-        return self._library.finish_saving(self.check_run(run_id), name, step, asked_ms, token)
+        new = self._may_save(run_id, name)
+        return self._created(self._library.finish_saving(self.check_run(run_id), name, step, asked_ms, token), name, new)
+
+    def _may_save(self, run_id, name) -> bool:
+        """Refuse a save the current user may not make; whether it creates the model."""
+        self.require(EDIT, "save a model from this run", run_id=run_id)
+        if self._library.exists(name):
+            self.require(EDIT, "add a version to it", model=name)
+            return False
+        return True
+
+    def _created(self, version, name: str, new: bool):
+        if version is not None and new:
+            self.access.model_changed("created", name)
+        return version
 
     def rename_model(self, name: str, new_name: str) -> None:
-        self.check_writable()
+        self.require(EDIT, "rename it", model=name)
         self._library.rename(name, new_name)
+        self.access.model_changed("renamed", name, new_name)
 
     def delete_version(self, name: str, version: str) -> bool:
-        self.check_writable()
-        return self._library.delete_version(name, version)
+        self.require(MANAGE, "delete its versions", model=name)
+        gone = self._library.delete_version(name, version)
+        if gone:
+            self.access.model_changed("deleted", name)
+        return gone
 
     # -- reads -----------------------------------------------------------------------------
 
     def models(self):
-        return self._library.models()
+        """The library's models the current user may read."""
+        return [(name, versions) for name, versions in self._library.models()
+                if not self.refusal(READ, "see it", model=name)]
 
     def checkpoints(self, run_id):
         """The run's completely stored checkpoints (its READY logged models)."""
@@ -103,45 +150,79 @@ class ViewerData:
         """Continue a saved version for ``more_steps`` in a new run of its own process."""
         self.check_writable()
         args, version = limits.resume_args(self._library, ref, more_steps, self.experiment_to_train_in(experiment))
-        return launcher.start(args, self.training_uri()), version
+        self.require(READ, "load it", model=version.name)
+        return self._launch(args), version
 
     def training_uri(self) -> str:
         return self._training_uri() if callable(self._training_uri) else self._training_uri
 
     def experiments(self) -> list[str]:
-        return self.reader.experiments()
+        """Names of the store's active experiments the current user may read."""
+        return [name for experiment_id, name in self.reader.experiment_list()
+                if not self.access.refusal(READ, "experiment", experiment_id, lambda: name, "see it")]
 
     def runs(self, experiment=None):
-        return self.reader.runs(checks.name(experiment, "experiment", optional=True) or self.experiment)
+        name = checks.name(experiment, "experiment", optional=True) or self.experiment
+        if self.access.signs_in:
+            with store_errors(self.reader.uri):
+                found = self.reader.client.get_experiment_by_name(name)
+            if found is not None:
+                self.require(READ, "see its runs", experiment_id=found.experiment_id)
+        return self.reader.runs(name)
 
-    def run(self, run_id):
-        """An LLMBreaker training run of the store, whatever id the page sent."""
+    def run(self, run_id, need: str | None = READ):
+        """An LLMBreaker training run of the store, whatever id the page sent, that the current
+        user may read (``need``)."""
         run = self.reader.run(checks.run_id(run_id))
         if run.tags.get(KIND_TAG) != TRAINING_RUN:
             raise LLMBError(f"run {run_id} is not an LLMBreaker training run")
         with self._lock:
-            self._training_runs[run_id] = True
+            self._training_runs[run_id] = run.experiment_id
+        if need:
+            self.require(need, "see this run", experiment_id=run.experiment_id)
         return run
 
-    def check_run(self, run_id) -> str:
-        """``run_id`` if it names an LLMBreaker training run of the store (known ones are
-        remembered, so scrubbing costs no store read)."""
+    def check_run(self, run_id, need: str | None = READ) -> str:
+        """``run_id`` if it names an LLMBreaker training run of the store that the current user
+        may read (known runs are remembered, so scrubbing costs no store read)."""
         with self._lock:
-            if run_id in self._training_runs:
-                return run_id
-        return self.run(run_id).run_id
+            experiment_id = self._training_runs.get(run_id) if isinstance(run_id, str) else None
+        if experiment_id is None:
+            return self.run(run_id, need).run_id
+        if need:
+            self.require(need, "see this run", experiment_id=experiment_id)
+        return run_id
+
+    def _experiment_of(self, run_id: str) -> str:
+        with self._lock:
+            found = self._training_runs.get(run_id)
+        return found if found is not None else self.run(run_id, need=None).experiment_id
+
+    def _experiment_name(self, experiment_id: str) -> str:
+        with store_errors(self.reader.uri):
+            return self.reader.client.get_experiment(experiment_id).name
 
     def experiment_to_train_in(self, name) -> str:
         """An experiment a training from the viewer may log to: this viewer's own, or one that
         exists in the store and is not deleted."""
         name = checks.argument(name, "experiment")
-        if name == self.experiment:
-            return name
         with store_errors(self.reader.uri):
             found = self.reader.client.get_experiment_by_name(name)
-        if found is None or found.lifecycle_stage != "active":
+        if name != self.experiment and (found is None or found.lifecycle_stage != "active"):
             raise LLMBError(f"no experiment named {shown(name)} in the store")
+        if found is not None:
+            self.require(EDIT, "start trainings in it", experiment_id=found.experiment_id)
         return name
+
+    def refusal_to_train(self, experiment) -> str | None:
+        """Why a training may not be started in ``experiment`` (the viewer's own if None) by the
+        current user, or None."""
+        try:
+            self.check_writable()
+            self.experiment_to_train_in(experiment or self.experiment)
+        except LLMBError as exc:
+            return str(exc)
+        return None
 
     def chart(self, run_id: str, run=None) -> dict:
         """The loss chart's data: train_loss downsampled, val_loss whole."""
@@ -163,7 +244,7 @@ class ViewerData:
         return {head: (series.steps.tolist(), series.values.tolist()) for head, series in found.items()}
 
     def new_points(self, run_id: str, key: str, after: int | None, run) -> tuple[list, list]:
-        series = self.reader.metric(run_id, key, after_step=after if after is not None else -1, run=run)
+        series = self.reader.metric(self.check_run(run_id), key, after_step=after if after is not None else -1, run=run)
         return series.steps.tolist(), series.values.tolist()
 
     def events(self, run_id: str, run=None) -> dict:
@@ -178,14 +259,14 @@ class ViewerData:
                 "warmup": stored_count(run.params.get(PARAM_WARMUP))}
 
     def snapshot_steps(self, run_id: str, run=None) -> list[int]:
-        return self.reader.snapshot_steps(run_id, run=run)
+        return self.reader.snapshot_steps(self.check_run(run_id), run=run)
 
     def snapshot(self, run_id: str, step: int):
-        return self.reader.snapshot(run_id, step)
+        return self.reader.snapshot(self.check_run(run_id), step)
 
     def weights(self, run_id: str, step: int):
         """(ModelConfig, weights) of the model at a snapshot's step, for the playground."""
-        return self.reader.weights(run_id, step)
+        return self.reader.weights(self.check_run(run_id), step)
 
     def checkpoint_before(self, run_id: str, step: int) -> tuple[int, bytes]:
         """(its step, its bytes) of the run's last checkpoint at or before ``step``: the model
@@ -211,7 +292,7 @@ class ViewerData:
         return max(extents) * 1.15 or 1.0
 
     def value_at(self, run_id: str, key: str, step: int) -> float | None:
-        return self.reader.value_at(run_id, key, step)
+        return self.reader.value_at(self.check_run(run_id), key, step)
 
     def export(self, run_id, fmt: str, max_frames: int) -> tuple[str, bytes]:
         """(file name, content) of the shown run exported as ``fmt`` (``llmb export``'s formats);

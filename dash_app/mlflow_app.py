@@ -16,6 +16,7 @@ import os
 from llmb_mlflow import mlflow_compat
 from llmb_mlflow.run_layout import VIEWER_PATH
 
+from .access import SignedIn
 from .app import create_app as create_viewer
 
 
@@ -35,15 +36,46 @@ def local_address(environ: dict) -> str:
 
 
 def create_app():
-    from flask import request
+    settings = mlflow_compat.server_settings()
+    flask_app = mlflow_compat.server_flask_app()
+    _viewer(settings, flask_app)
+    return mlflow_compat.asgi_app(flask_app) if settings.asgi else flask_app
+
+
+def create_auth_app():
+    """``mlflow server --app-name llmbreaker-auth``: MLflow's basic-auth app, configured as MLflow
+    documents it (``MLFLOW_AUTH_CONFIG_PATH``, ``MLFLOW_FLASK_SERVER_SECRET_KEY``, the first
+    admin's password), with the viewer under ``/llmb/``. The viewer is a Flask app of its own that
+    takes its requests before MLflow's app sees them: each is signed in by MLflow's auth app (the
+    browser's one sign-in serves both), and the viewer acts as that user (``access``)."""
+    from flask import Flask
 
     settings = mlflow_compat.server_settings()
     flask_app = mlflow_compat.server_flask_app()
+    viewer_server = Flask("llmbreaker")
+    access = SignedIn()
+    viewer_server.before_request(access.sign_in)  # first: nothing of the viewer answers a stranger
+    prefix = _viewer(settings, viewer_server, access=access)
+    flask_app.wsgi_app = by_path(prefix, viewer_server.wsgi_app, flask_app.wsgi_app)
+    return mlflow_compat.auth_app(flask_app)
+
+
+def by_path(prefix: str, viewer, everything_else):
+    """A WSGI app passing requests under ``prefix`` to ``viewer``, the rest to ``everything_else``."""
+    def route(environ, start_response):
+        target = viewer if environ.get("PATH_INFO", "").startswith(prefix) else everything_else
+        return target(environ, start_response)
+    return route
+
+
+def _viewer(settings, server, **options) -> str:
+    """Mount the viewer on the Flask app ``server``; its path."""
+    from flask import request
 
     def own_address() -> str:
         return local_address(request.environ) + settings.static_prefix
 
-    create_viewer(settings.backend_store_uri, url_base_pathname=settings.static_prefix + VIEWER_PATH,
-                  server=flask_app, training_uri=own_address, read_only=read_only_from_env(),
-                  artifacts_destination=settings.artifacts_destination)
-    return mlflow_compat.asgi_app(flask_app) if settings.asgi else flask_app
+    path = settings.static_prefix + VIEWER_PATH
+    create_viewer(settings.backend_store_uri, url_base_pathname=path, server=server, training_uri=own_address,
+                  read_only=read_only_from_env(), artifacts_destination=settings.artifacts_destination, **options)
+    return path

@@ -55,10 +55,14 @@ def load_store_code(uri: str) -> None:
 
 def context_tags(tags: dict[str, str]) -> dict[str, str]:
     """``tags`` plus the context tags MLflow's fluent API adds to a run (``mlflow.user``,
-    ``mlflow.source.name``, ...). Relies on ``mlflow.tracking.context.registry.resolve_tags``."""
+    ``mlflow.source.name``, ...); on a server that signs users in, ``mlflow.user`` is the user
+    it signs this process in as (``MLFLOW_TRACKING_USERNAME``), not the machine's login. Relies
+    on ``mlflow.tracking.context.registry.resolve_tags``."""
     from mlflow.tracking.context.registry import resolve_tags
 
-    return resolve_tags(tags)
+    resolved = resolve_tags(tags)
+    signed_in = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    return {**resolved, "mlflow.user": signed_in} if signed_in and "mlflow.user" not in tags else resolved
 
 
 def artifact_repository(artifact_uri: str, tracking_uri: str):
@@ -205,3 +209,73 @@ def _process_monitor(pid: int | None):
             return {k: round(sum(v) / len(v), 1) for k, v in self._metrics.items()}
 
     return ProcessMonitor()
+
+
+def auth_app(flask_app):
+    """MLflow's basic-auth app built on ``flask_app`` (what ``mlflow server --app-name
+    basic-auth`` serves): sign-in, users, permissions, the auth database. Relies on
+    ``mlflow.server.auth.create_app``, the ``mlflow.app`` entry point of MLflow's own app."""
+    from mlflow.server.auth import create_app
+
+    return create_app(flask_app)
+
+
+def signed_in_user():
+    """The name of the user MLflow's auth app signs the current Flask request in as, or the
+    401 response asking for a sign-in. Relies on ``mlflow.server.auth.authenticate_request``
+    (the server's configured authorization function)."""
+    from flask import Response
+    from mlflow.server.auth import authenticate_request
+
+    found = authenticate_request()
+    return found if isinstance(found, Response) else found.username
+
+
+@dataclass(frozen=True)
+class Permission:
+    """What a user may do with one experiment or registered model (MLflow's own levels)."""
+
+    name: str  # READ, USE, EDIT, MANAGE, NO_PERMISSIONS, DENY
+    can_read: bool
+    can_update: bool
+    can_delete: bool
+
+
+def user_permission(username: str, kind: str, key: str) -> Permission:
+    """The permission ``username`` has on an experiment (``kind`` "experiment", ``key`` its id)
+    or a registered model ("registered_model", its name), resolved as MLflow's basic-auth app
+    resolves it for its REST API: admins may do anything, then grants and roles, then the
+    configured default permission. Relies on ``mlflow.server.auth``'s ``store``,
+    ``_get_experiment_permission``, ``_role_permission_for`` and
+    ``_get_role_permission_or_default``, and on ``mlflow.server.handlers``'
+    ``_get_model_registry_store``."""
+    from mlflow.server import auth
+    from mlflow.server.handlers import _get_model_registry_store
+
+    if auth.store.get_user(username).is_admin:
+        return Permission("MANAGE", True, True, True)
+    if kind == "experiment":
+        found = auth._get_experiment_permission(key, username)
+    else:
+        found = auth._get_role_permission_or_default(auth._role_permission_for(
+            username=username, resource_type="registered_model", resource_key=key, workspace_lookup_id=key,
+            workspace_fetcher=_get_model_registry_store().get_registered_model, workspace_label="registered model"))
+    return Permission(found.name, found.can_read, found.can_update, found.can_delete)
+
+
+def auth_model_changed(change: str, name: str, new_name: str | None = None, username: str | None = None) -> None:
+    """Keep MLflow's auth database in step with a registered-model change made without its REST
+    API, as its after-request handlers do for one made through it: ``created`` gives ``username``
+    MANAGE on the model, ``renamed`` moves its grants to ``new_name``, ``deleted`` drops them.
+    Relies on ``mlflow.server.auth.store``'s ``grant_user_permission``,
+    ``rename_grants_for_resource`` and ``delete_grants_for_resource``."""
+    from mlflow.server.auth import store
+
+    if change == "created":
+        store.grant_user_permission(username, "registered_model", name, "MANAGE")
+    elif change == "renamed":
+        store.rename_grants_for_resource("registered_model", name, new_name, workspace_scoped=True)
+    elif change == "deleted":
+        store.delete_grants_for_resource("registered_model", name, workspace_scoped=True)
+    else:
+        raise ValueError(f"unknown registered-model change {change!r}")

@@ -109,9 +109,13 @@ class RunReader:
 
     def experiments(self) -> list[str]:
         """Names of the store's active experiments, most recently created first."""
+        return [name for _, name in self.experiment_list()]
+
+    def experiment_list(self) -> list[tuple[str, str]]:
+        """(id, name) of the store's active experiments, most recently created first."""
         with store_errors(self.uri):
             found = self.client.search_experiments(order_by=["creation_time DESC"])
-        return [e.name for e in found]
+        return [(e.experiment_id, e.name) for e in found]
 
     def runs(self, experiment: str = DEFAULT_EXPERIMENT, max_results: int = 100) -> list[RunSummary]:
         """LLMBreaker training runs of ``experiment``, newest first."""

@@ -264,6 +264,19 @@ class ModelLibrary:
                     found = max(versions, key=lambda v: int(v.version))
         return self._version(found, _aliases_by_version(model))
 
+    def exists(self, name: str) -> bool:
+        """Whether a registered model (ours or not) is named ``name``."""
+        from mlflow.exceptions import MlflowException
+
+        with store_errors(self.uri):
+            try:
+                self.client.get_registered_model(name)
+            except MlflowException as exc:
+                if is_missing(exc):
+                    return False
+                raise
+        return True
+
     def _our_model(self, name: str):
         with missing_as(f"no model named {name!r} (see 'llmb models list')"):
             model = self.client.get_registered_model(name)

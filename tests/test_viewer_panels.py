@@ -137,8 +137,9 @@ def test_the_header_says_what_the_training_does_and_enables_what_it_can_be_asked
     base = {"status": "RUNNING", "last_step": 10, "max_iters": 100, "first_step": 0,
             "start_time": 0, "updated": 10_000}
 
-    def enabled(state):
-        return {command for command, disabled in zip(COMMANDS, header(state)[3:]) if not disabled}
+    def enabled(state, refusal=None):
+        flags = header(state, refusal)[3:3 + len(COMMANDS)]
+        return {command for command, disabled in zip(COMMANDS, flags) if not disabled}
 
     assert header(base)[:2] == ("running", "badge running") and enabled(base) == {"pause", "stop"}
     assert header(base)[2].startswith("step 10 / 100")
@@ -149,7 +150,11 @@ def test_the_header_says_what_the_training_does_and_enables_what_it_can_be_asked
     assert header(stale)[:2] == ("running · stale: silent for 2 min", "badge stale") and enabled(stale) == {"fail"}
     finished = {**base, "status": "FINISHED", "last_step": 100}
     assert header(finished)[:3] == ("finished", "badge finished", "step 100 / 100") and enabled(finished) == set()
-    assert header(None) == ("", "badge", "") + (True,) * len(COMMANDS)
+    assert header(None)[:3 + len(COMMANDS)] == ("", "badge", "") + (True,) * len(COMMANDS)
+    refused = "ann may not control this run: that needs EDIT on the experiment 'x', and ann has READ"
+    assert enabled(paused, refused) == enabled(stale, refused) == set()
+    assert set(header(paused, refused)[3 + len(COMMANDS):]) == {refused}  # every tooltip says why
+    assert "pause the training" in header(base)[3 + len(COMMANDS)]
 
 
 def test_the_scrubber_says_whether_the_view_follows_the_training():

@@ -11,6 +11,7 @@ from llmb_mlflow.errors import LLMBError
 from llmb_mlflow.run_layout import ENDED, RUNNING, TRAINER_PAUSED
 
 from .. import checks
+from ..access import EDIT
 from ..icons import labelled
 
 # (command, icon, words, tooltip)
@@ -44,10 +45,12 @@ def eta(state: dict) -> str:
     return f", about {seconds / 60:.0f} min left" if seconds >= 90 else f", about {seconds:.0f} s left"
 
 
-def header(state: dict | None) -> tuple:
-    """(the training's status in words, its class, progress, *each control's disabled flag)."""
+def header(state: dict | None, refusal: str | None = None) -> tuple:
+    """(the training's status in words, its class, progress, *each control's disabled flag,
+    *each control's tooltip); ``refusal``: why the user may not control this run, if so."""
+    titles = tuple(refusal or title for *_, title in CONTROLS)
     if not state:
-        return ("", "badge", "") + (True,) * len(CONTROLS)
+        return ("", "badge", "") + (True,) * len(CONTROLS) + titles
     status = state["status"]
     silence = state.get("silence")
     running = status == RUNNING and not silence
@@ -56,23 +59,26 @@ def header(state: dict | None) -> tuple:
     if running and not paused:
         progress += eta(state)
     enabled = {"pause": running and not paused, "resume": paused, "step": paused, "stop": running,
-               "fail": bool(silence)}
+               "fail": bool(silence) and not refusal}
+    enabled = {command: on and not refusal for command, on in enabled.items()}
     label = f"{status.lower()} · {silence}" if silence else (
         f"{status.lower()} · paused" if paused else status.lower())
     kind = "stale" if silence else "paused" if paused else STATUS_CLASS.get(status, "")
     return (label, f"badge {kind}", progress,
-            *[not enabled[command] for command in COMMANDS])
+            *[not enabled[command] for command in COMMANDS], *titles)
 
 
 def register(app, data) -> None:
     @app.callback(Output("status", "children"), Output("status", "className"),
                   Output("progress", "children"),
                   *[Output(f"ctl-{command}", "disabled") for command in COMMANDS],
+                  *[Output(f"ctl-{command}", "title") for command in COMMANDS],
                   Input("run-state", "data"))
     def show_state(state):
         try:
-            return header(checks.run_state(state) if state else None)
-        except LLMBError:  # not a state this server wrote: show none
+            state = checks.run_state(state) if state else None
+            return header(state, state and data.refusal(EDIT, "control this run", run_id=state["run_id"]))
+        except LLMBError:  # not a state this server wrote, or a run that cannot be read: show none
             return header(None)
 
     @app.callback(Output("toast", "children"), Output("toast", "className"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from typing import Callable
 
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
@@ -13,6 +14,7 @@ from llmb_mlflow.registry import check_name
 from llmb_mlflow.run_layout import PARAM_DATASET, PARAM_PRESET
 
 from .. import checks
+from ..access import EDIT, MANAGE
 from ..address import address
 from . import launches
 from .controls import now_ms
@@ -20,6 +22,7 @@ from .controls import now_ms
 DEFAULT_MORE_STEPS = 1000
 MAX_MORE_STEPS = 10**9
 ACTIONS = ("rename", "delete", "delete-no", "delete-yes", "load")
+RIGHTS = {"rename": (EDIT, "rename it"), "delete": (MANAGE, "delete its versions")}  # (needs, doing)
 HEADERS = ("model", "version", "step", "train loss", "val loss", "aliases", "dataset", "")
 
 
@@ -27,26 +30,29 @@ def action_id(action: str, name: str, version: str = "") -> dict:
     return {"type": "model-action", "action": action, "model": name, "version": version}
 
 
-def models_table(listing, renaming: str | None = None, deleting: dict | None = None) -> list:
+def models_table(listing, renaming: str | None = None, deleting: dict | None = None,
+                 refused: Callable[[str, str], str | None] = lambda name, action: None) -> list:
     """``listing``: (name, versions) pairs as ``ModelLibrary.models`` returns them;
-    ``renaming``: the model whose name is being edited; ``deleting``: the version awaiting a yes."""
+    ``renaming``: the model whose name is being edited; ``deleting``: the version awaiting a yes;
+    ``refused(name, action)``: why the user may not rename or delete that model, if so."""
     if not listing:
         return [html.Div("No saved models yet.", className="empty")]
     rows = [html.Tr([html.Th(h) for h in HEADERS])]
     for name, versions in listing:
         for i, v in enumerate(versions):
             rows.append(html.Tr([
-                html.Td(_name_cell(name, renaming) if i == 0 else ""), html.Td(v.version),
+                html.Td(_name_cell(name, renaming, refused(name, "rename")) if i == 0 else ""),
+                html.Td(v.version),
                 html.Td(v.step), html.Td(_fmt(v.train_loss)), html.Td(_fmt(v.val_loss)),
                 html.Td(", ".join(v.aliases) or "-"), html.Td(v.dataset),
                 html.Td([html.A("Try", href=address(v.run_id, "playground", v.step), className="ctl-btn try",
                                 title="write with this model in the Token Playground"),
-                         _version_actions(name, v.version, len(versions), deleting)]),
+                         _version_actions(name, v.version, len(versions), deleting, refused(name, "delete"))]),
             ], className="model-row", **{"data-model": name, "data-version": v.version}))
     return [html.Table(rows, className="models-table")]
 
 
-def _name_cell(name: str, renaming: str | None):
+def _name_cell(name: str, renaming: str | None, refusal: str | None = None):
     if name == renaming:
         return html.Span([
             dcc.Input(id={"type": "rename-input", "model": name}, value=name, autoFocus=True,
@@ -54,10 +60,10 @@ def _name_cell(name: str, renaming: str | None):
             html.Small(" Enter renames, Escape cancels", className="hint")])
     return html.Span([html.Span(name, className="model-name"),
                       html.Button("✎", id=action_id("rename", name), className="link-btn rename writes",
-                                  title=f"rename {name}")])
+                                  title=refusal or f"rename {name}", disabled=bool(refusal))])
 
 
-def _version_actions(name: str, version: str, count: int, deleting: dict | None):
+def _version_actions(name: str, version: str, count: int, deleting: dict | None, refusal: str | None = None):
     if deleting == {"model": name, "version": version}:
         what = f"{name} (its only version)" if count == 1 else f"version {version} of {name}"
         return html.Span([f"Delete {what}? ",
@@ -69,7 +75,7 @@ def _version_actions(name: str, version: str, count: int, deleting: dict | None)
         html.Button("Load", id=action_id("load", name, version), className="ctl-btn load",
                     title="continue training this checkpoint in a new run"),
         html.Button("Delete", id=action_id("delete", name, version), className="ctl-btn delete",
-                    title="delete this version (the checkpoint stays in its run)"),
+                    title=refusal or "delete this version (the checkpoint stays in its run)", disabled=bool(refusal)),
     ])
 
 
@@ -136,7 +142,8 @@ def register(app, data) -> None:
                   Input("toast", "children"), Input("renaming", "data"), Input("deleting", "data"))
     def list_models(_clicks, _toast, renaming, deleting):
         try:
-            return models_table(data.models(), renaming, deleting)
+            return models_table(data.models(), renaming, deleting, refused=lambda name, action: data.refusal(
+                *RIGHTS[action], model=name))
         except LLMBError as exc:
             return [html.Div(f"Could not list models: {exc}", className="error")]
 
@@ -149,6 +156,14 @@ def register(app, data) -> None:
             return checkpoints_line(data.checkpoints(run_id))
         except LLMBError:
             return ""
+
+    @app.callback(Output("save-model", "disabled"), Output("save-model", "title"), Input("run", "value"))
+    def may_save(run_id):
+        try:
+            refusal = data.refusal(EDIT, "save a model from this run", run_id=run_id) if run_id else None
+        except LLMBError as exc:
+            refusal = str(exc)
+        return bool(refusal), refusal or "register the shown run's latest checkpoint in the model library"
 
     # A suggestion, not a value: what the user types is never mixed with a late suggestion.
     @app.callback(Output("save-name", "placeholder"), Input("run", "value"))

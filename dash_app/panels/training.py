@@ -143,6 +143,13 @@ def uploaded_options(value) -> list[dict]:
 def register(app, data) -> None:
     toast = (Output("toast", "children", allow_duplicate=True),
              Output("toast", "className", allow_duplicate=True))
+
+    @app.callback(Output("train-start", "disabled"), Output("train-start", "title"),
+                  Output("st-start", "disabled"), Output("st-start", "title"), Input("experiment", "value"))
+    def may_train(experiment):
+        refusal = data.refusal_to_train(experiment)
+        return (bool(refusal), refusal or "start a new training in the shown experiment",
+                bool(refusal), refusal or "train a small model on this text in the shown experiment")
     app.clientside_callback(TOO_BIG_JS, Output("upload-payload", "data"), *toast,
                             Input("train-upload", "contents"), State("train-upload", "filename"),
                             prevent_initial_call=True)

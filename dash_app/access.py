@@ -1,0 +1,124 @@
+"""Who may do what in the viewer.
+
+``Open``: whoever reaches the viewer may do everything it offers (``llmb dash``, ``mlflow server
+--app-name llmbreaker``); a read-only viewer refuses every change before this is asked.
+
+``SignedIn``: inside ``mlflow server --app-name llmbreaker-auth`` every request to the viewer is
+signed in by MLflow's basic-auth app, as its UI and REST API are, and the viewer acts as that user,
+following their MLflow permissions (admins may do anything):
+
+=====================================================================  =============================
+to                                                                     needs
+=====================================================================  =============================
+see an experiment's runs, show or compare a run, export it             READ on its experiment
+pause, resume, step, stop or mark failed a run; save a model from it   EDIT on its experiment
+start a training (New training, Load, Style Transfer) in an experiment EDIT on it, if it exists
+see a model in the library, Try it, Load it                            READ on the registered model
+rename a model, add a version to it                                    EDIT on the registered model
+delete a version                                                       MANAGE on the registered model
+=====================================================================  =============================
+
+A training started from the viewer logs through the server as the signed-in user: their
+credentials go to the training process in its environment (``MLFLOW_TRACKING_USERNAME`` and
+``MLFLOW_TRACKING_PASSWORD``), never on its command line or in a log. Decisions are remembered
+for ``TTL`` seconds per user and resource (scrubbing asks several times a second), so a changed
+permission holds within that time.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from cachetools import TTLCache
+
+from llmb_mlflow import mlflow_compat
+from llmb_mlflow.errors import LLMBError, shown
+
+READ, EDIT, MANAGE = "READ", "EDIT", "MANAGE"
+TTL = 5.0
+KIND_WORDS = {"experiment": "experiment", "registered_model": "model"}
+
+
+class Open:
+    """Everyone may do everything; nobody signs in."""
+
+    signs_in = False
+
+    def sign_in(self):
+        return None
+
+    def refusal(self, need: str, kind: str, key: str, label: Callable[[], str], doing: str) -> str | None:
+        """Why the current user may not ``doing`` (``need`` on the experiment or registered model
+        ``key``, named by ``label()``), or None if they may."""
+        return None
+
+    def require(self, need: str, kind: str, key: str, label: Callable[[], str], doing: str) -> None:
+        reason = self.refusal(need, kind, key, label, doing)
+        if reason:
+            raise LLMBError(reason)
+
+    def credentials(self) -> dict[str, str]:
+        """Environment variables a training started for the current user logs with."""
+        return {}
+
+    def model_changed(self, change: str, name: str, new_name: str | None = None) -> None:
+        """A registered model the current user ``created``, ``renamed`` or ``deleted``."""
+
+
+class SignedIn(Open):
+    """The signed-in user's MLflow permissions (see the module's doc)."""
+
+    signs_in = True
+
+    def __init__(self, ttl: float = TTL):
+        self._decided = TTLCache(maxsize=4096, ttl=ttl)
+        self._lock = threading.Lock()
+
+    def sign_in(self):
+        """A Flask ``before_request`` hook for the viewer's paths: MLflow's 401 unless the
+        request signs in."""
+        from flask import g
+
+        found = mlflow_compat.signed_in_user()
+        if not isinstance(found, str):
+            return found
+        g.llmb_user = found
+        return None
+
+    @staticmethod
+    def user() -> str:
+        from flask import g
+
+        return g.llmb_user
+
+    def permission(self, kind: str, key: str) -> mlflow_compat.Permission:
+        user = self.user()
+        with self._lock:
+            found = self._decided.get((user, kind, key))
+        if found is None:
+            found = mlflow_compat.user_permission(user, kind, str(key))
+            with self._lock:
+                self._decided[(user, kind, key)] = found
+        return found
+
+    def refusal(self, need, kind, key, label, doing):
+        permission = self.permission(kind, key)
+        allowed = {READ: permission.can_read, EDIT: permission.can_update, MANAGE: permission.can_delete}[need]
+        if allowed:
+            return None
+        user = self.user()[:40]  # signed in: a name the server knows
+        return (f"{user} may not {doing}: that needs {need} on the {KIND_WORDS[kind]} {shown(label())}, "
+                f"and {user} has {permission.name}")
+
+    def credentials(self):
+        from flask import request
+
+        found = request.authorization
+        if found is None or not found.password:
+            return {}
+        return {"MLFLOW_TRACKING_USERNAME": found.username, "MLFLOW_TRACKING_PASSWORD": found.password}
+
+    def model_changed(self, change, name, new_name=None):
+        # made in the store directly, not through MLflow's REST API: its grants follow as they would
+        mlflow_compat.auth_model_changed(change, name, new_name, self.user())
