@@ -54,20 +54,55 @@ def log_dir() -> str:
     return path
 
 
-def start(args: list[str], tracking_uri: str) -> Started:
+def start(args: list[str], tracking_uri: str, env: dict[str, str] | None = None,
+          at_most: int | None = None) -> Started:
     """Start ``llmb COMMAND --tracking-uri=URI ARGS...`` (``args`` = COMMAND, ARGS...; ARGS may
-    end with ``--`` and positional arguments) and return at once."""
+    end with ``--`` and positional arguments) and return at once. ``env``: more environment
+    variables for it (credentials go here, never into its arguments); ``at_most``: refuse while
+    that many trainings started this way for ``tracking_uri`` run on this machine."""
     if args[0] not in ("train", "resume"):
         raise ValueError(f"not a training command: {args[0]}")
     command = [sys.executable, "-m", "llmb_mlflow", args[0], f"--tracking-uri={tracking_uri}", *args[1:]]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": tracking_uri}
+    env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": tracking_uri}
     token, started = secrets.token_hex(6), int(time.time() * 1000)
     log_path = _log_path(args[0], token)
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    with _STARTING:
+        if at_most is not None and (count := running(tracking_uri)) >= at_most:
+            running_now = "1 training started here is" if count == 1 else f"{count} trainings started here are"
+            raise LLMBError(f"{running_now} running, and at most {at_most} may run at once: stop one or wait "
+                            "for one to end")
+        with open(log_path, "w") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, env=env, start_new_session=True)
     threading.Thread(target=process.wait, daemon=True, name="llmb-reaper").start()
     return Started(f"{args[0]}-{started}-{process.pid}-{token}", process, str(log_path))
+
+
+_STARTING = threading.Lock()
+
+
+def running(tracking_uri: str) -> int:
+    """How many trainings ``start`` started for ``tracking_uri`` run on this machine, whichever
+    process (a server's other worker, a viewer before a restart) started them."""
+    import psutil
+
+    wanted = f"--tracking-uri={tracking_uri}"
+    count = 0
+    for process in psutil.process_iter(["cmdline"]):
+        command = process.info["cmdline"] or []
+        count += command[1:3] == ["-m", "llmb_mlflow"] and command[3:5] in (["train", wanted], ["resume", wanted])
+    return count
+
+
+def default_at_most() -> int:
+    """Trainings a viewer starts at most at once: ``LLMB_MAX_TRAININGS``, else one per core this
+    process may use (trainings on one machine share its cores: more only queue for them)."""
+    given = os.environ.get("LLMB_MAX_TRAININGS", "").strip()
+    if given:
+        if not given.isdigit() or int(given) < 1:
+            raise LLMBError(f"LLMB_MAX_TRAININGS must be a whole number of at least 1, got {given!r}")
+        return int(given)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _log_path(command: str, token: str) -> Path:

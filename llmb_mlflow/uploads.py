@@ -8,6 +8,7 @@ file the viewer stored itself can be trained on.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -20,6 +21,7 @@ from .errors import LLMBError, shown
 from .paths import user_data_dir
 
 DIGEST_CHARS = 16
+DEFAULT_SPACE_MB = 500
 _ID = re.compile(rf"upload:(?P<digest>[0-9a-f]{{{DIGEST_CHARS}}})/(?P<name>\w[\w.\- ]*(?i:\.txt))")
 
 
@@ -49,6 +51,7 @@ def store_upload(filename: str, raw: bytes) -> Upload:
     path = folder / name
     try:
         if not _holds(path, digest):
+            make_room(len(raw))
             folder.mkdir(parents=True, exist_ok=True)
             handle, partial = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".partial")
             try:
@@ -63,6 +66,59 @@ def store_upload(filename: str, raw: bytes) -> Upload:
     return Upload(f"upload:{digest}/{name}", name, path)
 
 
+def upload_space() -> int:
+    """Bytes the upload folder may hold: ``LLMB_UPLOAD_SPACE_MB`` (default 500) megabytes."""
+    given = os.environ.get("LLMB_UPLOAD_SPACE_MB", "").strip() or str(DEFAULT_SPACE_MB)
+    if not given.isdigit() or int(given) < 1:
+        raise LLMBError(f"LLMB_UPLOAD_SPACE_MB must be a whole number of megabytes, at least 1; got {given!r}")
+    return int(given) * 2**20
+
+
+def make_room(size: int) -> None:
+    """Make room for ``size`` more bytes in the upload folder: past ``upload_space()``, the least
+    recently used uploads go first (each use of one touches it), except those a running training
+    reads; refused in one line if that is not enough."""
+    space = upload_space()
+    kept = sorted(_kept(), key=lambda item: item[1])  # (path, last used, size), least recent first
+    total = sum(size_ for *_, size_ in kept)
+    if total + size <= space:
+        return
+    in_use = _read_by_trainings()
+    for path, _, size_ in kept:
+        if total + size <= space:
+            break
+        if str(path) not in in_use:
+            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()  # its hash's folder, once empty
+            total -= size_
+    if total + size > space:
+        raise LLMBError(f"the upload folder is full: {total / 2**20:.1f} MB of {space // 2**20} MB hold corpora "
+                        "that running trainings read; try again when one has ended")
+
+
+def _kept() -> list[tuple[Path, float, int]]:
+    found = []
+    for path in upload_dir().glob("*/*"):
+        with contextlib.suppress(OSError):
+            if path.is_file() and not path.is_symlink():
+                stat = path.stat()
+                found.append((path, stat.st_mtime, stat.st_size))
+    return found
+
+
+def _read_by_trainings() -> set[str]:
+    """Every argument of this machine's running LLMBreaker trainings (their corpora among them)."""
+    import psutil
+
+    found = set()
+    for process in psutil.process_iter(["cmdline"]):
+        command = process.info["cmdline"] or []
+        if command[1:3] == ["-m", "llmb_mlflow"]:
+            found.update(part.partition("=")[2] or part for part in command[3:])
+    return found
+
+
 def is_upload_id(value) -> bool:
     """Whether ``value`` has the form of an upload id (``find_upload`` checks the file)."""
     return isinstance(value, str) and _ID.fullmatch(value) is not None
@@ -74,7 +130,10 @@ def find_upload(upload_id) -> Upload:
     match = _ID.fullmatch(upload_id) if is_upload_id(upload_id) else None
     if not match or not _holds(upload_dir() / match["digest"] / match["name"], match["digest"]):
         raise LLMBError(f"no uploaded corpus {shown(upload_id)} on this viewer; upload the file again")
-    return Upload(upload_id, match["name"], upload_dir() / match["digest"] / match["name"])
+    path = upload_dir() / match["digest"] / match["name"]
+    with contextlib.suppress(OSError):
+        os.utime(path)  # used now: the last to go when room is made
+    return Upload(upload_id, match["name"], path)
 
 
 def _holds(path: Path, digest: str) -> bool:

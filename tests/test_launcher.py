@@ -7,7 +7,7 @@ from llmb_mlflow.errors import LLMBError
 from llmb_mlflow.launcher import launch
 from llmb_mlflow.reader import RunReader
 
-from conftest import LIVE_ARGS
+from conftest import LIVE_ARGS, TINY_ARGS
 
 
 
@@ -38,3 +38,23 @@ def test_a_training_that_cannot_start_says_why_in_one_line(store_uri, args, mess
         launch(args, store_uri)
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
     assert RunReader(store_uri).runs() == []
+
+
+def test_at_most_so_many_trainings_started_for_a_store_run_at_once(store_uri, tmp_path, monkeypatch):
+    from llmb_mlflow.launcher import running, start, wait_for_run
+
+    monkeypatch.setenv("LLMB_LOG_DIR", str(tmp_path / "logs"))
+    first = wait_for_run(start(["train", *LIVE_ARGS], store_uri, at_most=1))
+    try:
+        assert running(store_uri) == 1 and running(store_uri + "-elsewhere") == 0
+        with pytest.raises(LLMBError) as err:
+            start(["train", *LIVE_ARGS], store_uri, at_most=1)
+        assert str(err.value) == ("1 training started here is running, and at most 1 may run at once: stop one "
+                                  "or wait for one to end")
+        assert len(RunReader(store_uri).runs()) == 1  # nothing else started
+        control.send(RunReader(store_uri).client, first.run_id, "stop")
+        first.process.wait(timeout=120)
+        second = start(["train", *TINY_ARGS, "--max-iters", "2", "--eval-interval", "1"], store_uri, at_most=1)
+        assert second.process.wait(timeout=120) == 0  # room again once the first had ended
+    finally:
+        first.process.kill()

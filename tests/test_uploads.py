@@ -76,3 +76,53 @@ def test_only_ids_of_files_the_viewer_stored_are_found(uploads, tmp_path):
     upload.path.write_text("changed behind the viewer's back\n" * 20)
     with pytest.raises(LLMBError, match="no uploaded corpus"):
         find_upload(upload.id)
+
+
+def _text(seed: int, size: int) -> bytes:
+    line = f"Line {seed}: the quick brown fox jumps over the lazy dog.\n"
+    return (line * (size // len(line) + 1)).encode()[:size]
+
+
+def test_the_upload_folder_keeps_to_its_space_least_recently_used_first(uploads, monkeypatch):
+    monkeypatch.setenv("LLMB_UPLOAD_SPACE_MB", "1")
+    first = store_upload("first.txt", _text(1, 400_000))
+    second = store_upload("second.txt", _text(2, 400_000))
+    os.utime(first.path, (1, 1)), os.utime(second.path, (2, 2))  # first is the older ...
+    find_upload(first.id)  # ... but used since
+    third = store_upload("third.txt", _text(3, 400_000))
+    assert first.path.exists() and third.path.exists() and not second.path.exists()
+    assert not second.path.parent.exists()  # its folder went with it
+    with pytest.raises(LLMBError, match="no uploaded corpus"):
+        find_upload(second.id)
+    assert sum(p.stat().st_size for p in uploads.rglob("*.txt")) <= 2**20
+
+
+def test_corpora_that_running_trainings_read_are_kept_and_a_full_folder_refuses(uploads, monkeypatch, store_uri):
+    from llmb_mlflow import control
+    from llmb_mlflow.launcher import launch
+    from llmb_mlflow.reader import RunReader
+
+    from conftest import LIVE_ARGS
+
+    monkeypatch.setenv("LLMB_UPLOAD_SPACE_MB", "1")
+    monkeypatch.setenv("LLMB_LOG_DIR", str(uploads.parent / "logs"))
+    read = store_upload("read.txt", _text(1, 600_000))
+    training = launch(["train", *LIVE_ARGS, f"--dataset={read.path}"], store_uri)
+    try:
+        with pytest.raises(LLMBError) as err:
+            store_upload("more.txt", _text(2, 600_000))
+        assert str(err.value) == ("the upload folder is full: 0.6 MB of 1 MB hold corpora that running trainings "
+                                  "read; try again when one has ended")
+        assert read.path.exists()
+        control.send(RunReader(store_uri).client, training.run_id, "stop")
+        training.process.wait(timeout=120)
+        assert store_upload("more.txt", _text(2, 600_000)).path.exists() and not read.path.exists()
+    finally:
+        training.process.kill()
+
+
+def test_a_bad_upload_space_is_named(uploads, monkeypatch):
+    monkeypatch.setenv("LLMB_UPLOAD_SPACE_MB", "lots")
+    with pytest.raises(LLMBError, match="LLMB_UPLOAD_SPACE_MB must be a whole number of megabytes, at least 1; "
+                                        "got 'lots'"):
+        store_upload("a.txt", TEXT.encode())
