@@ -12,7 +12,8 @@ from .app import create_app
 
 def make_server(host: str = "127.0.0.1", port: int = 8050, tracking_uri: str | None = None,
                 run_id: str | None = None, experiment: str = DEFAULT_EXPERIMENT, threads: int = 8,
-                read_only: bool = False, allowed_hosts: list[str] | tuple[str, ...] = ()):
+                read_only: bool = False, allowed_hosts: list[str] | tuple[str, ...] = (),
+                max_trainings: int | None = None):
     """A bound, listening server (call ``.run()`` to serve, ``.close()`` to stop), answering
     to IP addresses, this machine's names and ``allowed_hosts`` (``*``: any name).
 
@@ -24,7 +25,7 @@ def make_server(host: str = "127.0.0.1", port: int = 8050, tracking_uri: str | N
 
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    app = create_app(tracking_uri, run_id, experiment, read_only=read_only,
+    app = create_app(tracking_uri, run_id, experiment, read_only=read_only, max_trainings=max_trainings,
                      hosts=http_guard.allowed_hosts(host, allowed_hosts))
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     # waitress refuses a larger body before reading it

@@ -34,7 +34,7 @@ def _check_port(host: str, port: int) -> None:
 
 
 def _serve(host, port, tracking_uri, experiment, run_id, open_browser=False, read_only=False,
-           allowed_hosts="") -> None:
+           allowed_hosts="", max_trainings=None) -> None:
     from dash_app.server import make_server
 
     from .store import check_reachable, resolve_uri
@@ -43,7 +43,7 @@ def _serve(host, port, tracking_uri, experiment, run_id, open_browser=False, rea
     check_reachable(uri)
     _check_port(host, port)
     server = make_server(host, port, uri, run_id, experiment, read_only=read_only,
-                         allowed_hosts=[n for n in allowed_hosts.split(",") if n.strip()])
+                         allowed_hosts=[n for n in allowed_hosts.split(",") if n.strip()], max_trainings=max_trainings)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     mode = ", read-only" if read_only else ""
     click.echo(f"LLMBreaker viewer on {url} (reading {redact(uri)}{mode}); press Ctrl-C to stop.")
@@ -74,7 +74,9 @@ def _open(url: str) -> None:
               help="Only show: no training controls, no new trainings or uploads, no model changes. "
                    "Use it when others can reach the viewer.")
 @allowed_hosts_option
-def dash(host, port, tracking_uri, experiment, run_id, read_only, allowed_hosts):
+@click.option("--max-trainings", type=click.IntRange(min=1), envvar="LLMB_MAX_TRAININGS", show_envvar=True,
+              help="Trainings started from the viewer that may run at once.  [default: one per core]")
+def dash(host, port, tracking_uri, experiment, run_id, read_only, allowed_hosts, max_trainings):
     """Serve the viewer: watch runs learn, live or step by step.
 
     From its header you can also start trainings (each in a process of its own on this machine),
@@ -82,7 +84,8 @@ def dash(host, port, tracking_uri, experiment, run_id, read_only, allowed_hosts)
     MLflow's UI and the viewer on one port, run `mlflow server --app-name llmbreaker` instead
     (the viewer is then under /llmb/; LLMB_READ_ONLY=true makes it read-only)."""
     with _until_stopped():
-        _serve(host, port, tracking_uri, experiment, run_id, read_only=read_only, allowed_hosts=allowed_hosts)
+        _serve(host, port, tracking_uri, experiment, run_id, read_only=read_only, allowed_hosts=allowed_hosts,
+               max_trainings=max_trainings)
 
 
 @click.command(cls=SettingsCommand)
