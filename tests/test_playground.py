@@ -175,6 +175,8 @@ def test_swapping_steps_in_the_one_built_model_gives_each_steps_own_model(stored
         assert np.array_equal(next_probabilities(model, prompt, 0.7), fresh[step]), step
         assert np.array_equal(models.probabilities(run_id, step, prompt, 0.7), fresh[step]), step
     assert len({id(models.at(run_id, step)[0]) for step in steps}) == 1
+    uncached = Models(ViewerData(finished_run.uri), cache_bytes=size - 1)  # weights larger than the cache
+    assert np.array_equal(next_probabilities(uncached.at(run_id, steps[0])[0], prompt, 0.7), fresh[steps[0]])
 
 
 def test_a_run_that_keeps_weights_only_in_checkpoints_plays_its_last_checkpoint(store_uri, shakespeare):

@@ -112,9 +112,12 @@ class Models:
         """(model, vocab, the step its weights are from): the step's own weights, else (a run
         that kept them only in checkpoints) its last checkpoint by then."""
         key = (run_id, step)
-        if key not in self._weights:
-            self._weights[key] = self._load(run_id, step)
-        config, state, vocab, used = self._weights[key]
+        stored = self._weights.get(key)
+        if stored is None:
+            stored = self._load(run_id, step)
+            if self._weights.getsizeof(stored) <= self._weights.maxsize:  # else used, not kept
+                self._weights[key] = stored
+        config, state, vocab, used = stored
         if config not in self._built:
             from llmb_mlflow.model import MicroGPT
 
