@@ -144,6 +144,7 @@ def test_the_tracking_helper_holds_its_bound_through_an_outage(template_db, tmp_
 
 WRITER = textwrap.dedent("""
     import sys
+    import time
     from llmb_mlflow.mlflow_tracker import MlflowTracker
     from llmb_mlflow.tracker import RunDescription
 
@@ -152,10 +153,11 @@ WRITER = textwrap.dedent("""
     tracker.flush()
     print(tracker.run_id, flush=True)
     sys.stdin.readline()  # the server is down now
-    step = 0
-    while True:
+    for step in range(20_000):  # about 250 small spills, one after the other: killed amid them
         tracker.log_metrics(step, {"x": float(step)})
-        step += 1
+        while tracker.backlog.memory_bytes > tracker.spill_bytes:
+            time.sleep(0.001)  # this one's spill first
+    sys.stdin.readline()
 """)
 
 
@@ -174,7 +176,7 @@ def test_a_writer_killed_mid_spill_loses_nothing_it_spilled(template_db, tmp_pat
         folder = spool_dir / run_id
         until(lambda: len(list(folder.glob("segment_*.jsonl"))) >= 20, what="spills")
         assert spool.pending() == []  # its writer is alive: not for llmb runs sync
-        os.kill(writer.pid, signal.SIGKILL)  # spilling all the time: most likely mid-spill
+        os.kill(writer.pid, signal.SIGKILL)  # most likely mid-spill
         writer.wait()
 
         spilled = [json.loads(line) for seq in spool.segments(folder)
