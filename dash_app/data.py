@@ -198,6 +198,10 @@ class ViewerData:
             found = self._training_runs.get(run_id)
         return found if found is not None else self.run(run_id, need=None).experiment_id
 
+    def experiment_of(self, run_id) -> str:
+        """The name of the experiment of a run the current user may read."""
+        return self._experiment_name(self.run(run_id).experiment_id)
+
     def _experiment_name(self, experiment_id: str) -> str:
         with store_errors(self.reader.uri):
             return self.reader.client.get_experiment(experiment_id).name

@@ -111,6 +111,9 @@ def test_a_reader_sees_the_run_but_may_not_control_it_save_it_or_train(team):
     viewer = team.viewer(READER)
     assert "team" in viewer.post("runs-refresh.n_intervals", output="experiment.options").outputs[
         "experiment.options"]
+    linked = viewer.post("url.search", {"url.search": f"?run={team.run_id}"}, output="run.options").outputs
+    assert linked["experiment.value"] == "team" and linked["run.value"] == team.run_id  # its experiment with it
+    assert [o["label"] for o in linked["run.options"]] == ["shared · running"]
     loaded = load(viewer, team.run_id)
     state = loaded.outputs["run-state.data"]
     assert state and state["run_id"] == team.run_id and state["status"] == "RUNNING", loaded.outputs
@@ -142,7 +145,11 @@ def test_a_user_without_read_does_not_see_the_experiment_nor_its_runs(team):
     assert ("stranger may not see this run: that needs READ on the experiment 'team', and stranger has "
             "DENY") in loaded["run-error.children"]
     runs = viewer.post("experiment.value", {"experiment.value": "team"}, output="run.options").outputs
-    assert not any(o["value"] == team.run_id for o in runs.get("run.options", []))
+    assert "run.options" not in runs and runs["error.children"] == (
+        "Cannot list runs: stranger may not see its runs: that needs READ on the experiment 'team', and stranger "
+        "has DENY")
+    linked = viewer.post("url.search", {"url.search": f"?run={team.run_id}"}, output="run.options").outputs
+    assert "experiment.value" not in linked and [o["label"] for o in linked["run.options"]] == [team.run_id]
 
 
 def test_an_editor_controls_the_run_and_saves_a_model_that_follows_model_permissions(team):

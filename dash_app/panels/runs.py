@@ -41,23 +41,22 @@ def register(app, data, default_run: str | None) -> None:
         except LLMBError:
             return no_update
 
+    # A run of another experiment (a link from MLflow's UI, a run started elsewhere) brings its
+    # experiment into the picker with it.
     @app.callback(Output("run", "options"), Output("run", "value"), Output("error", "children"),
+                  Output("experiment", "value"),
                   Input("runs-refresh", "n_intervals"), Input("url", "search"), Input("experiment", "value"),
                   Input("switch-run", "data"), State("run", "value"))
     def list_runs(_, search, experiment, switch_to, current):
         triggers = set(ctx.triggered_prop_ids.values())
         if triggers == {"url"} and current:
-            return no_update, no_update, no_update
+            return no_update, no_update, no_update, no_update
         try:
             experiment = checks.name(experiment, "experiment", optional=True)
-        except LLMBError as exc:
-            return no_update, no_update, f"Cannot list runs: {exc}"
-        try:
             runs = data.runs(experiment)
-        except LLMBError as exc:
-            return no_update, no_update, f"Store unreachable: {exc}"
+        except LLMBError as exc:  # a bad name, a store that does not answer, an experiment not to be read
+            return no_update, no_update, f"Cannot list runs: {exc}", no_update
         current, switch_to = checks.text(current, 300), checks.text(switch_to, 300)
-        options = [{"label": f"{r.run_name} · {r.status.lower()}", "value": r.run_id} for r in runs]
         newest = runs[0].run_id if runs else None
         if "switch-run" in triggers and switch_to:
             wanted = switch_to
@@ -65,9 +64,17 @@ def register(app, data, default_run: str | None) -> None:
             wanted = newest
         else:
             wanted = current or query(search).get("run") or default_run or newest
+        moved = no_update
+        if wanted and wanted not in {r.run_id for r in runs}:
+            try:
+                moved = data.experiment_of(wanted)
+                runs = data.runs(moved)
+            except LLMBError:  # shown as it is: the run panel says what is wrong with it
+                pass
+        options = [{"label": f"{r.run_name} · {r.status.lower()}", "value": r.run_id} for r in runs]
         if wanted and wanted not in {o["value"] for o in options}:
             options.append({"label": wanted, "value": wanted})
-        return options, (wanted if wanted != current else no_update), ""
+        return options, (wanted if wanted != current else no_update), "", moved
 
     @app.callback(Output("loss-chart", "figure"), Output("run-state", "data"), Output("steps", "data"),
                   Output("poll", "disabled"), Output("layer", "options"), Output("head", "options"),
