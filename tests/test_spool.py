@@ -1,5 +1,7 @@
-"""A tracking server still down when a training ends: what could not be sent is kept on disk,
-nothing of it is lost, and ``llmb runs sync`` sends it once the server is back."""
+"""A tracking server still down when a training ends: what could not be sent is kept on disk
+(beside what the writer spilled during the outage), nothing of it is lost, and ``llmb runs
+sync`` sends it once the server is back. The spool folder's format: a half-written spill is
+never read, a folder being written is left to its writer, an older spool is still read."""
 
 import json
 
@@ -8,7 +10,7 @@ import pytest
 from llmb_mlflow.errors import LLMBError
 from llmb_mlflow.reader import RunReader
 
-from conftest import start_mlflow_server, stop_process, tiny_config
+from conftest import start_mlflow_server, stop_process, tiny_config, until
 
 
 @pytest.fixture
@@ -31,15 +33,16 @@ def test_a_training_that_ends_while_the_store_is_down_keeps_its_data_for_sync(
     try:
         config = tiny_config(max_iters=20, eval_interval=10, checkpoint_interval=10)
         trainer = Trainer(config, prepare_dataset(shakespeare, config.model.block_size), device="cpu")
-        tracker = MlflowTracker(uri, finish_timeout=3)
+        tracker = MlflowTracker(uri, finish_timeout=3, spill_bytes=64 * 1024)  # a checkpoint spills
         tracker.start(RunDescription(params=trainer.describe(), run_name="cut-off"))
         trainer.run(tracker, stop_at=10)
         tracker.flush()
         stop_process(server)
         trainer.run(tracker)  # steps 11 to 20, their snapshot and checkpoint: nowhere to go
-        with pytest.raises(LLMBError) as ended:
-            tracker.finish("FINISHED")
         folder = spool_dir / tracker.run_id
+        until(lambda: list(folder.glob("segment_*.jsonl")), what="a spill during the outage")
+        with pytest.raises(LLMBError) as ended:  # the rest joins the spilled
+            tracker.finish("FINISHED")
         assert str(ended.value).endswith(
             f"of run {tracker.run_id} are kept in {folder}: send them with `llmb runs sync` once the store is back")
         assert "\n" not in str(ended.value)
