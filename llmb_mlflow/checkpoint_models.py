@@ -18,10 +18,11 @@ import os
 
 from .config import ModelConfig
 from .run_layout import (
-    CHECKPOINT_KIND, DATASET_CONTEXT, DATASET_CONTEXT_TAG, DATASET_TAG, KIND_TAG, MODEL_TYPE, PRESET_TAG, STEP_TAG, TRAIN_LOSS, VAL_LOSS, VAL_LOSS_STEP_TAG, checkpoint_name,
+    CHECKPOINT_KIND, CHECKPOINT_LINKS, DATASET_CONTEXT, DATASET_CONTEXT_TAG, DATASET_TAG, KIND_TAG, MODEL_TYPE,
+    PRESET_TAG, STEP_TAG, VAL_LOSS, VAL_LOSS_STEP_TAG, checkpoint_name,
 )
 
-LINKED = (TRAIN_LOSS, VAL_LOSS)  # the metrics linked to each checkpoint's logged model
+LINKED = CHECKPOINT_LINKS
 MODEL_PARAMS = (*(f.name for f in dataclasses.fields(ModelConfig)), "n_params")  # the model's shape
 CORPUS_TAGS = (DATASET_TAG, PRESET_TAG)  # the run's tags each checkpoint carries too
 

@@ -104,6 +104,7 @@ MODEL_TYPE = "MicroGPT"
 CHECKPOINT_MODEL_FILE = f"artifacts/{CHECKPOINT_FILE}"  # inside the logged model's pyfunc folder
 STEP_TAG = "llmb.step"  # a logged model's checkpoint step (DATASET_TAG, PRESET_TAG as for runs)
 VAL_LOSS_STEP_TAG = "llmb.val_loss_step"  # the step of the val_loss linked to it
+CHECKPOINT_LINKS = (TRAIN_LOSS, VAL_LOSS)  # the metrics linked to each checkpoint's logged model
 
 
 def checkpoint_name(step: int) -> str:

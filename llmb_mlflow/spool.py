@@ -33,6 +33,7 @@ from pathlib import Path
 from . import snapshot as snapshot_format
 from .errors import LLMBError
 from .paths import user_data_dir
+from .run_layout import CHECKPOINT_LINKS
 
 MANIFEST = "run.json"
 CURSOR = "sent.json"
@@ -278,8 +279,6 @@ def _upgrade(folder: Path, manifest: dict) -> None:
     run.json) becomes segment 0 (its points, then its artifacts)."""
     if "artifacts" not in manifest:
         return
-    from .checkpoint_models import LINKED
-
     points = [json.loads(line) for line in (folder / LEGACY_METRICS).read_text().splitlines() if line]
     lines = [json.dumps(point) for point in points]
     for kind, step, name in manifest.pop("artifacts"):
@@ -287,7 +286,7 @@ def _upgrade(folder: Path, manifest: dict) -> None:
         if kind == CHECKPOINT:
             latest = {}
             for point in points:
-                if point[0] in LINKED and point[3] <= step:
+                if point[0] in CHECKPOINT_LINKS and point[3] <= step:
                     latest[point[0]] = max(latest.get(point[0], point), point, key=lambda p: p[3])
             line["links"] = list(latest.values())
         lines.append(json.dumps(line))
