@@ -39,7 +39,7 @@ from .run_layout import (
     SAMPLE_DIR, SNAPSHOT_BYTES, SOURCE_NAME_TAG, TRAINER_STATE_TAG, TRAINING_RUN,
     VERSION_TAG, VIEWER_PATH, sample_path, snapshot_path, weights_path,
 )
-from .store import client, experiment_id, first_line, store_errors
+from .store import client, experiment_id, failure_line, first_line, store_errors
 from .tracker import RunDescription, Tracker
 
 MAX_PARAMS_PER_BATCH = 100
@@ -244,7 +244,7 @@ class MlflowTracker(Tracker):
                 self._write_pending()
                 self.last_error, backoff = None, self.flush_interval
             except Exception as exc:  # the store is down or refusing: keep data, retry
-                self.last_error = self.last_failure = first_line(exc)
+                self.last_error = self.last_failure = failure_line(exc)
                 self.failed_writes += 1
                 backoff = min(backoff * 2, 5.0)
             with self._pass_done:

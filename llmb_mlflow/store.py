@@ -97,9 +97,17 @@ def store_errors(uri: str):
         package = type(exc).__module__.split(".")[0]
         if package in ("sqlalchemy", "requests", "urllib3"):
             raise LLMBError(f"tracking store {uri} failed: {first_line(exc)}") from None
-        if package in ("botocore", "boto3", "s3transfer"):  # artifacts read or written in S3 directly
+        if package in S3_PACKAGES:  # artifacts read or written in S3 directly
             raise LLMBError(s3_failure(exc)) from None
         raise
+
+
+S3_PACKAGES = ("botocore", "boto3", "s3transfer")
+
+
+def failure_line(exc) -> str:
+    """One line for any failure to write to the store or its artifacts."""
+    return s3_failure(exc) if type(exc).__module__.split(".")[0] in S3_PACKAGES else first_line(exc)
 
 
 def s3_failure(exc) -> str:

@@ -208,7 +208,8 @@ def test_a_trainer_without_s3_credentials_keeps_its_artifacts_for_sync(team, tmp
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=keyless)
     assert done.returncode == 0, done.stderr
     run_id, said = done.stdout.strip().splitlines()[-1].split(" ", 1)
-    assert "(Unable to locate credentials)" in said and "send them with `llmb runs sync`" in said
+    assert "(S3 artifact store failed: Unable to locate credentials (set AWS_ACCESS_KEY_ID" in said
+    assert "send them with `llmb runs sync`" in said
     assert not team.stored(run_id) and RunReader(team.uri).snapshot_steps(run_id) == []
 
     synced = llmb("runs", "sync")  # with the credentials
