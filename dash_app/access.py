@@ -10,11 +10,12 @@ following their MLflow permissions (admins may do anything):
 =====================================================================  =============================
 to                                                                     needs
 =====================================================================  =============================
-see an experiment's runs, show or compare a run, export it             READ on its experiment
+see an experiment's runs, show, compare or export a run, Try a model   READ on the run's experiment
 pause, resume, step, stop or mark failed a run; save a model from it   EDIT on its experiment
-start a training (New training, Load, Style Transfer) in an experiment EDIT on it, if it exists
-see a model in the library, Try it, Load it                            READ on the registered model
+start a training (New training, Load, Style Transfer), upload a corpus EDIT on the experiment
+see a model in the library, Load it                                    READ on the registered model
 rename a model, add a version to it                                    EDIT on the registered model
+create a model                                                         a name not DENY to the user
 delete a version                                                       MANAGE on the registered model
 =====================================================================  =============================
 
@@ -36,6 +37,7 @@ from llmb_mlflow import mlflow_compat
 from llmb_mlflow.errors import LLMBError, shown
 
 READ, EDIT, MANAGE = "READ", "EDIT", "MANAGE"
+CREATE = "CREATE"  # a registered model of that name: allowed unless it is DENY
 TTL = 5.0
 KIND_WORDS = {"experiment": "experiment", "registered_model": "model"}
 
@@ -58,8 +60,9 @@ class Open:
         if reason:
             raise LLMBError(reason)
 
-    def credentials(self) -> dict[str, str]:
-        """Environment variables a training started for the current user logs with."""
+    def credentials(self) -> dict[str, str | None]:
+        """Environment variables a training started for the current user logs with (None:
+        removed from the viewer's own)."""
         return {}
 
     def model_changed(self, change: str, name: str, new_name: str | None = None) -> None:
@@ -104,10 +107,15 @@ class SignedIn(Open):
 
     def refusal(self, need, kind, key, label, doing):
         permission = self.permission(kind, key)
-        allowed = {READ: permission.can_read, EDIT: permission.can_update, MANAGE: permission.can_delete}[need]
+        allowed = {READ: permission.can_read, EDIT: permission.can_update, MANAGE: permission.can_delete,
+                   CREATE: permission.name != "DENY"}[need]
         if allowed:
             return None
         user = self.user()[:40]  # signed in: a name the server knows
+        if need == READ:  # as MLflow's API: not a word about what they may not read
+            return f"{user} may not {doing}: that needs READ, which {user} does not have"
+        if need == CREATE:
+            return f"{user} may not {doing}: the {KIND_WORDS[kind]} {shown(label())} is denied to {user}"
         return (f"{user} may not {doing}: that needs {need} on the {KIND_WORDS[kind]} {shown(label())}, "
                 f"and {user} has {permission.name}")
 
@@ -116,8 +124,11 @@ class SignedIn(Open):
 
         found = request.authorization
         if found is None or not found.password:
-            return {}
-        return {"MLFLOW_TRACKING_USERNAME": found.username, "MLFLOW_TRACKING_PASSWORD": found.password}
+            raise LLMBError("this server signs people in without a password, so a training started here cannot "
+                            "log as you; start it with `llmb train --tracking-uri` on your own machine")
+        # None: not the server's own sign-in, if its environment has one
+        return {"MLFLOW_TRACKING_USERNAME": found.username, "MLFLOW_TRACKING_PASSWORD": found.password,
+                "MLFLOW_TRACKING_TOKEN": None}
 
     def model_changed(self, change, name, new_name=None):
         # made in the store directly, not through MLflow's REST API: its grants follow as they would

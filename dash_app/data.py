@@ -22,7 +22,7 @@ from llmb_mlflow.store import store_errors, stored_count
 from llmb_mlflow.uploads import Upload, store_upload
 
 from . import checks
-from .access import EDIT, MANAGE, READ, Open
+from .access import CREATE, EDIT, MANAGE, READ, Open
 
 CHART_POINTS = 2000
 ENTROPY_POINTS = 500  # per head: a 36-head run's chart stays light however many snapshots
@@ -42,7 +42,7 @@ class ViewerData:
                  training_uri: str | Callable[[], str] | None = None, read_only: bool = False,
                  access: Open | None = None, max_trainings: int | None = None):
         self.reader = RunReader(tracking_uri, artifacts_destination=artifacts_destination)
-        self._library = ModelLibrary(reader=self.reader)
+        self._library = ModelLibrary(reader=self.reader, on_created=lambda name: self.access.model_changed("created", name))
         self.experiment = experiment
         self.read_only = read_only
         self.access = access or Open()
@@ -95,33 +95,31 @@ class ViewerData:
     def _launch(self, args: list[str]) -> launcher.Started:
         return launcher.start(args, self.training_uri(), env=self.access.credentials(), at_most=self.max_trainings)
 
-    def keep_upload(self, filename: str, raw: bytes) -> Upload:
-        self.check_writable()
+    def keep_upload(self, filename: str, raw: bytes, experiment=None) -> Upload:
+        """Keep a corpus for trainings in ``experiment`` (the viewer's own if None): only for
+        users who may start them there."""
+        self.experiment_to_train_in(experiment or self.experiment)
         return store_upload(filename, raw)
 
     def save_model(self, run_id: str, name: str):
         """The saved version, or the step of the checkpoint the shown run's training was asked
         for, to save with ``finish_save`` once it is written."""
-        new = self._may_save(run_id, name)
+        self._may_save(run_id, name)
         step = self._library.checkpoint_for_saving(self.check_run(run_id), name, limits.MAX_RUN_CHECKPOINTS)
-        return self._created(self._library.save(run_id, name), name, new) if step is None else step
+        return self._library.save(run_id, name) if step is None else step
 
     def finish_save(self, run_id: str, name: str, step: int, asked_ms: int, token: str):
-        new = self._may_save(run_id, name)
-        return self._created(self._library.finish_saving(self.check_run(run_id), name, step, asked_ms, token), name, new)
+        self._may_save(run_id, name)
+        return self._library.finish_saving(self.check_run(run_id), name, step, asked_ms, token)
 
-    def _may_save(self, run_id, name) -> bool:
-        """Refuse a save the current user may not make; whether it creates the model."""
+    def _may_save(self, run_id, name) -> None:
+        """Refuse a save the current user may not make: EDIT on the run's experiment, and EDIT on
+        the model if it exists, else a name not denied to them."""
         self.require(EDIT, "save a model from this run", run_id=run_id)
         if self._library.exists(name):
             self.require(EDIT, "add a version to it", model=name)
-            return False
-        return True
-
-    def _created(self, version, name: str, new: bool):
-        if version is not None and new:
-            self.access.model_changed("created", name)
-        return version
+        else:
+            self.require(CREATE, "create it", model=name)
 
     def rename_model(self, name: str, new_name: str) -> None:
         self.require(EDIT, "rename it", model=name)
@@ -149,8 +147,8 @@ class ViewerData:
     def load_model(self, ref: str, more_steps: int, experiment) -> tuple[launcher.Started, object]:
         """Continue a saved version for ``more_steps`` in a new run of its own process."""
         self.check_writable()
+        self.require(READ, "load it", model=checks.argument(ref, "model").rpartition("/")[0] or ref)
         args, version = limits.resume_args(self._library, ref, more_steps, self.experiment_to_train_in(experiment))
-        self.require(READ, "load it", model=version.name)
         return self._launch(args), version
 
     def training_uri(self) -> str:
@@ -209,6 +207,7 @@ class ViewerData:
     def experiment_to_train_in(self, name) -> str:
         """An experiment a training from the viewer may log to: this viewer's own, or one that
         exists in the store and is not deleted."""
+        self.check_writable()
         name = checks.argument(name, "experiment")
         with store_errors(self.reader.uri):
             found = self.reader.client.get_experiment_by_name(name)
@@ -257,7 +256,8 @@ class ViewerData:
         run = run or self.run(run_id)
         paused = self.reader.metric(run_id, PAUSED, run=run)
         return {"checkpoints": [c.step for c in self.reader.checkpoints(run_id, run)],
-                "saves": self._library.saved_from(run_id),
+                "saves": [(step, ref) for step, ref in self._library.saved_from(run_id)
+                          if not self.refusal(READ, "see it", model=ref.rpartition("/")[0])],
                 "pauses": list(zip(paused.steps.tolist(), (bool(v) for v in paused.values))),
                 "resumed_from": run.tags.get(MODEL_VERSION_TAG),
                 "warmup": stored_count(run.params.get(PARAM_WARMUP))}
@@ -283,6 +283,7 @@ class ViewerData:
         return found.step, self.reader.model_artifact_bytes(found.model_id, CHECKPOINT_MODEL_FILE, label)
 
     def samples(self, run_id: str, steps: list[int]) -> list[tuple[int, str]]:
+        run_id = self.check_run(run_id)
         return [(step, self._sample(run_id, step)) for step in steps]
 
     @cachedmethod(lambda self: self._samples, lock=lambda self: self._lock)

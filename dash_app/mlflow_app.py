@@ -53,8 +53,9 @@ def create_auth_app():
     settings = mlflow_compat.server_settings()
     flask_app = mlflow_compat.server_flask_app()
     viewer_server = Flask("llmbreaker")
+    mlflow_compat.server_security(viewer_server)  # as MLflow's own routes: Host names, framing, CORS
     access = SignedIn()
-    viewer_server.before_request(access.sign_in)  # first: nothing of the viewer answers a stranger
+    viewer_server.before_request(access.sign_in)  # then nothing of the viewer answers a stranger
     prefix = _viewer(settings, viewer_server, access=access)
     flask_app.wsgi_app = by_path(prefix, viewer_server.wsgi_app, flask_app.wsgi_app)
     return mlflow_compat.auth_app(flask_app)

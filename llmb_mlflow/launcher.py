@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from filelock import FileLock
+
 from .errors import LLMBError
 from .run_layout import RUN_ANNOUNCEMENT
 
@@ -54,20 +56,22 @@ def log_dir() -> str:
     return path
 
 
-def start(args: list[str], tracking_uri: str, env: dict[str, str] | None = None,
+def start(args: list[str], tracking_uri: str, env: dict[str, str | None] | None = None,
           at_most: int | None = None) -> Started:
     """Start ``llmb COMMAND --tracking-uri=URI ARGS...`` (``args`` = COMMAND, ARGS...; ARGS may
     end with ``--`` and positional arguments) and return at once. ``env``: more environment
-    variables for it (credentials go here, never into its arguments); ``at_most``: refuse while
-    that many trainings started this way for ``tracking_uri`` run on this machine."""
+    variables for it (credentials go here, never into its arguments; None removes one);
+    ``at_most``: refuse while
+    that many trainings started this way run on this machine."""
     if args[0] not in ("train", "resume"):
         raise ValueError(f"not a training command: {args[0]}")
     command = [sys.executable, "-m", "llmb_mlflow", args[0], f"--tracking-uri={tracking_uri}", *args[1:]]
-    env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": tracking_uri}
+    env = {name: value for name, value in {**os.environ, **(env or {})}.items() if value is not None}
+    env.update(PYTHONUNBUFFERED="1", MLFLOW_TRACKING_URI=tracking_uri)
     token, started = secrets.token_hex(6), int(time.time() * 1000)
     log_path = _log_path(args[0], token)
-    with _STARTING:
-        if at_most is not None and (count := running(tracking_uri)) >= at_most:
+    with _STARTING, FileLock(os.path.join(log_dir(), ".starting.lock")):  # one start at a time on this machine
+        if at_most is not None and (count := running()) >= at_most:
             running_now = "1 training started here is" if count == 1 else f"{count} trainings started here are"
             raise LLMBError(f"{running_now} running, and at most {at_most} may run at once: stop one or wait "
                             "for one to end")
@@ -81,16 +85,16 @@ def start(args: list[str], tracking_uri: str, env: dict[str, str] | None = None,
 _STARTING = threading.Lock()
 
 
-def running(tracking_uri: str) -> int:
-    """How many trainings ``start`` started for ``tracking_uri`` run on this machine, whichever
-    process (a server's other worker, a viewer before a restart) started them."""
+def running() -> int:
+    """How many trainings ``start`` started run on this machine, whichever process started them
+    (a server's other worker, another viewer, a viewer before its restart)."""
     import psutil
 
-    wanted = f"--tracking-uri={tracking_uri}"
     count = 0
     for process in psutil.process_iter(["cmdline"]):
         command = process.info["cmdline"] or []
-        count += command[1:3] == ["-m", "llmb_mlflow"] and command[3:5] in (["train", wanted], ["resume", wanted])
+        count += (command[1:3] == ["-m", "llmb_mlflow"] and command[3:4] in (["train"], ["resume"])
+                  and command[4:5] != [] and command[4].startswith("--tracking-uri="))
     return count
 
 

@@ -279,3 +279,12 @@ def auth_model_changed(change: str, name: str, new_name: str | None = None, user
         store.delete_grants_for_resource("registered_model", name, workspace_scoped=True)
     else:
         raise ValueError(f"unknown registered-model change {change!r}")
+
+
+def server_security(flask_app) -> None:
+    """MLflow's server security (Host names, CORS, X-Frame-Options and the like, as its
+    ``MLFLOW_SERVER_*`` settings say) on a Flask app of our own inside ``mlflow server``. Relies
+    on ``mlflow.server.security.init_security_middleware``."""
+    from mlflow.server.security import init_security_middleware
+
+    init_security_middleware(flask_app)

@@ -8,6 +8,8 @@ library works the same on a local sqlite store and over REST against ``mlflow se
 
 from __future__ import annotations
 
+from typing import Callable
+
 import hashlib
 import os
 import re
@@ -79,8 +81,12 @@ def parse_ref(ref: str) -> tuple[str, str | None, str | None]:
 
 
 class ModelLibrary:
-    def __init__(self, tracking_uri: str | None = None, reader: RunReader | None = None):
+    def __init__(self, tracking_uri: str | None = None, reader: RunReader | None = None,
+                 on_created: Callable[[str], None] | None = None):
+        """``on_created(name)``: called when saving creates a registered model (not when another
+        saver created it first)."""
         self.reader = reader or RunReader(tracking_uri)
+        self.on_created = on_created
         self.client = self.reader.client
         self.uri = self.reader.uri
 
@@ -212,6 +218,8 @@ class ModelLibrary:
             except MlflowException:  # created by someone else meanwhile
                 model = self.client.get_registered_model(name)
             else:
+                if self.on_created:
+                    self.on_created(name)
                 return
         if model.tags.get(KIND_TAG) != MODEL_KIND:
             raise LLMBError(f"registered model {name!r} exists but is not an LLMBreaker model")

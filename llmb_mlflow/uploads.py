@@ -16,6 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
+
 from .corpus import MAX_CORPUS_BYTES, decode_corpus_bytes
 from .errors import LLMBError, shown
 from .paths import user_data_dir
@@ -50,17 +52,21 @@ def store_upload(filename: str, raw: bytes) -> Upload:
     folder = upload_dir() / digest
     path = folder / name
     try:
-        if not _holds(path, digest):
-            make_room(len(raw))
-            folder.mkdir(parents=True, exist_ok=True)
-            handle, partial = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".partial")
-            try:
-                with os.fdopen(handle, "wb") as f:
-                    f.write(raw)
-                os.replace(partial, path)
-            finally:
-                if os.path.exists(partial):
-                    os.remove(partial)
+        upload_dir().mkdir(parents=True, exist_ok=True)
+        with FileLock(upload_dir() / ".room.lock"):  # one upload at a time makes room and is written
+            if _holds(path, digest):
+                os.utime(path)  # uploaded again: used now
+            else:
+                make_room(len(raw))
+                folder.mkdir(parents=True, exist_ok=True)
+                handle, partial = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".partial")
+                try:
+                    with os.fdopen(handle, "wb") as f:
+                        f.write(raw)
+                    os.replace(partial, path)
+                finally:
+                    if os.path.exists(partial):
+                        os.remove(partial)
     except OSError as exc:
         raise LLMBError(f"could not keep {name} on this machine ({exc.strerror or exc})") from None
     return Upload(f"upload:{digest}/{name}", name, path)
@@ -79,6 +85,8 @@ def make_room(size: int) -> None:
     recently used uploads go first (each use of one touches it), except those a running training
     reads; refused in one line if that is not enough."""
     space = upload_space()
+    if size > space:
+        raise LLMBError(f"this file is {size / 2**20:.1f} MB and the upload folder holds at most {space // 2**20} MB")
     kept = sorted(_kept(), key=lambda item: item[1])  # (path, last used, size), least recent first
     total = sum(size_ for *_, size_ in kept)
     if total + size <= space:
@@ -101,7 +109,7 @@ def _kept() -> list[tuple[Path, float, int]]:
     found = []
     for path in upload_dir().glob("*/*"):
         with contextlib.suppress(OSError):
-            if path.is_file() and not path.is_symlink():
+            if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
                 stat = path.stat()
                 found.append((path, stat.st_mtime, stat.st_size))
     return found

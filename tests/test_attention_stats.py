@@ -94,8 +94,11 @@ def test_spooled_entropy_points_reach_the_run_when_sent(store_uri, tmp_path, mon
     run_id = client.create_run(client.create_experiment("spooled")).info.run_id
     key = run_layout.attn_entropy_metric(1, 0)
     points = [(key, 1.25, 1_700_000_000_000 + step, step) for step in (0, 10)]
-    folder = spool.save(spool.Spooled(run_id, store_uri, "FINISHED", points))
-    assert spool.load(folder).points == points
+    folder = tmp_path / "spool" / run_id
+    folder.mkdir(parents=True)
+    spool.write_segment(folder, 0, points)
+    spool.write_manifest(folder, run_id, store_uri, "FINISHED")
+    assert spool.load(folder).points == len(points)
     send_spooled(folder, store_uri)
     assert [(m.step, m.value) for m in client.get_metric_history(run_id, key)] == [(0, 1.25), (10, 1.25)]
 

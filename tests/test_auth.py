@@ -68,6 +68,8 @@ def team(template_db, tmp_path_factory):
         env.setenv("MLFLOW_FLASK_SERVER_SECRET_KEY", "a-test-secret")
         env.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", ADMIN[1])
         env.setenv("LLMB_LOG_DIR", str(folder / "logs"))
+        env.setenv("LLMB_UPLOAD_DIR", str(folder / "uploads"))
+        env.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")  # MLflow's GenAI job runner: not needed here
         uri, proc = start_mlflow_server(template_db, folder, "--app-name", "llmbreaker-auth")
     training = None
     try:
@@ -132,8 +134,13 @@ def test_a_reader_sees_the_run_but_may_not_control_it_save_it_or_train(team):
                                                   "run-state.data": state})
     assert refused.outputs["toast.children"].startswith("Could not save: reader may not save a model")
     start = viewer.post("experiment.value", {"experiment.value": "team"}, output="train-start.disabled").outputs
-    assert start["train-start.disabled"] is True and start["st-start.disabled"] is True
+    assert start["train-start.disabled"] is start["st-start.disabled"] is start["train-upload.disabled"] is True
     assert "reader may not start trainings in it: that needs EDIT" in start["train-start.title"]
+    text = base64.b64encode(b"To be, or not to be, that is the question.\n" * 40).decode()
+    upload = viewer.post("upload-payload.data", {"experiment.value": "team", "upload-payload.data": {
+        "filename": "mine.txt", "contents": "data:text/plain;base64," + text}})
+    assert upload.outputs["toast.children"].startswith("Could not upload: reader may not start trainings in it")
+    assert not list((team.folder / "uploads").rglob("*.txt"))  # nothing kept on the server's disk
 
 
 def test_a_user_without_read_does_not_see_the_experiment_nor_its_runs(team):
@@ -142,12 +149,11 @@ def test_a_user_without_read_does_not_see_the_experiment_nor_its_runs(team):
         "experiment.options"]
     loaded = load(viewer, team.run_id).outputs
     assert loaded["run-state.data"] is None
-    assert ("stranger may not see this run: that needs READ on the experiment 'team', and stranger has "
-            "DENY") in loaded["run-error.children"]
+    assert "stranger may not see this run: that needs READ, which stranger does not have" in loaded[
+        "run-error.children"]  # and not a word more about it, as MLflow's API
     runs = viewer.post("experiment.value", {"experiment.value": "team"}, output="run.options").outputs
     assert "run.options" not in runs and runs["error.children"] == (
-        "Cannot list runs: stranger may not see its runs: that needs READ on the experiment 'team', and stranger "
-        "has DENY")
+        "Cannot list runs: stranger may not see its runs: that needs READ, which stranger does not have")
     linked = viewer.post("url.search", {"url.search": f"?run={team.run_id}"}, output="run.options").outputs
     assert "experiment.value" not in linked and [o["label"] for o in linked["run.options"]] == [team.run_id]
 
@@ -161,6 +167,12 @@ def test_an_editor_controls_the_run_and_saves_a_model_that_follows_model_permiss
     assert paused.outputs["toast.children"] == "Asked the training to pause."
     until(lambda: team.tags().get(TRAINER_STATE_TAG) == TRAINER_PAUSED, what="the training to pause")
 
+    team.rest("POST", "users/permissions/grant", api=AUTH_API, username=EDITOR[0], resource_type="registered_model",
+              resource_id="forbidden", permission="DENY")
+    denied = viewer.post("save-model.n_clicks", {"save-model.n_clicks": 1, "save-name.value": "forbidden",
+                                                 "run-state.data": state})
+    assert denied.outputs["toast.children"] == (
+        "Could not save: editor may not create it: the model 'forbidden' is denied to editor")
     asked = viewer.post("save-model.n_clicks", {"save-model.n_clicks": 1, "save-name.value": "team-model",
                                                 "run-state.data": state})
     assert asked.outputs["toast.children"].startswith("Asked the training for a checkpoint"), asked.text

@@ -34,7 +34,7 @@ def models_table(listing, renaming: str | None = None, deleting: dict | None = N
                  refused: Callable[[str, str], str | None] = lambda name, action: None) -> list:
     """``listing``: (name, versions) pairs as ``ModelLibrary.models`` returns them;
     ``renaming``: the model whose name is being edited; ``deleting``: the version awaiting a yes;
-    ``refused(name, action)``: why the user may not rename or delete that model, if so."""
+    ``refused(name, action)``: why the user may not rename, delete or load that model, if so."""
     if not listing:
         return [html.Div("No saved models yet.", className="empty")]
     rows = [html.Tr([html.Th(h) for h in HEADERS])]
@@ -47,7 +47,8 @@ def models_table(listing, renaming: str | None = None, deleting: dict | None = N
                 html.Td(", ".join(v.aliases) or "-"), html.Td(v.dataset),
                 html.Td([html.A("Try", href=address(v.run_id, "playground", v.step), className="ctl-btn try",
                                 title="write with this model in the Token Playground"),
-                         _version_actions(name, v.version, len(versions), deleting, refused(name, "delete"))]),
+                         _version_actions(name, v.version, len(versions), deleting, refused(name, "delete"),
+                                          refused(name, "load"))]),
             ], className="model-row", **{"data-model": name, "data-version": v.version}))
     return [html.Table(rows, className="models-table")]
 
@@ -63,7 +64,8 @@ def _name_cell(name: str, renaming: str | None, refusal: str | None = None):
                                   title=refusal or f"rename {name}", disabled=bool(refusal))])
 
 
-def _version_actions(name: str, version: str, count: int, deleting: dict | None, refusal: str | None = None):
+def _version_actions(name: str, version: str, count: int, deleting: dict | None, refusal: str | None = None,
+                     load_refusal: str | None = None):
     if deleting == {"model": name, "version": version}:
         what = f"{name} (its only version)" if count == 1 else f"version {version} of {name}"
         return html.Span([f"Delete {what}? ",
@@ -73,7 +75,7 @@ def _version_actions(name: str, version: str, count: int, deleting: dict | None,
                                       className="ctl-btn delete-no")], className="confirm")
     return html.Span(className="writes", children=[
         html.Button("Load", id=action_id("load", name, version), className="ctl-btn load",
-                    title="continue training this checkpoint in a new run"),
+                    title=load_refusal or "continue training this checkpoint in a new run", disabled=bool(load_refusal)),
         html.Button("Delete", id=action_id("delete", name, version), className="ctl-btn delete",
                     title=refusal or "delete this version (the checkpoint stays in its run)", disabled=bool(refusal)),
     ])
@@ -139,11 +141,17 @@ def register(app, data) -> None:
              Output("toast", "className", allow_duplicate=True))
 
     @app.callback(Output("models-list", "children"), Input("models-summary", "n_clicks"),
-                  Input("toast", "children"), Input("renaming", "data"), Input("deleting", "data"))
-    def list_models(_clicks, _toast, renaming, deleting):
+                  Input("toast", "children"), Input("renaming", "data"), Input("deleting", "data"),
+                  State("experiment", "value"))
+    def list_models(_clicks, _toast, renaming, deleting, experiment):
+        def refused(name, action):
+            if action == "load":  # a new run in the shown experiment
+                return load_refusal
+            return data.refusal(*RIGHTS[action], model=name)
+
         try:
-            return models_table(data.models(), renaming, deleting, refused=lambda name, action: data.refusal(
-                *RIGHTS[action], model=name))
+            load_refusal = data.refusal_to_train(experiment)
+            return models_table(data.models(), renaming, deleting, refused=refused)
         except LLMBError as exc:
             return [html.Div(f"Could not list models: {exc}", className="error")]
 
@@ -163,7 +171,8 @@ def register(app, data) -> None:
             refusal = data.refusal(EDIT, "save a model from this run", run_id=run_id) if run_id else None
         except LLMBError as exc:
             refusal = str(exc)
-        return bool(refusal), refusal or "register the shown run's latest checkpoint in the model library"
+        # a read-only page hides the button; a script clicking it anyway hears the server's refusal
+        return bool(refusal) and not data.read_only, refusal or "register the shown run's latest checkpoint in the model library"
 
     # A suggestion, not a value: what the user types is never mixed with a late suggestion.
     @app.callback(Output("save-name", "placeholder"), Input("run", "value"))

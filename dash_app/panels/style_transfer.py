@@ -114,7 +114,7 @@ def register(app, data) -> None:
         try:
             data.check_writable()
             raw = pasted(text)
-            upload = data.keep_upload("pasted-text.txt", raw)
+            upload = data.keep_upload("pasted-text.txt", raw, experiment)
             settings = {"max_iters": steps if steps not in (None, "") else DEFAULT_STEPS,
                         "eval_interval": every if every not in (None, "") else DEFAULT_EVERY,
                         "block_size": context_for(raw)}

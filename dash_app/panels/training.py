@@ -145,25 +145,28 @@ def register(app, data) -> None:
              Output("toast", "className", allow_duplicate=True))
 
     @app.callback(Output("train-start", "disabled"), Output("train-start", "title"),
-                  Output("st-start", "disabled"), Output("st-start", "title"), Input("experiment", "value"))
+                  Output("st-start", "disabled"), Output("st-start", "title"), Output("train-upload", "disabled"),
+                  Input("experiment", "value"))
     def may_train(experiment):
         refusal = data.refusal_to_train(experiment)
-        return (bool(refusal), refusal or "start a new training in the shown experiment",
-                bool(refusal), refusal or "train a small model on this text in the shown experiment")
+        off = bool(refusal) and not data.read_only  # a read-only page hides them; the server refuses a click
+        return (off, refusal or "start a new training in the shown experiment",
+                off, refusal or "train a small model on this text in the shown experiment", off)
     app.clientside_callback(TOO_BIG_JS, Output("upload-payload", "data"), *toast,
                             Input("train-upload", "contents"), State("train-upload", "filename"),
                             prevent_initial_call=True)
 
     @app.callback(Output("train-corpus", "options"), Output("train-corpus", "value"),
                   Output("uploaded", "data"), *toast,
-                  Input("upload-payload", "data"), State("uploaded", "data"), prevent_initial_call=True)
-    def upload(payload, uploaded):
+                  Input("upload-payload", "data"), State("uploaded", "data"), State("experiment", "value"),
+                  prevent_initial_call=True)
+    def upload(payload, uploaded, experiment):
         if not payload:
             return (no_update,) * 5
         try:
             data.check_writable()
             filename, raw = decode_upload(payload)
-            stored = data.keep_upload(filename, raw)
+            stored = data.keep_upload(filename, raw, experiment)
         except LLMBError as exc:
             return no_update, no_update, no_update, f"Could not upload: {exc}", "toast error"
         option = {"label": f"{stored.name} (uploaded)", "value": stored.id}
