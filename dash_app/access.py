@@ -133,3 +133,6 @@ class SignedIn(Open):
     def model_changed(self, change, name, new_name=None):
         # made in the store directly, not through MLflow's REST API: its grants follow as they would
         mlflow_compat.auth_model_changed(change, name, new_name, self.user())
+        with self._lock:  # and what was decided about those names before is forgotten
+            for key in [k for k in self._decided if k[1] == "registered_model" and k[2] in (name, new_name)]:
+                self._decided.pop(key, None)

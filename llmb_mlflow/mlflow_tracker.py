@@ -284,9 +284,7 @@ class MlflowTracker(Tracker):
             if artifact.links:
                 self._models.link(artifact.step, artifact.links)
             metric, size = self._write_checkpoint(artifact.step, artifact.item)
-        # its marker, sent right after it: before anything logged later (a checkpoint after a
-        # snapshot, say) can be stored, so a reader lists what was logged in the order it was
-        self.client.log_batch(self.run_id, metrics=[Metric(metric, size, int(time.time() * 1000), artifact.step)])
+        self.log_metrics(artifact.step, {metric: size})  # its marker: sent after it
 
     def _exchange_control(self) -> None:
         """Publish the trainer's state if it changed, and read the controllers' requests."""
