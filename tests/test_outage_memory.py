@@ -197,3 +197,57 @@ def test_a_writer_killed_mid_spill_loses_nothing_it_spilled(template_db, tmp_pat
     finally:
         writer.kill()
         stop_process(server)
+
+
+def test_ten_minutes_of_training_through_a_seven_minute_outage(template_db, tmp_path, spool_dir):
+    """The issue's own test: a training of 10 minutes whose server is stopped after 1 minute and
+    restarted after 8. Its processes (the training and its tracking helper) stay within 50 MB of
+    their memory before the outage; afterwards every step's train_loss is stored once, and every
+    snapshot and checkpoint is listed."""
+    import time
+
+    from llmb_mlflow import control
+    from llmb_mlflow.launcher import launch
+    from llmb_mlflow.registry import ModelLibrary
+
+    from conftest import TINY_ARGS
+
+    def memory(process) -> int:  # the training's and its helper's resident memory
+        return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)])
+
+    uri, server = start_mlflow_server(template_db, tmp_path)
+    port = int(uri.rsplit(":", 1)[1])
+    training = launch(["train", *TINY_ARGS, "--max-iters", "10000000", "--eval-interval", "2000",
+                       "--checkpoint-interval", "20000", "--threads", "1"], uri)
+    process, started = psutil.Process(training.process.pid), time.monotonic()
+    try:
+        def at(minute):  # the test's own timeline: a clock, not a stand-in for a condition
+            time.sleep(max(0.0, started + minute * 60 - time.monotonic()))
+
+        at(1)
+        before = memory(process)
+        stop_process(server)
+        peak = before
+        while time.monotonic() < started + 8 * 60:
+            peak = max(peak, memory(process))
+            time.sleep(5)
+        uri, server = start_mlflow_server(template_db, tmp_path, port=port)
+        at(10)
+        control.send(RunReader(uri).client, training.run_id, "stop")
+        assert training.process.wait(timeout=600) == 130
+        print(f"memory before the outage {before / 2**20:.0f} MB, peak during it {peak / 2**20:.0f} MB")
+        assert peak - before < 50 * 2**20
+
+        reader = RunReader(uri)
+        run = reader.run(training.run_id)
+        history = reader.client.get_metric_history(training.run_id, "train_loss")
+        assert run.status == "KILLED" and sorted(m.step for m in history) == list(range(1, run.last_step + 1))
+        assert run.last_step > 20_000  # it trained all along
+        assert reader.snapshot_steps(training.run_id) == list(range(0, run.last_step + 1, 2000))
+        checkpoints = ModelLibrary(uri).checkpoint_steps(training.run_id)
+        assert checkpoints[:-1] == list(range(20_000, run.last_step + 1, 20_000))
+        assert checkpoints[-1] == run.last_step  # and its last, written as it stopped
+        assert not (spool_dir / training.run_id).exists()  # nothing left for llmb runs sync
+    finally:
+        training.process.kill()
+        stop_process(server)
