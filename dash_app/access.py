@@ -55,11 +55,6 @@ class Open:
         ``key``, named by ``label()``), or None if they may."""
         return None
 
-    def require(self, need: str, kind: str, key: str, label: Callable[[], str], doing: str) -> None:
-        reason = self.refusal(need, kind, key, label, doing)
-        if reason:
-            raise LLMBError(reason)
-
     def credentials(self) -> dict[str, str | None]:
         """Environment variables a training started for the current user logs with (None:
         removed from the viewer's own)."""

@@ -67,7 +67,7 @@ class ViewerData:
         if model is not None:
             return self.access.refusal(need, "registered_model", model, lambda: model, doing)
         if experiment_id is None:
-            experiment_id = self._experiment_of(self.check_run(run_id, need=None))
+            experiment_id = self._experiment_of(run_id)
         return self.access.refusal(need, "experiment", experiment_id, lambda: self._experiment_name(experiment_id), doing)
 
     def require(self, need: str, doing: str, **of) -> None:
@@ -157,7 +157,7 @@ class ViewerData:
     def experiments(self) -> list[str]:
         """Names of the store's active experiments the current user may read."""
         return [name for experiment_id, name in self.reader.experiment_list()
-                if not self.access.refusal(READ, "experiment", experiment_id, lambda: name, "see it")]
+                if not self.refusal(READ, "see it", experiment_id=experiment_id)]
 
     def runs(self, experiment=None):
         name = checks.name(experiment, "experiment", optional=True) or self.experiment
@@ -221,7 +221,6 @@ class ViewerData:
         """Why a training may not be started in ``experiment`` (the viewer's own if None) by the
         current user, or None."""
         try:
-            self.check_writable()
             self.experiment_to_train_in(experiment or self.experiment)
         except LLMBError as exc:
             return str(exc)

@@ -88,14 +88,21 @@ _STARTING = threading.Lock()
 def running() -> int:
     """How many trainings ``start`` started run on this machine, whichever process started them
     (a server's other worker, another viewer, a viewer before its restart)."""
+    return sum(command[:1] in (["train"], ["resume"]) and command[1:2] != []
+               and command[1].startswith("--tracking-uri=") for command in llmb_commands())
+
+
+def llmb_commands() -> list[list[str]]:
+    """The arguments of this machine's ``python -m llmb_mlflow ...`` processes (what ``start``
+    starts), after ``-m llmb_mlflow``."""
     import psutil
 
-    count = 0
+    found = []
     for process in psutil.process_iter(["cmdline"]):
         command = process.info["cmdline"] or []
-        count += (command[1:3] == ["-m", "llmb_mlflow"] and command[3:4] in (["train"], ["resume"])
-                  and command[4:5] != [] and command[4].startswith("--tracking-uri="))
-    return count
+        if command[1:3] == ["-m", "llmb_mlflow"]:
+            found.append(command[3:])
+    return found
 
 
 def default_at_most() -> int:

@@ -53,7 +53,8 @@ def store_upload(filename: str, raw: bytes) -> Upload:
     path = folder / name
     try:
         upload_dir().mkdir(parents=True, exist_ok=True)
-        with FileLock(upload_dir() / ".room.lock"):  # one upload at a time makes room and is written
+        # one upload at a time makes room and is written (the lock beside the folder, not in it)
+        with FileLock(upload_dir().with_name(upload_dir().name + ".lock")):
             if _holds(path, digest):
                 os.utime(path)  # uploaded again: used now
             else:
@@ -117,14 +118,9 @@ def _kept() -> list[tuple[Path, float, int]]:
 
 def _read_by_trainings() -> set[str]:
     """Every argument of this machine's running LLMBreaker trainings (their corpora among them)."""
-    import psutil
+    from .launcher import llmb_commands
 
-    found = set()
-    for process in psutil.process_iter(["cmdline"]):
-        command = process.info["cmdline"] or []
-        if command[1:3] == ["-m", "llmb_mlflow"]:
-            found.update(part.partition("=")[2] or part for part in command[3:])
-    return found
+    return {part.partition("=")[2] or part for command in llmb_commands() for part in command}
 
 
 def is_upload_id(value) -> bool:
