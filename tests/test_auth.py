@@ -69,6 +69,7 @@ def team(template_db, tmp_path_factory):
         env.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", ADMIN[1])
         env.setenv("LLMB_LOG_DIR", str(folder / "logs"))
         env.setenv("LLMB_UPLOAD_DIR", str(folder / "uploads"))
+        env.setenv("LLMB_MAX_TRAININGS", "8")  # the cap counts the machine's trainings: not this test's subject
         env.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")  # MLflow's GenAI job runner: not needed here
         uri, proc = start_mlflow_server(template_db, folder, "--app-name", "llmbreaker-auth")
     training = None
