@@ -12,6 +12,8 @@ import pytest
 
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ.pop("MLFLOW_TRACKING_URI", None)
+# Tests start trainings side by side, from viewers too; the cap on them has tests of its own.
+os.environ.setdefault("LLMB_MAX_TRAININGS", "16")
 
 TINY = dict(n_layer=2, n_head=2, n_embd=16, block_size=16, batch_size=8, max_iters=25,
             eval_interval=10, eval_iters=2, sample_chars=30)
