@@ -36,7 +36,7 @@ from .control import Control, end_run, heartbeat_tags, process_tags
 from .run_layout import (
     ATTENTION_IMAGE_KEY, CHECKPOINT_BYTES, CHECKPOINT_FILE, DATASET_TAG, DEFAULT_EXPERIMENT,
     HEARTBEAT_SECONDS, HEARTBEAT_TAG, IMAGE_DIR, KIND_TAG, NOTE_TAG, PARAM_DATASET, PARAM_PRESET, PRESET_TAG,
-    SAMPLE_DIR, SNAPSHOT_BYTES, SOURCE_NAME_TAG, TRAINER_STATE_TAG, TRAINING_RUN,
+    SAMPLE_DIR, SNAPSHOT_BYTES, SOURCE_NAME_TAG, TRAINER_RUNNING, TRAINER_STATE_TAG, TRAINING_RUN,
     VERSION_TAG, VIEWER_PATH, sample_path, snapshot_path, weights_path,
 )
 from .store import client, experiment_id, failure_line, first_line, store_errors
@@ -256,7 +256,12 @@ class MlflowTracker(Tracker):
         return self.backlog.unsent() if self.backlog is not None else 0
 
     def _write_pending(self) -> None:
-        """Send the backlog, oldest first, asking for the controllers' requests now and then."""
+        """Send the backlog, oldest first, asking for the controllers' requests now and then.
+        A pause or stop is published after the points logged before it, so a reader who sees
+        ``paused`` sees every step up to the pause; ``running`` is published at once."""
+        wanted = self._wanted_state
+        if wanted == TRAINER_RUNNING:
+            self._publish_state(wanted)
         self._exchange_control()
         asked = time.monotonic()
         while not self._abandoned and (batch := self.backlog.next()) is not None:
@@ -270,6 +275,8 @@ class MlflowTracker(Tracker):
             if self._progress_at - asked >= self.flush_interval:
                 self._exchange_control()
                 asked = time.monotonic()
+        if not self._abandoned:
+            self._publish_state(wanted)
 
     def _send(self, batch: Batch) -> None:
         from mlflow.entities import Metric
@@ -284,18 +291,21 @@ class MlflowTracker(Tracker):
             if artifact.links:
                 self._models.link(artifact.step, artifact.links)
             metric, size = self._write_checkpoint(artifact.step, artifact.item)
-        self.log_metrics(artifact.step, {metric: size})  # its marker: sent after it
+        # its marker, sent right after it: before anything logged later (a checkpoint after a
+        # snapshot, say) is stored, so a reader lists what was logged in the order it was
+        self.client.log_batch(self.run_id, metrics=[Metric(metric, size, int(time.time() * 1000), artifact.step)])
 
     def _exchange_control(self) -> None:
-        """Publish the trainer's state if it changed, and read the controllers' requests."""
-        wanted = self._wanted_state
-        if wanted is not None and wanted != self._reported_state:
-            self.client.set_tag(self.run_id, TRAINER_STATE_TAG, wanted)
-            self._reported_state = wanted
+        """Send the heartbeat when due, and read the controllers' requests."""
         if time.monotonic() - self._last_heartbeat >= HEARTBEAT_SECONDS:
             self.client.set_tag(self.run_id, HEARTBEAT_TAG, heartbeat_tags()[HEARTBEAT_TAG])
             self._last_heartbeat = time.monotonic()
         self._control = Control.from_tags(self.client.get_run(self.run_id).data.tags)
+
+    def _publish_state(self, state: str | None) -> None:
+        if state is not None and state != self._reported_state:
+            self.client.set_tag(self.run_id, TRAINER_STATE_TAG, state)
+            self._reported_state = state
 
     def _write_snapshot(self, step: int, snap) -> tuple[str, int]:
         if snap.weights:  # before the snapshot: a listed snapshot's weights are there too

@@ -190,7 +190,7 @@ def test_the_models_menu_resolves_every_reference_through_the_registry(viewer, s
     refused(act("delete-yes", "foreign"), "Could not delete foreign/1: registered model 'foreign' is not an LLMBreaker model")
     refused(act("load", "foreign"), "Could not load foreign/1: registered model 'foreign' is not an LLMBreaker model")
     refused(act("load", "../../etc"), "Could not do that: model name '../../etc' may not contain '/'")
-    refused(act("load", "--seed=1"), "Could not load --seed=1/1: no model named '--seed=1'")
+    refused(act("load", "--seed=1"), "Could not load --seed=1/1: model may not start with '-' (got '--seed=1/1')")
     refused(act("delete-yes", 123), "Could not do that: model name must be text (got 123)")
     refused(act("load", "bard", version="1 --seed=1"), "Could not do that: model version '1 --seed=1' is not a version number")
     refused(act("load", "bard", version="9"), "Could not load bard/9: model 'bard' has no version 9")
