@@ -67,6 +67,31 @@ def test_text_progression_newest_first_with_the_shown_one_highlighted(snaps):
     assert items[0].className == "sample current" and items[1].className == "sample"
 
 
+def test_a_long_runs_samples_are_the_newest_and_a_spread_of_the_earlier_ones():
+    steps = list(range(0, 100_000, 50))
+    listed = text_progression.listed_steps(steps, shown_step=5000)
+    assert len(listed) == text_progression.LISTED and listed[0] == 0 and listed[-1] == 5000
+    assert listed[-text_progression.NEWEST:] == list(range(4450, 5001, 50))  # the newest, each of them
+    assert listed == sorted(set(listed)) and set(listed) <= set(steps)
+    assert text_progression.listed_steps(steps[:10], shown_step=300) == steps[:7]  # few: every one
+
+    items = text_progression.text_progression([(s, f"text {s}") for s in listed], 5000, steps=steps)
+    gaps = [item.children for item in items if item.className == "sample-gap"]
+    samples = [item for item in items if item.className != "sample-gap"]
+    assert [s.id["step"] for s in samples] == listed[::-1] and samples[0].className == "sample current"
+    assert gaps[0] == "… 7 more samples between step 4000 and step 4400: move the scrubber to read them"
+    assert len(gaps) == text_progression.LISTED - text_progression.NEWEST - 1
+    assert sum(int(g.split()[1]) for g in gaps) + len(listed) == 101  # every step up to 5000, counted once
+
+
+def test_a_live_chart_adds_fewer_points_the_longer_the_run():
+    assert loss.thinned([1, 2, 3], 2000) == [0, 1, 2]
+    steps = list(range(40_001, 40_101))
+    kept = [steps[i] for i in loss.thinned(steps, 2000)]
+    assert kept == [40_020, 40_040, 40_060, 40_080, 40_100]  # one every 20 steps at step 40,000
+    assert loss.thinned([40_001, 40_003], 2000) == [1]  # the newest always
+
+
 def test_probability_tower_marks_the_sampled_characters(snaps):
     snap = snaps[3][-1]
     fig = probability_tower.tower_figure(snap, temperature=1.0)

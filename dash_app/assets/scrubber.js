@@ -5,11 +5,33 @@
 // view = {live, playing, step}. Events: "steps" (a new snapshot list), "slider" (moved to index
 // value), "live", "back", "forward", "tick" (playback), "play", "pause", "click" (a chart click at
 // step value).
+//
+// Following a training moves the view at most once every FOLLOW_EVERY_MS: a small model makes
+// several snapshots a second, more than a page can draw (and a person read); a snapshot that
+// comes sooner is shown when that time is up ("follow-due").
 (function () {
   const SPEEDS = [1, 2, 5, 10];
   const MARKS = 8;
-  const EVENTS = {"steps": "steps", "scrubber": "slider", "live": "live", "switch-run": "live",
-                  "step-back": "back", "step-forward": "forward", "play-tick": "tick"};
+  const FOLLOW_EVERY_MS = 1000;
+  const EVENTS = {"steps": "steps", "follow-due": "steps", "scrubber": "slider", "live": "live",
+                  "switch-run": "live", "step-back": "back", "step-forward": "forward", "play-tick": "tick"};
+  let followed = 0, followTimer = null;
+
+  // Whether a new snapshot may be shown now; if not, it is shown when FOLLOW_EVERY_MS is up.
+  function mayFollow() {
+    const wait = followed + FOLLOW_EVERY_MS - Date.now();
+    if (wait <= 0) {
+      followed = Date.now();
+      return true;
+    }
+    if (followTimer === null) {
+      followTimer = setTimeout(function () {
+        followTimer = null;
+        window.dash_clientside.set_props("follow-due", {data: Date.now()});
+      }, wait);
+    }
+    return false;
+  }
 
   function isStep(value) {
     return Number.isSafeInteger(value) && value >= 0;
@@ -92,7 +114,7 @@
              props: {className: "icon icon-" + icon, "aria-hidden": "true"}}, words];
   }
 
-  function scrub(rawSteps, slider, _live, _back, _forward, _play, _tick, click, entropyClick, _switch,
+  function scrub(rawSteps, _due, slider, _live, _back, _forward, _play, _tick, click, entropyClick, _switch,
                  rawView, rawSpeed, search) {
     const nothing = Array(6).fill(window.dash_clientside.no_update);
     const steps = checkedSteps(rawSteps || []);
@@ -108,7 +130,9 @@
     const triggers = window.dash_clientside.callback_context.triggered.map(function (t) {
       return t.prop_id.split(".")[0];
     });
-    const trigger = triggers.find(function (t) { return t !== "steps" && t !== ""; }) || "steps";
+    const trigger = triggers.find(function (t) {
+      return t !== "steps" && t !== "follow-due" && t !== "";
+    }) || "steps";
     let event = EVENTS[trigger] || "steps", value = slider;
     if (trigger === "loss-chart" || trigger === "attn-entropy") {  // a chart click at step x
       event = "click";
@@ -120,6 +144,9 @@
       return nothing;
     }
     const next = nextView(event, view, steps, value, speed);
+    if (event === "steps" && view.live && view.step !== null && next.step !== view.step && !mayFollow()) {
+      return nothing;
+    }
     const index = steps.length && next.step !== null ? nearestIndex(steps, next.step) : 0;
     return [next, index, Math.max(steps.length - 1, 0), marks(steps), !next.playing,
             next.playing ? button("pause", "Pause") : button("play", "Play")];

@@ -140,7 +140,7 @@ def register(app, data) -> None:
                 return [no_update] * 5 + [note, [""] * len(PANELS), [note] * len(PANELS), search, ""]
             shown = nearest(other_steps, step)
             snap, other_snap = data.snapshot(run_id, step), data.snapshot(other, shown)
-            samples = (data.samples(other, [s for s in other_steps if s <= shown]) if tab == "watch" else [])
+            samples = (data.samples(other, text_progression.listed_steps(other_steps, shown)) if tab == "watch" else [])
         except LLMBError as exc:
             return nothing[:-1] + [f"Cannot compare with {checks.label(other)}: {exc}"]
         a_label = f"{name} · step {step}"
@@ -149,7 +149,7 @@ def register(app, data) -> None:
         other_layer, other_head = min(layer, other_snap.n_layer - 1), min(head, other_snap.n_head - 1)
         note = shapes_note(other_name, other_snap.n_layer, other_snap.n_head, snap.n_layer, snap.n_head, layer, head)
         if tab == "watch":
-            return [text_progression.text_progression(samples, shown, kind="sample-b"),
+            return [text_progression.text_progression(samples, shown, kind="sample-b", steps=other_steps),
                     probability_tower.tower_figure(other_snap, temperature), star_map.star_figure(other_snap),
                     no_update, no_update, note, *labels, search, ""]
         if tab == "attention":

@@ -22,6 +22,16 @@ def smooth(values: np.ndarray, weight: float, start: float | None = None) -> np.
     return out
 
 
+def thinned(steps: list[int], points: int) -> list[int]:
+    """Which of a live run's new train-loss ``steps`` the chart adds (their indices): one every
+    ``last step / points`` steps and the newest, so a chart loaded with about ``points`` of them
+    grows slowly however long the training runs."""
+    if not steps:
+        return []
+    every = max(1, steps[-1] // points)
+    return [i for i, step in enumerate(steps) if step % every == 0 or i == len(steps) - 1]
+
+
 def loss_figure(train_steps, train_values, val_steps, val_values, shown_step: int | None,
                 smoothing: float = 0.6, log_scale: bool = False, other: dict | None = None,
                 events: list | None = None) -> go.Figure:
@@ -29,9 +39,9 @@ def loss_figure(train_steps, train_values, val_steps, val_values, shown_step: in
     ``events``: (step, what happened) pairs, marked along the top of the chart."""
     train_values = np.asarray(train_values, dtype=float)
     fig = go.Figure([
-        go.Scattergl(x=list(train_steps), y=train_values.tolist(), name="train loss (raw)",
+        go.Scatter(x=list(train_steps), y=train_values.tolist(), name="train loss (raw)",
                      mode="lines", line=dict(color="rgba(31,119,180,0.25)", width=1)),
-        go.Scattergl(x=list(train_steps), y=smooth(train_values, smoothing).tolist(),
+        go.Scatter(x=list(train_steps), y=smooth(train_values, smoothing).tolist(),
                      name="train loss", mode="lines", line=dict(color="#1f77b4", width=2)),
         go.Scatter(x=list(val_steps), y=list(val_values), name="validation loss",
                    mode="lines+markers", line=dict(color="#d62728", width=2), marker=dict(size=6)),
@@ -57,7 +67,7 @@ def other_traces(other: dict | None, smoothing: float) -> list:
     name = other["name"] if other else ""
     (train_steps, train_values), (val_steps, val_values) = (other["train"], other["val"]) if other else (([], []), ([], []))
     return [
-        go.Scattergl(x=list(train_steps), y=smooth(np.asarray(train_values, dtype=float), smoothing).tolist(),
+        go.Scatter(x=list(train_steps), y=smooth(np.asarray(train_values, dtype=float), smoothing).tolist(),
                      name=f"{name}: train loss", mode="lines", showlegend=bool(other),
                      line=dict(color=OTHER_COLOUR, width=2, dash="dash")),
         go.Scatter(x=list(val_steps), y=list(val_values), name=f"{name}: validation loss", showlegend=bool(other),

@@ -11,6 +11,7 @@ from llmb_mlflow.run_layout import PARAM_N_HEAD, PARAM_N_LAYER, TRAIN_LOSS, TRAI
 
 from .. import checks
 from ..address import query
+from ..data import CHART_POINTS
 from . import compare, loss
 from .controls import now_ms
 
@@ -133,8 +134,10 @@ def register(app, data, default_run: str | None) -> None:
         extend = no_update
         if train_steps or val_steps:
             smoothed = loss.smooth(train_values, state["smoothing"], state["ema"]) if train_steps else []
-            extend = [{"x": [train_steps, train_steps, val_steps],
-                       "y": [train_values, list(smoothed), val_values]}, [loss.RAW, loss.SMOOTH, loss.VAL]]
+            kept = loss.thinned(train_steps, CHART_POINTS)
+            extend = [{"x": [[train_steps[i] for i in kept]] * 2 + [val_steps],
+                       "y": [[train_values[i] for i in kept], [float(smoothed[i]) for i in kept], val_values]},
+                      [loss.RAW, loss.SMOOTH, loss.VAL]]
             state = {**state, "last_train": train_steps[-1] if train_steps else state["last_train"],
                      "last_val": val_steps[-1] if val_steps else state["last_val"],
                      "ema": float(smoothed[-1]) if train_steps else state["ema"]}

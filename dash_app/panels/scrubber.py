@@ -27,6 +27,7 @@ def follow_words(live: bool, running: bool) -> tuple[str, str]:
 def layout() -> html.Div:
     return html.Div([
         dcc.Store(id="view", data={"live": True, "playing": False, "step": None}),
+        dcc.Store(id="follow-due"),  # set by assets/scrubber.js when a held-back snapshot is due
         html.Button(icon("back"), id="step-back", title="previous snapshot (←)", className="scrub-btn"),
         html.Button(labelled("play", "Play"), id="play", className="scrub-btn play-btn"),
         dcc.Dropdown(id="speed", options=[{"label": f"{s}×", "value": s} for s in SPEEDS],
@@ -47,7 +48,7 @@ def register(app) -> None:
         ClientsideFunction("scrubber", "scrub"),  # assets/scrubber.js
         Output("view", "data"), Output("scrubber", "value"), Output("scrubber", "max"),
         Output("scrubber", "marks"), Output("play-tick", "disabled"), Output("play", "children"),
-        Input("steps", "data"), Input("scrubber", "value"), Input("live", "n_clicks"),
+        Input("steps", "data"), Input("follow-due", "data"), Input("scrubber", "value"), Input("live", "n_clicks"),
         Input("step-back", "n_clicks"), Input("step-forward", "n_clicks"),
         Input("play", "n_clicks"), Input("play-tick", "n_intervals"),
         Input("loss-chart", "clickData"), Input("attn-entropy", "clickData"), Input("switch-run", "data"),

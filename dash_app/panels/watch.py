@@ -90,7 +90,9 @@ def register(app, data) -> None:
         try:
             snap = data.snapshot(run_id, step)
             val = data.value_at(run_id, VAL_LOSS, step)
-            samples = data.samples(run_id, [s for s in steps if s <= step]) if tab == "watch" else []
+            samples = data.samples(run_id, text_progression.listed_steps(steps, step)) if tab == "watch" else []
+            old = sample_diff.against(steps, step, diff_step) if isinstance(diff_on, list) and "on" in diff_on else None
+            older = data.samples(run_id, [old]) if tab == "watch" and old is not None else []
             fixed = tab == "watch" and isinstance(stars_fixed, list) and "fixed" in stars_fixed
             extent = data.embedding_range(run_id, steps) if fixed else None
         except LLMBError as exc:
@@ -101,7 +103,7 @@ def register(app, data) -> None:
         search = address(run_id, tab, step, compare.compared(compared))
         if tab != "watch":
             return (no_update,) * 6 + (f"step {step}", marker, search, no_update)
-        return (_samples(samples, step, isinstance(diff_on, list) and "on" in diff_on, diff_step),
+        return (_samples(samples, steps, step, older),
                 probability_tower.tower_figure(snap, temperature),
                 star_map.star_figure(snap, extent),
                 title, text, loss.perplexity(val), f"step {step}", marker, search, no_update)
@@ -114,12 +116,12 @@ def register(app, data) -> None:
             return no_update
 
 
-def _samples(samples: list[tuple[int, str]], step: int, diff_on: bool, diff_step) -> list:
-    """The list of samples up to the shown step; with the diff on, the shown one marks what
-    changed since the chosen (or the previous) snapshot."""
-    listed = text_progression.text_progression(samples, step)
+def _samples(samples: list[tuple[int, str]], steps: list[int], step: int, older: list[tuple[int, str]]) -> list:
+    """The list of samples up to the shown step; with the diff on (``older``: the sample it is
+    compared with), the shown one marks what changed since then."""
+    listed = text_progression.text_progression(samples, step, steps=steps)
     texts = dict(samples)
-    old = sample_diff.against(sorted(texts), step, diff_step) if diff_on else None
-    if old is None or step not in texts:
+    if not older or step not in texts:
         return listed
-    return [sample_diff.diff_entry(old, texts[old], step, texts[step]), *listed[1:]]
+    (old, old_text), = older
+    return [sample_diff.diff_entry(old, old_text, step, texts[step]), *listed[1:]]
