@@ -40,9 +40,9 @@ def loss_figure(train_steps, train_values, val_steps, val_values, shown_step: in
     train_values = np.asarray(train_values, dtype=float)
     fig = go.Figure([
         go.Scatter(x=list(train_steps), y=train_values.tolist(), name="train loss (raw)",
-                     mode="lines", line=dict(color="rgba(31,119,180,0.25)", width=1)),
+                   mode="lines", line=dict(color="rgba(31,119,180,0.25)", width=1)),
         go.Scatter(x=list(train_steps), y=smooth(train_values, smoothing).tolist(),
-                     name="train loss", mode="lines", line=dict(color="#1f77b4", width=2)),
+                   name="train loss", mode="lines", line=dict(color="#1f77b4", width=2)),
         go.Scatter(x=list(val_steps), y=list(val_values), name="validation loss",
                    mode="lines+markers", line=dict(color="#d62728", width=2), marker=dict(size=6)),
         *other_traces(other, smoothing),
@@ -68,8 +68,8 @@ def other_traces(other: dict | None, smoothing: float) -> list:
     (train_steps, train_values), (val_steps, val_values) = (other["train"], other["val"]) if other else (([], []), ([], []))
     return [
         go.Scatter(x=list(train_steps), y=smooth(np.asarray(train_values, dtype=float), smoothing).tolist(),
-                     name=f"{name}: train loss", mode="lines", showlegend=bool(other),
-                     line=dict(color=OTHER_COLOUR, width=2, dash="dash")),
+                   name=f"{name}: train loss", mode="lines", showlegend=bool(other),
+                   line=dict(color=OTHER_COLOUR, width=2, dash="dash")),
         go.Scatter(x=list(val_steps), y=list(val_values), name=f"{name}: validation loss", showlegend=bool(other),
                    mode="lines+markers", line=dict(color=OTHER_COLOUR, width=1, dash="dot"),
                    marker=dict(size=6, symbol="diamond")),

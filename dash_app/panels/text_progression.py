@@ -27,8 +27,8 @@ def text_progression(samples: list[tuple[int, str]], shown_step: int | None, kin
     run's snapshot ``steps``, a note between two listed samples says how many it leaves out."""
     shown = sorted((s, t) for s, t in samples if shown_step is None or s <= shown_step)
     index = {step: i for i, step in enumerate(steps or [])}
-    items = []
-    for (step, text), (newer, _) in zip(reversed(shown), [(None, None), *reversed(shown)]):
+    items, newer = [], None
+    for step, text in reversed(shown):
         left_out = index[newer] - index[step] - 1 if newer in index and step in index else 0
         if left_out > 0:
             items.append(html.Div(f"… {left_out:,} more sample{'s' * (left_out != 1)} between step {step} "
@@ -38,4 +38,5 @@ def text_progression(samples: list[tuple[int, str]], shown_step: int | None, kin
             className="sample current" if step == shown_step else "sample",
             id={"type": kind, "step": step},
         ))
+        newer = step
     return items or [html.Div("No samples yet.", className="empty")]
