@@ -18,12 +18,14 @@ def make_server(host: str = "127.0.0.1", port: int = 8050, tracking_uri: str | N
     to IP addresses, this machine's names and ``allowed_hosts`` (``*``: any name).
 
     Reads of a tracking server that is down fail within seconds instead of MLflow's minutes of
-    retries, so the page can say so at once; the next poll tries again."""
+    retries, so the page can say so at once; the next poll tries again. One retry is kept, made
+    at once (urllib3 waits only before the second): a pooled connection that the server closed
+    while it was idle is then reopened instead of failing the read."""
     import os
 
     from waitress import create_server
 
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     app = create_app(tracking_uri, run_id, experiment, read_only=read_only, max_trainings=max_trainings,
                      hosts=http_guard.allowed_hosts(host, allowed_hosts))

@@ -23,8 +23,9 @@ class ServedViewer:
     byte of another test's sqlite store). So: let the workers finish, then close every channel
     from the server's own loop, and wait for that loop to end."""
 
-    def __init__(self, server):
+    def __init__(self, server, environment):
         self.server = server
+        self.environment = environment
         self.thread = threading.Thread(target=server.run, daemon=True)
         self.thread.start()
 
@@ -33,10 +34,20 @@ class ServedViewer:
             for channel in list(self.server._map.values()):
                 channel.close()
 
-        self.server.task_dispatcher.shutdown()
-        self.server.trigger.pull_trigger(close_channels)
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive(), "the viewer's server did not stop"
+        try:
+            self.server.task_dispatcher.shutdown()
+            self.server.trigger.pull_trigger(close_channels)
+            self.thread.join(timeout=30)
+            assert not self.thread.is_alive(), "the viewer's server did not stop"
+        finally:
+            restore_environment(self.environment)
+
+
+def restore_environment(saved: dict) -> None:
+    """This test process's environment as it was, so a viewer's settings do not reach later tests."""
+    for name in set(os.environ) - set(saved):
+        del os.environ[name]
+    os.environ.update(saved)
 
 
 def serve(uri, **options):
@@ -44,7 +55,8 @@ def serve(uri, **options):
     from dash_app.server import make_server
 
     port = free_port()
-    served = ServedViewer(make_server("127.0.0.1", port, uri, threads=4, **options))
+    environment = dict(os.environ)  # make_server sets the viewer's MLflow request settings
+    served = ServedViewer(make_server("127.0.0.1", port, uri, threads=4, **options), environment)
     return f"http://127.0.0.1:{port}/", served
 
 
