@@ -86,6 +86,9 @@ def main() -> None:
             seen = [(step, value) for t, step, value in history if t - origin <= seconds]
             if seen:
                 print(f"within {seconds} s of {name}: val loss {seen[-1][1]:.3f} at step {seen[-1][0]}")
+        below = next(((t, step, value) for t, step, value in history if value < 2.0), None)
+        if below:
+            print(f"below 2.0 after {below[0] - origin:.0f} s of {name}: {below[2]:.3f} at step {below[1]}")
     print(f"(the run reached step {reader.run(run_id).last_step}; target: below 2.0 within 60 s)")
 
 

@@ -1,5 +1,6 @@
 """Starting trainings as processes of their own (what the viewer's Start and Load buttons do)."""
 
+import psutil
 import pytest
 
 from llmb_mlflow import control
@@ -14,12 +15,14 @@ from conftest import LIVE_ARGS, TINY_ARGS
 def test_a_launched_training_creates_its_run_outlives_the_call_and_stops_on_request(
         store_uri, tmp_path, monkeypatch):
     monkeypatch.setenv("LLMB_LOG_DIR", str(tmp_path / "logs"))
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     training = launch(["train", *LIVE_ARGS, "--run-name", "launched"], store_uri)
     try:
         run = RunReader(store_uri).run(training.run_id)
         assert run.run_name == "launched" and run.status == "RUNNING"
         assert run.tags["llmb.pid"] == str(training.process.pid)
         assert training.log_path.startswith(str(tmp_path / "logs"))
+        assert psutil.Process(training.process.pid).environ()["OMP_WAIT_POLICY"] == "PASSIVE"
         control.send(RunReader(store_uri).client, training.run_id, "stop")
         assert training.process.wait(timeout=120) == 130
         assert RunReader(store_uri).run(training.run_id).status == "KILLED"
@@ -44,8 +47,10 @@ def test_at_most_so_many_trainings_started_for_a_store_run_at_once(store_uri, tm
     from llmb_mlflow.launcher import running, start, wait_for_run
 
     monkeypatch.setenv("LLMB_LOG_DIR", str(tmp_path / "logs"))
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice
     first = wait_for_run(start(["train", *LIVE_ARGS], store_uri, at_most=1))
     try:
+        assert psutil.Process(first.process.pid).environ()["OMP_WAIT_POLICY"] == "ACTIVE"
         assert running() == 1
         with pytest.raises(LLMBError) as err:
             start(["train", *LIVE_ARGS], store_uri, at_most=1)

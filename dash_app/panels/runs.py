@@ -15,7 +15,7 @@ from ..data import CHART_POINTS
 from . import compare, loss
 from .controls import now_ms
 
-POLL_MS = 500  # with the trainer's 1 s flushes, new points show within ~1.5 s
+POLL_MS = 1000  # with the trainer's 1 s flushes, new points show within ~2 s
 
 
 def pickers(experiment: str) -> list:
