@@ -35,12 +35,14 @@ class ViewerData:
     only shows; every change (controls, models, new trainings, uploads) is refused. ``access``:
     who may do what (``access.Open``: everyone everything; ``access.SignedIn``: MLflow's
     permissions of the signed-in user); ``max_trainings``: how many trainings started from the
-    viewer may run at once (``launcher.default_at_most()`` if None)."""
+    viewer may run at once (``launcher.default_at_most()`` if None); ``training_env``: environment
+    variables trainings started from the viewer get (None: removed from the viewer's own)."""
 
     def __init__(self, tracking_uri: str | None = None, experiment: str = DEFAULT_EXPERIMENT,
                  cache_size: int = 4096, artifacts_destination: str | None = None,
                  training_uri: str | Callable[[], str] | None = None, read_only: bool = False,
-                 access: Open | None = None, max_trainings: int | None = None):
+                 access: Open | None = None, max_trainings: int | None = None,
+                 training_env: dict[str, str | None] | None = None):
         self.reader = RunReader(tracking_uri, artifacts_destination=artifacts_destination)
         self._library = ModelLibrary(reader=self.reader, on_created=lambda name: self.access.model_changed("created", name))
         self.experiment = experiment
@@ -48,6 +50,7 @@ class ViewerData:
         self.access = access or Open()
         self.max_trainings = max_trainings or launcher.default_at_most()
         self._training_uri = training_uri or self.reader.uri
+        self.training_env = dict(training_env or {})
         self._samples = LRUCache(cache_size)  # the text of a snapshot's sample, by run and step
         self._training_runs = LRUCache(4096)  # LLMBreaker training runs' experiment ids, by run id
         self._lock = threading.Lock()
@@ -93,7 +96,8 @@ class ViewerData:
         return self._launch(args)
 
     def _launch(self, args: list[str]) -> launcher.Started:
-        return launcher.start(args, self.training_uri(), env=self.access.credentials(), at_most=self.max_trainings)
+        return launcher.start(args, self.training_uri(), env={**self.training_env, **self.access.credentials()},
+                              at_most=self.max_trainings)
 
     def keep_upload(self, filename: str, raw: bytes, experiment=None) -> Upload:
         """Keep a corpus for trainings in ``experiment`` (the viewer's own if None): only for
