@@ -72,12 +72,21 @@ def test_weights_are_small_and_load_without_running_code(stored):
 def test_weights_of_the_first_format_an_array_per_tensor_are_still_read(stored):
     import io
     import json
+    import zipfile
 
     from llmb_mlflow import weights
     from llmb_mlflow.run_layout import weights_path
 
     reader, run_id, steps = stored
-    config, state = weights.decode(reader.artifact_bytes(run_id, weights_path(steps[-1])))
+    written = reader.artifact_bytes(run_id, weights_path(steps[-1]))
+    config, state = weights.decode(written)
+    deflated = io.BytesIO()  # as runs stored before weights were written undeflated
+    with zipfile.ZipFile(io.BytesIO(written)) as source, zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as copy:
+        for entry in source.infolist():
+            copy.writestr(entry.filename, source.read(entry))
+    assert len(deflated.getvalue()) < len(written)
+    _, deflated_state = weights.decode(deflated.getvalue())
+    assert all(np.array_equal(deflated_state[name], state[name]) for name in state)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, format_version=np.int32(1), model_config=np.str_(json.dumps(vars(config))),
                         **{name: array.astype(np.float16) for name, array in state.items()})
