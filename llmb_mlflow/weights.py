@@ -6,8 +6,8 @@ after another in one float16 array (half the bytes of float32; the playground's 
 probabilities stay within 0.001 of full precision). One array rather than one per tensor: it
 decodes in a quarter of the time, which a playground swapping steps waits for. Stored, not
 deflated: deflate shrinks float16 weights by under 8 % and took 50–90 ms of every evaluation
-on the training's own path. Format 1 (an array per tensor) and deflated files are still read. Numpy only, loaded with ``allow_pickle=False``: reading it
-never runs code from the file.
+on the training's own path. Format 1 (an array per tensor) and deflated files are still read.
+Numpy only, loaded with ``allow_pickle=False``: reading it never runs code from the file.
 """
 
 from __future__ import annotations
