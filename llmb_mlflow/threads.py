@@ -27,13 +27,13 @@ def usable_cores() -> int:
 
 def is_training(cmdline: list[str]) -> bool:
     """Whether a command line is an LLMBreaker training: ``llmb train|resume`` or
-    ``python -m llmb_mlflow train|resume`` (torchrun's own launcher process is not one)."""
+    ``python [options] -m llmb_mlflow train|resume``. A process that only waits on one (torchrun's
+    launcher, ``timeout``, ``/usr/bin/time``, a script given the command as arguments) is not."""
     for i, part in enumerate(cmdline[:-1]):
-        name = os.path.basename(part)
-        if name in ("torchrun", "torch.distributed.run"):
-            return False
-        if name in ("llmb", "llmb_mlflow") and cmdline[i + 1] in COMMANDS:
-            return True
+        if os.path.basename(part) in ("llmb", "llmb_mlflow") and cmdline[i + 1] in COMMANDS:
+            runner = cmdline[:i]  # nothing (the ``llmb`` script), or Python and its options
+            return not runner or (os.path.basename(runner[0]).startswith("python")
+                                  and all(option.startswith("-") for option in runner[1:]))
     return False
 
 

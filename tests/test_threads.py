@@ -19,6 +19,11 @@ from conftest import LIVE_ARGS, stop_process
     (["/venv/bin/llmb", "demo"], False),  # its training is a process of its own
     (["/venv/bin/torchrun", "--nproc_per_node", "2", "-m", "llmb_mlflow", "train"], False),
     (["python", "train.py", "config/train_shakespeare_char.py"], False),
+    (["/usr/bin/python3.11", "-u", "-m", "llmb_mlflow", "train"], True),  # a torchrun rank
+    (["/usr/bin/python3", "/venv/bin/llmb", "resume", "bard/1"], True),
+    (["timeout", "900", "llmb", "train"], False),  # each only waits on the training it started
+    (["/usr/bin/time", "python", "-m", "llmb_mlflow", "train"], False),
+    (["python", "bench/harness.py", "python", "-m", "llmb_mlflow", "train"], False),
     ([], False),
 ])
 def test_trainings_are_known_by_their_command_lines(cmdline, training):
