@@ -13,8 +13,8 @@ from .corpus import BUNDLED, MAX_CORPUS_BYTES
 from .errors import LLMBError, redact
 from .run_layout import EVAL_METRICS, PURPOSE_TAG, STYLE_TRANSFER, TRAIN_LOSS, VAL_LOSS, mlflow_ui_path
 from .cli_options import (
-    OUTPUT, SettingsCommand, echo_table, experiment_option, fmt_loss, register_option, report,
-    setting_options, system_metrics_option, threads_option, tracking_uri_option,
+    OUTPUT, SettingsCommand, echo_table, experiment_option, fmt_loss, precision_option, register_option,
+    report, setting_options, system_metrics_option, threads_option, tracking_uri_option,
 )
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -40,12 +40,13 @@ def cli():
 @register_option
 @system_metrics_option
 @threads_option
+@precision_option
 @click.option("--no-tracking", is_flag=True, help="Train without MLflow: no run is created.")
 @click.option("--style-transfer", is_flag=True,
               help="Mark the run as a style transfer (tag llmb.purpose): training on a text to imitate it, "
                    "as the viewer's Style Transfer tab starts.")
-def train(dataset, preset, experiment, run_name, tracking_uri, register, no_system_metrics, threads, no_tracking,
-          style_transfer, **overrides):
+def train(dataset, preset, experiment, run_name, tracking_uri, register, no_system_metrics, threads, precision,
+          no_tracking, style_transfer, **overrides):
     """Train a MicroGPT, logging every step and a snapshot per evaluation to MLflow."""
     from . import session
 
@@ -57,7 +58,7 @@ def train(dataset, preset, experiment, run_name, tracking_uri, register, no_syst
     from .trainer import Trainer  # torch loads while the tracking helper loads MLflow
 
     with session.data_parallel() as parallel:
-        trainer = Trainer(config, data, device=session.device(parallel))
+        trainer = Trainer(config, data, device=session.device(parallel), precision_choice=precision)
         tags = {PURPOSE_TAG: STYLE_TRANSFER} if style_transfer else None
         report(session.run(trainer, tracking, run_name, tags, parallel=parallel, out=OUTPUT, threads=threads),
                register)

@@ -8,7 +8,7 @@ import click
 
 from .cli_options import (
     OUTPUT, SettingsCommand, echo_table, experiment_option, fmt_loss, register_option, report,
-    setting_options, system_metrics_option, threads_option, tracking_uri_option,
+    precision_option, setting_options, system_metrics_option, threads_option, tracking_uri_option,
 )
 from .corpus import BUNDLED
 
@@ -106,10 +106,11 @@ def models_alias(name, version, alias, tracking_uri):
 @register_option
 @system_metrics_option
 @threads_option
+@precision_option
 @click.option("--viewer-limits", is_flag=True, hidden=True,
               help="Refuse what a training started from a viewer may not do (see llmb_mlflow.limits).")
 def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, no_system_metrics, threads,
-           viewer_limits, **overrides):
+           precision, viewer_limits, **overrides):
     """Continue training a saved model in a new run linked to its source.
 
     Weights, optimizer state and step are restored; the new run's steps continue after the
@@ -119,7 +120,8 @@ def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, no_
 
     plan = session.prepare_resume(model_ref, dataset, overrides, tracking_uri, viewer_limits)
     with session.data_parallel() as parallel:
-        trainer = Trainer.from_checkpoint(plan.state, plan.config, plan.data, device=session.device(parallel))
+        trainer = Trainer.from_checkpoint(plan.state, plan.config, plan.data, device=session.device(parallel),
+                                          precision_choice=precision)
         tracking = session.Tracking(plan.uri, experiment, register, "llmb resume", not no_system_metrics)
         report(session.run(trainer, tracking, run_name,
                            tags=plan.tags, parallel=parallel, out=OUTPUT, threads=threads), register)

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from .config import ModelConfig, SettingError, TrainConfig
+from .config import PRECISIONS, ModelConfig, SettingError, TrainConfig
 from .errors import LLMBError, redact
 from .run_layout import DEFAULT_EXPERIMENT, EVAL_TRAIN_LOSS, VAL_LOSS
 from .session import Output
@@ -26,6 +26,12 @@ threads_option = click.option(
     "--threads", type=click.IntRange(1, 1024), metavar="N",
     help="Compute threads.  [default: $OMP_NUM_THREADS, else the cores divided among the "
          "LLMBreaker trainings running on this machine, rechecked every 5 s]")
+
+precision_option = click.option(
+    "--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+    help="Arithmetic: bf16 mixed precision (matrix products in bfloat16; weights, optimizer and "
+         "loss in float32) or fp32 throughout. auto: bf16 where the hardware multiplies it "
+         "natively (CPUs with AMX, CUDA GPUs with bf16), else fp32.")
 
 register_option = click.option(
     "--register", metavar="NAME", help="Also register the final checkpoint as a version of model NAME.")

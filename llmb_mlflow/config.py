@@ -17,6 +17,7 @@ PRESETS: dict[str, dict] = {
 }
 DEFAULT_PRESET = "medium"
 ACTIVATIONS = ("gelu", "relu")
+PRECISIONS = ("auto", "fp32", "bf16")  # see precision.py
 
 
 class SettingError(LLMBError):

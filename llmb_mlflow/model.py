@@ -16,6 +16,15 @@ from torch.nn import functional as F
 from .config import ModelConfig
 
 
+def causal_attention(q, k, v, dropout_p: float = 0.0):
+    """Fused causal attention; on a CPU in float32 also under bfloat16 autocast, where
+    PyTorch's bfloat16 attention backward takes several times as long."""
+    if q.device.type == "cpu" and q.dtype == torch.bfloat16:
+        with torch.autocast("cpu", enabled=False):
+            return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True, dropout_p=dropout_p)
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -42,9 +51,7 @@ class CausalSelfAttention(nn.Module):
             weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
             y = weights @ v
         else:
-            y = F.scaled_dot_product_attention(
-                q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
-            )
+            y = causal_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.proj(y)), weights
 

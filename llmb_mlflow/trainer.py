@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import attention_stats, style
+from . import attention_stats, precision, style
 from .config import RunConfig
 from .corpus import Dataset
 from .distributed import STOP, TRAIN, WAIT
@@ -55,10 +55,12 @@ def default_device() -> str:
 
 
 class Trainer:
-    def __init__(self, config: RunConfig, dataset: Dataset, device: str | None = None):
+    def __init__(self, config: RunConfig, dataset: Dataset, device: str | None = None,
+                 precision_choice: str = "auto"):
         self.config = config
         self.dataset = dataset
         self.device = device or default_device()
+        self.precision = precision.resolve(precision_choice, self.device)
         tc = config.train
         torch.manual_seed(tc.seed)
         self.model_config = replace(config.model, vocab_size=dataset.tokenizer.vocab_size)
@@ -85,9 +87,9 @@ class Trainer:
 
     @classmethod
     def from_checkpoint(cls, state: dict, config: RunConfig, dataset: Dataset,
-                        device: str | None = None) -> "Trainer":
+                        device: str | None = None, precision_choice: str = "auto") -> "Trainer":
         """A trainer continuing from a checkpoint (see ``checkpoint.load``) with ``config``."""
-        trainer = cls(config, dataset, device)
+        trainer = cls(config, dataset, device, precision_choice)
         trainer.model.load_state_dict(state["model"])
         trainer.optimizer.load_state_dict(state["optimizer"])
         tc = config.train
@@ -111,6 +113,7 @@ class Trainer:
             "vocab_size": self.model_config.vocab_size,
             "n_params": self.model.num_parameters(),
             "device": self.device,
+            "precision": self.precision,
             **dict(zip(SOURCE_STYLE_PARAMS, (round(v, 4) for v in astuple(self.style_profile.statistics)))),
         }
 
@@ -122,6 +125,10 @@ class Trainer:
         progress = (step - tc.warmup) / max(tc.max_iters - tc.warmup, 1)
         coeff = 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
         return tc.final_lr + coeff * (tc.lr - tc.final_lr)
+
+    def computing(self):
+        """The context the model's training and evaluation passes run in (``precision``)."""
+        return precision.compute(self.precision, self.device)
 
     def batch(self, split: str, batch_size: int, generator: torch.Generator):
         data = self.splits[split]
@@ -147,7 +154,8 @@ class Trainer:
                 batches = [self.batch(split, tc.batch_size, generator)
                            for _ in range(min(per_pass, tc.eval_iters - first))]
                 x, y = (torch.cat(parts) for parts in zip(*batches))
-                total += float(self.model(x, y)[1]) * y.numel()
+                with self.computing():
+                    total += float(self.model(x, y)[1]) * y.numel()
                 count += y.numel()
             result[key] = total / count
         self.model.train()
@@ -166,7 +174,8 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x, y = self.batch("train", tc.batch_size, self.batch_rng)
-        _, loss, _ = self.forward_model(x, y)
+        with self.computing():
+            _, loss, _ = self.forward_model(x, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)

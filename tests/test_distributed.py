@@ -47,7 +47,8 @@ def first_losses(shakespeare):
     losses = []
     for rank in (0, 1):
         x, y = trainer.batch("train", 8, torch.Generator().manual_seed(config.train.seed + 7919 * rank))
-        losses.append(trainer.model(x, y)[1].item())
+        with trainer.computing():  # the precision the trainings below use
+            losses.append(trainer.model(x, y)[1].item())
     return losses
 
 

@@ -44,6 +44,7 @@ def test_params_tags_and_status(finished_run):
     params = run.data.params
     assert params["dataset"] == "shakespeare" and params["vocab_size"] == "65"
     assert params["n_params"] == str(finished_run.trainer.model.num_parameters())
+    assert params["precision"] == finished_run.trainer.precision and params["device"] == "cpu"
     assert params["n_embd"] == "16" and params["max_iters"] == "25" and params["lr"] == "0.001"
     assert run.data.tags["llmb.kind"] == "training"
     assert "mlflow.user" in run.data.tags
