@@ -9,8 +9,10 @@ nanoGPT's README runs its baby model on a CPU with
 checkpoint whenever the validation loss improves). Ours is
 ``llmb train --preset baby --batch-size 12 --max-iters 2000``: the same model and optimiser,
 tracked in MLflow (a sqlite store in a temporary folder), with 21 evaluations, a snapshot at
-each and two checkpoints; and ours again evaluating as often as nanoGPT (``--eval-interval
-250``: 9 evaluations). The commands run in turn, each in a fresh process, the order reversed
+each and two checkpoints; ours again evaluating as often as nanoGPT (``--eval-interval
+250``: 9 evaluations); and ours in float32 (``--precision fp32``), as nanoGPT computes on a CPU
+(ours takes bfloat16 mixed precision where the CPU multiplies it natively, see
+``llmb_mlflow/precision.py``). The commands run in turn, each in a fresh process, the order reversed
 every other round; printed: wall time of each, the validation loss each reports at its last
 step, and the ratios of the medians (target: ours <= 0.90 of nanoGPT's, at the same loss
 within noise).
@@ -76,6 +78,7 @@ def main() -> None:
     ours = [sys.executable, "-m", "llmb_mlflow", "train", "--preset", "baby", "--batch-size", "12",
             "--max-iters", str(args.max_iters)]
     ours_as_often = [*ours, "--eval-interval", str(max(1, args.max_iters // 8))]
+    ours_fp32 = [*ours, "--precision", "fp32"]
     theirs = None
     if args.nanogpt:
         prepare_nanogpt(args.nanogpt)
@@ -84,16 +87,16 @@ def main() -> None:
     from llmb_mlflow.store import client
 
     client(env["MLFLOW_TRACKING_URI"])  # the store exists before the first timed run
-    results: dict[str, list[tuple[float, float]]] = {"llmb": [], "llmb-9": [], "nanoGPT": []}
+    results: dict[str, list[tuple[float, float]]] = {"llmb": [], "llmb-9": [], "llmb-fp32": [], "nanoGPT": []}
     for i in range(args.pairs):
         order = [("llmb", ours, folder, OUR_LOSS), ("llmb-9", ours_as_often, folder, OUR_LOSS),
-                 ("nanoGPT", theirs, args.nanogpt, NANOGPT_LOSS)]
+                 ("llmb-fp32", ours_fp32, folder, OUR_LOSS), ("nanoGPT", theirs, args.nanogpt, NANOGPT_LOSS)]
         for name, command, cwd, pattern in (order if i % 2 == 0 else order[::-1]):
             if command is None:
                 continue
             elapsed, loss = timed(command, cwd, env, pattern)
             results[name].append((elapsed, loss))
-            print(f"  {name:8s} {elapsed:6.1f} s, val loss {loss:.4f} at step {args.max_iters}", flush=True)
+            print(f"  {name:9s} {elapsed:6.1f} s, val loss {loss:.4f} at step {args.max_iters}", flush=True)
 
     def median(name: str, index: int) -> float:
         return statistics.median(r[index] for r in results[name])
@@ -102,12 +105,15 @@ def main() -> None:
           f"val loss {median('llmb', 1):.4f} (medians of {args.pairs})")
     print(f"llmb (tracked, 9 evaluations with snapshots): {median('llmb-9', 0):.1f} s, "
           f"val loss {median('llmb-9', 1):.4f}")
+    print(f"llmb --precision fp32 (tracked, 21 evaluations): {median('llmb-fp32', 0):.1f} s, "
+          f"val loss {median('llmb-fp32', 1):.4f}")
     if not theirs:
         print("comparison with nanoGPT skipped: give --nanogpt PATH (a nanoGPT checkout)")
         return
     print(f"nanoGPT (9 evaluations): {median('nanoGPT', 0):.1f} s, val loss {median('nanoGPT', 1):.4f}")
     print(f"wall time llmb / nanoGPT: {median('llmb', 0) / median('nanoGPT', 0):.3f} (target <= 0.90)")
     print(f"wall time llmb / nanoGPT, both evaluating 9 times: {median('llmb-9', 0) / median('nanoGPT', 0):.3f}")
+    print(f"wall time llmb --precision fp32 / nanoGPT: {median('llmb-fp32', 0) / median('nanoGPT', 0):.3f}")
 
 
 if __name__ == "__main__":
