@@ -14,6 +14,7 @@ import contextlib
 import torch
 
 from .config import PRECISIONS
+from .errors import LLMBError
 
 
 def native_bf16(device: str) -> bool:
@@ -32,6 +33,8 @@ def resolve(precision: str, device: str) -> str:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "auto":
         return "bf16" if native_bf16(device) else "fp32"
+    if precision == "bf16" and device.startswith("cuda") and not native_bf16(device):
+        raise LLMBError(f"--precision bf16: this GPU ({device}) has no bfloat16; use --precision fp32")
     return precision
 
 

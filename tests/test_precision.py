@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from llmb_mlflow import precision
 from llmb_mlflow.corpus import prepare_dataset
+from llmb_mlflow.errors import LLMBError
 from llmb_mlflow.model import causal_attention
 from llmb_mlflow.trainer import Trainer
 
@@ -16,6 +17,8 @@ def test_auto_is_bf16_only_where_the_device_multiplies_it_natively():
     assert precision.resolve("auto", "cpu") == ("bf16" if torch.cpu._is_amx_tile_supported() else "fp32")
     if not torch.cuda.is_available():
         assert precision.resolve("auto", "cuda") == "fp32"
+        with pytest.raises(LLMBError, match="--precision bf16: this GPU"):
+            precision.resolve("bf16", "cuda")
     assert precision.resolve("fp32", "cpu") == "fp32" and precision.resolve("bf16", "cpu") == "bf16"
     with pytest.raises(ValueError, match="'fp16'"):
         precision.resolve("fp16", "cpu")
