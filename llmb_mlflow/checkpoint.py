@@ -34,6 +34,7 @@ def dump(trainer) -> bytes:
         "vocab": trainer.dataset.tokenizer.chars,
         "losses": {**trainer.last_eval, **trainer.last_train},
         "rng_state": trainer.batch_rng.get_state(),
+        "precision": trainer.precision,
         "embedding_basis": None if trainer.probe.basis is None else torch.from_numpy(trainer.probe.basis),
     }
     buffer = io.BytesIO()

@@ -40,7 +40,7 @@ def cli():
 @register_option
 @system_metrics_option
 @threads_option
-@precision_option
+@precision_option()
 @click.option("--no-tracking", is_flag=True, help="Train without MLflow: no run is created.")
 @click.option("--style-transfer", is_flag=True,
               help="Mark the run as a style transfer (tag llmb.purpose): training on a text to imitate it, "

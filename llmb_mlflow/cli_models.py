@@ -106,7 +106,7 @@ def models_alias(name, version, alias, tracking_uri):
 @register_option
 @system_metrics_option
 @threads_option
-@precision_option
+@precision_option(inherited=True)
 @click.option("--viewer-limits", is_flag=True, hidden=True,
               help="Refuse what a training started from a viewer may not do (see llmb_mlflow.limits).")
 def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, no_system_metrics, threads,
@@ -121,7 +121,7 @@ def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, no_
     plan = session.prepare_resume(model_ref, dataset, overrides, tracking_uri, viewer_limits)
     with session.data_parallel() as parallel:
         trainer = Trainer.from_checkpoint(plan.state, plan.config, plan.data, device=session.device(parallel),
-                                          precision_choice=precision)
+                                          precision_choice=precision)  # None: the checkpoint's
         tracking = session.Tracking(plan.uri, experiment, register, "llmb resume", not no_system_metrics)
         report(session.run(trainer, tracking, run_name,
                            tags=plan.tags, parallel=parallel, out=OUTPUT, threads=threads), register)

@@ -17,11 +17,12 @@ from .config import ModelConfig
 
 
 def causal_attention(q, k, v, dropout_p: float = 0.0):
-    """Fused causal attention; on a CPU in float32 also under bfloat16 autocast, where
+    """Fused causal attention; computed in float32 on a CPU also for bfloat16 inputs, where
     PyTorch's bfloat16 attention backward takes several times as long."""
     if q.device.type == "cpu" and q.dtype == torch.bfloat16:
         with torch.autocast("cpu", enabled=False):
-            return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True, dropout_p=dropout_p)
+            y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True, dropout_p=dropout_p)
+        return y.to(q.dtype)
     return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)
 
 

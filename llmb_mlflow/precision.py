@@ -18,9 +18,10 @@ from .errors import LLMBError
 
 
 def native_bf16(device: str) -> bool:
-    """Whether ``device`` multiplies bfloat16 matrices in hardware."""
+    """Whether ``device`` multiplies bfloat16 matrices in hardware (GPUs from Ampere on;
+    ``torch.cuda.is_bf16_supported`` also says yes where it is only emulated)."""
     if device.startswith("cuda"):
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return torch.cuda.is_available() and torch.cuda.get_device_capability(torch.device(device))[0] >= 8
     try:
         return bool(torch.cpu._is_amx_tile_supported())
     except AttributeError:  # a PyTorch without the check
@@ -33,9 +34,18 @@ def resolve(precision: str, device: str) -> str:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "auto":
         return "bf16" if native_bf16(device) else "fp32"
-    if precision == "bf16" and device.startswith("cuda") and not native_bf16(device):
+    if precision == "bf16" and device.startswith("cuda") and not (
+            torch.cuda.is_available() and torch.cuda.is_bf16_supported()):
         raise LLMBError(f"--precision bf16: this GPU ({device}) has no bfloat16; use --precision fp32")
     return precision
+
+
+def resumed(saved: str | None, device: str) -> str:
+    """What a resumed training computes in by default: its checkpoint's precision (older
+    checkpoints: ``auto``), unless that is bf16 on a device that would only emulate it."""
+    if saved == "fp32" or (saved == "bf16" and native_bf16(device)):
+        return saved
+    return "auto"
 
 
 def compute(precision: str, device: str):

@@ -87,9 +87,12 @@ class Trainer:
 
     @classmethod
     def from_checkpoint(cls, state: dict, config: RunConfig, dataset: Dataset,
-                        device: str | None = None, precision_choice: str = "auto") -> "Trainer":
-        """A trainer continuing from a checkpoint (see ``checkpoint.load``) with ``config``."""
-        trainer = cls(config, dataset, device, precision_choice)
+                        device: str | None = None, precision_choice: str | None = None) -> "Trainer":
+        """A trainer continuing from a checkpoint (see ``checkpoint.load``) with ``config``;
+        in the checkpoint's precision unless ``precision_choice`` says otherwise."""
+        device = device or default_device()
+        choice = precision_choice or precision.resumed(state.get("precision"), device)
+        trainer = cls(config, dataset, device, choice)
         trainer.model.load_state_dict(state["model"])
         trainer.optimizer.load_state_dict(state["optimizer"])
         tc = config.train
