@@ -27,6 +27,7 @@ threads_option = click.option(
     help="Compute threads.  [default: $OMP_NUM_THREADS, else the cores divided among the "
          "LLMBreaker trainings running on this machine, rechecked every 5 s]")
 
+
 def precision_option(inherited: bool = False):
     """``--precision``; with ``inherited``, the default is the checkpoint's."""
     shown = ("the checkpoint's (auto for older checkpoints, and for bf16 where the hardware "
@@ -36,6 +37,7 @@ def precision_option(inherited: bool = False):
         help="Arithmetic: bf16 mixed precision (matrix products in bfloat16; weights, optimizer "
              "and loss in float32) or fp32 throughout. auto: bf16 where the hardware multiplies "
              f"it natively (CPUs with AMX, CUDA GPUs from Ampere on), else fp32.  [default: {shown}]")
+
 
 register_option = click.option(
     "--register", metavar="NAME", help="Also register the final checkpoint as a version of model NAME.")

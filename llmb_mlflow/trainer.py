@@ -150,17 +150,17 @@ class Trainer:
         self.model.eval()
         result = {}
         per_pass = max(1, EVAL_TOKENS // (tc.batch_size * self.model_config.block_size))
-        for split, key in (("val", VAL_LOSS), ("train", EVAL_TRAIN_LOSS)):
-            generator = torch.Generator().manual_seed(tc.seed + 1)
-            total = count = 0
-            for first in range(0, tc.eval_iters, per_pass):
-                batches = [self.batch(split, tc.batch_size, generator)
-                           for _ in range(min(per_pass, tc.eval_iters - first))]
-                x, y = (torch.cat(parts) for parts in zip(*batches))
-                with self.computing():
+        with self.computing():  # one context: the cast weights are reused by every pass
+            for split, key in (("val", VAL_LOSS), ("train", EVAL_TRAIN_LOSS)):
+                generator = torch.Generator().manual_seed(tc.seed + 1)
+                total = count = 0
+                for first in range(0, tc.eval_iters, per_pass):
+                    batches = [self.batch(split, tc.batch_size, generator)
+                               for _ in range(min(per_pass, tc.eval_iters - first))]
+                    x, y = (torch.cat(parts) for parts in zip(*batches))
                     total += float(self.model(x, y)[1]) * y.numel()
-                count += y.numel()
-            result[key] = total / count
+                    count += y.numel()
+                result[key] = total / count
         self.model.train()
         return result
 
