@@ -2,7 +2,8 @@
 
 Pre-norm blocks, learned token and position embeddings, a language-model head tied to the
 token embedding. Training uses ``scaled_dot_product_attention``; the explicit attention
-weights are only computed when a caller asks for them (snapshots).
+weights are only computed when a caller asks for them (snapshots). Sampling runs the same
+arithmetic in numpy (``decoder.py``).
 """
 
 from __future__ import annotations
@@ -35,18 +36,12 @@ class CausalSelfAttention(nn.Module):
         self.dropout = cfg.dropout
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, want_weights: bool = False, cache: dict | None = None):
+    def forward(self, x: torch.Tensor, want_weights: bool = False):
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         weights = None
-        if cache is not None:
-            if "k" in cache:
-                k = torch.cat([cache["k"], k], dim=2)
-                v = torch.cat([cache["v"], v], dim=2)
-            cache["k"], cache["v"] = k, v
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1)
-        elif want_weights:
+        if want_weights:
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))
             mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
             weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
@@ -77,8 +72,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=False)
         self.mlp = MLP(cfg)
 
-    def forward(self, x, want_weights: bool = False, cache: dict | None = None):
-        attended, weights = self.attn(self.ln_1(x), want_weights, cache)
+    def forward(self, x, want_weights: bool = False):
+        attended, weights = self.attn(self.ln_1(x), want_weights)
         x = x + attended
         return x + self.mlp(self.ln_2(x)), weights
 
@@ -123,20 +118,6 @@ class MicroGPT(nn.Module):
         if targets is not None:
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
         return logits, loss, (all_weights if want_weights else None)
-
-    @torch.no_grad()
-    def extend(self, idx, caches: list[dict], start: int):
-        """Logits for ``idx`` (B, T) at positions ``start``.. given per-layer key/value caches
-        of the positions before (an empty cache per layer to begin); the caches grow by T.
-        A fresh prompt must come in one call; later calls add one token at a time."""
-        T = idx.shape[1]
-        if start + T > self.cfg.block_size:
-            raise ValueError("the cached context would exceed block_size")
-        pos = torch.arange(start, start + T, device=idx.device)
-        x = self.tok_emb(idx) + self.pos_emb(pos)
-        for block, cache in zip(self.blocks, caches):
-            x, _ = block(x, cache=cache)
-        return self.lm_head(self.ln_f(x))
 
     def optimizer(self, lr: float, weight_decay: float, betas: tuple[float, float]):
         """AdamW with weight decay on matrices only (not on norms)."""

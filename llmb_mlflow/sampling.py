@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
+
+from .decoder import Decoder
 
 
-@torch.inference_mode()
 def sample(model, prompt_ids: list[int], n: int, temperature: float, seed: int):
     """Sample ``n`` token ids after ``prompt_ids`` at ``temperature``.
 
@@ -13,28 +16,22 @@ def sample(model, prompt_ids: list[int], n: int, temperature: float, seed: int):
     from ``seed`` makes the choices reproducible without touching torch's global RNG. When
     the context fills ``block_size``, the cache restarts from the last half of it."""
     block = model.cfg.block_size
-    device = next(model.parameters()).device
-    vocab_size = model.cfg.vocab_size
-    uniform = torch.rand(n, vocab_size, generator=torch.Generator().manual_seed(seed))
-    gumbel = (-torch.log(-torch.log(uniform.clamp(1e-10, 1 - 1e-7)))).to(device)
+    uniform = torch.rand(n, model.cfg.vocab_size, generator=torch.Generator().manual_seed(seed))
+    gumbel = (-torch.log(-torch.log(uniform.clamp(1e-10, 1 - 1e-7)))).numpy()
     context = list(prompt_ids)[-block:]
-
-    def prime(ids):
-        caches = [{} for _ in model.blocks]
-        logits = model.extend(torch.tensor([ids], device=device), caches, 0)[0, -1]
-        return caches, logits, len(ids)
-
-    caches, logits, filled = prime(context)
     steps = []
-    for i in range(n):
-        steps.append(logits)
-        choice = int((logits.float() / temperature + gumbel[i]).argmax())
-        context.append(choice)
-        if i == n - 1:
-            break
-        if filled == block:
-            caches, logits, filled = prime(context[-max(block // 2, 1):])
-        else:
-            logits = model.extend(torch.tensor([[choice]], device=device), caches, filled)[0, -1]
-            filled += 1
-    return context[len(context) - n:], torch.stack(steps).float()
+    with threadpool_limits(1, user_api="blas"):
+        decoder = Decoder(model)
+        logits = decoder.feed(context)[-1]
+        for i in range(n):
+            steps.append(logits)
+            choice = int((logits / temperature + gumbel[i]).argmax())
+            context.append(choice)
+            if i == n - 1:
+                break
+            if decoder.filled == block:
+                decoder.restart()
+                logits = decoder.feed(context[-max(block // 2, 1):])[-1]
+            else:
+                logits = decoder.feed([choice])[-1]
+    return context[len(context) - n:], torch.from_numpy(np.stack(steps))

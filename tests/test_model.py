@@ -48,15 +48,3 @@ def test_explicit_attention_weights_match_the_fast_path():
     for w in weights:
         assert torch.allclose(w.sum(-1), torch.ones(2, 2, 12))
         assert torch.all(w.triu(diagonal=1) == 0)
-
-
-def test_cached_extension_matches_a_full_forward():
-    m = model()
-    idx = torch.randint(11, (1, 12))
-    full, _, _ = m(idx)
-    caches = [{} for _ in m.blocks]
-    first = m.extend(idx[:, :5], caches, 0)
-    assert torch.allclose(first, full[:, :5], atol=1e-5)
-    for t in range(5, 12):
-        step = m.extend(idx[:, t:t + 1], caches, t)
-        assert torch.allclose(step[0, -1], full[0, t], atol=1e-5)
