@@ -22,11 +22,12 @@ LN_EPS = 1e-5  # nn.LayerNorm's default, which the model uses
 
 
 class Decoder:
-    """Logits for a growing context: ``feed`` a prompt, then one token at a time."""
+    """Logits for a growing context: ``feed`` a prompt, then one token at a time. The model's
+    weights are copied as they are when the decoder is made."""
 
     def __init__(self, model):
         cfg = model.cfg
-        state = {name: tensor.detach().float().cpu().numpy() for name, tensor in model.state_dict().items()}
+        state = {name: tensor.detach().float().cpu().numpy().copy() for name, tensor in model.state_dict().items()}
         self.n_head, self.n_embd, self.block_size = cfg.n_head, cfg.n_embd, cfg.block_size
         self.gelu = cfg.activation == "gelu"
         self.tok_emb, self.pos_emb = state["tok_emb.weight"], state["pos_emb.weight"]
