@@ -17,11 +17,12 @@ import warnings
 
 import mlflow.pyfunc
 
-from . import __version__
+from . import __version__, mlflow_compat
 
 CHECKPOINT_ARTIFACT = "checkpoint"
 DEFAULT_PARAMS = {"max_new_tokens": 200, "temperature": 0.8, "seed": 0}
 CODE_FILE = os.path.join(os.path.dirname(__file__), "pyfunc_code.py")
+REQUIREMENT_MODULES = {"llmb_mlflow": ["llmb-mlflow"], "torch": ["torch"], "numpy": ["numpy"]}
 
 
 class _Model:
@@ -62,8 +63,8 @@ def save(model_dir: str, checkpoint_file: str, model_id: str | None = None, run_
     from mlflow.models import Model, infer_signature
 
     signature = infer_signature(["ROMEO:"], ["continuation"], params=DEFAULT_PARAMS)
-    with warnings.catch_warnings():  # MLflow nags about input examples we chose not to run
-        warnings.simplefilter("ignore", UserWarning)
+    with warnings.catch_warnings(), mlflow_compat.requirement_modules(REQUIREMENT_MODULES):
+        warnings.simplefilter("ignore", UserWarning)  # MLflow nags about input examples we skip
         mlflow.pyfunc.save_model(
             model_dir,
             python_model=CODE_FILE,
@@ -72,14 +73,3 @@ def save(model_dir: str, checkpoint_file: str, model_id: str | None = None, run_
             pip_requirements=[f"llmb-mlflow=={__version__}", "torch>=2.2,<3", "numpy"],
             mlflow_model=Model(run_id=run_id, model_id=model_id, model_uuid=model_id),
         )
-
-
-def warm_up() -> None:
-    """Save a model folder around an empty file once, into a temporary folder: MLflow's first
-    save in a process looks up every installed package (seconds), later ones do not."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="llmb-warm-up-") as folder:
-        empty = os.path.join(folder, "checkpoint.pt")
-        open(empty, "wb").close()
-        save(os.path.join(folder, "model"), empty)

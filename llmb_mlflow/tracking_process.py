@@ -40,7 +40,6 @@ from .store import first_line
 from .tracker import Tracker
 
 GONE = "the tracking process ended unexpectedly"
-WARM_UP_AFTER = 10.0  # seconds into a run before the helper prepares for checkpoints
 
 
 @dataclass(frozen=True)
@@ -282,20 +281,7 @@ class _Helper:
         self.reply("run", tracker.run_id, tracker.run_name, tracker.uri, tracker.experiment,
                    tracker.uri == resolve_uri(None))
         threading.Thread(target=self._relay, daemon=True).start()
-        threading.Thread(target=self._load_for_checkpoints, daemon=True).start()
         return True
-
-    def _load_for_checkpoints(self) -> None:
-        """Prepare MLflow's model saving while the training runs, not when its last checkpoint
-        is stored as it ends; at the lowest priority, and not for trainings over in seconds."""
-        if self.ended.wait(WARM_UP_AFTER):
-            return
-        with contextlib.suppress(OSError, AttributeError):  # a thread's own niceness: Linux
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-        from . import serving
-
-        with contextlib.suppress(Exception):  # the real save reports what goes wrong
-            serving.warm_up()
 
     def _apply(self, kind: str, args: tuple) -> None:
         if kind == "metrics":

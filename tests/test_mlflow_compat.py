@@ -151,7 +151,7 @@ def test_no_module_but_mlflow_compat_touches_mlflows_internals():
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     assert not alias.name.startswith("mlflow") or alias.name in PUBLIC, f"{path.name}: {alias.name}"
-        for private in ("_metric_objs", "_tracking_client", "_MLFLOW_", "ajax-api"):
+        for private in ("_metric_objs", "_tracking_client", "_MLFLOW_", "ajax-api", "requirements_utils"):
             assert private not in source, f"{path.name} uses MLflow's {private}"
 
 
@@ -161,3 +161,29 @@ def test_the_store_code_is_loaded_ahead_for_either_kind_of_store():
     mlflow_compat.load_store_code("http://127.0.0.1:5000")
     mlflow_compat.load_store_code("sqlite:///mlflow.db")
     assert {"mlflow.store.tracking.rest_store", "mlflow.store.tracking.sqlalchemy_store"} <= set(sys.modules)
+
+
+def test_model_saving_is_told_our_requirements_modules_then_maps_everything_again(tmp_path):
+    from mlflow.utils import requirements_utils
+
+    from llmb_mlflow import serving
+
+    mapped_before = requirements_utils._MODULES_TO_PACKAGES
+    requirements_utils._MODULES_TO_PACKAGES = None  # as in a process that has saved no model yet
+    try:
+        with mlflow_compat.requirement_modules(serving.REQUIREMENT_MODULES):
+            assert requirements_utils._MODULES_TO_PACKAGES == serving.REQUIREMENT_MODULES
+            assert requirements_utils._check_requirement_satisfied("torch>=2.2,<3") is None
+            mismatch = requirements_utils._check_requirement_satisfied("numpy<1")
+            assert mismatch is not None and mismatch.package_name == "numpy"  # still checked
+            (tmp_path / "model.pt").write_bytes(b"")
+            serving.save(str(tmp_path / "model"), str(tmp_path / "model.pt"))
+        assert requirements_utils._MODULES_TO_PACKAGES is None
+        requirements_utils._init_modules_to_packages_map()  # a map MLflow made stays as it is
+        full = requirements_utils._MODULES_TO_PACKAGES
+        with mlflow_compat.requirement_modules(serving.REQUIREMENT_MODULES):
+            assert requirements_utils._MODULES_TO_PACKAGES is full and "mlflow" in full
+    finally:
+        requirements_utils._MODULES_TO_PACKAGES = mapped_before
+    requirements = (tmp_path / "model" / "requirements.txt").read_text().split()
+    assert requirements[0].startswith("mlflow==") and "torch<3,>=2.2" in requirements
