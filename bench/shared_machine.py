@@ -1,18 +1,18 @@
 """Trainings sharing a machine: N identical trainings started together, against the same N run
 one after another.
 
-    python bench/shared_machine.py [--alone 3] [--control] [--max-n 4] [--max-iters 300] [--with-default]
+    python bench/shared_machine.py [--alone 4] [--control] [--max-n 4] [--max-iters 300] [--with-default]
 
 Each training is ``llmb train --preset small --max-iters 300 --eval-interval 100 --batch-size 16
 --no-tracking`` in a process of its own (``--max-iters`` lengthens them all, for series with
 less noise). One alone with its share is timed against one alone at PyTorch's default (a
 thread per core, ``--threads`` = all cores), ``--alone`` pairs of them, which goes first
 swapping from pair to pair. The median of the pairs' ratios is the cost of taking a share when
-alone (target <= 1.02); their CPU times are printed beside. Wall times vary by ±15 % from run to
-run here: ``--control`` times PyTorch's default twice in each round, so the same series shows
-what a ratio of identical commands looks like. Then for N = 2..max-n: N started together against N x one alone (target <=
-0.8). ``--with-default`` also runs N together at PyTorch's default, as every training did
-before (slow: 3 took 64 s here). Run it alone on the machine.
+alone (target <= 1.02); their CPU times are printed beside. Wall times vary by ±15 % from run
+to run here: ``--control`` times PyTorch's default twice in each round, so the same series
+shows what a ratio of identical commands looks like. Then for N = 2..max-n: N started together
+against N x one alone (target <= 0.8). ``--with-default`` also runs N together at PyTorch's
+default, as every training did before (slow: 3 took 64 s here). Run it alone on the machine.
 """
 
 from __future__ import annotations
@@ -46,6 +46,12 @@ def together(n: int, extra: list[str], iters: int) -> tuple[float, float]:
     return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
 def _pairs(ours: list[tuple[float, float]], theirs: list[tuple[float, float]]) -> str:
     ratios = [a[0] / b[0] for a, b in zip(ours, theirs)]
     wall, cpu = ([statistics.median(run[i] for run in runs) for runs in (ours, theirs)] for i in (0, 1))
@@ -55,7 +61,7 @@ def _pairs(ours: list[tuple[float, float]], theirs: list[tuple[float, float]]) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--alone", type=int, default=3, help="pairs of one alone (default 3)")
+    parser.add_argument("--alone", type=_positive, default=4, help="pairs of one alone (default 4)")
     parser.add_argument("--max-n", type=int, default=4, help="largest N started together (1: none)")
     parser.add_argument("--max-iters", type=int, default=300, help="steps of every training (default 300)")
     parser.add_argument("--control", action="store_true",

@@ -82,23 +82,30 @@ def local_folder(repository) -> str | None:
     return repository.artifact_dir if isinstance(repository, LocalArtifactRepository) else None
 
 
+_REQUIREMENT_MAP = threading.RLock()
+
+
 @contextlib.contextmanager
 def requirement_modules(modules_to_packages: dict[str, list[str]]):
     """Within it, MLflow's model saving knows which module provides each of our requirements
     instead of mapping every installed distribution's files to modules (1.8 s here) in the
     process's first save, only to find a fallback for versions ``importlib.metadata`` already
     gives. Afterwards MLflow maps everything as before, for whatever else this process saves.
-    Relies on ``mlflow.utils.requirements_utils._MODULES_TO_PACKAGES`` (None until filled)."""
-    from mlflow.utils import requirements_utils
+    Saves of ours wait for each other here; an MLflow save inferring requirements in another
+    thread at that moment would see only our map. Relies on ``_MODULES_TO_PACKAGES`` and
+    ``_PACKAGES_TO_MODULES`` of ``mlflow.utils.requirements_utils`` (None until filled)."""
+    from mlflow.utils import requirements_utils as mapped
 
-    if requirements_utils._MODULES_TO_PACKAGES is not None:  # already mapped in this process
-        yield
-        return
-    requirements_utils._MODULES_TO_PACKAGES = {m: list(p) for m, p in modules_to_packages.items()}
-    try:
-        yield
-    finally:
-        requirements_utils._MODULES_TO_PACKAGES = None
+    with _REQUIREMENT_MAP:
+        if mapped._MODULES_TO_PACKAGES is not None:  # already mapped in this process
+            yield
+            return
+        reverse = mapped._PACKAGES_TO_MODULES
+        mapped._MODULES_TO_PACKAGES = {m: list(p) for m, p in modules_to_packages.items()}
+        try:
+            yield
+        finally:
+            mapped._MODULES_TO_PACKAGES, mapped._PACKAGES_TO_MODULES = None, reverse
 
 
 @dataclass(frozen=True)

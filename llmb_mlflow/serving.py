@@ -22,7 +22,8 @@ from . import __version__, mlflow_compat
 CHECKPOINT_ARTIFACT = "checkpoint"
 DEFAULT_PARAMS = {"max_new_tokens": 200, "temperature": 0.8, "seed": 0}
 CODE_FILE = os.path.join(os.path.dirname(__file__), "pyfunc_code.py")
-REQUIREMENT_MODULES = {"llmb_mlflow": ["llmb-mlflow"], "torch": ["torch"], "numpy": ["numpy"]}
+REQUIREMENTS = {"llmb-mlflow": f"=={__version__}", "torch": ">=2.2,<3", "numpy": ""}  # and MLflow's own
+REQUIREMENT_MODULES = {package.replace("-", "_"): [package] for package in REQUIREMENTS}
 
 
 class _Model:
@@ -70,6 +71,6 @@ def save(model_dir: str, checkpoint_file: str, model_id: str | None = None, run_
             python_model=CODE_FILE,
             artifacts={CHECKPOINT_ARTIFACT: checkpoint_file},
             signature=signature,
-            pip_requirements=[f"llmb-mlflow=={__version__}", "torch>=2.2,<3", "numpy"],
+            pip_requirements=[package + version for package, version in REQUIREMENTS.items()],
             mlflow_model=Model(run_id=run_id, model_id=model_id, model_uuid=model_id),
         )

@@ -163,27 +163,32 @@ def test_the_store_code_is_loaded_ahead_for_either_kind_of_store():
     assert {"mlflow.store.tracking.rest_store", "mlflow.store.tracking.sqlalchemy_store"} <= set(sys.modules)
 
 
-def test_model_saving_is_told_our_requirements_modules_then_maps_everything_again(tmp_path):
-    from mlflow.utils import requirements_utils
+def test_model_saving_is_told_our_requirements_modules_then_maps_everything_again(tmp_path, monkeypatch):
+    from mlflow.utils import requirements_utils as mapped
 
     from llmb_mlflow import serving
 
-    mapped_before = requirements_utils._MODULES_TO_PACKAGES
-    requirements_utils._MODULES_TO_PACKAGES = None  # as in a process that has saved no model yet
-    try:
-        with mlflow_compat.requirement_modules(serving.REQUIREMENT_MODULES):
-            assert requirements_utils._MODULES_TO_PACKAGES == serving.REQUIREMENT_MODULES
-            assert requirements_utils._check_requirement_satisfied("torch>=2.2,<3") is None
-            mismatch = requirements_utils._check_requirement_satisfied("numpy<1")
-            assert mismatch is not None and mismatch.package_name == "numpy"  # still checked
-            (tmp_path / "model.pt").write_bytes(b"")
-            serving.save(str(tmp_path / "model"), str(tmp_path / "model.pt"))
-        assert requirements_utils._MODULES_TO_PACKAGES is None
-        requirements_utils._init_modules_to_packages_map()  # a map MLflow made stays as it is
-        full = requirements_utils._MODULES_TO_PACKAGES
-        with mlflow_compat.requirement_modules(serving.REQUIREMENT_MODULES):
-            assert requirements_utils._MODULES_TO_PACKAGES is full and "mlflow" in full
-    finally:
-        requirements_utils._MODULES_TO_PACKAGES = mapped_before
+    scans = []
+    real_scan = mapped.importlib_metadata.packages_distributions
+    monkeypatch.setattr(mapped.importlib_metadata, "packages_distributions",
+                        lambda: scans.append(1) or real_scan())
+    monkeypatch.setattr(mapped, "_MODULES_TO_PACKAGES", None)  # a process that saved no model yet
+    monkeypatch.setattr(mapped, "_PACKAGES_TO_MODULES", None)
+    (tmp_path / "model.pt").write_bytes(b"")
+    with mlflow_compat.requirement_modules(serving.REQUIREMENT_MODULES):
+        assert mapped._MODULES_TO_PACKAGES == {"llmb_mlflow": ["llmb-mlflow"], "torch": ["torch"], "numpy": ["numpy"]}
+        assert mapped._check_requirement_satisfied("torch>=2.2,<3") is None
+        mismatch = mapped._check_requirement_satisfied("numpy<1")
+        assert mismatch is not None and mismatch.package_name == "numpy"  # still checked
+    serving.save(str(tmp_path / "model"), str(tmp_path / "model.pt"))
+    assert scans == []  # the save looked up no installed package's files
+    assert mapped._MODULES_TO_PACKAGES is None and mapped._PACKAGES_TO_MODULES is None
     requirements = (tmp_path / "model" / "requirements.txt").read_text().split()
-    assert requirements[0].startswith("mlflow==") and "torch<3,>=2.2" in requirements
+    assert requirements[0].startswith("mlflow==")
+    assert {"torch<3,>=2.2", "numpy"} <= set(requirements) and any(r.startswith("llmb-mlflow==") for r in requirements)
+
+    made_by_mlflow = {"somewhere": ["some-package"]}  # a map MLflow made stays as it is
+    monkeypatch.setattr(mapped, "_MODULES_TO_PACKAGES", made_by_mlflow)
+    with mlflow_compat.requirement_modules(serving.REQUIREMENT_MODULES):
+        assert mapped._MODULES_TO_PACKAGES is made_by_mlflow
+    assert mapped._MODULES_TO_PACKAGES is made_by_mlflow
