@@ -361,6 +361,26 @@ def test_showing_runs_checks_every_value_and_never_fails_a_request(viewer, store
     assert footprint(store_uri, tmp_path) == before
 
 
+def test_a_run_just_started_is_shown_even_when_a_refresh_superseded_the_switch(viewer, store_uri):
+    """Dash drops an answer on its way when the same callback is asked again: the run list's
+    refresh tick, coming while the switch to a started run is answered, must still switch."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(store_uri)
+    experiment = client.create_experiment("llmbreaker")
+    shown, started = (client.create_run(experiment, tags={"llmb.kind": "training"}).info.run_id for _ in range(2))
+    values = {"runs-refresh.n_intervals": 3, "experiment.value": "llmbreaker", "run.value": shown}
+
+    answer = viewer.post("runs-refresh.n_intervals", {**values, "switch-run.data": started}, output="run.options")
+    assert answer.outputs["run.value"] == started and answer.outputs["switch-run.data"] is None
+    assert {o["value"] for o in answer.outputs["run.options"]} == {shown, started}
+    # once shown (and emptied), later refreshes leave the run the person picks alone
+    answer = viewer.post("runs-refresh.n_intervals", values, output="run.options")
+    assert "run.value" not in answer.outputs and "switch-run.data" not in answer.outputs
+    answer = viewer.post("url.search", {**values, "url.search": "?tab=watch"}, output="run.options")
+    assert answer.status == 204 or "run.value" not in answer.outputs
+
+
 def test_requests_dash_cannot_handle_get_a_one_line_refusal(viewer):
     answer = viewer.post_body({"output": "nope.children", "outputs": {"id": "nope", "property": "children"},
                                "inputs": [], "changedPropIds": []})

@@ -130,8 +130,9 @@
     const triggers = window.dash_clientside.callback_context.triggered.map(function (t) {
       return t.prop_id.split(".")[0];
     });
+    // (switch-run is emptied once the run it names is shown: that is no event.)
     const trigger = triggers.find(function (t) {
-      return t !== "steps" && t !== "follow-due" && t !== "";
+      return t !== "steps" && t !== "follow-due" && t !== "" && !(t === "switch-run" && !_switch);
     }) || "steps";
     let event = EVENTS[trigger] || "steps", value = slider;
     if (trigger === "loss-chart" || trigger === "attn-entropy") {  // a chart click at step x

@@ -44,22 +44,26 @@ def register(app, data, default_run: str | None) -> None:
 
     # A run of another experiment (a link from MLflow's UI, a run started elsewhere) brings its
     # experiment into the picker with it.
+    #
+    # A run just started (switch-run) is shown by whichever call comes next, and then cleared:
+    # Dash drops an answer still on its way when the same callback is asked again (a refresh
+    # tick), and the newer call knows only its own trigger.
     @app.callback(Output("run", "options"), Output("run", "value"), Output("error", "children"),
-                  Output("experiment", "value"),
+                  Output("experiment", "value"), Output("switch-run", "data"),
                   Input("runs-refresh", "n_intervals"), Input("url", "search"), Input("experiment", "value"),
                   Input("switch-run", "data"), State("run", "value"))
     def list_runs(_, search, experiment, switch_to, current):
         triggers = set(ctx.triggered_prop_ids.values())
-        if triggers == {"url"} and current:
-            return no_update, no_update, no_update, no_update
+        current, switch_to = checks.text(current, 300), checks.text(switch_to, 300)
+        if triggers == {"url"} and current and not switch_to:
+            return (no_update,) * 5
         try:
             experiment = checks.name(experiment, "experiment", optional=True)
             runs = data.runs(experiment)
         except LLMBError as exc:  # a bad name, a store that does not answer, an experiment not to be read
-            return no_update, no_update, f"Cannot list runs: {exc}", no_update
-        current, switch_to = checks.text(current, 300), checks.text(switch_to, 300)
+            return no_update, no_update, f"Cannot list runs: {exc}", no_update, no_update
         newest = runs[0].run_id if runs else None
-        if "switch-run" in triggers and switch_to:
+        if switch_to:
             wanted = switch_to
         elif triggers == {"experiment"}:
             wanted = newest
@@ -75,7 +79,7 @@ def register(app, data, default_run: str | None) -> None:
         options = [{"label": f"{r.run_name} · {r.status.lower()}", "value": r.run_id} for r in runs]
         if wanted and wanted not in {o["value"] for o in options}:
             options.append({"label": wanted, "value": wanted})
-        return options, (wanted if wanted != current else no_update), "", moved
+        return options, (wanted if wanted != current else no_update), "", moved, (None if switch_to else no_update)
 
     @app.callback(Output("loss-chart", "figure"), Output("run-state", "data"), Output("steps", "data"),
                   Output("poll", "disabled"), Output("layer", "options"), Output("head", "options"),
