@@ -215,9 +215,14 @@ def serve(conn, settings: dict, training_pid: int, argv: list[str]) -> None:
 
 
 def _warm_up(uri: str) -> None:
-    """Load what opening the store and creating the run need, while the training loads torch."""
+    """Load what opening the store and creating the run need, while the training loads torch.
+
+    The helper is never a notebook, but MLflow's context tags ask whether it is by importing
+    IPython (0.5 s of CPU, which a training using every core pays for): here that import fails
+    at once, as it does where IPython is not installed."""
     from . import mlflow_compat
 
+    sys.modules.setdefault("IPython", None)
     mlflow_compat.load_store_code(uri)
     mlflow_compat.context_tags({})  # its context providers import what they look for
 

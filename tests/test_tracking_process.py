@@ -3,6 +3,7 @@ Ctrl-C in a terminal stops the training (not the helper), a training killed outr
 gets its run ended with everything it reported, and a helper that dies stops the training
 with a one-line error."""
 
+import json
 import os
 import signal
 import subprocess
@@ -42,6 +43,16 @@ def test_the_run_records_the_training_process_and_when_each_point_was_measured(s
     stamps = [m.timestamp for m in history]
     assert stamps == sorted(stamps) and before <= stamps[0] and stamps[-1] <= after
     assert RunReader(store_uri).checkpoint_steps(outcome.run_id) == [12]
+    assert run.data.tags["mlflow.source.type"] == "LOCAL" and run.data.tags["mlflow.user"]
+
+
+def test_the_helper_tells_mlflow_it_is_no_notebook_without_importing_ipython(store_uri):
+    code = ("import json, sys; from llmb_mlflow import mlflow_compat, tracking_process as t; "
+            f"t._warm_up({store_uri!r}); "
+            "print(json.dumps([sys.modules.get('IPython') is not None, mlflow_compat.context_tags({})]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    imported, tags = json.loads(done.stdout.splitlines()[-1])
+    assert not imported and tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.user"]
 
 
 def test_ctrl_c_in_a_terminal_reaches_both_and_the_training_still_ends_its_run(store_uri):
