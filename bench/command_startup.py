@@ -1,12 +1,13 @@
 """What tracking costs a whole ``llmb train`` command: start-up, steps and end, side by side.
 
-    python bench/command_startup.py [--pairs 3] [--max-iters 1000]
+    python bench/command_startup.py [--pairs 3] [--max-iters 1000] [--threads N]
 
 Runs ``llmb train --preset small --max-iters 1000 --eval-interval 250 --batch-size 32``
 tracked (a sqlite store in a temporary folder, created before the first timed run) and with
 ``--no-tracking``, alternately, each in a fresh process. Prints, per run and as medians: the
-whole command's wall time, the time from starting the command to the start of its first
-training step, and to the end of its last step. Targets: tracked / untracked whole-command
+whole command's wall time and CPU time (with its tracking helper), the time from starting the
+command to the start of its first training step, and to the end of its last step. ``--threads
+N`` runs both with ``--threads N`` (``--threads 1`` leaves a core of two to the helper). Targets: tracked / untracked whole-command
 ratio <= 1.05 (median of the pairs), first step tracked vs untracked <= 1.2 s apart.
 
 The first step is timed from inside the command: ``llmb_mlflow.trainer`` is patched as it is
@@ -18,11 +19,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from shared_machine import positive
 
 # Run in the command's process: patch Trainer.train_step once the trainer module is imported.
 HOOK = r"""
@@ -59,27 +63,31 @@ main()
 
 
 def run(args: list[str], env: dict, folder: str) -> dict:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.time()
     done = subprocess.run([sys.executable, "-c", HOOK, *args], env=env, cwd=folder,
                           capture_output=True, text=True)
     ended = time.time()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
         sys.exit(f"the command failed:\n{done.stderr[-2000:]}")
     marks = dict(line.split()[1:] for line in done.stderr.splitlines() if line.startswith("BENCH "))
     return {"whole": ended - started, "first": float(marks["first-step"]) - started,
-            "last": float(marks["last-step"]) - started, "tail": ended - float(marks["last-step"])}
+            "last": float(marks["last-step"]) - started, "tail": ended - float(marks["last-step"]),
+            "cpu": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=3)
-    parser.add_argument("--max-iters", type=int, default=1000)
+    parser.add_argument("--pairs", type=positive, default=3)
+    parser.add_argument("--max-iters", type=positive, default=1000)
+    parser.add_argument("--threads", type=positive, help="compute threads of both commands (default: theirs)")
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="llmb-bench-")
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true",
            "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db"}
     command = ["train", "--preset", "small", "--max-iters", str(args.max_iters), "--eval-interval", "250",
-               "--batch-size", "32"]
+               "--batch-size", "32", *(["--threads", str(args.threads)] if args.threads else [])]
     from llmb_mlflow.store import client
 
     client(env["MLFLOW_TRACKING_URI"])  # the store exists, as it does for every run but a first
@@ -90,7 +98,7 @@ def main() -> None:
         for name, extra in (order if i % 2 == 0 else order[::-1]):
             result = run([*command, *extra], env, folder)
             results[name].append(result)
-            print(f"  {name:9s} whole {result['whole']:6.2f} s, first step at {result['first']:5.2f} s, "
+            print(f"  {name:9s} whole {result['whole']:6.2f} s (CPU {result['cpu']:6.2f} s), first step at {result['first']:5.2f} s, "
                   f"last step done at {result['last']:6.2f} s ({result['last'] - result['first']:6.2f} s of steps), "
                   f"then {result['tail']:4.2f} s to exit", flush=True)
 
@@ -104,6 +112,8 @@ def main() -> None:
           f"{median('tracked', 'first') - median('untracked', 'first'):+.2f} s apart (target <= 1.2 s)")
     print(f"after the last step: tracked {median('tracked', 'tail'):.2f} s, "
           f"untracked {median('untracked', 'tail'):.2f} s to exit")
+    print(f"CPU time: tracked {median('tracked', 'cpu'):.1f} s, untracked {median('untracked', 'cpu'):.1f} s "
+          f"({median('tracked', 'cpu') - median('untracked', 'cpu'):+.1f} s)")
 
 
 if __name__ == "__main__":

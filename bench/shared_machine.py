@@ -46,7 +46,7 @@ def together(n: int, extra: list[str], iters: int) -> tuple[float, float]:
     return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
-def _positive(text: str) -> int:
+def positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
     return int(text)
@@ -61,9 +61,9 @@ def _pairs(ours: list[tuple[float, float]], theirs: list[tuple[float, float]]) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--alone", type=_positive, default=4, help="pairs of one alone (default 4)")
-    parser.add_argument("--max-n", type=_positive, default=4, help="largest N started together (1: none)")
-    parser.add_argument("--max-iters", type=_positive, default=300, help="steps of every training (default 300)")
+    parser.add_argument("--alone", type=positive, default=4, help="pairs of one alone (default 4)")
+    parser.add_argument("--max-n", type=positive, default=4, help="largest N started together (1: none)")
+    parser.add_argument("--max-iters", type=positive, default=300, help="steps of every training (default 300)")
     parser.add_argument("--control", action="store_true",
                         help="also time one alone at PyTorch's default a second time in each pair")
     parser.add_argument("--with-default", action="store_true")
