@@ -5,10 +5,11 @@
 Runs ``llmb train --preset small --max-iters 1000 --eval-interval 250 --batch-size 32``
 tracked (a sqlite store in a temporary folder, created before the first timed run) and with
 ``--no-tracking``, alternately, each in a fresh process. Prints, per run and as medians: the
-whole command's wall time and CPU time (with its tracking helper), the time from starting the
-command to the start of its first training step, and to the end of its last step. ``--threads
-N`` runs both with ``--threads N`` (``--threads 1`` leaves a core of two to the helper). Targets: tracked / untracked whole-command
-ratio <= 1.05 (median of the pairs), first step tracked vs untracked <= 1.2 s apart.
+whole command's wall time and CPU time (with its tracking helper's, which the training reaps
+as it ends), the time from starting the command to the start of its first training step, and
+to the end of its last step. ``--threads N`` runs both with ``--threads N`` (``--threads 1``
+leaves a core of two to the helper). Targets: tracked / untracked whole-command ratio <= 1.05
+(median of the pairs), first step tracked vs untracked <= 1.2 s apart.
 
 The first step is timed from inside the command: ``llmb_mlflow.trainer`` is patched as it is
 imported (never earlier, so the command loads exactly what it would), and the step's start

@@ -134,6 +134,7 @@ class RunState(_Strict):
     last_val: Step | None = None
     ema: FiniteFloat | None = None
     smoothing: Annotated[FiniteFloat, Field(ge=0, le=0.99)] = 0.6
+    drawn: Annotated[StrictStr, Field(max_length=400)] | None = None  # the chart's scale and compared run
 
 
 class View(_Strict):

@@ -361,15 +361,18 @@ def test_showing_runs_checks_every_value_and_never_fails_a_request(viewer, store
     assert footprint(store_uri, tmp_path) == before
 
 
-def test_a_run_just_started_is_shown_even_when_a_refresh_superseded_the_switch(viewer, store_uri):
+def test_the_run_list_does_what_the_page_asked_even_when_a_refresh_superseded_the_request(viewer, store_uri):
     """Dash drops an answer on its way when the same callback is asked again: the run list's
-    refresh tick, coming while the switch to a started run is answered, must still switch."""
+    refresh tick, coming while a switch to a started run or a picked experiment is answered,
+    must still switch."""
     from mlflow import MlflowClient
 
     client = MlflowClient(store_uri)
-    experiment = client.create_experiment("llmbreaker")
+    experiment, other = client.create_experiment("llmbreaker"), client.create_experiment("other")
     shown, started = (client.create_run(experiment, tags={"llmb.kind": "training"}).info.run_id for _ in range(2))
-    values = {"runs-refresh.n_intervals": 3, "experiment.value": "llmbreaker", "run.value": shown}
+    elsewhere = client.create_run(other, tags={"llmb.kind": "training"}).info.run_id
+    values = {"runs-refresh.n_intervals": 3, "experiment.value": "llmbreaker", "run.value": shown,
+              "listed-for.data": "llmbreaker"}
 
     answer = viewer.post("runs-refresh.n_intervals", {**values, "switch-run.data": started}, output="run.options")
     assert answer.outputs["run.value"] == started and answer.outputs["switch-run.data"] is None
@@ -379,6 +382,41 @@ def test_a_run_just_started_is_shown_even_when_a_refresh_superseded_the_switch(v
     assert "run.value" not in answer.outputs and "switch-run.data" not in answer.outputs
     answer = viewer.post("url.search", {**values, "url.search": "?tab=watch"}, output="run.options")
     assert answer.status == 204 or "run.value" not in answer.outputs
+    # another experiment picked: its newest run, and the picker stays on it
+    for trigger in ("runs-refresh.n_intervals", "url.search"):
+        answer = viewer.post(trigger, {**values, "experiment.value": "other"}, output="run.options")
+        assert answer.outputs["run.value"] == elsewhere and "experiment.value" not in answer.outputs
+        assert answer.outputs["listed-for.data"] == "other"
+    # a link to a run of another experiment brings that experiment along, and it stays
+    answer = viewer.post("url.search", {**values, "run.value": None, "url.search": f"?run={elsewhere}"},
+                         output="run.options")
+    assert answer.outputs["run.value"] == elsewhere and answer.outputs["experiment.value"] == "other"
+    assert answer.outputs["listed-for.data"] == "other"
+    answer = viewer.post("runs-refresh.n_intervals", {**values, "run.value": elsewhere, "experiment.value": "other",
+                                                      "listed-for.data": "other"}, output="run.options")
+    assert "run.value" not in answer.outputs and "experiment.value" not in answer.outputs
+
+
+def test_the_chart_is_drawn_again_when_a_refresh_superseded_the_change_asked_for(viewer, store_uri):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(store_uri)
+    experiment = client.create_experiment("llmbreaker")
+    shown, other = (client.create_run(experiment, tags={"llmb.kind": "training"}).info.run_id for _ in range(2))
+    ask = {"run.value": shown, "smoothing.value": 0.6, "log-scale.value": [], "runs-refresh.n_intervals": 2}
+    drawn = viewer.post("run.value", {**ask, "compare.data": {"run": other}}, output="loss-chart")
+    state = drawn.outputs["run-state.data"]
+    other_curve = f"{client.get_run(other).info.run_name}: train loss"
+    assert other_curve in [trace.get("name") for trace in drawn.outputs["loss-chart.figure"]["data"]]
+
+    def refresh(**changed):
+        return viewer.post("runs-refresh.n_intervals", {**ask, "compare.data": {"run": other},
+                                                        "run-state.data": state, **changed}, output="loss-chart")
+
+    assert "loss-chart.figure" not in refresh().outputs  # nothing changed: nothing redone
+    for changed in ({"compare.data": {"run": None}}, {"log-scale.value": ["log"]}, {"smoothing.value": 0.9}):
+        answer = refresh(**changed)
+        assert "loss-chart.figure" in answer.outputs and "steps.data" in answer.outputs, changed
 
 
 def test_requests_dash_cannot_handle_get_a_one_line_refusal(viewer):

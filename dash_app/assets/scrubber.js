@@ -130,7 +130,10 @@
     const triggers = window.dash_clientside.callback_context.triggered.map(function (t) {
       return t.prop_id.split(".")[0];
     });
-    // (switch-run is emptied once the run it names is shown: that is no event.)
+    // switch-run is emptied once the run it names is shown: that is no event.
+    if (!_switch && triggers.length && triggers.every(function (t) { return t === "switch-run"; })) {
+      return nothing;
+    }
     const trigger = triggers.find(function (t) {
       return t !== "steps" && t !== "follow-due" && t !== "" && !(t === "switch-run" && !_switch);
     }) || "steps";

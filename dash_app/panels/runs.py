@@ -29,6 +29,7 @@ def pickers(experiment: str) -> list:
 def stores() -> list:
     return [dcc.Store(id="run-state"),
             dcc.Store(id="switch-run"),  # a run just started from the viewer, to show at once
+            dcc.Store(id="listed-for"),  # the experiment the run picker's list was made for
             dcc.Store(id="steps", data=[]),
             dcc.Interval(id="poll", interval=POLL_MS, disabled=True),
             dcc.Interval(id="runs-refresh", interval=5000)]
@@ -43,43 +44,47 @@ def register(app, data, default_run: str | None) -> None:
             return no_update
 
     # A run of another experiment (a link from MLflow's UI, a run started elsewhere) brings its
-    # experiment into the picker with it.
+    # experiment into the picker with it; an experiment picked brings its newest run.
     #
-    # A run just started (switch-run) is shown by whichever call comes next, and then cleared:
     # Dash drops an answer still on its way when the same callback is asked again (a refresh
-    # tick), and the newer call knows only its own trigger.
+    # tick), and the newer call knows only its own trigger. So what a call does follows from
+    # the page's state: a run just started (switch-run) is shown, then emptied; an experiment
+    # other than the one the list was made for (listed-for) was just picked.
     @app.callback(Output("run", "options"), Output("run", "value"), Output("error", "children"),
-                  Output("experiment", "value"), Output("switch-run", "data"),
+                  Output("experiment", "value"), Output("switch-run", "data"), Output("listed-for", "data"),
                   Input("runs-refresh", "n_intervals"), Input("url", "search"), Input("experiment", "value"),
-                  Input("switch-run", "data"), State("run", "value"))
-    def list_runs(_, search, experiment, switch_to, current):
+                  Input("switch-run", "data"), State("run", "value"), State("listed-for", "data"))
+    def list_runs(_, search, experiment, switch_to, current, listed_for):
         triggers = set(ctx.triggered_prop_ids.values())
         current, switch_to = checks.text(current, 300), checks.text(switch_to, 300)
-        if triggers == {"url"} and current and not switch_to:
-            return (no_update,) * 5
+        picked = triggers == {"experiment"} or (listed_for is not None and experiment != listed_for)
+        if triggers == {"url"} and current and not switch_to and not picked:
+            return (no_update,) * 6
         try:
-            experiment = checks.name(experiment, "experiment", optional=True)
-            runs = data.runs(experiment)
+            name = checks.name(experiment, "experiment", optional=True)
+            runs = data.runs(name)
         except LLMBError as exc:  # a bad name, a store that does not answer, an experiment not to be read
-            return no_update, no_update, f"Cannot list runs: {exc}", no_update, no_update
+            return no_update, no_update, f"Cannot list runs: {exc}", no_update, no_update, no_update
         newest = runs[0].run_id if runs else None
         if switch_to:
             wanted = switch_to
-        elif triggers == {"experiment"}:
+        elif picked:
             wanted = newest
         else:
             wanted = current or query(search).get("run") or default_run or newest
-        moved = no_update
+        moved, listed_for = no_update, experiment
         if wanted and wanted not in {r.run_id for r in runs}:
             try:
-                moved = data.experiment_of(wanted)
-                runs = data.runs(moved)
+                home = data.experiment_of(wanted)
+                if home != (name or data.experiment):
+                    runs, moved, listed_for = data.runs(home), home, home
             except LLMBError:  # shown as it is: the run panel says what is wrong with it
                 pass
         options = [{"label": f"{r.run_name} · {r.status.lower()}", "value": r.run_id} for r in runs]
         if wanted and wanted not in {o["value"] for o in options}:
             options.append({"label": wanted, "value": wanted})
-        return options, (wanted if wanted != current else no_update), "", moved, (None if switch_to else no_update)
+        return (options, (wanted if wanted != current else no_update), "", moved,
+                (None if switch_to else no_update), listed_for)
 
     @app.callback(Output("loss-chart", "figure"), Output("run-state", "data"), Output("steps", "data"),
                   Output("poll", "disabled"), Output("layer", "options"), Output("head", "options"),
@@ -88,9 +93,14 @@ def register(app, data, default_run: str | None) -> None:
                   Input("runs-refresh", "n_intervals"), Input("compare", "data"),
                   State("layer", "value"), State("head", "value"), State("run-state", "data"))
     def load_run(run_id, smoothing, log_scale, _refresh, compared, layer, head, loaded):
-        loaded_id = loaded.get("run_id") if isinstance(loaded, dict) else None
-        if ctx.triggered_id == "runs-refresh" and (not run_id or loaded_id == run_id):
-            return (no_update,) * 9  # the periodic refresh only retries a run that failed to load
+        log = isinstance(log_scale, list) and "log" in log_scale
+        drawn = f"{'log' if log else 'linear'} {checks.text(compare.compared(compared), 300)}"
+        # The periodic refresh only redoes a chart that failed to load or was asked for
+        # differently (a change whose own call a refresh superseded).
+        shown = isinstance(loaded, dict) and loaded.get("run_id") == run_id and \
+            loaded.get("drawn") == drawn and loaded.get("smoothing") == smoothing
+        if ctx.triggered_id == "runs-refresh" and (not run_id or shown):
+            return (no_update,) * 9
         if not run_id:
             return loss.loss_figure([], [], [], [], None), None, [], True, [], [], 0, 0, ""
         try:
@@ -105,12 +115,11 @@ def register(app, data, default_run: str | None) -> None:
             return (loss.loss_figure([], [], [], [], None), None, [], True, no_update, no_update,
                     no_update, no_update, f"Cannot show run {checks.label(run_id)}: {exc}")
         train_steps, train_values = chart["train"]
-        state = _run_state(run, train_steps, train_values, chart["val"][0], smoothing)
+        state = {**_run_state(run, train_steps, train_values, chart["val"][0], smoothing), "drawn": drawn}
         layers, heads = _count(run.params.get(PARAM_N_LAYER)), _count(run.params.get(PARAM_N_HEAD))
         other, problem = _other_chart(data, compare.compared(compared), run_id)
         events = loss.event_list(facts, state["first_step"], run.last_step)
-        figure = loss.loss_figure(train_steps, train_values, *chart["val"], None, smoothing,
-                                  isinstance(log_scale, list) and "log" in log_scale, other, events)
+        figure = loss.loss_figure(train_steps, train_values, *chart["val"], None, smoothing, log, other, events)
         return (figure, state, steps, run.ended,
                 [{"label": str(i + 1), "value": i} for i in range(layers)],
                 [{"label": str(i + 1), "value": i} for i in range(heads)],
