@@ -419,6 +419,47 @@ def test_the_chart_is_drawn_again_when_a_refresh_superseded_the_change_asked_for
         assert "loss-chart.figure" in answer.outputs and "steps.data" in answer.outputs, changed
 
 
+def test_a_compare_pick_or_stop_holds_when_an_address_change_superseded_its_request(viewer):
+    """While a run is followed its address changes every second: the call that carries it may
+    be the one left of a pick or a stop."""
+    first, second = "a" * 32, "b" * 32
+    ask = {"url.search": f"?run={first}", "compare.data": {"run": second, "stops": 1}}
+
+    def choose(**changed):
+        return viewer.post("url.search", {**ask, **changed}, output="compare-pick.value")
+
+    stop = choose(**{"compare-stop.n_clicks": 2})
+    assert stop.outputs["compare.data"] == {"run": None, "stops": 2} and stop.outputs["compare-pick.value"] is None
+    pick = choose(**{"compare-stop.n_clicks": 1, "compare-pick.value": first})
+    assert pick.outputs["compare.data"] == {"run": first, "stops": 1}
+    nothing = choose(**{"compare-stop.n_clicks": 1})
+    assert nothing.status == 204 or "compare.data" not in nothing.outputs
+    # the address of a first visit names the run to compare with
+    first_visit = viewer.post("url.search", {"url.search": f"?run={first}&compare={second}"},
+                              output="compare-pick.value")
+    assert first_visit.outputs["compare.data"] == {"run": second, "stops": 0}
+
+
+def test_the_entropy_chart_moves_its_markers_only_on_the_figure_it_drew(viewer, store_uri):
+    """A new run's or a new snapshot's call can be dropped for a newer one from the view: the
+    chart then draws anew rather than moving markers on a figure of another run."""
+    from mlflow import MlflowClient
+
+    from dash_app.panels.entropy import NONE_RECORDED
+
+    client = MlflowClient(store_uri)
+    experiment = client.create_experiment("llmbreaker")
+    shown, before = (client.create_run(experiment, tags={"llmb.kind": "training"}).info.run_id for _ in range(2))
+    ask = {"view.data": {"live": True, "step": None}, "tabs.value": "attention", "steps.data": [],
+           "run-state.data": {"run_id": shown, "status": "RUNNING"}}
+    own = viewer.post("view.data", {**ask, "attn-entropy-drawn.data": {"run": shown, "upto": None, "rows": 2}},
+                      output="attn-entropy-note")
+    assert "attn-entropy-note.children" not in own.outputs  # markers moved on its own figure
+    for drawn in ({"run": before, "upto": None, "rows": 2}, {"run": shown, "upto": 40, "rows": 2}, None):
+        answer = viewer.post("view.data", {**ask, "attn-entropy-drawn.data": drawn}, output="attn-entropy-note")
+        assert answer.outputs["attn-entropy-note.children"] == NONE_RECORDED, drawn
+
+
 def test_requests_dash_cannot_handle_get_a_one_line_refusal(viewer):
     answer = viewer.post_body({"output": "nope.children", "outputs": {"id": "nope", "property": "children"},
                                "inputs": [], "changedPropIds": []})

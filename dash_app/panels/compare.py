@@ -76,20 +76,26 @@ def register(app, data) -> None:
         return [{"label": f"{run.run_name} · {run.status.lower()} · {experiment}", "value": run.run_id}
                 for experiment, run in runs if run.run_id != shown]
 
-    # The store holds the compared run; the dropdown only picks one (and is emptied again: a
-    # dropdown drops a value its options lack, as when the address names a run not listed yet).
+    # The store holds the compared run and the stops it has seen; the dropdown only picks one
+    # (and is emptied again: a dropdown drops a value its options lack, as when the address
+    # names a run not listed yet). A pick or a stop is read from the page's state, not from the
+    # trigger: the address changes every second while a run is followed, and Dash drops a call
+    # on its way when the same callback is asked again.
     @app.callback(Output("compare", "data"), Output("compare-pick", "value"),
                   Input("url", "search"), Input("compare-pick", "value"), Input("compare-stop", "n_clicks"),
                   State("compare", "data"))
-    def choose(search, picked, _stop, stored):
+    def choose(search, picked, stops, stored):
+        stops = stops if isinstance(stops, int) and stops > 0 else 0
         if stored is None:  # a shared address may name a run to compare with: read once it is known
             if search is None:
                 return no_update, no_update
-            return {"run": query(search).get("compare") or None}, no_update
-        if ctx.triggered_id == "compare-stop":
-            return {"run": None}, None
-        if ctx.triggered_id == "compare-pick" and isinstance(picked, str) and picked:
-            return {"run": picked}, None
+            return {"run": query(search).get("compare") or None, "stops": stops}, no_update
+        seen = stored.get("stops") if isinstance(stored, dict) else None
+        seen = seen if isinstance(seen, int) and seen > 0 else 0
+        if stops > seen:
+            return {"run": None, "stops": stops}, None
+        if isinstance(picked, str) and picked:
+            return {"run": picked, "stops": seen}, None
         return no_update, no_update
 
     @app.callback(Output("page", "className"), Output("compare-summary", "children"),

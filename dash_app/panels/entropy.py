@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from dash import Input, Output, Patch, State, ctx, dcc, html, no_update
+from dash import Input, Output, Patch, State, dcc, html, no_update
 
 from llmb_mlflow.attention_stats import uniform_entropy
 from llmb_mlflow.errors import LLMBError
@@ -102,16 +102,16 @@ def layout() -> html.Section:
         tour.heading("How focused each head is, step by step", "entropy"),
         html.Div(id="attn-entropy-note", className="entropy-note"),
         dcc.Graph(id="attn-entropy", config={"displayModeBar": False}, style={"display": "none"}),
-        dcc.Store(id="attn-entropy-layers"),  # rows of the drawn figure, for moving its markers
+        dcc.Store(id="attn-entropy-drawn"),  # what the figure shows (run, last snapshot, rows), to move its markers
     ], id="entropy-panel", className="panel wide")
 
 
 def register(app, data) -> None:
     @app.callback(Output("attn-entropy", "figure"), Output("attn-entropy", "style"),
-                  Output("attn-entropy-note", "children"), Output("attn-entropy-layers", "data"),
+                  Output("attn-entropy-note", "children"), Output("attn-entropy-drawn", "data"),
                   Input("view", "data"), Input("tabs", "value"), Input("steps", "data"),
-                  State("run-state", "data"), State("attn-entropy-layers", "data"), prevent_initial_call=True)
-    def show_entropy(view, tab, steps, state, drawn_layers):
+                  State("run-state", "data"), State("attn-entropy-drawn", "data"), prevent_initial_call=True)
+    def show_entropy(view, tab, steps, state, drawn):
         if tab != "attention" or not state or not view:
             return (no_update,) * 4
         try:
@@ -120,9 +120,14 @@ def register(app, data) -> None:
         except LLMBError as exc:
             return no_update, no_update, f"Cannot show the attention entropy: {exc}", no_update
         step = view["step"]
-        if set(ctx.triggered_prop_ids.values()) == {"view"} and isinstance(drawn_layers, int) and 0 < drawn_layers <= 64:
-            moved = Patch()  # only the shown step changed: move the markers, keep the figure
-            for row, marker in enumerate(step_markers(drawn_layers, step)):
+        # Only the shown step changed: move the markers, keep the figure. Decided from what the
+        # figure shows, not from the trigger: a newer call (the view, moved by a new snapshot)
+        # can take the place of the call that was to draw that snapshot, or a new run.
+        upto = steps[-1] if steps else None
+        layers = drawn.get("rows") if isinstance(drawn, dict) else None
+        if isinstance(layers, int) and 0 < layers <= 64 and drawn.get("run") == run_id and drawn.get("upto") == upto:
+            moved = Patch()
+            for row, marker in enumerate(step_markers(layers, step)):
                 moved["layout"]["shapes"][row] = marker
             return moved, no_update, no_update, no_update
         try:
@@ -132,7 +137,7 @@ def register(app, data) -> None:
             return no_update, no_update, f"Cannot show the attention entropy: {exc}", no_update
         if not histories:
             return {}, {"display": "none"}, NONE_RECORDED, None
-        return entropy_figure(histories, step, probe), {}, "", rows(histories)
+        return entropy_figure(histories, step, probe), {}, "", {"run": run_id, "upto": upto, "rows": rows(histories)}
 
     @app.callback(Output("layer", "value", allow_duplicate=True), Output("head", "value", allow_duplicate=True),
                   Input("attn-entropy", "clickData"), prevent_initial_call=True)
