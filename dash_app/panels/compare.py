@@ -85,13 +85,12 @@ def register(app, data) -> None:
                   Input("url", "search"), Input("compare-pick", "value"), Input("compare-stop", "n_clicks"),
                   State("compare", "data"))
     def choose(search, picked, stops, stored):
-        stops = stops if isinstance(stops, int) and stops > 0 else 0
+        stops = _clicks(stops)
         if stored is None:  # a shared address may name a run to compare with: read once it is known
             if search is None:
                 return no_update, no_update
             return {"run": query(search).get("compare") or None, "stops": stops}, no_update
-        seen = stored.get("stops") if isinstance(stored, dict) else None
-        seen = seen if isinstance(seen, int) and seen > 0 else 0
+        seen = _clicks(stored.get("stops") if isinstance(stored, dict) else None)
         if stops > seen:
             return {"run": None, "stops": stops}, None
         if isinstance(picked, str) and picked:
@@ -163,6 +162,11 @@ def register(app, data) -> None:
                                       attention.detail_figure(other_snap, other_layer, other_head),
                                       note, *labels, search, ""]
         return [no_update] * 5 + [note, *labels, search, ""]
+
+
+def _clicks(value) -> int:
+    """A click count the page holds: a whole number of at least 0, else 0."""
+    return value if isinstance(value, int) and value > 0 else 0
 
 
 def compared(stored) -> str | None:

@@ -93,8 +93,8 @@ def register(app, data, default_run: str | None) -> None:
                   Input("runs-refresh", "n_intervals"), Input("compare", "data"),
                   State("layer", "value"), State("head", "value"), State("run-state", "data"))
     def load_run(run_id, smoothing, log_scale, _refresh, compared, layer, head, loaded):
-        log = isinstance(log_scale, list) and "log" in log_scale
-        drawn = f"{'log' if log else 'linear'} {checks.text(compare.compared(compared), 300)}"
+        log, compared = isinstance(log_scale, list) and "log" in log_scale, compare.compared(compared)
+        drawn = f"{'log' if log else 'linear'} {checks.text(compared, 300)}"
         # The periodic refresh only redoes a chart that failed to load or was asked for
         # differently (a change whose own call a refresh superseded).
         shown = isinstance(loaded, dict) and loaded.get("run_id") == run_id and \
@@ -117,7 +117,7 @@ def register(app, data, default_run: str | None) -> None:
         train_steps, train_values = chart["train"]
         state = {**_run_state(run, train_steps, train_values, chart["val"][0], smoothing), "drawn": drawn}
         layers, heads = _count(run.params.get(PARAM_N_LAYER)), _count(run.params.get(PARAM_N_HEAD))
-        other, problem = _other_chart(data, compare.compared(compared), run_id)
+        other, problem = _other_chart(data, compared, run_id)
         events = loss.event_list(facts, state["first_step"], run.last_step)
         figure = loss.loss_figure(train_steps, train_values, *chart["val"], None, smoothing, log, other, events)
         return (figure, state, steps, run.ended,
