@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 
-from shared_machine import positive
+from pairs import describe, positive
 
 # Run in the command's process: patch Trainer.train_step once the trainer module is imported.
 HOOK = r"""
@@ -107,7 +107,7 @@ def main() -> None:
         return statistics.median(r[key] for r in results[name])
 
     ratios = [t["whole"] / u["whole"] for t, u in zip(results["tracked"], results["untracked"])]
-    print(f"whole command tracked / untracked: median of pairs {statistics.median(ratios):.3f} "
+    print(f"whole command tracked / untracked: {describe(ratios)} "
           f"(pairs {', '.join(f'{r:.3f}' for r in ratios)}; target <= 1.05)")
     print(f"first step: tracked {median('tracked', 'first'):.2f} s, untracked {median('untracked', 'first'):.2f} s, "
           f"{median('tracked', 'first') - median('untracked', 'first'):+.2f} s apart (target <= 1.2 s)")

@@ -25,6 +25,8 @@ import subprocess
 import sys
 import time
 
+from pairs import describe, positive
+
 TRAIN = [sys.executable, "-m", "llmb_mlflow", "train", "--preset", "small", "--eval-interval", "100",
          "--batch-size", "16", "--no-tracking"]
 
@@ -46,16 +48,10 @@ def together(n: int, extra: list[str], iters: int) -> tuple[float, float]:
     return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
-def positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
-    return int(text)
-
-
 def _pairs(ours: list[tuple[float, float]], theirs: list[tuple[float, float]]) -> str:
     ratios = [a[0] / b[0] for a, b in zip(ours, theirs)]
     wall, cpu = ([statistics.median(run[i] for run in runs) for runs in (ours, theirs)] for i in (0, 1))
-    return (f"median of pairs {statistics.median(ratios):.3f} (pairs {', '.join(f'{r:.2f}' for r in ratios)}); "
+    return (f"{describe(ratios)} (pairs {', '.join(f'{r:.2f}' for r in ratios)}); "
             f"medians {wall[0]:.1f} / {wall[1]:.1f} s, CPU time {cpu[0]:.1f} / {cpu[1]:.1f} s")
 
 
