@@ -12,7 +12,7 @@ from cachetools import LRUCache, cachedmethod
 
 from llmb_mlflow import control, launcher, limits
 from llmb_mlflow.errors import LLMBError, shown
-from llmb_mlflow.reader import RunReader
+from llmb_mlflow.reader import RunReader, RunSummary
 from llmb_mlflow.registry import ModelLibrary
 from llmb_mlflow.run_layout import (
     CHECKPOINT_MODEL_FILE, DEFAULT_EXPERIMENT, KIND_TAG, MODEL_VERSION_TAG, PARAM_WARMUP, PAUSED, TRAINING_RUN, TRAIN_LOSS,
@@ -162,6 +162,13 @@ class ViewerData:
         """Names of the store's active experiments the current user may read."""
         return [name for experiment_id, name in self.reader.experiment_list()
                 if not self.refusal(READ, "see it", experiment_id=experiment_id)]
+
+    def comparable_runs(self) -> list[tuple[str, RunSummary]]:
+        """(experiment name, run): the newest training runs of every experiment the current user
+        may read, found in one search whatever the number of experiments."""
+        readable = {experiment_id: name for experiment_id, name in self.reader.experiment_list()
+                    if not self.refusal(READ, "see it", experiment_id=experiment_id)}
+        return [(readable[run.experiment_id], run) for run in self.reader.runs_of(list(readable))]
 
     def runs(self, experiment=None):
         name = checks.name(experiment, "experiment", optional=True) or self.experiment

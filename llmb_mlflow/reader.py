@@ -121,10 +121,15 @@ class RunReader:
         """LLMBreaker training runs of ``experiment``, newest first."""
         with store_errors(self.uri):
             exp = self.client.get_experiment_by_name(experiment)
-            if exp is None:
-                return []
+        return self.runs_of([exp.experiment_id], max_results) if exp is not None else []
+
+    def runs_of(self, experiment_ids: list[str], max_results: int = 200) -> list[RunSummary]:
+        """LLMBreaker training runs of these experiments (ids), newest first, in one search."""
+        if not experiment_ids:
+            return []
+        with store_errors(self.uri):
             runs = self.client.search_runs(
-                [exp.experiment_id],
+                experiment_ids,
                 filter_string=f"tags.`{KIND_TAG}` = '{TRAINING_RUN}'",
                 order_by=["attributes.start_time DESC"],
                 max_results=max_results,

@@ -35,6 +35,19 @@ def test_runs_lists_training_runs_newest_first(store_uri, shakespeare):
     assert RunReader(store_uri).runs("no-such-experiment") == []
 
 
+def test_runs_of_several_experiments_come_from_one_search_newest_first(store_uri):
+    client = MlflowClient(store_uri)
+    first, second, empty = (client.create_experiment(name) for name in ("one", "two", "none"))
+    made = [client.create_run(experiment, start_time=1_000 * i, tags={"llmb.kind": "training"}).info
+            for i, experiment in enumerate((first, second, first), start=1)]
+    client.create_run(second, start_time=9_000)  # not a training: never listed
+    reader = RunReader(store_uri)
+    listed = reader.runs_of([first, second, empty])
+    assert [(r.run_id, r.experiment_id) for r in listed] == [(i.run_id, i.experiment_id) for i in made[::-1]]
+    assert [r.run_id for r in reader.runs_of([second])] == [made[1].run_id]
+    assert reader.runs_of([]) == [] and reader.runs_of([first], max_results=1)[0].run_id == made[2].run_id
+
+
 def test_metric_whole_downsampled_and_incremental(finished_run):
     reader = RunReader(finished_run.uri)
     whole = reader.metric(finished_run.run_id, "train_loss")

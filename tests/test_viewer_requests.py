@@ -440,6 +440,19 @@ def test_a_compare_pick_or_stop_holds_when_an_address_change_superseded_its_requ
     assert first_visit.outputs["compare.data"] == {"run": second, "stops": 0}
 
 
+def test_the_compare_menu_lists_training_runs_of_every_experiment_but_the_shown_one(viewer, store_uri):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(store_uri)
+    runs = {name: client.create_run(client.create_experiment(name), run_name=f"{name}-run",
+                                    tags={"llmb.kind": "training"}).info.run_id for name in ("llmbreaker", "other")}
+    client.create_run(client.get_experiment_by_name("other").experiment_id, run_name="not-ours")
+    answer = viewer.post("compare-summary.n_clicks", {"compare-summary.n_clicks": 1, "run.value": runs["llmbreaker"]},
+                         output="compare-pick.options")
+    assert answer.outputs["compare-pick.options"] == [
+        {"label": "other-run · running · other", "value": runs["other"]}]
+
+
 def test_the_entropy_chart_moves_its_markers_only_on_the_figure_it_drew(viewer, store_uri):
     """A new run's or a new snapshot's call can be dropped for a newer one from the view: the
     chart then draws anew rather than moving markers on a figure of another run."""

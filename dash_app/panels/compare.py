@@ -67,10 +67,12 @@ def menu() -> html.Details:
 
 
 def register(app, data) -> None:
-    @app.callback(Output("compare-pick", "options"), Input("runs-refresh", "n_intervals"), Input("run", "value"))
+    # Listed when the menu is opened or the shown run changes, not on every refresh: one search
+    # across the experiments, however many a team's server holds.
+    @app.callback(Output("compare-pick", "options"), Input("compare-summary", "n_clicks"), Input("run", "value"))
     def list_runs(_, shown):
         try:
-            runs = [(experiment, run) for experiment in data.experiments() for run in data.runs(experiment)]
+            runs = data.comparable_runs()
         except LLMBError:
             return no_update
         return [{"label": f"{run.run_name} · {run.status.lower()} · {experiment}", "value": run.run_id}
