@@ -33,7 +33,7 @@ class CallbackPoster:
         id's "type" and the property."""
         values = values or {}
         callback = self._find(trigger, output)
-        body = {"output": callback["output"], "outputs": _outputs(callback["output"]),
+        body = {"output": callback["output"], "outputs": _outputs(callback["output"], values),
                 "inputs": [_entry(spec, values) for spec in callback["inputs"]],
                 "state": [_entry(spec, values) for spec in callback["state"]],
                 "changedPropIds": [trigger]}
@@ -70,19 +70,33 @@ def _same_id(spec_id: str, element: str) -> bool:
     return pattern.get("type") == wanted.get("type") and set(pattern) == set(wanted)
 
 
-def _outputs(output: str):
+def _outputs(output: str, values: dict):
+    """The outputs as the page names them; a pattern-matching one's components are those of
+    ``values`` (as for an input) that its pattern matches."""
     parts = output[2:-2].split("...") if output.startswith("..") else [output]
-    found = [dict(zip(("id", "property"), part.rsplit(".", 1))) for part in parts]
+    found = []
+    for part in parts:
+        spec = dict(zip(("id", "property"), part.rsplit(".", 1)))
+        found.append([{"id": entry["id"], "property": spec["property"]} for entry in _matching(spec, values)]
+                     if spec["id"].startswith("{") else spec)
     return found if output.startswith("..") else found[0]
 
 
 def _entry(spec: dict, values: dict):
     if spec["id"].startswith("{"):
-        kind = json.loads(spec["id"])["type"]
-        return [{"id": id_, "property": spec["property"], "value": value}
-                for id_, value in values.get(f"{kind}.{spec['property']}", [])]
+        return _matching(spec, values)
     return {"id": spec["id"], "property": spec["property"],
             "value": values.get(f"{spec['id']}.{spec['property']}")}
+
+
+def _matching(spec: dict, values: dict) -> list[dict]:
+    """The pattern-matching entries of ``values`` under the pattern's type and property whose
+    id has the pattern's keys and agrees on every key the pattern does not leave open."""
+    pattern = json.loads(spec["id"])
+    fixed = {key: value for key, value in pattern.items() if not isinstance(value, list)}
+    return [{"id": id_, "property": spec["property"], "value": value}
+            for id_, value in values.get(f"{pattern['type']}.{spec['property']}", [])
+            if set(id_) == set(pattern) and all(id_[key] == value for key, value in fixed.items())]
 
 
 def pattern_trigger(id_: dict, prop: str) -> str:

@@ -440,6 +440,29 @@ def test_a_compare_pick_or_stop_holds_when_an_address_change_superseded_its_requ
     assert first_visit.outputs["compare.data"] == {"run": second, "stops": 0}
 
 
+def test_the_address_names_the_compared_run_whichever_change_asked_for_the_panels(viewer, store_uri):
+    """A pick's own call can be dropped for one from a layer, head or tab change: the address
+    is made to name the compared run from the page's state."""
+    from mlflow import MlflowClient
+
+    from dash_app.panels.compare import PANELS
+
+    client = MlflowClient(store_uri)
+    experiment = client.create_experiment("llmbreaker")
+    shown, other = (client.create_run(experiment, tags={"llmb.kind": "training"}).info.run_id for _ in range(2))
+    ask = {"compare.data": {"run": other, "stops": 0}, "view.data": {"live": False, "step": 10},
+           "tabs.value": "attention", "layer.value": 1, "steps.data": [0, 10],
+           "run-state.data": {"run_id": shown, "status": "FINISHED"},
+           "pair-label.children": [({"type": "pair-label", "side": side, "panel": panel}, "")
+                                   for side in "ab" for panel in PANELS]}
+    lacking = viewer.post("layer.value", {**ask, "url.search": f"?run={shown}&tab=attention&step=10"},
+                          output="compare-note")
+    assert lacking.outputs["url.search"] == f"?run={shown}&tab=attention&step=10&compare={other}"
+    assert lacking.outputs["compare-note.children"].endswith("has no snapshot yet.")
+    named = viewer.post("layer.value", {**ask, "url.search": lacking.outputs["url.search"]}, output="compare-note")
+    assert "url.search" not in named.outputs
+
+
 def test_the_compare_menu_lists_training_runs_of_every_experiment_but_the_shown_one(viewer, store_uri):
     from mlflow import MlflowClient
 

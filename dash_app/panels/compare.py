@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
-from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
+from dash import ALL, Input, Output, State, dcc, html, no_update
 
 from llmb_mlflow.errors import LLMBError
 
@@ -119,8 +119,9 @@ def register(app, data) -> None:
                   Output("run-error", "children", allow_duplicate=True),
                   Input("compare", "data"), Input("view", "data"), Input("tabs", "value"),
                   Input("layer", "value"), Input("head", "value"), Input("temperature", "value"),
-                  State("run-state", "data"), State("steps", "data"), prevent_initial_call=True)
-    def compared_panels(stored, view, tab, layer, head, temperature, state, steps):
+                  State("run-state", "data"), State("steps", "data"), State("url", "search"),
+                  prevent_initial_call=True)
+    def compared_panels(stored, view, tab, layer, head, temperature, state, steps, shown_address):
         nothing = [no_update] * 5 + [""] + [[""] * len(PANELS)] * 2 + [no_update, no_update]
         other = compared(stored)
         if not other or not state or not view:
@@ -138,7 +139,8 @@ def register(app, data) -> None:
         step = view["step"]
         if step is None or step not in steps:
             return nothing
-        search = address(run_id, tab, step, other) if ctx.triggered_id == "compare" else no_update
+        # from the address itself, not the trigger: a pick's call may be dropped for a newer one
+        search = address(run_id, tab, step, other) if query(shown_address).get("compare") != other else no_update
         try:
             name, other_name = data.run(run_id).run_name, data.run(other).run_name
             other_steps = data.snapshot_steps(other)
