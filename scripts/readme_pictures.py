@@ -5,7 +5,7 @@
 
 Without ``--store`` it trains nanoGPT's baby model (the demo's) for ``--max-iters`` steps in a
 temporary store. It then serves the viewer, and saves each tab at each window size
-(``watch-1600x1000.png``, ``attention-1600x1000.png``, …) and an animated GIF of the samples
+(``watch-1600x1000.png``, ``attention-1600x1000.png``, ``playground-…``, ``style-…``) and an animated GIF of the samples
 turning into words, evaluation after evaluation (``samples.gif``). Needs Debian's chromium and
 chromium-driver. Regenerate them whenever the page changes.
 """
@@ -21,8 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-TABS = ("watch", "attention")
+TABS = ("watch", "attention", "playground", "style")
 GIF_FRAMES = 12
+PLAYGROUND_CHARS = 160
 
 
 def free_port() -> int:
@@ -107,9 +108,23 @@ def shoot(driver, base: str, out: Path, sizes: list[tuple[int, int]], step: int 
             window(driver, width, height)
             driver.get(f"{base}?tab={tab}{pinned}")
             wait_until(driver, "return /step/.test((document.getElementById('shown-step')||{}).textContent||'')")
+            if tab == "playground":
+                write_on(driver, PLAYGROUND_CHARS)
             path = out / f"{tab}-{width}x{height}.png"
             save_small(driver.get_screenshot_as_png(), path)
             print(path)
+
+
+def write_on(driver, chars: int) -> None:
+    """Let the playground's model write ``chars`` characters after its prompt, a Step at a time."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    length = "return document.getElementById('pg-text').textContent.length;"
+    for _ in range(chars):
+        before = driver.execute_script(length)
+        driver.find_element("id", "pg-step").click()
+        WebDriverWait(driver, 30, poll_frequency=0.05).until(lambda d: d.execute_script(length) > before)
+    wait_until(driver, "return true")
 
 
 def samples_gif(driver, base: str, out: Path) -> None:
