@@ -25,6 +25,7 @@ from . import checks
 from .access import CREATE, EDIT, MANAGE, READ, Open
 
 CHART_POINTS = 2000
+COMPARABLE_RUNS = 1000  # the Compare menu's list, newest first
 ENTROPY_POINTS = 500  # per head: a 36-head run's chart stays light however many snapshots
 READ_ONLY = "this viewer is read-only: change trainings and models with `llmb` or a viewer that is not"
 
@@ -160,15 +161,17 @@ class ViewerData:
 
     def experiments(self) -> list[str]:
         """Names of the store's active experiments the current user may read."""
-        return [name for experiment_id, name in self.reader.experiment_list()
-                if not self.refusal(READ, "see it", experiment_id=experiment_id)]
+        return [name for _, name in self._readable_experiments()]
 
     def comparable_runs(self) -> list[tuple[str, RunSummary]]:
-        """(experiment name, run): the newest training runs of every experiment the current user
-        may read, found in one search whatever the number of experiments."""
-        readable = {experiment_id: name for experiment_id, name in self.reader.experiment_list()
-                    if not self.refusal(READ, "see it", experiment_id=experiment_id)}
-        return [(readable[run.experiment_id], run) for run in self.reader.runs_of(list(readable))]
+        """(experiment name, run): the newest COMPARABLE_RUNS training runs of all experiments
+        the current user may read, found in one search whatever the number of experiments."""
+        readable = dict(self._readable_experiments())
+        return [(readable[run.experiment_id], run) for run in self.reader.runs_of(list(readable), COMPARABLE_RUNS)]
+
+    def _readable_experiments(self) -> list[tuple[str, str]]:
+        return [(experiment_id, name) for experiment_id, name in self.reader.experiment_list()
+                if not self.refusal(READ, "see it", experiment_id=experiment_id)]
 
     def runs(self, experiment=None):
         name = checks.name(experiment, "experiment", optional=True) or self.experiment

@@ -161,6 +161,12 @@ def test_a_user_without_read_does_not_see_the_experiment_nor_its_runs(team):
         "Cannot list runs: stranger may not see its runs: that needs READ, which stranger does not have")
     linked = viewer.post("url.search", {"url.search": f"?run={team.run_id}"}, output="run.options").outputs
     assert "experiment.value" not in linked and [o["label"] for o in linked["run.options"]] == [team.run_id]
+    comparable = [o["value"] for o in viewer.post("compare-summary.n_clicks", {"compare-summary.n_clicks": 1},
+                                                  output="compare-pick.options").outputs["compare-pick.options"]]
+    assert team.run_id not in comparable
+    assert team.run_id in [o["value"] for o in team.viewer(READER).post(
+        "compare-summary.n_clicks", {"compare-summary.n_clicks": 1}, output="compare-pick.options").outputs[
+        "compare-pick.options"]]
 
 
 def test_an_editor_controls_the_run_and_saves_a_model_that_follows_model_permissions(team):

@@ -42,7 +42,11 @@ def test_runs_of_several_experiments_come_from_one_search_newest_first(store_uri
             for i, experiment in enumerate((first, second, first), start=1)]
     client.create_run(second, start_time=9_000)  # not a training: never listed
     reader = RunReader(store_uri)
+    searches = []
+    search_runs = reader.client.search_runs
+    reader.client.search_runs = lambda *args, **kwargs: searches.append(args) or search_runs(*args, **kwargs)
     listed = reader.runs_of([first, second, empty])
+    assert len(searches) == 1
     assert [(r.run_id, r.experiment_id) for r in listed] == [(i.run_id, i.experiment_id) for i in made[::-1]]
     assert [r.run_id for r in reader.runs_of([second])] == [made[1].run_id]
     assert reader.runs_of([]) == [] and reader.runs_of([first], max_results=1)[0].run_id == made[2].run_id

@@ -474,6 +474,8 @@ def test_the_compare_menu_lists_training_runs_of_every_experiment_but_the_shown_
                          output="compare-pick.options")
     assert answer.outputs["compare-pick.options"] == [
         {"label": "other-run · running · other", "value": runs["other"]}]
+    with pytest.raises(AssertionError, match="no callback"):  # listed on opening, not every 5 s
+        viewer.post("runs-refresh.n_intervals", output="compare-pick.options")
 
 
 def test_the_entropy_chart_moves_its_markers_only_on_the_figure_it_drew(viewer, store_uri):
