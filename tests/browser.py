@@ -148,6 +148,11 @@ def row_button(driver, model, version, css):
         By.CSS_SELECTOR, f"tr.model-row[data-model='{model}'][data-version='{version}'] {css}")
 
 
+def click_row(driver, model, version, css):
+    """Click a button of one version's row, again if the list re-rendered under the click."""
+    wait(driver, lambda d: row_button(d, model, version, css).click() or True)
+
+
 def kill_trainers(uri):
     """Kill the processes of the store's running trainings (as their runs record them), so a
     test that fails leaves none behind."""

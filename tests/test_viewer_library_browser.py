@@ -4,7 +4,7 @@ trainings started from the browser run in processes of their own."""
 import pytest
 
 from browser import (
-    choose_option, click, kill_trainers, needs_browser, open_menu, retype, row_button, serve, shown_run,
+    choose_option, click, click_row, kill_trainers, needs_browser, open_menu, retype, serve, shown_run,
     stop_from_browser, text, wait,
 )
 from conftest import bard_library
@@ -63,7 +63,7 @@ def test_rename_inline_enter_confirms_escape_cancels(browser, library_with_model
     browser.get(url)
     open_menu(browser, "models-summary")
     wait(browser, lambda d: "bard" in text(d, "models-list"))
-    row_button(browser, "bard", "2", "button.rename").click()
+    click_row(browser, "bard", "2", "button.rename")
     field = wait(browser, lambda d: d.find_element("css selector", ".rename-input input"))
     retype(field, "sonnets")
     field.send_keys(Keys.ENTER)
@@ -72,14 +72,14 @@ def test_rename_inline_enter_confirms_escape_cancels(browser, library_with_model
     assert names(library) == {"sonnets": ["2", "1"]}
     assert "sonnets" in llmb("models", "list").out
 
-    row_button(browser, "sonnets", "2", "button.rename").click()
+    click_row(browser, "sonnets", "2", "button.rename")
     field = wait(browser, lambda d: d.find_element("css selector", ".rename-input input"))
     retype(field, "never-saved")
     field.send_keys(Keys.ESCAPE)
     wait(browser, lambda d: not d.find_elements("css selector", ".rename-input input"))
     assert names(library) == {"sonnets": ["2", "1"]}
 
-    row_button(browser, "sonnets", "2", "button.rename").click()
+    click_row(browser, "sonnets", "2", "button.rename")
     field = wait(browser, lambda d: d.find_element("css selector", ".rename-input input"))
     retype(field, "bad/name")
     field.send_keys(Keys.ENTER)
@@ -92,20 +92,20 @@ def test_delete_asks_first_and_the_last_version_takes_the_model(browser, library
     browser.get(url)
     open_menu(browser, "models-summary")
     wait(browser, lambda d: "bard" in text(d, "models-list"))
-    row_button(browser, "bard", "1", "button.delete").click()
+    click_row(browser, "bard", "1", "button.delete")
     wait(browser, lambda d: "Delete version 1 of bard?" in text(d, "models-list"))
-    row_button(browser, "bard", "1", "button.delete-no").click()
+    click_row(browser, "bard", "1", "button.delete-no")
     wait(browser, lambda d: "Delete version" not in text(d, "models-list"))
     assert names(library) == {"bard": ["2", "1"]}
 
-    row_button(browser, "bard", "1", "button.delete").click()
-    wait(browser, lambda d: row_button(d, "bard", "1", "button.delete-yes")).click()
+    click_row(browser, "bard", "1", "button.delete")
+    click_row(browser, "bard", "1", "button.delete-yes")
     wait(browser, lambda d: "Deleted version 1 of bard." in text(d, "toast"))
     assert names(library) == {"bard": ["2"]}
 
-    row_button(browser, "bard", "2", "button.delete").click()
+    click_row(browser, "bard", "2", "button.delete")
     wait(browser, lambda d: "Delete bard (its only version)?" in text(d, "models-list"))
-    row_button(browser, "bard", "2", "button.delete-yes").click()
+    click_row(browser, "bard", "2", "button.delete-yes")
     wait(browser, lambda d: "Deleted model bard." in text(d, "toast"))
     wait(browser, lambda d: "No saved models yet." in text(d, "models-list"))
     assert names(library) == {}
@@ -122,7 +122,7 @@ def test_load_resumes_in_a_new_live_run_the_viewer_switches_to(browser, library_
     steps = browser.find_element("id", "load-steps")
     retype(steps, "90000")  # runs until stopped; 9,001 snapshots at most (a viewer allows 10,000)
     try:
-        wait(browser, lambda d: row_button(d, "bard", "2", "button.load")).click()
+        click_row(browser, "bard", "2", "button.load")
         wait(browser, lambda d: "Loaded bard/2 (step 12); training on to step 90012" in text(d, "toast"),
              timeout=120)
         new_run = wait(browser, lambda d: shown_run(d) not in (None, source.run_id) and shown_run(d))
@@ -140,7 +140,7 @@ def test_a_finished_models_load_needs_a_positive_number_of_steps(browser, librar
     browser.get(url)
     open_menu(browser, "models-summary")
     retype(browser.find_element("id", "load-steps"), "0")
-    wait(browser, lambda d: row_button(d, "bard", "2", "button.load")).click()
+    click_row(browser, "bard", "2", "button.load")
     wait(browser, lambda d: "Could not load bard/2: the number of more steps" in text(d, "toast"))
 
 
