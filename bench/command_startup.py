@@ -8,7 +8,8 @@ tracked (a sqlite store in a temporary folder, created before the first timed ru
 whole command's wall time and CPU time (with its tracking helper's, which the training reaps
 as it ends), the time from starting the command to the start of its first training step, and
 to the end of its last step. ``--threads N`` runs both with ``--threads N`` (``--threads 1``
-leaves a core of two to the helper). Targets: tracked / untracked whole-command ratio <= 1.05
+leaves a core of two to the helper). The ratios' median comes with its exact interval
+(``bench/pairs.py``). Targets: tracked / untracked whole-command ratio <= 1.05
 (median of the pairs), first step tracked vs untracked <= 1.2 s apart.
 
 The first step is timed from inside the command: ``llmb_mlflow.trainer`` is patched as it is

@@ -5,9 +5,10 @@
 
 Without ``--store`` it trains nanoGPT's baby model (the demo's) for ``--max-iters`` steps in a
 temporary store. It then serves the viewer, and saves each tab at each window size
-(``watch-1600x1000.png``, ``attention-1600x1000.png``, ``playground-…``, ``style-…``) and an animated GIF of the samples
-turning into words, evaluation after evaluation (``samples.gif``). Needs Debian's chromium and
-chromium-driver. Regenerate them whenever the page changes.
+(``watch-1600x1000.png``, ``attention-…``, ``playground-…`` after the model has written on
+from its prompt, ``style-…``) and an animated GIF of the samples turning into words,
+evaluation after evaluation (``samples.gif``). Needs Debian's chromium and chromium-driver.
+Regenerate them whenever the page changes.
 """
 
 from __future__ import annotations
