@@ -138,8 +138,10 @@ class TrackingProcess(Tracker):
             self._socket.shutdown(socket.SHUT_RDWR)
         for thread in self._threads:
             thread.join(5.0)
-        self._conn.close()
-        self._socket.close()
+        if not any(thread.is_alive() for thread in self._threads):
+            # (a thread still in the connection would read or write whatever file next gets its number)
+            self._conn.close()
+            self._socket.close()
         threading.Thread(target=self._process.wait, daemon=True).start()  # no zombie left
 
     # -- the pipe --------------------------------------------------------------------------
