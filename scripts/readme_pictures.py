@@ -4,11 +4,13 @@
     python scripts/readme_pictures.py --store sqlite:////tmp/s/mlflow.db --sizes 1366x768,1600x1000,1920x1080 --out /tmp/shots
 
 Without ``--store`` it trains nanoGPT's baby model (the demo's) for ``--max-iters`` steps in a
-temporary store. It then serves the viewer, and saves each tab at each window size
-(``watch-1600x1000.png``, ``attention-…``, ``playground-…`` after the model has written on
-from its prompt, ``style-…``) and an animated GIF of the samples turning into words,
-evaluation after evaluation (``samples.gif``). Needs Debian's chromium and chromium-driver.
-Regenerate them whenever the page changes.
+temporary store, on Alice first and then on Shakespeare. It then serves the viewer, and saves
+each tab of the newest run at each window size (``watch-1600x1000.png``, ``attention-…``,
+``playground-…`` after the model has written on from its prompt, ``style-…``), the watch tab
+comparing it with the run before it (``compare-…``; skipped for a store with one run), and
+an animated GIF of the samples turning into words, evaluation after evaluation
+(``samples.gif``). Needs Debian's chromium and chromium-driver. Regenerate them whenever the
+page changes.
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def train(uri: str, max_iters: int) -> None:
+def train(uri: str, max_iters: int, dataset: str) -> None:
     subprocess.run([sys.executable, "-m", "llmb_mlflow", "train", "--preset", "baby", "--batch-size", "12",
-                    "--max-iters", str(max_iters), "--run-name", "demo"],
+                    "--max-iters", str(max_iters), "--dataset", dataset, "--run-name", dataset],
                    env={**os.environ, "MLFLOW_TRACKING_URI": uri}, check=True, stdout=subprocess.DEVNULL)
 
 
@@ -116,6 +118,28 @@ def shoot(driver, base: str, out: Path, sizes: list[tuple[int, int]], step: int 
             print(path)
 
 
+def newest_runs(uri: str) -> list[str]:
+    """The ids of the store's two newest finished runs, newest first (fewer if it has fewer)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, "attributes.status = 'FINISHED'", order_by=["attributes.start_time DESC"],
+                              max_results=2)
+    return [run.info.run_id for run in runs]
+
+
+def shoot_compare(driver, base: str, out: Path, sizes: list[tuple[int, int]], runs: list[str]) -> None:
+    shown, other = runs
+    for width, height in sizes:
+        window(driver, width, height)
+        driver.get(f"{base}?run={shown}&compare={other}&tab=watch")
+        wait_until(driver, "return !!document.querySelector('#samples-b .sample-step')")
+        path = out / f"compare-{width}x{height}.png"
+        save_small(driver.get_screenshot_as_png(), path)
+        print(path)
+
+
 def write_on(driver, chars: int) -> None:
     """Let the playground's model write ``chars`` characters after its prompt, a Step at a time."""
     from selenium.webdriver.support.ui import WebDriverWait
@@ -166,13 +190,17 @@ def main() -> None:
     uri = args.store
     if uri is None:
         uri = f"sqlite:///{tempfile.mkdtemp(prefix='llmb-pictures-')}/mlflow.db"
-        train(uri, args.max_iters)
+        for dataset in ("alice", "shakespeare"):
+            train(uri, args.max_iters, dataset)
     port = free_port()
     viewer = serve(uri, port)
     driver = browser()
     try:
         base = f"http://127.0.0.1:{port}/"
         shoot(driver, base, out, sizes, args.step)
+        runs = newest_runs(uri)
+        if len(runs) == 2:
+            shoot_compare(driver, base, out, sizes, runs)
         if not args.no_gif:
             samples_gif(driver, base, out)
     finally:
