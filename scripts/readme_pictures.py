@@ -1,4 +1,4 @@
-"""The README's pictures, taken from a real short training in headless Chromium.
+"""The README's pictures, taken from two real short trainings in headless Chromium.
 
     python scripts/readme_pictures.py                 # trains, then writes docs/pictures/
     python scripts/readme_pictures.py --store sqlite:////tmp/s/mlflow.db --sizes 1366x768,1600x1000,1920x1080 --out /tmp/shots
@@ -119,21 +119,23 @@ def shoot(driver, base: str, out: Path, sizes: list[tuple[int, int]], step: int 
 
 
 def newest_runs(uri: str) -> list[str]:
-    """The ids of the store's two newest finished runs, newest first (fewer if it has fewer)."""
-    from mlflow import MlflowClient
+    """The ids of the two newest training runs of the store's default experiment, the one the
+    viewer opens, newest first (fewer if it has fewer)."""
+    from llmb_mlflow.reader import RunReader
+    from llmb_mlflow.run_layout import DEFAULT_EXPERIMENT
 
-    client = MlflowClient(uri)
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(experiments, "attributes.status = 'FINISHED'", order_by=["attributes.start_time DESC"],
-                              max_results=2)
-    return [run.info.run_id for run in runs]
+    reader = RunReader(uri)
+    experiment = reader.client.get_experiment_by_name(DEFAULT_EXPERIMENT)
+    return [run.run_id for run in reader.runs_of([experiment.experiment_id], max_results=2)] if experiment else []
 
 
-def shoot_compare(driver, base: str, out: Path, sizes: list[tuple[int, int]], runs: list[str]) -> None:
+def shoot_compare(driver, base: str, out: Path, sizes: list[tuple[int, int]], runs: list[str],
+                  step: int | None) -> None:
     shown, other = runs
+    pinned = f"&step={step}" if step is not None else ""
     for width, height in sizes:
         window(driver, width, height)
-        driver.get(f"{base}?run={shown}&compare={other}&tab=watch")
+        driver.get(f"{base}?run={shown}&compare={other}&tab=watch{pinned}")
         wait_until(driver, "return !!document.querySelector('#samples-b .sample-step')")
         path = out / f"compare-{width}x{height}.png"
         save_small(driver.get_screenshot_as_png(), path)
@@ -176,8 +178,8 @@ def samples_gif(driver, base: str, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", help="an MLflow store with a finished run (default: train one)")
-    parser.add_argument("--max-iters", type=int, default=1500, help="steps of the training made without --store")
+    parser.add_argument("--store", help="an MLflow store with finished runs (default: train two)")
+    parser.add_argument("--max-iters", type=int, default=1500, help="steps of each training made without --store")
     parser.add_argument("--sizes", default="1600x1000", help="window sizes, comma-separated WxH")
     parser.add_argument("--step", type=int, help="pin the scrubber at this step (default: the last)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs" / "pictures"))
@@ -200,7 +202,7 @@ def main() -> None:
         shoot(driver, base, out, sizes, args.step)
         runs = newest_runs(uri)
         if len(runs) == 2:
-            shoot_compare(driver, base, out, sizes, runs)
+            shoot_compare(driver, base, out, sizes, runs, args.step)
         if not args.no_gif:
             samples_gif(driver, base, out)
     finally:

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -46,13 +47,22 @@ class ServedViewer:
             restore_environment(self.environment)
 
     def _close_without_the_trigger(self):
-        """Empty the server's map, so that its loop ends after its next poll (within
-        ``asyncore_loop_timeout``), and only then close the channels it held."""
-        channels = list(self.server._map.values())
-        self.server._map.clear()
-        self.thread.join(timeout=30)
+        """Take every channel out of the server's map, so that its loop ends after its next poll
+        (within ``asyncore_loop_timeout``), and only then close them, except the trigger: its
+        descriptors may belong to another file by now, so they are left open."""
+        from waitress import wasyncore
+
+        trigger, channels = self.server.trigger, []
+        deadline = time.monotonic() + 30
+        while self.thread.is_alive() and time.monotonic() < deadline:
+            while self.server._map:  # a connection accepted meanwhile is taken too
+                channels.append(self.server._map.popitem()[1])
+            self.thread.join(timeout=2)
+        trigger._closed, trigger.socket.fd = True, -1  # nor closed when it is collected
         for channel in channels:
-            if channel is not self.server.trigger:  # its descriptors may now be another file's
+            if channel is self.server:  # the server's own close would close the trigger
+                wasyncore.dispatcher.close(channel)
+            elif channel is not trigger:
                 channel.close()
 
 
