@@ -104,16 +104,27 @@ def save_small(png: bytes, path: Path, colors: int = 128) -> None:
         path, optimize=True)
 
 
-def shoot(driver, base: str, out: Path, sizes: list[tuple[int, int]], step: int | None) -> None:
+SHOWS_A_STEP = "return /step/.test((document.getElementById('shown-step')||{}).textContent||'')"
+SHOWS_THE_COMPARED_RUN = "return !!document.querySelector('#samples-b .sample-step')"
+
+
+def shoot(driver, base: str, out: Path, sizes: list[tuple[int, int]], step: int | None,
+          compare: list[str] | None = None) -> None:
+    """Each tab of the newest run at each size; with ``compare`` (the shown and the other run's
+    ids), the watch tab comparing them too."""
     pinned = f"&step={step}" if step is not None else ""
-    for tab in TABS:
+    pictures = [(tab, f"?tab={tab}{pinned}", SHOWS_A_STEP) for tab in TABS]
+    if compare:
+        shown, other = compare
+        pictures.append(("compare", f"?run={shown}&compare={other}&tab=watch{pinned}", SHOWS_THE_COMPARED_RUN))
+    for name, query, ready in pictures:
         for width, height in sizes:
             window(driver, width, height)
-            driver.get(f"{base}?tab={tab}{pinned}")
-            wait_until(driver, "return /step/.test((document.getElementById('shown-step')||{}).textContent||'')")
-            if tab == "playground":
+            driver.get(base + query)
+            wait_until(driver, ready)
+            if name == "playground":
                 write_on(driver, PLAYGROUND_CHARS)
-            path = out / f"{tab}-{width}x{height}.png"
+            path = out / f"{name}-{width}x{height}.png"
             save_small(driver.get_screenshot_as_png(), path)
             print(path)
 
@@ -127,19 +138,6 @@ def newest_runs(uri: str) -> list[str]:
     reader = RunReader(uri)
     experiment = reader.client.get_experiment_by_name(DEFAULT_EXPERIMENT)
     return [run.run_id for run in reader.runs_of([experiment.experiment_id], max_results=2)] if experiment else []
-
-
-def shoot_compare(driver, base: str, out: Path, sizes: list[tuple[int, int]], runs: list[str],
-                  step: int | None) -> None:
-    shown, other = runs
-    pinned = f"&step={step}" if step is not None else ""
-    for width, height in sizes:
-        window(driver, width, height)
-        driver.get(f"{base}?run={shown}&compare={other}&tab=watch{pinned}")
-        wait_until(driver, "return !!document.querySelector('#samples-b .sample-step')")
-        path = out / f"compare-{width}x{height}.png"
-        save_small(driver.get_screenshot_as_png(), path)
-        print(path)
 
 
 def write_on(driver, chars: int) -> None:
@@ -199,10 +197,8 @@ def main() -> None:
     driver = browser()
     try:
         base = f"http://127.0.0.1:{port}/"
-        shoot(driver, base, out, sizes, args.step)
         runs = newest_runs(uri)
-        if len(runs) == 2:
-            shoot_compare(driver, base, out, sizes, runs, args.step)
+        shoot(driver, base, out, sizes, args.step, runs if len(runs) == 2 else None)
         if not args.no_gif:
             samples_gif(driver, base, out)
     finally:
