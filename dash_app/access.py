@@ -12,14 +12,18 @@ to                                                                     needs
 =====================================================================  =============================
 see an experiment's runs, show, compare or export a run, Try a model   READ on the run's experiment
 pause, resume, step, stop or mark failed a run; save a model from it   EDIT on its experiment
-start a training (New training, Load, Style Transfer), upload a corpus EDIT on the experiment
+start a training (New training, Load, Style Transfer), upload a corpus EDIT on the experiment, and
+                                                                       being an admin or named in
+                                                                       ``LLMB_TRAINERS``
 see a model in the library, Load it                                    READ on the registered model
 rename a model, add a version to it                                    EDIT on the registered model
 create a model                                                         a name not DENY to the user
 delete a version                                                       MANAGE on the registered model
 =====================================================================  =============================
 
-A training started from the viewer logs through the server as the signed-in user: their
+Starting trainings takes the server's cores, and any signed-in user may create an experiment
+(and so hold EDIT on it): who may start them is the server admin's choice, ``LLMB_TRAINERS``
+(see ``trainers_from``). A training started from the viewer logs through the server as the signed-in user: their
 credentials go to the training process in its environment (``MLFLOW_TRACKING_USERNAME`` and
 ``MLFLOW_TRACKING_PASSWORD``), never on its command line or in a log. Decisions are remembered
 for ``TTL`` seconds per user and resource (scrubbing asks several times a second), so a changed
@@ -28,6 +32,7 @@ permission holds within that time.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Callable
 
@@ -40,6 +45,18 @@ READ, EDIT, MANAGE = "READ", "EDIT", "MANAGE"
 CREATE = "CREATE"  # a registered model of that name: allowed unless it is DENY
 TTL = 5.0
 KIND_WORDS = {"experiment": "experiment", "registered_model": "model"}
+TRAINERS_SETTING = "LLMB_TRAINERS"
+EVERYONE = "*"
+
+
+def trainers_from(value: str | None) -> str | frozenset[str]:
+    """Who may start trainings on a signed-in server's machine besides its admins, from
+    ``value`` (else ``$LLMB_TRAINERS``): ``*`` for every user, or user names separated by
+    commas; nobody else when empty or unset."""
+    value = os.environ.get(TRAINERS_SETTING, "") if value is None else value
+    if value.strip() == EVERYONE:
+        return EVERYONE
+    return frozenset(name.strip() for name in value.split(",") if name.strip())
 
 
 class Open:
@@ -53,6 +70,14 @@ class Open:
     def refusal(self, need: str, kind: str, key: str, label: Callable[[], str], doing: str) -> str | None:
         """Why the current user may not ``doing`` (``need`` on the experiment or registered model
         ``key``, named by ``label()``), or None if they may."""
+        return None
+
+    def training_refusal(self) -> str | None:
+        """Why the current user may not start trainings on this machine at all, or None."""
+        return None
+
+    def owner(self) -> str | None:
+        """Whose the trainings the current request starts are: only they follow them."""
         return None
 
     def credentials(self) -> dict[str, str | None]:
@@ -69,9 +94,10 @@ class SignedIn(Open):
 
     signs_in = True
 
-    def __init__(self, ttl: float = TTL):
+    def __init__(self, ttl: float = TTL, trainers: str | None = None):
         self._decided = TTLCache(maxsize=4096, ttl=ttl)
         self._lock = threading.Lock()
+        self.trainers = trainers_from(trainers)
 
     def sign_in(self):
         """A Flask ``before_request`` hook for the viewer's paths: MLflow's 401 unless the
@@ -113,6 +139,24 @@ class SignedIn(Open):
             return f"{user} may not {doing}: the {KIND_WORDS[kind]} {shown(label())} is denied to {user}"
         return (f"{user} may not {doing}: that needs {need} on the {KIND_WORDS[kind]} {shown(label())}, "
                 f"and {user} has {permission.name}")
+
+    def owner(self):
+        return self.user()
+
+    def training_refusal(self):
+        user = self.user()
+        if self.trainers == EVERYONE or user in self.trainers:
+            return None
+        with self._lock:
+            admin = self._decided.get((user, "admin", ""))
+        if admin is None:
+            admin = mlflow_compat.user_is_admin(user)
+            with self._lock:
+                self._decided[(user, "admin", "")] = admin
+        if admin:
+            return None
+        return (f"{user[:40]} may not start trainings on this server: its admin names who may in "
+                f"{TRAINERS_SETTING}")
 
     def credentials(self):
         from flask import request

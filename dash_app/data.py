@@ -98,7 +98,14 @@ class ViewerData:
 
     def _launch(self, args: list[str]) -> launcher.Started:
         return launcher.start(args, self.training_uri(), env={**self.training_env, **self.access.credentials()},
-                              at_most=self.max_trainings)
+                              at_most=self.max_trainings, owner=self.access.owner())
+
+    def follow_launch(self, launch_id) -> str | None:
+        """``launcher.state`` of a training the current user started from a viewer of this
+        machine: nothing the request says names a process, and a read-only viewer, which starts
+        none, follows none."""
+        self.check_writable()
+        return launcher.state(launch_id, owner=self.access.owner())
 
     def keep_upload(self, filename: str, raw: bytes, experiment=None) -> Upload:
         """Keep a corpus for trainings in ``experiment`` (the viewer's own if None): only for
@@ -130,6 +137,11 @@ class ViewerData:
         self.require(EDIT, "rename it", model=name)
         self._library.rename(name, new_name)
         self.access.model_changed("renamed", name, new_name)
+
+    def check_deletable(self, name: str, version: str) -> None:
+        """Refuse, before the page asks for a confirmation, a delete that would be refused."""
+        self.require(MANAGE, "delete its versions", model=name)
+        self._library.resolve(f"{name}/{version}")
 
     def delete_version(self, name: str, version: str) -> bool:
         self.require(MANAGE, "delete its versions", model=name)
@@ -219,9 +231,13 @@ class ViewerData:
             return self.reader.client.get_experiment(experiment_id).name
 
     def experiment_to_train_in(self, name) -> str:
-        """An experiment a training from the viewer may log to: this viewer's own, or one that
-        exists in the store and is not deleted."""
+        """An experiment a training from the viewer may log to, if the current user may start
+        trainings there: this viewer's own, or an LLMBreaker experiment of the store that is not
+        deleted."""
         self.check_writable()
+        refused = self.access.training_refusal()
+        if refused:
+            raise LLMBError(refused)
         name = checks.argument(name, "experiment")
         with store_errors(self.reader.uri):
             found = self.reader.client.get_experiment_by_name(name)
@@ -229,7 +245,18 @@ class ViewerData:
             raise LLMBError(f"no experiment named {shown(name)} in the store")
         if found is not None:
             self.require(EDIT, "start trainings in it", experiment_id=found.experiment_id)
+            if name != self.experiment and not self._llmbreakers(found.experiment_id):
+                raise LLMBError(f"the experiment {shown(name)} holds runs that are not LLMBreaker trainings; "
+                                "train in one of LLMBreaker's")
         return name
+
+    def _llmbreakers(self, experiment_id: str) -> bool:
+        """Whether an experiment is LLMBreaker's to train in: it holds an LLMBreaker training run,
+        or no run at all."""
+        if self.reader.runs_of([experiment_id], 1):
+            return True
+        with store_errors(self.reader.uri):
+            return not self.reader.client.search_runs([experiment_id], max_results=1)
 
     def refusal_to_train(self, experiment) -> str | None:
         """Why a training may not be started in ``experiment`` (the viewer's own if None) by the

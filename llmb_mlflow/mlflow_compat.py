@@ -268,6 +268,14 @@ class Permission:
     can_delete: bool
 
 
+def user_is_admin(username: str) -> bool:
+    """Whether MLflow's basic-auth app knows ``username`` as an admin. Relies on
+    ``mlflow.server.auth``'s ``store``."""
+    from mlflow.server import auth
+
+    return bool(auth.store.get_user(username).is_admin)
+
+
 def user_permission(username: str, kind: str, key: str) -> Permission:
     """The permission ``username`` has on an experiment (``kind`` "experiment", ``key`` its id)
     or a registered model ("registered_model", its name), resolved as MLflow's basic-auth app
@@ -279,7 +287,7 @@ def user_permission(username: str, kind: str, key: str) -> Permission:
     from mlflow.server import auth
     from mlflow.server.handlers import _get_model_registry_store
 
-    if auth.store.get_user(username).is_admin:
+    if user_is_admin(username):
         return Permission("MANAGE", True, True, True)
     if kind == "experiment":
         found = auth._get_experiment_permission(key, username)

@@ -60,10 +60,9 @@ def _training(process, uri) -> bool:
     from llmb_mlflow.threads import is_training
 
     try:
-        cmdline = process.cmdline()
+        return is_training(process.cmdline()) and process.environ().get("MLFLOW_TRACKING_URI") == uri
     except psutil.Error:
         return False
-    return is_training(cmdline) and any(uri in part for part in cmdline)
 
 
 def refused(answer, prefix, excerpt=""):
@@ -187,7 +186,7 @@ def test_the_models_menu_resolves_every_reference_through_the_registry(viewer, s
                             "experiment.value": "llmbreaker", **values})
 
     refused(act("launch", "bard"), "Could not do that: model action must be one of rename, delete")
-    refused(act("delete-yes", "foreign"), "Could not delete foreign/1: registered model 'foreign' is not an LLMBreaker model")
+    refused(act("delete", "foreign"), "Could not delete foreign/1: registered model 'foreign' is not an LLMBreaker model")
     refused(act("load", "foreign"), "Could not load foreign/1: registered model 'foreign' is not an LLMBreaker model")
     refused(act("load", "../../etc"), "Could not do that: model name '../../etc' may not contain '/'")
     refused(act("load", "--seed=1"), "Could not load --seed=1/1: model may not start with '-' (got '--seed=1/1')")
@@ -201,7 +200,12 @@ def test_the_models_menu_resolves_every_reference_through_the_registry(viewer, s
         refused(act("load", "bard", **{"load-steps.value": steps}), "Could not load bard/1: the number of more steps")
     refused(act("load", "bard", **{"load-steps.value": 200_000}),
             "Could not load bard/1: steps / snapshot every makes 20001 snapshots")
-    refused(act("delete-yes", "bard", version="9"), "Could not delete bard/9: model 'bard' has no version 9")
+    refused(act("delete", "bard", version="9"), "Could not delete bard/9: model 'bard' has no version 9")
+    asked = act("delete", "bard", version="2").outputs["deleting.data"]  # the confirm step's token, for version 2
+    for deleting in (None, {"model": "bard", "version": "1"}, {**asked, "version": "1"},
+                     {"model": "bard", "version": "1", "token": "1700000000." + "0" * 64},
+                     {"model": "bard", "version": "1", "token": 5}):
+        refused(act("delete-yes", "bard", **{"deleting.data": deleting}), "Could not delete bard/1: this was not confirmed")
     refused(act("load", "bard", version="\u0661"), "Could not do that: model version")
     refused(act("load", "bard", **{"experiment.value": OPTION_LIKE}), "Could not load bard/1: experiment may not start with '-'")
     refused(act("load", "bard", **{"experiment.value": "nope"}), "Could not load bard/1: no experiment named 'nope'")

@@ -40,7 +40,7 @@ def register(app, data) -> None:
         except LLMBError as exc:
             return f"Could not follow the training: {exc}", "toast error", no_update, True, None
         try:
-            run_id = launcher.state(waiting["id"])
+            run_id = data.follow_launch(waiting["id"])
         except LLMBError as exc:
             return f"{waiting['failed']}: {exc}", "toast error", no_update, True, None
         if run_id is None:
