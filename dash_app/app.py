@@ -7,7 +7,7 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 
 from llmb_mlflow.run_layout import DEFAULT_EXPERIMENT
 
-from . import http_guard
+from . import http_guard, server_paths
 from .address import TABS, query
 from .data import ViewerData
 from .panels import export
@@ -27,6 +27,7 @@ def create_app(tracking_uri: str | None = None, run_id: str | None = None,
     app = Dash(__name__, title="LLMBreaker", url_base_pathname=url_base_pathname, server=server,
                suppress_callback_exceptions=False, update_title=None, use_async=False)
     http_guard.guard(app, hosts)
+    server_paths.of_viewer(data).install(app.server, url_base_pathname)
     app.layout = _layout(experiment, data.read_only)
     _register(app)
     runs.register(app, data, run_id)

@@ -15,6 +15,7 @@ from llmb_mlflow.run_layout import PARAM_DATASET, PARAM_PRESET
 
 from .. import checks
 from ..access import EDIT, MANAGE
+from ..confirm import Confirmations
 from ..address import address
 from . import launches
 from .controls import now_ms
@@ -66,7 +67,7 @@ def _name_cell(name: str, renaming: str | None, refusal: str | None = None):
 
 def _version_actions(name: str, version: str, count: int, deleting: dict | None, refusal: str | None = None,
                      load_refusal: str | None = None):
-    if deleting == {"model": name, "version": version}:
+    if isinstance(deleting, dict) and (deleting.get("model"), deleting.get("version")) == (name, version):
         what = f"{name} (its only version)" if count == 1 else f"version {version} of {name}"
         return html.Span([f"Delete {what}? ",
                           html.Button("Delete", id=action_id("delete-yes", name, version),
@@ -137,6 +138,7 @@ def model_action(which) -> tuple[str, str, str]:
 
 
 def register(app, data) -> None:
+    confirmations = Confirmations()
     toast = (Output("toast", "children", allow_duplicate=True),
              Output("toast", "className", allow_duplicate=True))
 
@@ -221,8 +223,9 @@ def register(app, data) -> None:
     @app.callback(Output("renaming", "data"), Output("deleting", "data"), *toast,
                   Output("pending-launch", "data", allow_duplicate=True),
                   Input(action_id(ALL, ALL, ALL), "n_clicks"),
-                  State("load-steps", "value"), State("experiment", "value"), prevent_initial_call=True)
-    def act(clicks, more_steps, experiment):
+                  State("load-steps", "value"), State("experiment", "value"), State("deleting", "data"),
+                  prevent_initial_call=True)
+    def act(clicks, more_steps, experiment, deleting):
         if not ctx.triggered_id or not ctx.triggered[0]["value"]:
             return (no_update,) * 5  # buttons appearing with a re-rendered table
         try:
@@ -231,13 +234,19 @@ def register(app, data) -> None:
             return no_update, no_update, f"Could not do that: {exc}", "toast error", no_update
         if action == "rename":
             return name, None, no_update, no_update, no_update
-        if action == "delete":
-            return None, {"model": name, "version": version}, no_update, no_update, no_update
         if action == "delete-no":
             return no_update, None, no_update, no_update, no_update
         try:
             data.check_writable()
+            if action == "delete":
+                data.check_deletable(name, version)
+                token = confirmations.token(data.access.owner(), "delete", name, version)
+                return None, {"model": name, "version": version, "token": token}, no_update, no_update, no_update
             if action == "delete-yes":
+                asked = deleting if isinstance(deleting, dict) else {}
+                if (asked.get("model"), asked.get("version")) != (name, version):
+                    raise LLMBError("this was not confirmed: click it again and confirm")
+                confirmations.check(asked.get("token"), data.access.owner(), "delete", name, version)
                 gone = data.delete_version(name, version)
                 message = f"Deleted model {name}." if gone else f"Deleted version {version} of {name}."
                 return no_update, None, message, "toast ok", no_update
@@ -248,7 +257,7 @@ def register(app, data) -> None:
             return (no_update, no_update, f"Loading {name}/{version}: starting its training...", "toast ok",
                     launches.pending(started, done, f"Could not load {name}/{version}"))
         except LLMBError as exc:
-            verb = "delete" if action == "delete-yes" else "load"
+            verb = "load" if action == "load" else "delete"
             return no_update, None, f"Could not {verb} {name}/{version}: {exc}", "toast error", no_update
 
     @app.callback(Output("renaming", "data", allow_duplicate=True), *toast,
