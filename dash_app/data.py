@@ -235,9 +235,6 @@ class ViewerData:
         trainings there: this viewer's own, or an LLMBreaker experiment of the store that is not
         deleted."""
         self.check_writable()
-        refused = self.access.training_refusal()
-        if refused:
-            raise LLMBError(refused)
         name = checks.argument(name, "experiment")
         with store_errors(self.reader.uri):
             found = self.reader.client.get_experiment_by_name(name)
@@ -248,6 +245,9 @@ class ViewerData:
             if name != self.experiment and not self._llmbreakers(found.experiment_id):
                 raise LLMBError(f"the experiment {shown(name)} holds runs that are not LLMBreaker trainings; "
                                 "train in one of LLMBreaker's")
+        refused = self.access.training_refusal()
+        if refused:
+            raise LLMBError(refused)
         return name
 
     def _llmbreakers(self, experiment_id: str) -> bool:

@@ -74,7 +74,8 @@ def team(template_db, tmp_path_factory):
         env.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", ADMIN[1])
         env.setenv("LLMB_LOG_DIR", str(folder / "logs"))
         env.setenv("LLMB_UPLOAD_DIR", str(folder / "uploads"))
-        env.setenv("LLMB_MAX_TRAININGS", "8")  # the cap counts the machine's trainings: not this test's subject
+        env.setenv("LLMB_MAX_TRAININGS", "8")  # the cap: not this test's subject
+        env.setenv("LLMB_TRAINERS", f"{EDITOR[0]}, someone")  # who may start trainings on the server's cores
         env.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")  # MLflow's GenAI job runner: not needed here
         uri, proc = start_mlflow_server(template_db, folder, "--app-name", "llmbreaker-auth")
     training = None
@@ -241,6 +242,9 @@ def test_a_training_started_in_the_viewer_logs_as_the_signed_in_user_and_no_pass
     started = viewer.post("train-start.n_clicks", form)
     assert started.outputs.get("toast.children", "").startswith("Starting"), started.text
     launch = started.outputs["pending-launch.data"]
+    followed = team.viewer(READER).post("launch-poll.n_intervals", {"launch-poll.n_intervals": 1,
+                                                                    "pending-launch.data": launch})
+    assert followed.outputs["toast.children"].startswith("Could not start the training: no training was started as")
     run_id = until(lambda: viewer.post("launch-poll.n_intervals", {"launch-poll.n_intervals": 1,
                                                                   "pending-launch.data": launch}
                                        ).outputs.get("switch-run.data"), what="the started training's run")
@@ -261,3 +265,24 @@ def test_a_training_started_in_the_viewer_logs_as_the_signed_in_user_and_no_pass
           what="the training's end")
     assert os.environ.get("MLFLOW_TRACKING_PASSWORD") != EDITOR[1]  # nothing leaked into the tests' own
 
+
+def test_who_may_start_trainings_on_the_servers_cores_is_the_admins_choice(team):
+    """MLflow lets any signed-in user create an experiment, and so hold EDIT on one: that alone
+    starts nothing on the server's machine."""
+    mine = team.rest("POST", "experiments/create", user=READER, name="readers-own")["experiment_id"]
+    assert team.rest("GET", "users/permissions/get", api=AUTH_API, username=READER[0], resource_type="experiment",
+                     resource_id=mine)["permission"] == "MANAGE"
+    viewer = team.viewer(READER)
+    why = "reader may not start trainings on this server: its admin names who may in LLMB_TRAINERS"
+    form = {"train-start.n_clicks": 1, "train-corpus.value": "shakespeare", "train-preset.value": "baby",
+            "experiment.value": "readers-own", "train-max-iters.value": 100, "train-batch-size.value": 4,
+            "train-block-size.value": 16, "train-eval-interval.value": 50}
+    started = viewer.post("train-start.n_clicks", form)
+    assert started.outputs["toast.children"] == f"Could not start: {why}", started.text
+    assert not started.outputs.get("pending-launch.data")
+    assert team.rest("POST", "runs/search", experiment_ids=[mine]).get("runs", []) == []
+    start = viewer.post("experiment.value", {"experiment.value": "readers-own"}, output="train-start.disabled").outputs
+    assert start["train-start.disabled"] is True and start["train-start.title"] == why
+    admin = team.viewer(ADMIN).post("experiment.value", {"experiment.value": "readers-own"},
+                                    output="train-start.disabled").outputs
+    assert admin["train-start.disabled"] is False  # admins may, as may everyone LLMB_TRAINERS names
