@@ -328,3 +328,19 @@ def use_store():
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+@pytest.fixture
+def viewer(store_uri, tmp_path, monkeypatch):
+    """A viewer in this process on a fresh store, with its upload and log folders in the test's,
+    and a poster of crafted callback requests to it."""
+    from browser import serve
+    from dash_requests import CallbackPoster
+
+    monkeypatch.setenv("LLMB_UPLOAD_DIR", str(tmp_path / "uploads"))
+    monkeypatch.setenv("LLMB_LOG_DIR", str(tmp_path / "logs"))
+    url, server = serve(store_uri)
+    try:
+        yield CallbackPoster(url)
+    finally:
+        server.close()

@@ -12,7 +12,7 @@ from conftest import LIVE_ARGS, TINY_ARGS, bard_library
 from dash_requests import CallbackPoster, pattern_trigger
 from llmb_mlflow import launcher
 from llmb_mlflow.errors import LLMBError
-from test_viewer_requests import GOOD_FORM, footprint, refused, viewer  # noqa: F401  (viewer: a fixture)
+from test_viewer_requests import GOOD_FORM, footprint, refused
 
 
 @pytest.fixture

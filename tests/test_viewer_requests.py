@@ -19,18 +19,6 @@ GOOD_FORM = {"train-corpus.value": "shakespeare", "train-preset.value": "small",
              "train-batch-size.value": 4, "train-block-size.value": 16, "train-eval-interval.value": 50}
 
 
-@pytest.fixture
-def viewer(store_uri, tmp_path, monkeypatch):
-    """A viewer in this process on a fresh store, with its upload and log folders in the test's."""
-    monkeypatch.setenv("LLMB_UPLOAD_DIR", str(tmp_path / "uploads"))
-    monkeypatch.setenv("LLMB_LOG_DIR", str(tmp_path / "logs"))
-    url, server = serve(store_uri)
-    try:
-        yield CallbackPoster(url)
-    finally:
-        server.close()
-
-
 def footprint(uri, folder):
     """Everything a request could have changed: experiments, runs and their tags, registered
     models and versions, the viewer's upload and log folders, trainings this process started."""
