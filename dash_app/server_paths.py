@@ -27,8 +27,11 @@ class ServerPaths:
                  if folder and "://" not in folder.removeprefix("file://")}
         self.roots = sorted((root for root in roots if root.count(os.sep) >= 2 or root == os.path.expanduser("~")),
                             key=len, reverse=True)
+        # Dash's JSON writes "/" as "\u002f"
+        self.words.update({_escaped(word): STORE for word in list(self.words)})
+        self.roots = sorted({*self.roots, *map(_escaped, self.roots)}, key=len, reverse=True)
         self._words = re.compile("|".join(re.escape(word) for word in sorted(self.words, key=len, reverse=True)))
-        self._paths = re.compile("|".join(re.escape(root) + r"(?:/[^\s'\"\\,;)]*)?" for root in self.roots)) \
+        self._paths = re.compile("(?:" + "|".join(map(re.escape, self.roots)) + r")(?![\w.-])(?:(?:/|\\u002f)[^\s'\"\\,;)]*)*") \
             if self.roots else None
 
     def hide(self, text: str) -> str:
@@ -51,6 +54,10 @@ class ServerPaths:
                 if hidden is not text:
                     response.set_data(hidden)
             return response
+
+
+def _escaped(text: str) -> str:
+    return text.replace("/", "\\u002f")
 
 
 def of_viewer(data) -> ServerPaths:

@@ -244,7 +244,7 @@ def test_a_training_started_in_the_viewer_logs_as_the_signed_in_user_and_no_pass
     launch = started.outputs["pending-launch.data"]
     followed = team.viewer(READER).post("launch-poll.n_intervals", {"launch-poll.n_intervals": 1,
                                                                     "pending-launch.data": launch})
-    assert followed.outputs["toast.children"].startswith("Could not start the training: no training was started as")
+    assert followed.outputs["toast.children"].startswith("Could not start: no training was started as")
     run_id = until(lambda: viewer.post("launch-poll.n_intervals", {"launch-poll.n_intervals": 1,
                                                                   "pending-launch.data": launch}
                                        ).outputs.get("switch-run.data"), what="the started training's run")
