@@ -3,7 +3,9 @@
 The page only ever holds an upload's id (``upload:<content hash>/<file name>``), never a
 path: a training started from the page gets the path this module finds for a valid id, and an
 id counts only if the file under it still has the content its hash names, so nothing but a
-file the viewer stored itself can be trained on.
+file the viewer stored itself can be trained on. The training reads it the same way
+(``read_kept``): no link is followed, and a file with another name elsewhere (a hard link, whose
+content may change under it) or that is not a regular file is refused.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import re
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,13 +144,47 @@ def find_upload(upload_id) -> Upload:
 
 
 def _holds(path: Path, digest: str) -> bool:
-    """Whether ``path`` is a regular file (not a link, nor in a linked folder) in the upload
-    folder whose content has ``digest``."""
+    """Whether ``path`` is a file kept in the upload folder whose content has ``digest``."""
     try:
-        return (not path.parent.is_symlink() and not path.is_symlink() and path.is_file()
-                and path.stat().st_size <= MAX_CORPUS_BYTES and _digest(path.read_bytes()) == digest)
+        return _digest(_read(path.parent, path.name)) == digest
     except OSError:
         return False
+
+
+def read_kept(path) -> bytes | None:
+    """The bytes of the upload kept at ``path`` (a training's corpus), checked as ``find_upload``
+    checks it; None if ``path`` is not in the upload folder."""
+    path = Path(os.path.abspath(Path(path).expanduser()))
+    if path.parent.parent != Path(os.path.abspath(upload_dir())):
+        return None
+    try:
+        raw = _read(path.parent, path.name)
+    except OSError:
+        raw = None
+    if raw is None or _digest(raw) != path.parent.name:
+        raise LLMBError(f"{path.name} in the upload folder is not a file the viewer stored as it is now "
+                        "(a link, not a regular file, or changed since); upload it again")
+    return raw
+
+
+def _read(folder: Path, name: str) -> bytes:
+    """The bytes of the regular file ``name`` in ``folder``, neither a symbolic link, nor in a
+    linked folder, nor with another name anywhere (a hard link), at most MAX_CORPUS_BYTES; OSError
+    otherwise (a FIFO is refused without waiting for a writer)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    folder_fd = os.open(folder, flags | os.O_DIRECTORY)
+    try:
+        fd = os.open(name, flags, dir_fd=folder_fd)
+    finally:
+        os.close(folder_fd)
+    with os.fdopen(fd, "rb") as f:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1 or found.st_size > MAX_CORPUS_BYTES:
+            raise OSError(f"{name} is not a regular file with one link, of at most {MAX_CORPUS_BYTES} bytes")
+        raw = f.read(MAX_CORPUS_BYTES + 1)
+    if len(raw) > MAX_CORPUS_BYTES:
+        raise OSError(f"{name} grew past {MAX_CORPUS_BYTES} bytes")
+    return raw
 
 
 def upload_at(path) -> Upload:
