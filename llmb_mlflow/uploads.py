@@ -16,7 +16,7 @@ import os
 import re
 import stat
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from filelock import FileLock
@@ -35,6 +35,7 @@ class Upload:
     id: str
     name: str
     path: Path
+    new: bool = field(default=False, compare=False)  # written by this store_upload, not kept already
 
 
 def upload_dir() -> Path:
@@ -56,9 +57,9 @@ def store_upload(filename: str, raw: bytes) -> Upload:
     path = folder / name
     try:
         upload_dir().mkdir(parents=True, exist_ok=True)
-        # one upload at a time makes room and is written (the lock beside the folder, not in it)
-        with FileLock(upload_dir().with_name(upload_dir().name + ".lock")):
-            if _holds(path, digest):
+        with _lock():
+            new = not _holds(path, digest)
+            if not new:
                 os.utime(path)  # uploaded again: used now
             else:
                 make_room(len(raw))
@@ -73,7 +74,22 @@ def store_upload(filename: str, raw: bytes) -> Upload:
                         os.remove(partial)
     except OSError as exc:
         raise LLMBError(f"could not keep {name} on this machine ({exc.strerror or exc})") from None
-    return Upload(f"upload:{digest}/{name}", name, path)
+    return Upload(f"upload:{digest}/{name}", name, path, new)
+
+
+def forget_upload(upload: Upload) -> None:
+    """Remove what ``store_upload`` wrote for a request that was then refused (an upload that was
+    kept already stays)."""
+    if upload.new:
+        with _lock():
+            upload.path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                upload.path.parent.rmdir()
+
+
+def _lock() -> FileLock:
+    """One upload at a time makes room, is written or forgotten (the lock beside the folder)."""
+    return FileLock(upload_dir().with_name(upload_dir().name + ".lock"))
 
 
 def upload_space() -> int:
