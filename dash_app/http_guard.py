@@ -73,6 +73,8 @@ def _wrap(server, endpoint: str, guarded) -> None:
 
 
 def _refuse_what_dash_cannot_handle(dispatch, *args, **kwargs):
+    from flask import request
+
     problem = _body_problem()
     if problem:
         log.info("refused a viewer request: %s", problem[0])
@@ -84,8 +86,6 @@ def _refuse_what_dash_cannot_handle(dispatch, *args, **kwargs):
     except Exception as exc:  # noqa: BLE001 - any failure here is answered in one line
         log.warning("refused a viewer request: %s", " ".join(f"{type(exc).__name__}: {exc}".split())[:300])
         log.debug("the refused request's traceback", exc_info=True)
-        from flask import request
-
         return _refusal("the viewer could not handle this callback request "
                         f"(output: {shown(getattr(request, 'llmb_output', None))})", 400)
 
