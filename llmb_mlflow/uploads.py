@@ -60,7 +60,7 @@ def store_upload(filename: str, raw: bytes) -> Upload:
         with _lock():
             new = not _holds(path, digest)
             if not new:
-                os.utime(path)  # uploaded again: used now
+                os.utime(path, follow_symlinks=False)  # uploaded again: used now
             else:
                 make_room(len(raw))
                 folder.mkdir(parents=True, exist_ok=True)
@@ -155,7 +155,7 @@ def find_upload(upload_id) -> Upload:
         raise LLMBError(f"no uploaded corpus {shown(upload_id)} on this viewer; upload the file again")
     path = upload_dir() / match["digest"] / match["name"]
     with contextlib.suppress(OSError):
-        os.utime(path)  # used now: the last to go when room is made
+        os.utime(path, follow_symlinks=False)  # used now: the last to go when room is made
     return Upload(upload_id, match["name"], path)
 
 
