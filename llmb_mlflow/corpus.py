@@ -88,7 +88,12 @@ def load_corpus(spec: str) -> Corpus:
         package_file = resources.files("llmb_mlflow") / "corpora" / f"{spec}.txt.gz"
         text = normalise(gzip.decompress(package_file.read_bytes()).decode("utf-8"))
         return Corpus(spec, text, f"llmb_mlflow/corpora/{spec}.txt.gz", bundled=True)
+    from .uploads import read_kept  # uploads uses this module
+
     path = Path(spec).expanduser()
+    kept = read_kept(path)
+    if kept is not None:
+        return Corpus(path.name, decode_corpus_bytes(kept, spec), str(path.absolute()))
     if not path.exists():
         if path.suffix or "/" in spec or "\\" in spec:
             raise LLMBError(f"corpus file not found: {spec}")

@@ -3,7 +3,9 @@
 The page only ever holds an upload's id (``upload:<content hash>/<file name>``), never a
 path: a training started from the page gets the path this module finds for a valid id, and an
 id counts only if the file under it still has the content its hash names, so nothing but a
-file the viewer stored itself can be trained on.
+file the viewer stored itself can be trained on. The training reads it the same way
+(``read_kept``): no link is followed, and a file with another name elsewhere (a hard link, whose
+content may change under it) or that is not a regular file is refused.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import contextlib
 import hashlib
 import os
 import re
+import stat
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from filelock import FileLock
@@ -32,6 +35,7 @@ class Upload:
     id: str
     name: str
     path: Path
+    new: bool = field(default=False, compare=False)  # written by this store_upload, not kept already
 
 
 def upload_dir() -> Path:
@@ -53,10 +57,10 @@ def store_upload(filename: str, raw: bytes) -> Upload:
     path = folder / name
     try:
         upload_dir().mkdir(parents=True, exist_ok=True)
-        # one upload at a time makes room and is written (the lock beside the folder, not in it)
-        with FileLock(upload_dir().with_name(upload_dir().name + ".lock")):
-            if _holds(path, digest):
-                os.utime(path)  # uploaded again: used now
+        with _lock():
+            new = not _holds(path, digest)
+            if not new:
+                os.utime(path, follow_symlinks=False)  # uploaded again: used now
             else:
                 make_room(len(raw))
                 folder.mkdir(parents=True, exist_ok=True)
@@ -70,7 +74,22 @@ def store_upload(filename: str, raw: bytes) -> Upload:
                         os.remove(partial)
     except OSError as exc:
         raise LLMBError(f"could not keep {name} on this machine ({exc.strerror or exc})") from None
-    return Upload(f"upload:{digest}/{name}", name, path)
+    return Upload(f"upload:{digest}/{name}", name, path, new)
+
+
+def forget_upload(upload: Upload) -> None:
+    """Remove what ``store_upload`` wrote for a request that was then refused (an upload that was
+    kept already stays)."""
+    if upload.new:
+        with _lock():
+            upload.path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                upload.path.parent.rmdir()
+
+
+def _lock() -> FileLock:
+    """One upload at a time makes room, is written or forgotten (the lock beside the folder)."""
+    return FileLock(upload_dir().with_name(upload_dir().name + ".lock"))
 
 
 def upload_space() -> int:
@@ -136,18 +155,52 @@ def find_upload(upload_id) -> Upload:
         raise LLMBError(f"no uploaded corpus {shown(upload_id)} on this viewer; upload the file again")
     path = upload_dir() / match["digest"] / match["name"]
     with contextlib.suppress(OSError):
-        os.utime(path)  # used now: the last to go when room is made
+        os.utime(path, follow_symlinks=False)  # used now: the last to go when room is made
     return Upload(upload_id, match["name"], path)
 
 
 def _holds(path: Path, digest: str) -> bool:
-    """Whether ``path`` is a regular file (not a link, nor in a linked folder) in the upload
-    folder whose content has ``digest``."""
+    """Whether ``path`` is a file kept in the upload folder whose content has ``digest``."""
     try:
-        return (not path.parent.is_symlink() and not path.is_symlink() and path.is_file()
-                and path.stat().st_size <= MAX_CORPUS_BYTES and _digest(path.read_bytes()) == digest)
+        return _digest(_read(path.parent, path.name)) == digest
     except OSError:
         return False
+
+
+def read_kept(path) -> bytes | None:
+    """The bytes of the upload kept at ``path`` (a training's corpus), checked as ``find_upload``
+    checks it; None if ``path`` is not in the upload folder."""
+    path = Path(os.path.abspath(Path(path).expanduser()))
+    if path.parent.parent != Path(os.path.abspath(upload_dir())):
+        return None
+    try:
+        raw = _read(path.parent, path.name)
+    except OSError:
+        raw = None
+    if raw is None or _digest(raw) != path.parent.name:
+        raise LLMBError(f"{path.name} in the upload folder is not a file the viewer stored as it is now "
+                        "(a link, not a regular file, or changed since); upload it again")
+    return raw
+
+
+def _read(folder: Path, name: str) -> bytes:
+    """The bytes of the regular file ``name`` in ``folder``, neither a symbolic link, nor in a
+    linked folder, nor with another name anywhere (a hard link), at most MAX_CORPUS_BYTES; OSError
+    otherwise (a FIFO is refused without waiting for a writer)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    folder_fd = os.open(folder, flags | os.O_DIRECTORY)
+    try:
+        fd = os.open(name, flags, dir_fd=folder_fd)
+    finally:
+        os.close(folder_fd)
+    with os.fdopen(fd, "rb") as f:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1 or found.st_size > MAX_CORPUS_BYTES:
+            raise OSError(f"{name} is not a regular file with one link, of at most {MAX_CORPUS_BYTES} bytes")
+        raw = f.read(MAX_CORPUS_BYTES + 1)
+    if len(raw) > MAX_CORPUS_BYTES:
+        raise OSError(f"{name} grew past {MAX_CORPUS_BYTES} bytes")
+    return raw
 
 
 def upload_at(path) -> Upload:

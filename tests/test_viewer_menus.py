@@ -109,9 +109,10 @@ def test_training_args_refuse_what_a_stranger_might_send_in_one_line(corpus, pre
     assert str(err.value) == message
 
 
-def test_uploads_decode_or_say_they_arrived_broken():
+def test_uploads_decode_or_say_they_are_malformed():
     raw = "hello\n".encode()
     payload = {"contents": "data:text/plain;base64," + base64.b64encode(raw).decode(), "filename": "a.txt"}
     assert training.decode_upload(payload) == ("a.txt", raw)
-    with pytest.raises(LLMBError, match="a.txt did not arrive intact; try again"):
+    with pytest.raises(LLMBError) as err:
         training.decode_upload({"contents": "data:text/plain;base64,@@@", "filename": "a.txt"})
+    assert str(err.value) == "the upload is malformed (the contents of 'a.txt' are not base64)"

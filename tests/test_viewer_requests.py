@@ -550,6 +550,19 @@ def test_the_viewer_inside_mlflow_server_refuses_the_same(llmbreaker_server):
         == runs_before
 
 
+def test_the_viewer_inside_mlflow_server_refuses_unknown_files_and_unreadable_bodies_in_one_line(
+        llmbreaker_server):
+    import requests
+
+    from test_refusals import probe, quiet_log
+
+    uri, folder = llmbreaker_server
+    start = (folder / "server.log").stat().st_size
+    asked = list(probe(uri + "/llmb/"))
+    quiet_log((folder / "server.log").read_bytes()[start:].decode(errors="replace"), asked)
+    assert requests.get(uri + "/health", timeout=30).ok  # MLflow's own routes as they were
+
+
 def test_a_training_started_inside_mlflow_server_logs_to_it_whatever_host_the_request_names(
         llmbreaker_server):
     """Trainings log to the address of the server's own socket: a crafted Host header must not

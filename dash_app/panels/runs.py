@@ -10,6 +10,7 @@ from llmb_mlflow.errors import LLMBError
 from llmb_mlflow.run_layout import PARAM_N_HEAD, PARAM_N_LAYER, TRAIN_LOSS, TRAINER_STATE_TAG, VAL_LOSS
 
 from .. import checks
+from ..access import READ
 from ..address import query
 from ..data import CHART_POINTS
 from . import compare, loss
@@ -138,12 +139,16 @@ def register(app, data, default_run: str | None) -> None:
         except LLMBError as exc:
             return no_update, no_update, no_update, True, f"Cannot follow the run: {exc}"
         try:
-            run = data.run(state["run_id"])
-            train_steps, train_values = data.new_points(state["run_id"], TRAIN_LOSS, state["last_train"], run)
-            val_steps, val_values = data.new_points(state["run_id"], VAL_LOSS, state["last_val"], run)
-            new_steps = data.snapshot_steps(state["run_id"], run) if val_steps or run.ended else steps
+            run = data.run(state["run_id"], need=None)
+            refusal = data.refusal(READ, "see this run", experiment_id=run.experiment_id)
+            if not refusal:
+                train_steps, train_values = data.new_points(state["run_id"], TRAIN_LOSS, state["last_train"], run)
+                val_steps, val_values = data.new_points(state["run_id"], VAL_LOSS, state["last_val"], run)
+                new_steps = data.snapshot_steps(state["run_id"], run) if val_steps or run.ended else steps
         except LLMBError as exc:  # keep polling: the store may come back
             return no_update, no_update, no_update, no_update, f"Store unreachable, retrying: {exc}"
+        if refusal:  # asking again will not change the answer: the page stops following the run
+            return no_update, no_update, no_update, True, f"Cannot follow the run: {refusal}"
         extend = no_update
         if train_steps or val_steps:
             smoothed = loss.smooth(train_values, state["smoothing"], state["ema"]) if train_steps else []

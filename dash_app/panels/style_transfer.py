@@ -9,11 +9,11 @@ from llmb_mlflow import style
 from llmb_mlflow.config import PRESETS
 from llmb_mlflow.errors import LLMBError
 from llmb_mlflow.run_layout import SOURCE_STYLE_PARAMS, STYLE_MATCH
-from llmb_mlflow.uploads import MAX_CORPUS_BYTES
+from llmb_mlflow.uploads import MAX_CORPUS_BYTES, forget_upload
 
 from .. import checks
 from . import launches, loss, tour
-from .training import training_args
+from .training import checked_form, corpus_path, train_command
 
 MIN_WORDS = 50
 DEFAULT_STEPS, DEFAULT_EVERY = 1500, 50  # the original app's
@@ -111,16 +111,21 @@ def register(app, data) -> None:
     def start(_, text, steps, every, experiment):
         if ctx.triggered_id != "st-start":
             return no_update, no_update
-        try:
+        try:  # everything is checked before the text is kept: a refused request writes nothing
             data.check_writable()
             raw = pasted(text)
+            experiment = data.experiment_to_train_in(experiment or data.experiment)
+            form = checked_form(PRESET, {"max_iters": steps if steps not in (None, "") else DEFAULT_STEPS,
+                                         "eval_interval": every if every not in (None, "") else DEFAULT_EVERY,
+                                         "block_size": context_for(raw)},
+                                f"style: {' '.join(style.WORD.findall(text)[:4])}")
             upload = data.keep_upload("pasted-text.txt", raw, experiment)
-            settings = {"max_iters": steps if steps not in (None, "") else DEFAULT_STEPS,
-                        "eval_interval": every if every not in (None, "") else DEFAULT_EVERY,
-                        "block_size": context_for(raw)}
-            args = training_args(upload.id, PRESET, settings, data.experiment_to_train_in(experiment or data.experiment),
-                                 f"style: {' '.join(style.WORD.findall(text)[:4])}")
-            started = data.start_training([*args, "--style-transfer"])
+            try:
+                started = data.start_training([*train_command(corpus_path(upload.id), form, experiment),
+                                               "--style-transfer"])
+            except LLMBError:
+                forget_upload(upload)
+                raise
         except LLMBError as exc:
             return f"Could not start: {exc}", no_update
         return ("Training a small model on your text...",

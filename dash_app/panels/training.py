@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import NamedTuple
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
@@ -85,25 +86,40 @@ def layout() -> html.Details:
     ], id="train-menu", className="menu writes")
 
 
+class Form(NamedTuple):
+    preset: str
+    settings: dict  # with the checkpoint interval they make
+    run_name: str | None
+
+
 def training_args(corpus, preset, values: dict, experiment: str, run_name) -> list[str]:
     """The ``llmb train`` arguments for the form, every value checked as if a stranger typed it
-    (``experiment`` is checked against the store by the caller). Values go as ``--option=value``
-    so none can be read as another option."""
+    (``experiment`` is checked against the store by the caller)."""
     dataset = corpus_path(corpus)
+    return train_command(dataset, checked_form(preset, values, run_name), experiment)
+
+
+def checked_form(preset, values: dict, run_name) -> Form:
+    """The form's values but the corpus, checked as if a stranger typed them."""
     preset = checks.choice(preset, "model", list(PRESETS))
     run_name = checks.argument(run_name, "run name", optional=True)
     settings = {key: checks.form_number(values.get(key), label, whole=key in WHOLE)
                 for key, label, _ in SETTINGS}
     settings = {key: value for key, value in settings.items() if value is not None}
     try:
-        steps = build_config(preset, dataset=dataset, **settings).train.max_iters
+        steps = build_config(preset, **settings).train.max_iters
         settings["checkpoint_interval"] = limits.checkpoint_interval(steps, TrainConfig.checkpoint_interval)
-        limits.check_cost(build_config(preset, dataset=dataset, **settings))
+        limits.check_cost(build_config(preset, **settings))
     except SettingError as exc:
         raise LLMBError(exc.named(lambda setting: LABELS.get(setting, setting))) from None
-    args = ["train", f"--dataset={dataset}", f"--preset={preset}", f"--experiment={experiment}"]
-    args += [f"--{key.replace('_', '-')}={value}" for key, value in settings.items()]
-    return args + ([f"--run-name={run_name}"] if run_name else [])
+    return Form(preset, settings, run_name)
+
+
+def train_command(dataset: str, form: Form, experiment: str) -> list[str]:
+    """``llmb train`` arguments; values go as ``--option=value`` so none can be read as another option."""
+    args = ["train", f"--dataset={dataset}", f"--preset={form.preset}", f"--experiment={experiment}"]
+    args += [f"--{key.replace('_', '-')}={value}" for key, value in form.settings.items()]
+    return args + ([f"--run-name={form.run_name}"] if form.run_name else [])
 
 
 def corpus_path(value) -> str:
@@ -117,7 +133,8 @@ def corpus_path(value) -> str:
 
 
 def decode_upload(payload) -> tuple[str, bytes]:
-    """The file name and bytes the page sent, refused before decoding if too large."""
+    """The file name and bytes the page sent (its ``contents``: a base64 ``data:`` URL, as the
+    browser reads a file), refused before decoding if too large."""
     if not isinstance(payload, dict):
         raise LLMBError(f"the upload is malformed (got {shown(payload)})")
     contents, filename = payload.get("contents"), payload.get("filename")
@@ -125,10 +142,15 @@ def decode_upload(payload) -> tuple[str, bytes]:
         raise LLMBError(f"the upload is malformed (got {shown(payload)})")
     if len(contents) > MAX_UPLOAD_CHARS:
         raise LLMBError(f"{shown(filename)} is larger than the {MAX_CORPUS_BYTES // 2**20} MB limit")
+    if contents == "data:":  # how a browser may read an empty file
+        return filename, b""
+    header, comma, encoded = contents.partition(",")
+    if not (comma and header.startswith("data:") and header.endswith(";base64")):
+        raise LLMBError(f"the upload is malformed (its contents are not a base64 data: URL; got {shown(contents, 40)})")
     try:
-        return filename, base64.b64decode(contents.partition(",")[2], validate=True)
+        return filename, base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        raise LLMBError(f"{filename or 'the file'} did not arrive intact; try again") from None
+        raise LLMBError(f"the upload is malformed (the contents of {shown(filename)} are not base64)") from None
 
 
 def uploaded_options(value) -> list[dict]:
