@@ -12,13 +12,11 @@ import os
 import pytest
 import requests
 
-import test_viewer_requests as crafted
 from browser import kill_trainers
 from conftest import start_mlflow_server, stop_process
 from dash_requests import CallbackPoster
 from test_viewer_requests import GOOD_FORM, POEM, SECRET, footprint, refused
 
-viewer = crafted.viewer  # the same fixture, for this module
 
 STRANGER = {"Authorization": "Basic " + base64.b64encode(b"stranger:stranger-password-2604").decode()}
 STYLE_TEXT = "The quick brown fox jumps over the lazy dog by the river bank. " * 8
