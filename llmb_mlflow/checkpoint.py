@@ -80,9 +80,7 @@ def _why(exc: Exception) -> str:
         return "it ends too early"
     if isinstance(exc, pickle.UnpicklingError):
         return "it holds something other than tensors, numbers, text, lists and dicts"
-    if isinstance(exc, RuntimeError) and "zip" in str(exc).lower():
-        return "it is not a whole torch zip file"
-    return f"it is damaged: {type(exc).__name__}"
+    return "it is cut short or damaged"
 
 
 def _stored_train(given, label: str) -> dict:

@@ -94,8 +94,8 @@ def check(given, shapes: dict, label: str, max_params: int, raise_with: str | No
     count = parameter_count(config)
     if count > max_params:
         how = f" ({raise_with} allows more)" if raise_with else ""
-        raise LLMBError(f"{label} is a model of {count:,} parameters ({config.n_layer} layers {config.n_embd} wide, "
-                        f"{count * 4 / 2**30:.1f} GB to load); at most {max_params:,} may be loaded here{how}")
+        raise LLMBError(f"{label}: a model of {count:,} parameters ({config.n_layer} layers {config.n_embd} wide, "
+                        f"{count * 4 / 2**30:.1f} GB to load), more than the {max_params:,} that may be loaded here{how}")
     expected = expected_shapes(config)
     stored = {name: tuple(shape) for name, shape in shapes.items()}
     for name in [*expected, *stored]:
