@@ -18,6 +18,7 @@ from llmb_mlflow.run_layout import (
     CHECKPOINT_MODEL_FILE, DEFAULT_EXPERIMENT, KIND_TAG, MODEL_VERSION_TAG, PARAM_WARMUP, PAUSED, TRAINING_RUN, TRAIN_LOSS,
     VAL_LOSS,
 )
+from llmb_mlflow.shapes import checkpoint_bytes
 from llmb_mlflow.store import store_errors, stored_count
 from llmb_mlflow.uploads import Upload, store_upload
 
@@ -309,8 +310,9 @@ class ViewerData:
         return self.reader.snapshot(self.check_run(run_id), step)
 
     def weights(self, run_id: str, step: int):
-        """(ModelConfig, weights) of the model at a snapshot's step, for the playground."""
-        return self.reader.weights(self.check_run(run_id), step)
+        """(ModelConfig, weights) of the model at a snapshot's step, for the playground (at most
+        ``limits.MAX_LOADED_PARAMETERS``: the store may hold any model settings)."""
+        return self.reader.weights(self.check_run(run_id), step, limits.MAX_LOADED_PARAMETERS)
 
     def checkpoint_before(self, run_id: str, step: int) -> tuple[int, bytes]:
         """(its step, its bytes) of the run's last checkpoint at or before ``step``: the model
@@ -320,7 +322,8 @@ class ViewerData:
             raise LLMBError(f"this run kept the model's weights only in checkpoints, and has none by step {step}")
         found = earlier[-1]
         label = f"checkpoint of step {found.step} in run {run_id}"
-        return found.step, self.reader.model_artifact_bytes(found.model_id, CHECKPOINT_MODEL_FILE, label)
+        return found.step, self.reader.model_artifact_bytes(found.model_id, CHECKPOINT_MODEL_FILE, label,
+                                                            checkpoint_bytes(limits.MAX_LOADED_PARAMETERS))
 
     def samples(self, run_id: str, steps: list[int]) -> list[tuple[int, str]]:
         run_id = self.check_run(run_id)

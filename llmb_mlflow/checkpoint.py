@@ -11,9 +11,11 @@ from typing import Any
 
 import torch
 
+from . import shapes
 from .config import ModelConfig, RunConfig, SettingError, TrainConfig
 from .corpus import CharTokenizer
-from .errors import LLMBError
+from .errors import LLMBError, shown
+from .shapes import DEFAULT_MAX_PARAMS
 
 FORMAT_VERSION = 1
 REQUIRED = ("format", "step", "model", "optimizer", "model_config", "train_config", "preset",
@@ -42,18 +44,59 @@ def dump(trainer) -> bytes:
     return buffer.getvalue()
 
 
-def load(data: bytes, label: str = "checkpoint") -> dict[str, Any]:
-    """Parse a checkpoint safely; anything else is a one-line LLMBError naming ``label``."""
+def load(data: bytes, label: str = "checkpoint", max_params: int = DEFAULT_MAX_PARAMS,
+         raise_with: str | None = None) -> dict[str, Any]:
+    """Parse a checkpoint safely and check it (``shapes.check``: its model settings, its size
+    within ``max_params``, its weights' shapes; ``raise_with`` says how to allow more) before
+    anything is built from it; anything else is a one-line LLMBError naming ``label``."""
+    shapes.check_checkpoint_size(len(data), label, max_params, raise_with)
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LLMBError(f"{label} is corrupt or not an LLMBreaker checkpoint ({reason[:200]})") from None
+        raise LLMBError(f"{label} is corrupt or not an LLMBreaker checkpoint ({_why(exc)})") from None
     if not isinstance(state, dict) or any(key not in state for key in REQUIRED):
         raise LLMBError(f"{label} is not an LLMBreaker checkpoint (fields missing)")
+    if not isinstance(state["format"], int) or isinstance(state["format"], bool):
+        raise LLMBError(f"{label} is malformed: its format is {shown(state['format'])}")
     if state["format"] > FORMAT_VERSION:
         raise LLMBError(f"{label} was written by a newer LLMBreaker (format {state['format']})")
-    return state
+    weights = state["model"]
+    if not isinstance(weights, dict) or not all(isinstance(t, torch.Tensor) for t in weights.values()):
+        raise LLMBError(f"{label} is malformed: its weights are not a set of tensors")
+    config = shapes.check(state["model_config"], {name: t.shape for name, t in weights.items()},
+                          label, max_params, raise_with)
+    vocab = state["vocab"]
+    if not isinstance(vocab, str) or len(vocab) != config.vocab_size or len(set(vocab)) != len(vocab):
+        raise LLMBError(f"{label} is malformed: its vocabulary is not {config.vocab_size} distinct characters")
+    if not isinstance(state["step"], int) or isinstance(state["step"], bool) or state["step"] < 0:
+        raise LLMBError(f"{label} is malformed: its step is {shown(state['step'])}")
+    return {**state, "model_config": asdict(config), "train_config": _stored_train(state["train_config"], label)}
+
+
+def _why(exc: Exception) -> str:
+    """Why torch could not read a checkpoint, in our words (torch's own advise loading it
+    unsafely, with ``weights_only=False``)."""
+    if isinstance(exc, EOFError):
+        return "it ends too early"
+    if isinstance(exc, pickle.UnpicklingError):
+        return "it holds something other than tensors, numbers, text, lists and dicts"
+    return "it is cut short or damaged"
+
+
+def _stored_train(given, label: str) -> dict:
+    """A checkpoint's training settings, checked as a training checks them."""
+    if not isinstance(given, dict):
+        raise LLMBError(f"{label} is malformed: its training settings are {shown(given)}")
+    known = {f.name for f in fields(TrainConfig)}
+    values = {k: v for k, v in given.items() if k in known}
+    if not isinstance(values.get("dataset", ""), str):
+        raise LLMBError(f"{label} is malformed: its stored dataset is {shown(values['dataset'])}, not text")
+    try:
+        return asdict(TrainConfig(**values).validate())
+    except SettingError as exc:
+        raise LLMBError(f"{label} is malformed: its stored {exc.setting} {exc.problem}") from None
+    except TypeError:
+        raise LLMBError(f"{label} is malformed: its training settings are not all numbers") from None
 
 
 def run_config(state: dict, **overrides) -> RunConfig:
@@ -76,12 +119,5 @@ def run_config(state: dict, **overrides) -> RunConfig:
 
 
 def build_model(state: dict):
-    """The model (eval mode, CPU) and tokenizer of a checkpoint."""
-    from .model import MicroGPT
-
-    model = MicroGPT(ModelConfig(**state["model_config"]))
-    try:
-        model.load_state_dict(state["model"])
-    except (RuntimeError, KeyError, TypeError) as exc:
-        raise LLMBError(f"checkpoint weights do not fit its model ({str(exc).splitlines()[0][:200]})") from None
-    return model.eval(), CharTokenizer(state["vocab"])
+    """The model (eval mode, CPU) and tokenizer of a checkpoint ``load`` returned."""
+    return shapes.build(ModelConfig(**state["model_config"]), state["model"]), CharTokenizer(state["vocab"])

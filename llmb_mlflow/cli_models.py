@@ -7,7 +7,7 @@ import time
 import click
 
 from .cli_options import (
-    OUTPUT, SettingsCommand, echo_table, experiment_option, fmt_loss, register_option, report,
+    OUTPUT, SettingsCommand, echo_table, experiment_option, fmt_loss, max_params_option, register_option, report,
     precision_option, setting_options, system_metrics_option, threads_option, tracking_uri_option,
 )
 from .corpus import BUNDLED
@@ -107,10 +107,11 @@ def models_alias(name, version, alias, tracking_uri):
 @system_metrics_option
 @threads_option
 @precision_option(inherited=True)
+@max_params_option
 @click.option("--viewer-limits", is_flag=True, hidden=True,
               help="Refuse what a training started from a viewer may not do (see llmb_mlflow.limits).")
 def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, no_system_metrics, threads,
-           precision, viewer_limits, **overrides):
+           precision, max_params, viewer_limits, **overrides):
     """Continue training a saved model in a new run linked to its source.
 
     Weights, optimizer state and step are restored; the new run's steps continue after the
@@ -118,7 +119,7 @@ def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, no_
     from . import session
     from .trainer import Trainer
 
-    plan = session.prepare_resume(model_ref, dataset, overrides, tracking_uri, viewer_limits)
+    plan = session.prepare_resume(model_ref, dataset, overrides, tracking_uri, viewer_limits, max_params)
     with session.data_parallel() as parallel:
         trainer = Trainer.from_checkpoint(plan.state, plan.config, plan.data, device=session.device(parallel),
                                           precision_choice=precision)  # None: the checkpoint's
@@ -133,12 +134,13 @@ def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, no_
 @click.option("--max-new-tokens", type=int, default=200, show_default=True)
 @click.option("--temperature", type=float, default=0.8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@max_params_option
 @tracking_uri_option
-def generate(model_ref, prompt, max_new_tokens, temperature, seed, tracking_uri):
+def generate(model_ref, prompt, max_new_tokens, temperature, seed, max_params, tracking_uri):
     """Print a saved model's continuation of a prompt."""
     from .checkpoint import build_model
     from .generate import generate as continue_text
 
-    _, state = _library(tracking_uri).checkpoint(model_ref)
+    _, state = _library(tracking_uri).checkpoint(model_ref, max_params, "--max-params")
     model, tokenizer = build_model(state)
     click.echo(prompt + continue_text(model, tokenizer, prompt, max_new_tokens, temperature, seed))

@@ -10,6 +10,7 @@ from .config import PRECISIONS, ModelConfig, SettingError, TrainConfig
 from .errors import LLMBError, redact
 from .run_layout import DEFAULT_EXPERIMENT, EVAL_TRAIN_LOSS, VAL_LOSS
 from .session import Output
+from .shapes import DEFAULT_MAX_PARAMS, MAX_PARAMS_ENV
 
 tracking_uri_option = click.option(
     "--tracking-uri", metavar="URI",
@@ -38,6 +39,12 @@ def precision_option(inherited: bool = False):
              "and loss in float32) or fp32 throughout. auto: bf16 where the hardware multiplies "
              f"it natively (CPUs with AMX, CUDA GPUs from Ampere on), else fp32.  [default: {shown}]")
 
+
+max_params_option = click.option(
+    "--max-params", type=click.IntRange(min=1), default=DEFAULT_MAX_PARAMS, envvar=MAX_PARAMS_ENV, show_envvar=True,
+    metavar="N", help="Refuse a stored model of more than N parameters, before building it (its stored settings "
+                      "say its size; it takes 4 bytes a parameter, and resuming it about 16). The presets have "
+                      f"under 1 M.  [default: {DEFAULT_MAX_PARAMS:,}]")
 
 register_option = click.option(
     "--register", metavar="NAME", help="Also register the final checkpoint as a version of model NAME.")

@@ -18,6 +18,7 @@ PRESETS: dict[str, dict] = {
 DEFAULT_PRESET = "medium"
 ACTIVATIONS = ("gelu", "relu")
 PRECISIONS = ("auto", "fp32", "bf16")  # see precision.py
+MAX_ITERS = 10**9  # the last step a training may reach
 
 
 class SettingError(LLMBError):
@@ -93,7 +94,7 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         _check_int(self, "batch_size", 1, 65536)
-        _check_int(self, "max_iters", 1, 10**9)
+        _check_int(self, "max_iters", 1, MAX_ITERS)
         _check_int(self, "warmup", 0, 10**9)
         _check_int(self, "eval_interval", 1, 10**9)
         _check_int(self, "eval_iters", 1, 10**6)

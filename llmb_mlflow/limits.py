@@ -21,6 +21,10 @@ MAX_RUN_CHECKPOINTS = 1_000  # ~2.5 MB each (medium)
 MAX_EVAL_ITERS = 200  # batches per loss estimate
 MAX_SAMPLE_CHARS = 2_000  # characters per snapshot sample
 MAX_PARAMETERS = 20_000_000  # the large preset has 0.7 M
+# A model a viewer loads (the playground): any a training started here may have (about
+# 12 x layers x width^2, plus embeddings of 4096 positions and of up to 5,000 characters);
+# 128 MB in float32. A step's weights file (at most 64 MB of float16) holds no more anyway.
+MAX_LOADED_PARAMETERS = 32_000_000
 
 
 def checkpoint_interval(steps: int, interval: int) -> int:
@@ -80,7 +84,7 @@ def resume_args(library, ref: str, more_steps: int, experiment: str) -> tuple[li
     run, and the version. Its run's settings are checked against these limits for a quick
     refusal; ``--viewer-limits`` makes the training check them again, and its corpus, against
     what its checkpoint really holds (the store may hold anything anyone wrote to it)."""
-    from .config import DEFAULT_PRESET, PRESETS, TrainConfig, build_config
+    from .config import DEFAULT_PRESET, MAX_ITERS, PRESETS, TrainConfig, build_config
 
     version = library.resolve(ref)
     params = library.reader.run(version.run_id).params
@@ -88,6 +92,10 @@ def resume_args(library, ref: str, more_steps: int, experiment: str) -> tuple[li
     settings = {key: value for key, value in settings.items() if value is not None}
     interval = checkpoint_interval(more_steps, settings.get("checkpoint_interval", TrainConfig.checkpoint_interval))
     preset = params.get(PARAM_PRESET) if params.get(PARAM_PRESET) in PRESETS else DEFAULT_PRESET
+    if version.step + more_steps > MAX_ITERS:
+        raise LLMBError(f"the number of more steps to train ({more_steps:,}) would take {version.ref} from its "
+                        f"step {version.step:,} past step {MAX_ITERS:,}, the last a training may reach; "
+                        f"give at most {MAX_ITERS - version.step:,}")
     check_cost(build_config(preset, max_iters=version.step + more_steps,
                             **{**settings, "checkpoint_interval": interval}), more_steps)
     return ["resume", "--viewer-limits", f"--max-iters={version.step + more_steps}",

@@ -24,6 +24,7 @@ from .run_layout import (
     CHECKPOINT_KIND, DEFAULT_EXPERIMENT, ENDED, KIND_TAG, PARAM_MAX_ITERS, SNAPSHOT_BYTES, STEP_TAG, TRAIN_LOSS,
     TRAINING_RUN, attn_entropy_head, snapshot_path, weights_path,
 )
+from .shapes import DEFAULT_MAX_PARAMS
 from .snapshot import Snapshot
 from .store import client, is_missing, missing_as, store_errors, stored_count
 
@@ -32,6 +33,10 @@ MAX_WINDOWS = 4  # windows an incremental read takes before it samples the rest
 MODELS_PER_PAGE = 1000  # logged models per search (a run has at most a few thousand checkpoints)
 MAX_SNAPSHOT_BYTES = 16 * 2**20  # a large model's snapshot is well under 1 MB
 MAX_WEIGHTS_BYTES = 64 * 2**20  # the largest preset's weights are under 2 MB
+
+
+class MissingArtifact(LLMBError):
+    """An artifact the store does not have (as opposed to one it has that is unusable)."""
 
 
 @dataclass(frozen=True)
@@ -264,11 +269,12 @@ class RunReader:
         raw = self.artifact_bytes(run_id, snapshot_path(int(step)), label, MAX_SNAPSHOT_BYTES)
         return snapshot_format.decode(raw, label)
 
-    def weights(self, run_id: str, step: int):
-        """(ModelConfig, float32 arrays) of the model at ``step``, as stored beside its snapshot."""
+    def weights(self, run_id: str, step: int, max_params: int = DEFAULT_MAX_PARAMS, raise_with: str | None = None):
+        """(ModelConfig, float32 arrays) of the model at ``step``, as stored beside its snapshot,
+        once checked (``weights.decode``: at most ``max_params``, ``raise_with`` allowing more)."""
         label = f"the model's weights at step {step} in run {run_id}"
         raw = self.artifact_bytes(run_id, weights_path(int(step)), label, MAX_WEIGHTS_BYTES)
-        return weights_format.decode(raw, label)
+        return weights_format.decode(raw, label, max_params, raise_with)
 
     def artifact_bytes(self, run_id: str, path: str, label: str | None = None,
                        max_bytes: int | None = None) -> bytes:
@@ -292,10 +298,10 @@ class RunReader:
                 with tempfile.TemporaryDirectory(prefix="llmb-read-") as tmp:
                     return _read(repo.download_artifacts(path, tmp), max_bytes, label)
             except (FileNotFoundError, IsADirectoryError):
-                raise LLMBError(f"{label} is missing from the artifact store") from None
+                raise MissingArtifact(f"{label} is missing from the artifact store") from None
             except MlflowException as exc:
                 if is_missing(exc) or "404" in str(exc):
-                    raise LLMBError(f"{label} is missing from the artifact store") from None
+                    raise MissingArtifact(f"{label} is missing from the artifact store") from None
                 raise
 
     @cachedmethod(lambda self: self._repositories, lock=lambda self: self._lock)
@@ -318,5 +324,5 @@ class RunReader:
 def _read(path: str, max_bytes: int | None, label: str) -> bytes:
     with open(path, "rb") as f:
         if max_bytes is not None and os.fstat(f.fileno()).st_size > max_bytes:
-            raise LLMBError(f"{label} is larger than {max_bytes // 2**20} MB; it is not a snapshot")
+            raise LLMBError(f"{label} is larger than {max_bytes / 2**20:,.0f} MB, more than it can be")
         return f.read()

@@ -26,6 +26,7 @@ from .run_layout import (
     CHECKPOINT_MODEL_FILE, SAVE_TOKEN_TAG, SOURCE_RUN_VERSION_TAG, STEP_VERSION_TAG, TRAIN_LOSS, TRAINING_RUN,
     VAL_LOSS,
 )
+from .shapes import DEFAULT_MAX_PARAMS, checkpoint_bytes
 from .store import is_missing, missing_as, store_errors, stored_count
 
 _BAD_NAME = re.compile(r"[/:@]")
@@ -292,8 +293,9 @@ class ModelLibrary:
             raise LLMBError(f"registered model {name!r} is not an LLMBreaker model")
         return model
 
-    def checkpoint(self, ref: str) -> tuple[Version, dict]:
-        """A version and its checkpoint, loaded safely."""
+    def checkpoint(self, ref: str, max_params: int = DEFAULT_MAX_PARAMS,
+                   raise_with: str | None = None) -> tuple[Version, dict]:
+        """A version and its checkpoint, loaded safely and checked (``checkpoint.load``)."""
         from . import checkpoint
 
         version = self.resolve(ref)
@@ -301,8 +303,9 @@ class ModelLibrary:
         if version.model_id is None:
             raise LLMBError(f"model {version.ref} is not an LLMBreaker checkpoint's logged model "
                             f"(its source is {version.source}); save it again from its run")
-        raw = self.reader.model_artifact_bytes(version.model_id, CHECKPOINT_MODEL_FILE, label)
-        return version, checkpoint.load(raw, label)
+        raw = self.reader.model_artifact_bytes(version.model_id, CHECKPOINT_MODEL_FILE, label,
+                                               checkpoint_bytes(max_params))
+        return version, checkpoint.load(raw, label, max_params, raise_with)
 
     # -- changing --------------------------------------------------------------------------
 

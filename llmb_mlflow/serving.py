@@ -7,7 +7,9 @@ so loading it executes only this package's code, never a pickle.
     mlflow.pyfunc.load_model("models:/NAME/1").predict(["ROMEO:"],
         params={"max_new_tokens": 200, "temperature": 0.8, "seed": 0})
 
-returns one continuation (without the prompt) per input string.
+returns one continuation (without the prompt) per input string. Loading refuses, in one line, a
+checkpoint whose model has more than ``$LLMB_MAX_PARAMS`` parameters (default 100 M: see
+``shapes``) or does not fit its own settings, before building the model.
 """
 
 from __future__ import annotations
@@ -28,10 +30,14 @@ REQUIREMENT_MODULES = {package.replace("-", "_"): [package] for package in REQUI
 
 class _Model:
     def load_context(self, context):
-        from . import checkpoint
+        from . import checkpoint, shapes
 
-        with open(context.artifacts[CHECKPOINT_ARTIFACT], "rb") as f:
-            state = checkpoint.load(f.read(), "the model's checkpoint")
+        path = context.artifacts[CHECKPOINT_ARTIFACT]
+        label, max_params = _label(path), shapes.env_max_params()
+        allow_more = f"{shapes.MAX_PARAMS_ENV}=N"
+        with open(path, "rb") as f:
+            shapes.check_checkpoint_size(os.fstat(f.fileno()).st_size, label, max_params, allow_more)
+            state = checkpoint.load(f.read(), label, max_params, allow_more)
         self.model, self.tokenizer = checkpoint.build_model(state)
 
     def predict(self, context, model_input, params=None):
@@ -47,6 +53,17 @@ with warnings.catch_warnings():  # MLflow asks for type hints, which would drop 
     warnings.simplefilter("ignore", UserWarning)
     LLMBreakerModel = type("LLMBreakerModel", (_Model, mlflow.pyfunc.PythonModel),
                            {"__module__": __name__, "__doc__": "LLMBreaker's pyfunc model."})
+
+
+def _label(checkpoint_file: str) -> str:
+    """The checkpoint named by the logged model and run its MLmodel (beside ``artifacts/``) names."""
+    from mlflow.models import Model
+
+    try:
+        meta = Model.load(os.path.dirname(os.path.dirname(checkpoint_file)))
+    except Exception:  # a model directory without a readable MLmodel: named generically
+        return "the model's checkpoint"
+    return f"the checkpoint of logged model {meta.model_id} (run {meta.run_id})"
 
 
 def _prompts(model_input) -> list[str]:

@@ -18,6 +18,7 @@ from .run_layout import (
     DEFAULT_EXPERIMENT, MODEL_VERSION_TAG, PARENT_RUN_ID_TAG, PARENT_RUN_TAG, RUN_ANNOUNCEMENT,
     WORLD_SIZE_TAG,
 )
+from .shapes import DEFAULT_MAX_PARAMS
 
 
 def _say(text: str) -> None:
@@ -106,15 +107,19 @@ def prepare(preset: str, dataset: str, overrides: dict, tracking: Tracking | Non
 
 
 def prepare_resume(model_ref: str, dataset: str | None, overrides: dict, tracking_uri: str | None,
-                   viewer_limits: bool = False) -> Resume:
-    """A saved version ready to continue: settings may change, the model's shape may not.
+                   viewer_limits: bool = False, max_params: int = DEFAULT_MAX_PARAMS) -> Resume:
+    """A saved version ready to continue: settings may change, the model's shape may not; a
+    model of more than ``max_params`` parameters is refused before it is built.
     ``viewer_limits``: refuse what a training started from a viewer may not do (``limits``)."""
     from . import checkpoint, limits
     from .corpus import CharTokenizer, load_corpus, prepare_dataset
     from .registry import ModelLibrary
 
     library = ModelLibrary(tracking_uri)
-    version, state = library.checkpoint(model_ref)
+    if viewer_limits:
+        version, state = library.checkpoint(model_ref, min(max_params, limits.MAX_LOADED_PARAMETERS))
+    else:
+        version, state = library.checkpoint(model_ref, max_params, "--max-params")
     step, saved_iters = int(state["step"]), state["train_config"]["max_iters"]
     if overrides.get("max_iters") is None and saved_iters <= step:
         raise LLMBError(f"{version.ref} is at step {step}, its training's last; "

@@ -18,7 +18,11 @@ import numpy as np
 from cachetools import LRUCache
 from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 
+from llmb_mlflow import limits
+from llmb_mlflow.config import ModelConfig
 from llmb_mlflow.errors import LLMBError
+from llmb_mlflow.reader import MissingArtifact
+from llmb_mlflow.shapes import build as build_model, load_into
 
 from .. import checks
 from ..icons import labelled
@@ -76,23 +80,6 @@ def advance(state: dict, wanted: dict, vocab: str, next_id: Callable[[list[int]]
     return {"text": "".join(vocab[i] for i in ids), "turn": wanted["turn"], "done": len(moves)}, ids
 
 
-def build_model(config, state: dict):
-    """A model of ``config`` holding ``state`` (arrays or tensors), for inference."""
-    from llmb_mlflow.model import MicroGPT
-
-    return load_into(MicroGPT(config).eval(), state)
-
-
-def load_into(model, state: dict):
-    import torch
-
-    try:
-        model.load_state_dict({name: torch.as_tensor(value) for name, value in state.items()})
-    except (RuntimeError, KeyError) as exc:
-        raise LLMBError(f"the stored weights do not fit their model ({str(exc).splitlines()[0][:200]})") from None
-    return model
-
-
 class Models:
     """The model as it was at any step of a run's time line, for one evaluation at a time (hold
     ``lock`` while using what ``at`` returns): each step's weights read and decoded once and kept
@@ -118,10 +105,8 @@ class Models:
             if self._weights.getsizeof(stored) <= self._weights.maxsize:  # else used, not kept
                 self._weights[key] = stored
         config, state, vocab, used = stored
-        if config not in self._built:
-            from llmb_mlflow.model import MicroGPT
-
-            self._built[config] = [MicroGPT(config).eval(), None]
+        if config not in self._built:  # ``config`` and ``state`` were checked as they were read
+            self._built[config] = [build_model(config, state), key]
         built = self._built[config]
         if built[1] != key:
             built[1] = None  # until loaded: a failed load leaves no half-loaded model named as a step's
@@ -145,12 +130,12 @@ class Models:
             if run_id not in self._vocabs:
                 self._vocabs[run_id] = self.data.snapshot(run_id, step).vocab
             return config, {k: torch.from_numpy(v) for k, v in arrays.items()}, self._vocabs[run_id], step
-        except LLMBError:
+        except MissingArtifact:  # a run trained with --no-step-weights
             from llmb_mlflow import checkpoint
 
             used, raw = self.data.checkpoint_before(run_id, step)
-            model, tokenizer = checkpoint.build_model(checkpoint.load(raw, f"checkpoint of step {used}"))
-            return model.cfg, model.state_dict(), tokenizer.chars, used
+            state = checkpoint.load(raw, f"checkpoint of step {used} in run {run_id}", limits.MAX_LOADED_PARAMETERS)
+            return ModelConfig(**state["model_config"]), state["model"], state["vocab"], used
 
 
 def bars_figure(vocab: str, probabilities: np.ndarray, temperature: float) -> dict:
