@@ -6,8 +6,9 @@ unpickles nothing, so it imports nothing and never sees a module that the main t
 importing (a dataclass unpickled there once met a half-imported ``typing`` and killed the
 reader). It answers the training's pings at once, so the training knows the helper is alive
 even while the main thread waits on the store. The main thread loads MLflow, then unpickles and
-applies the messages in order, and tells the training how many it has taken (``ack``): the
-training keeps the rest, to spool them itself if this helper breaks down. If the reader dies
+applies the messages in order, and tells the training how many of them are safe (``ack``: their
+data is stored, or spilled to disk): the training keeps the rest, to spool them itself if this
+helper breaks down. If the reader dies
 all the same, the main thread notices within a second, stores everything it took and ends the
 run FAILED, saying why.
 """
@@ -20,12 +21,12 @@ import queue
 import signal
 import sys
 import threading
+from collections import deque
 
 from .errors import LLMBError
 from .store import first_line
 
 PING = b"ping"  # not a pickle: the reader answers it without unpickling anything
-ACK_EVERY = 64  # messages taken between acknowledgements while more are waiting
 LOST_READER = "the tracking process stopped reading the training's reports"
 
 
@@ -95,7 +96,9 @@ class _Helper:
         self.open_tracker, self.inbox, self.reply, self.reader = open_tracker, inbox, reply, reader
         self.tracker = None
         self.started = False
-        self.taken = 0  # messages taken from the training, as acknowledged to it
+        self.taken = 0  # messages taken from the training
+        self.marks: deque = deque()  # (messages taken, the backlog's entries added by then)
+        self.marks_lock = threading.Lock()
         self.ended = threading.Event()
 
     def run(self) -> None:
@@ -114,8 +117,9 @@ class _Helper:
                     return
             elif self.started:
                 self._apply(kind, message[1:])
-            if self.inbox.empty() or self.taken % ACK_EVERY == 0:
-                self.reply("ack", self.taken)
+            if self.started:
+                with self.marks_lock:
+                    self.marks.append((self.taken, self.tracker.backlog.added))
 
     def _next(self) -> tuple:
         """The training's next message; ("gone",) once it closed the connection, ("lost",) if
@@ -165,23 +169,35 @@ class _Helper:
         last = None
         while not self.ended.is_set():
             self.tracker.wait_for_control(1.0)
+            self._acknowledge()
             now = (self.tracker.control(), self.tracker.failed_writes, self.tracker.last_failure,
                    self.tracker.backlog.memory_bytes)
             if now != last:
                 self.reply("control", *now)
                 last = now
 
+    def _acknowledge(self) -> None:
+        """Tell the training which messages are safe: those whose entries have all left the
+        backlog's memory (it is first in, first out)."""
+        safe = None
+        left = self.tracker.backlog.left_memory
+        with self.marks_lock:
+            while self.marks and self.marks[0][1] <= left:
+                safe = self.marks.popleft()[0]
+        if safe is not None:
+            self.reply("ack", safe)
+
     def _end(self, status: str, why: str | None) -> None:
         """``why``: the helper ends the run of its own accord (its reader is dead), which the
         training hears as an error."""
         error = None
         self.ended.set()
-        self.reply("ack", self.taken)
         if self.started:
             try:
                 self.tracker.finish(status)
             except LLMBError as exc:
                 error = str(exc)
+        self.reply("ack", self.taken)  # stored, or in the run's spool (or lost with its disk)
         if why:
             error = f"{why}; {error}" if error else why
         if self.tracker is None:
