@@ -147,6 +147,11 @@ class _Helper:
             return False
         from .store import resolve_uri
 
+        # MLflow retries a failed HTTP request for minutes (7 times, doubling its wait) inside
+        # one call, so a server restart never reached our writer: it was neither counted nor
+        # said at the end. From now on a request fails at once and the writer retries, keeping
+        # the data (and spilling it), unless the user chose MLflow's retries.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         tracker, self.started = self.tracker, True
         self.reply("run", tracker.run_id, tracker.run_name, tracker.uri, tracker.experiment,
                    tracker.uri == resolve_uri(None))

@@ -154,3 +154,35 @@ def test_a_helper_whose_reader_dies_ends_the_training_and_sync_completes_the_run
     assert steps == list(range(1, len(steps) + 1)) and len(steps) > 25  # nothing lost
     for step in reader.snapshot_steps(run_id):
         assert reader.snapshot(run_id, step).step == step
+
+
+def test_a_short_server_outage_is_noted_as_retried_writes(template_db, tmp_path, monkeypatch):
+    from conftest import LIVE_ARGS, start_mlflow_server, stop_process
+    from llmb_mlflow import control
+    from llmb_mlflow.launcher import launch
+
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)  # MLflow's own default
+    monkeypatch.setenv("LLMB_SPOOL_DIR", str(tmp_path / "spool"))
+    uri, server = start_mlflow_server(template_db, tmp_path)
+    port = int(uri.rsplit(":", 1)[1])
+    training = launch(["train", *LIVE_ARGS], uri)
+    try:
+        reader = RunReader(uri)
+        until(lambda: reader.run(training.run_id).last_step >= 10, what="10 steps")
+        stop_process(server)
+        # the server takes seconds to start again; the writer sends every second meanwhile
+        uri, server = start_mlflow_server(template_db, tmp_path, port=port)
+        before = RunReader(uri).run(training.run_id).last_step
+        until(lambda: RunReader(uri).run(training.run_id).last_step > before + 10, what="steps after")
+        control.send(RunReader(uri).client, training.run_id, "stop")
+        assert training.process.wait(timeout=120) == 130
+        run = RunReader(uri).run(training.run_id)
+        steps = RunReader(uri).metric(training.run_id, "train_loss").steps.tolist()
+        assert run.status == "KILLED" and steps == list(range(1, run.last_step + 1))
+        log = open(training.log_path).read()
+        notes = [line for line in log.splitlines() if line.startswith("Note: ")]
+        assert len(notes) == 1 and " write(s) to the tracking store failed and were retried" in notes[0], log
+        assert "Traceback" not in log and "Retrying (Retry(" not in log, log
+    finally:
+        training.process.kill()
+        stop_process(server)
