@@ -144,7 +144,7 @@ class TrackingProcess(Tracker):
             raise
         self.close()
         unsent = self._unsent.take(self._outbox)
-        if unsent:
+        if unsent and (self.run_id or self._ended in (GONE, STUCK)):  # (not a run that failed to start)
             raise LLMBError(keep_unsent(unsent, self, status, self._ended or GONE))
         if self._ended and not self._raised:
             raise LLMBError(self._ended)

@@ -186,3 +186,20 @@ def test_a_short_server_outage_is_noted_as_retried_writes(template_db, tmp_path,
     finally:
         training.process.kill()
         stop_process(server)
+
+
+@pytest.mark.xfail(reason="a migration that loses the race can leave alembic's _alembic_tmp_experiments "
+                          "table behind, which fails every later open; retrying does not cure that")
+def test_a_training_opens_a_new_sqlite_store_that_another_program_is_creating(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'new.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "LLMB_SPOOL_DIR": str(tmp_path / "spool")}
+    script = f"import mlflow; mlflow.MlflowClient({uri!r}).search_experiments()"
+    others = [subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    training = subprocess.run([sys.executable, "-m", "llmb_mlflow", "train", *TINY_ARGS, "--max-iters", "5"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    for other in others:
+        other.wait(timeout=120)
+    assert training.returncode == 0 and "Error" not in training.stderr, training.stderr
+    run_id = training.stdout.split("Logging to MLflow run ", 1)[1].split()[0]
+    assert RunReader(uri).run(run_id).status == "FINISHED"
