@@ -60,6 +60,7 @@ class Backlog:
         self.adopted = adopted
         self._memory: deque = deque()
         self.memory_bytes = 0  # what the entries in memory hold, as counted above
+        self.added = self.left_memory = 0  # entries added; entries sent from memory or spilled
         self._mem = threading.Lock()  # memory, the segment list and the flight; held briefly
         self._disk = threading.Lock()  # the folder's files; held through a spill
         self._segments = [seq for seq in spool.segments(folder) if seq >= spool.read_cursor(folder)[0]]
@@ -78,6 +79,7 @@ class Backlog:
     def add_points(self, points: list) -> None:
         with self._mem:
             self._memory.extend(points)
+            self.added += len(points)
             self.memory_bytes += POINT_BYTES * len(points)
             over = self.memory_bytes > self.bound
         if over:
@@ -86,6 +88,7 @@ class Backlog:
     def add_artifact(self, artifact: Artifact) -> None:
         with self._mem:
             self._memory.append(artifact)
+            self.added += 1
             self.memory_bytes += artifact.size
             over = self.memory_bytes > self.bound
         if over:
@@ -134,6 +137,7 @@ class Backlog:
                 spilled, count = self._flight_spilled, self._flight
                 self._flight, self._flight_spilled = 0, None
                 if sent and spilled is None:
+                    self.left_memory += count
                     for _ in range(count):
                         entry = self._memory.popleft()
                         self.memory_bytes -= entry.size if isinstance(entry, Artifact) else POINT_BYTES
@@ -195,6 +199,7 @@ class Backlog:
                 return False
             with self._mem:
                 self._spilling = 0
+                self.left_memory += len(entries)
                 if entries:
                     self._next_seq += 1
                     self._segments.append(seq)

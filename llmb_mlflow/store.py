@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 from urllib.parse import urlparse
 
 from .errors import LLMBError
@@ -37,15 +38,37 @@ def client(tracking_uri: str | None = None, check: bool = True):
     if check:
         check_reachable(uri)
     with store_errors(uri), _first_open_lock(uri):
-        mlflow_client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        if urlparse(uri).scheme == "sqlite" and uri not in _opened_sqlite:
-            mlflow_client.search_experiments(max_results=1)  # creates or checks the tables
-            mlflow_client.search_registered_models(max_results=1)
-            _opened_sqlite.add(uri)
+        if urlparse(uri).scheme != "sqlite" or uri in _opened_sqlite:
+            return MlflowClient(tracking_uri=uri, registry_uri=uri)
+        deadline = time.monotonic() + FIRST_OPEN_SECONDS
+        while True:
+            try:
+                mlflow_client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+                mlflow_client.search_experiments(max_results=1)  # creates or checks the tables
+                mlflow_client.search_registered_models(max_results=1)
+                break
+            except Exception as exc:
+                if not _tables_being_made(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)  # another program (``mlflow ui``, a script) is making them
+        _opened_sqlite.add(uri)
         return mlflow_client
 
 
 _opened_sqlite: set[str] = set()
+FIRST_OPEN_SECONDS = 60.0  # MLflow's migrations of a new store take seconds
+
+
+def _tables_being_made(exc) -> bool:
+    """Whether opening a sqlite store failed because another program, which our lock does not
+    hold back, is creating or migrating its tables at the same moment."""
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import OperationalError
+
+    if isinstance(exc, MlflowException):
+        return "out-of-date database schema" in exc.message
+    return isinstance(exc, OperationalError) and any(
+        text in str(exc) for text in ("duplicate column", "already exists", "database is locked"))
 
 
 @contextlib.contextmanager

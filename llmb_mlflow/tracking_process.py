@@ -18,6 +18,11 @@ The helper ignores Ctrl-C, SIGTERM and SIGHUP: the training decides when the run
 training process disappears without ending the run (killed), the helper stores everything it
 received and ends the run FAILED, so nothing the training reported is lost.
 
+The training pings the helper every second and keeps each report until the helper says it took
+it (``unsent.py``). A helper that dies, or stays silent for ``ANSWER_SECONDS`` (it is then
+killed), ends the training with one line; the reports it did not take go to a spool folder of
+the run, for ``llmb runs sync``. The helper's own side is ``tracking_helper.py``.
+
 This module imports neither MLflow nor torch: the helper starts by importing it.
 """
 
@@ -26,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import signal
 import socket
 import subprocess
 import sys
@@ -36,10 +40,15 @@ from dataclasses import dataclass, replace
 
 from .control import Control
 from .errors import LLMBError
-from .store import first_line
 from .tracker import Tracker
+from .tracking_helper import PING
+from .unsent import Unsent, keep_unsent
 
 GONE = "the tracking process ended unexpectedly"
+STUCK = "the tracking process stopped answering"
+PING_SECONDS = 1.0  # the helper's reader answers a ping at once, whatever its main thread does
+ANSWER_SECONDS = 10.0  # a helper silent this long is stuck
+FIRST_ANSWER_SECONDS = 60.0  # before its first answer: it may still be starting on a busy machine
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,7 @@ class TrackingProcess(Tracker):
         self._ended: str | None = None  # once the helper is done: "", or what went wrong
         self._changed = threading.Condition()
         self._outbox: queue.Queue = queue.Queue()
+        self._unsent = Unsent()  # sent, not yet taken by the helper
         if tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):  # else MLflow's local default
             from .store import check_reachable
 
@@ -122,11 +132,20 @@ class TrackingProcess(Tracker):
             self._changed.wait(timeout)
 
     def finish(self, status: str) -> None:
-        """Wait until the helper has stored everything and ended the run with ``status``."""
+        """Wait until the helper has stored everything and ended the run with ``status``. If it
+        broke down instead, what it did not take goes to the spool, which the error names."""
         self._outbox.put(("finish", status))
-        with self._changed:
-            self._changed.wait_for(lambda: self._ended is not None)
+        try:
+            with self._changed:
+                while not self._changed.wait_for(lambda: self._ended is not None, 1.0):
+                    pass  # (a timed wait lets a second Ctrl-C or SIGTERM through)
+        except BaseException:
+            self.close()
+            raise
         self.close()
+        unsent = self._unsent.take(self._outbox)
+        if unsent and (self.run_id or self._ended in (GONE, STUCK)):  # (not a run that failed to start)
+            raise LLMBError(keep_unsent(unsent, self, status, self._ended or GONE))
         if self._ended and not self._raised:
             raise LLMBError(self._ended)
 
@@ -147,22 +166,42 @@ class TrackingProcess(Tracker):
     # -- the pipe --------------------------------------------------------------------------
 
     def _send(self) -> None:
-        while (item := self._outbox.get()) is not None:
+        pinged = time.monotonic()
+        while True:
             try:
-                self._conn.send(item)
+                item = self._outbox.get(timeout=max(0.0, pinged + PING_SECONDS - time.monotonic()))
+            except queue.Empty:
+                item = PING
+            try:
+                if item is None:
+                    return
+                if time.monotonic() - pinged >= PING_SECONDS:
+                    self._conn.send_bytes(PING)
+                    pinged = time.monotonic()
+                if item is not PING:
+                    self._unsent.add(item)
+                    self._conn.send(item)
             except (OSError, ValueError):  # the helper is gone; _receive says so
                 return
 
     def _receive(self) -> None:
+        silence = FIRST_ANSWER_SECONDS  # a helper may take long to start on a busy machine
         while True:
             try:
-                message = self._conn.recv()
+                if self._conn.poll(silence):
+                    message = self._conn.recv()
+                    silence = ANSWER_SECONDS
+                else:
+                    self._process.kill()  # stuck: it takes nothing more, so nothing is sent twice
+                    message = ("ended", STUCK)
             except (EOFError, OSError):
                 message = ("ended", GONE)
             kind = message[0]
             with self._changed:
                 if kind == "run":
                     self.run_id, self.run_name, self.uri, self.experiment, self.default_store = message[1:]
+                elif kind == "ack":
+                    self._unsent.taken(message[1])
                 elif kind == "control":
                     self._control, self.failed_writes, self.last_failure, self.unsent_bytes = message[1:]
                 elif kind == "failed":
@@ -171,8 +210,8 @@ class TrackingProcess(Tracker):
                     self._ended = message[1] or ""
                     if len(message) > 2:
                         self.failed_writes, self.last_failure = message[2:]
-                    if message[1] == GONE:  # nothing tracks this training any more
-                        self._error = self._error or GONE
+                    if message[1]:  # before the training's end: nothing tracks it any more
+                        self._error = self._error or message[1]
                 self._changed.notify_all()
             if kind == "ended":
                 return
@@ -195,144 +234,10 @@ def _start_helper(settings: dict):
     return ours, conn, process
 
 
-def serve(conn, settings: dict, training_pid: int, argv: list[str]) -> None:
-    """The helper's main: an MlflowTracker fed from ``conn`` until the run ends. ``argv``: the
-    training's command line, which MLflow's context tags describe."""
-    sys.argv = argv
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_IGN)
-    inbox: queue.Queue = queue.Queue()
-    threading.Thread(target=_read, args=(conn, inbox), daemon=True).start()  # drain the pipe now
-    reply = _Replies(conn)
-    _warm_up(settings.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or "")
-    from .mlflow_tracker import MlflowTracker
-
-    try:
-        _Helper(lambda: MlflowTracker(**settings, pid=training_pid), inbox, reply).run()
-    except Exception as exc:  # a bug here must not leave the training tracked by nobody, silently
-        reply("failed", f"tracking failed: {first_line(exc)}")
-        reply("ended", f"tracking failed: {first_line(exc)}")
-        raise
-    os._exit(0)  # everything is stored; MLflow's exit handlers have nothing left to do
-
-
-def _warm_up(uri: str) -> None:
-    """Load what opening the store and creating the run need, while the training loads torch.
-
-    The helper is never a notebook, but MLflow's context tags ask whether it is by importing
-    IPython (0.5 s of CPU, which a training using every core pays for): here that import fails
-    at once, as it does where IPython is not installed."""
-    from . import mlflow_compat
-
-    sys.modules.setdefault("IPython", None)
-    mlflow_compat.load_store_code(uri)
-    mlflow_compat.context_tags({})  # its context providers import what they look for
-
-
-def _read(conn, inbox: queue.Queue) -> None:
-    while True:
-        try:
-            inbox.put(conn.recv())
-        except (EOFError, OSError):
-            inbox.put(("gone",))
-            return
-
-
-class _Replies:
-    def __init__(self, conn):
-        self.conn, self.lock = conn, threading.Lock()
-
-    def __call__(self, *message) -> None:
-        with self.lock:
-            try:
-                self.conn.send(message)
-            except (OSError, ValueError):
-                pass  # the training is gone; the helper still ends the run
-
-
-class _Helper:
-    def __init__(self, open_tracker, inbox: queue.Queue, reply: _Replies):
-        self.open_tracker, self.inbox, self.reply = open_tracker, inbox, reply
-        self.tracker = None
-        self.started = False
-        self.ended = threading.Event()
-
-    def run(self) -> None:
-        from .run_layout import FAILED
-
-        while True:
-            message = self.inbox.get()
-            kind = message[0]
-            if kind == "finish" or kind == "gone":
-                self._end(message[1] if kind == "finish" else FAILED)
-                return
-            if kind == "start":
-                if not self._start(message[1]):
-                    self._drain()
-                    return
-            elif self.started:
-                self._apply(kind, message[1:])
-
-    def _start(self, description) -> bool:
-        try:  # the store is opened only now: a training that fails to load leaves it untouched
-            self.tracker = self.open_tracker()
-            self.tracker.start(description)
-        except Exception as exc:
-            problem = str(exc) if isinstance(exc, LLMBError) else f"tracking failed: {first_line(exc)}"
-            self.reply("failed", problem)
-            self.reply("ended", problem)
-            return False
-        from .store import resolve_uri
-
-        tracker, self.started = self.tracker, True
-        self.reply("run", tracker.run_id, tracker.run_name, tracker.uri, tracker.experiment,
-                   tracker.uri == resolve_uri(None))
-        threading.Thread(target=self._relay, daemon=True).start()
-        return True
-
-    def _apply(self, kind: str, args: tuple) -> None:
-        if kind == "metrics":
-            self.tracker.log_metrics(*args)
-        elif kind == "snapshot":
-            self.tracker.log_snapshot(*args)
-        elif kind == "checkpoint":
-            self.tracker.log_checkpoint(*args)
-        elif kind == "state":
-            self.tracker.report_state(*args)
-
-    def _relay(self) -> None:
-        """Send the controllers' requests, write failures and the unsent data in memory to the
-        training as they change."""
-        last = None
-        while not self.ended.is_set():
-            self.tracker.wait_for_control(1.0)
-            now = (self.tracker.control(), self.tracker.failed_writes, self.tracker.last_failure,
-                   self.tracker.backlog.memory_bytes)
-            if now != last:
-                self.reply("control", *now)
-                last = now
-
-    def _end(self, status: str) -> None:
-        error = None
-        self.ended.set()
-        if self.started:
-            try:
-                self.tracker.finish(status)
-            except LLMBError as exc:
-                error = str(exc)
-        if self.tracker is None:
-            self.reply("ended", error)
-        else:
-            self.reply("ended", error, self.tracker.failed_writes, self.tracker.last_failure)
-
-    def _drain(self) -> None:
-        """The run could not start: wait for the training to finish or go, then end."""
-        while self.inbox.get()[0] not in ("finish", "gone"):
-            pass
-
-
 if __name__ == "__main__":
     from multiprocessing.connection import Connection
+
+    from llmb_mlflow.tracking_helper import serve
 
     _conn = Connection(int(sys.argv[1]))
     _settings, _argv = _conn.recv()
