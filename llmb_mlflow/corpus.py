@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import LLMBError
+from .upload_folder import read_kept
 
 BUNDLED = ("shakespeare", "alice", "turmoil")
 MAX_CORPUS_BYTES = 20 * 1024 * 1024
@@ -88,10 +89,8 @@ def load_corpus(spec: str) -> Corpus:
         package_file = resources.files("llmb_mlflow") / "corpora" / f"{spec}.txt.gz"
         text = normalise(gzip.decompress(package_file.read_bytes()).decode("utf-8"))
         return Corpus(spec, text, f"llmb_mlflow/corpora/{spec}.txt.gz", bundled=True)
-    from .uploads import read_kept  # uploads uses this module
-
     path = Path(spec).expanduser()
-    kept = read_kept(path)
+    kept = read_kept(path, MAX_CORPUS_BYTES)
     if kept is not None:
         return Corpus(path.name, decode_corpus_bytes(kept, spec), str(path.absolute()))
     if not path.exists():

@@ -3,18 +3,15 @@
 The page only ever holds an upload's id (``upload:<content hash>/<file name>``), never a
 path: a training started from the page gets the path this module finds for a valid id, and an
 id counts only if the file under it still has the content its hash names, so nothing but a
-file the viewer stored itself can be trained on. The training reads it the same way
-(``read_kept``): no link is followed, and a file with another name elsewhere (a hard link, whose
-content may change under it) or that is not a regular file is refused.
+file the viewer stored itself can be trained on. Both read it through ``upload_folder``, which
+follows no link and refuses a file that is not regular or has another name elsewhere.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
-import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +20,8 @@ from filelock import FileLock
 
 from .corpus import MAX_CORPUS_BYTES, decode_corpus_bytes
 from .errors import LLMBError, shown
-from .paths import user_data_dir
+from .upload_folder import DIGEST_CHARS, digest as _digest, read as _read, upload_dir
 
-DIGEST_CHARS = 16
 DEFAULT_SPACE_MB = 500
 _ID = re.compile(rf"upload:(?P<digest>[0-9a-f]{{{DIGEST_CHARS}}})/(?P<name>\w[\w.\- ]*(?i:\.txt))")
 
@@ -36,11 +32,6 @@ class Upload:
     name: str
     path: Path
     new: bool = field(default=False, compare=False)  # written by this store_upload, not kept already
-
-
-def upload_dir() -> Path:
-    """Where corpora uploaded in the viewer are kept (trainings and resumes read them later)."""
-    return user_data_dir("uploads", "LLMB_UPLOAD_DIR")
 
 
 def store_upload(filename: str, raw: bytes) -> Upload:
@@ -162,45 +153,9 @@ def find_upload(upload_id) -> Upload:
 def _holds(path: Path, digest: str) -> bool:
     """Whether ``path`` is a file kept in the upload folder whose content has ``digest``."""
     try:
-        return _digest(_read(path.parent, path.name)) == digest
+        return _digest(_read(path.parent, path.name, MAX_CORPUS_BYTES)) == digest
     except OSError:
         return False
-
-
-def read_kept(path) -> bytes | None:
-    """The bytes of the upload kept at ``path`` (a training's corpus), checked as ``find_upload``
-    checks it; None if ``path`` is not in the upload folder."""
-    path = Path(os.path.abspath(Path(path).expanduser()))
-    if path.parent.parent != Path(os.path.abspath(upload_dir())):
-        return None
-    try:
-        raw = _read(path.parent, path.name)
-    except OSError:
-        raw = None
-    if raw is None or _digest(raw) != path.parent.name:
-        raise LLMBError(f"{path.name} in the upload folder is not a file the viewer stored as it is now "
-                        "(a link, not a regular file, or changed since); upload it again")
-    return raw
-
-
-def _read(folder: Path, name: str) -> bytes:
-    """The bytes of the regular file ``name`` in ``folder``, neither a symbolic link, nor in a
-    linked folder, nor with another name anywhere (a hard link), at most MAX_CORPUS_BYTES; OSError
-    otherwise (a FIFO is refused without waiting for a writer)."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    folder_fd = os.open(folder, flags | os.O_DIRECTORY)
-    try:
-        fd = os.open(name, flags, dir_fd=folder_fd)
-    finally:
-        os.close(folder_fd)
-    with os.fdopen(fd, "rb") as f:
-        found = os.fstat(fd)
-        if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1 or found.st_size > MAX_CORPUS_BYTES:
-            raise OSError(f"{name} is not a regular file with one link, of at most {MAX_CORPUS_BYTES} bytes")
-        raw = f.read(MAX_CORPUS_BYTES + 1)
-    if len(raw) > MAX_CORPUS_BYTES:
-        raise OSError(f"{name} grew past {MAX_CORPUS_BYTES} bytes")
-    return raw
 
 
 def upload_at(path) -> Upload:
@@ -222,7 +177,3 @@ def safe_name(filename, max_bytes: int = 120) -> str:
         stem = stem[:-1]
         name = f"{stem}{dot}{extension}".strip() or "corpus.txt"
     return name
-
-
-def _digest(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()[:DIGEST_CHARS]

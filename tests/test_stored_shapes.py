@@ -19,7 +19,7 @@ from llmb_mlflow.errors import LLMBError
 
 from conftest import bard_library
 from dash_requests import pattern_trigger
-from test_viewer_requests import footprint, refused, viewer  # noqa: F401 (a fixture)
+from test_viewer_requests import footprint, refused
 
 HUGE = {"n_layer": 64, "n_embd": 1024}  # with the tiny run's context and vocabulary
 HUGE_SIZE = "a model of 805,521,408 parameters"
@@ -183,7 +183,7 @@ def test_the_playground_refuses_huge_or_malformed_step_weights_before_building_a
         weights.decode(old.getvalue(), "w")
 
 
-def test_load_for_more_steps_than_a_training_may_reach_names_the_field(viewer, store_uri, shakespeare):  # noqa: F811
+def test_load_for_more_steps_than_a_training_may_reach_names_the_field(viewer, store_uri, shakespeare):
     bard_library(store_uri, shakespeare)
     button = {"type": "model-action", "action": "load", "model": "bard", "version": "2"}
     toast = refused(viewer.post(pattern_trigger(button, "n_clicks"), {
