@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import zipfile
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -44,12 +45,33 @@ def dump(trainer) -> bytes:
     return buffer.getvalue()
 
 
+def _check_archive(data: bytes, label: str) -> None:
+    """Refuse what would make ``torch.load`` allocate more than the file holds: anything but the
+    archive ``torch.save`` writes, whose parts are stored as they are, never compressed."""
+    why = None
+    if not data:
+        why = "it ends too early"
+    elif not data.startswith(b"PK\x03\x04"):
+        why = "it is not the archive PyTorch writes"
+    else:
+        try:
+            entries = zipfile.ZipFile(io.BytesIO(data)).infolist()
+        except (zipfile.BadZipFile, ValueError, EOFError):
+            why = "it is cut short or damaged"
+        else:
+            if any(e.compress_type != zipfile.ZIP_STORED for e in entries) or sum(e.file_size for e in entries) > len(data):
+                why = "its parts are compressed, which PyTorch never does"
+    if why:
+        raise LLMBError(f"{label} is corrupt or not an LLMBreaker checkpoint ({why})")
+
+
 def load(data: bytes, label: str = "checkpoint", max_params: int = DEFAULT_MAX_PARAMS,
          raise_with: str | None = None) -> dict[str, Any]:
     """Parse a checkpoint safely and check it (``shapes.check``: its model settings, its size
     within ``max_params``, its weights' shapes; ``raise_with`` says how to allow more) before
     anything is built from it; anything else is a one-line LLMBError naming ``label``."""
     shapes.check_checkpoint_size(len(data), label, max_params, raise_with)
+    _check_archive(data, label)
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError) as exc:

@@ -185,12 +185,16 @@ class TrackingProcess(Tracker):
                 return
 
     def _receive(self) -> None:
-        silence = FIRST_ANSWER_SECONDS  # a helper may take long to start on a busy machine
+        # Silence is counted in one-second waits, not by the clock: a process stopped (Ctrl-Z, a
+        # debugger) for a while finds the clock moved on when it resumes, the helper no less alive.
+        allowed, quiet = FIRST_ANSWER_SECONDS, 0  # a helper may take long to start on a busy machine
         while True:
             try:
-                if self._conn.poll(silence):
+                if self._conn.poll(1.0):
                     message = self._conn.recv()
-                    silence = ANSWER_SECONDS
+                    allowed, quiet = ANSWER_SECONDS, 0
+                elif (quiet := quiet + 1) < allowed:
+                    continue
                 else:
                     self._process.kill()  # stuck: it takes nothing more, so nothing is sent twice
                     message = ("ended", STUCK)

@@ -61,6 +61,7 @@ def _read(data: bytes, label: str, take):
         unpacked = sum(entry.file_size for entry in archive.infolist())
         if unpacked > MAX_UNPACKED_BYTES:
             raise ValueError(f"it unpacks to {unpacked} bytes; a model's weights are far smaller")
+        _headers(archive)  # before np.load reads any array
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
             if int(arrays[VERSION_KEY]) > FORMAT_VERSION:
                 raise ValueError(f"format version {int(arrays[VERSION_KEY])} is newer than this program's")
@@ -85,13 +86,16 @@ def _layout(archive: zipfile.ZipFile, arrays) -> list:
 
 
 def _headers(archive: zipfile.ZipFile) -> dict[str, tuple[int, ...]]:
-    """The shape of each array of an npz, from its ``.npy`` header."""
+    """The shape of each array of an npz, from its ``.npy`` header, once the header is found to
+    claim no more bytes than the file stores (numpy allocates what a header claims)."""
     found = {}
     for entry in archive.infolist():
         with archive.open(entry) as f:
             version = np.lib.format.read_magic(f)
             header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape = header(f)[0]
+            shape, _, dtype = header(f)
+        if dtype.hasobject or math.prod(shape) * dtype.itemsize > entry.file_size:
+            raise ValueError(f"its array {entry.filename!r} claims more than the file holds")
         found[entry.filename.removesuffix(".npy")] = tuple(shape)
     return found
 

@@ -11,6 +11,7 @@ import resource
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from mlflow import MlflowClient
@@ -111,8 +112,21 @@ def test_stored_settings_of_the_wrong_type_or_shape_name_the_checkpoint_not_a_fl
     assert str(refusal.value).startswith("the checkpoint of logged model m-")
 
 
+def deflated(raw: bytes) -> bytes:
+    """The same checkpoint with its parts compressed: a small file whose tensors inflate to any size."""
+    import io
+    import zipfile
+
+    given, out = zipfile.ZipFile(io.BytesIO(raw)), io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for entry in given.infolist():
+            z.writestr(entry.filename, given.read(entry))
+    return out.getvalue()
+
+
 @pytest.mark.parametrize("damage, why", [
-    (lambda raw: b"not a checkpoint", "it holds something other than tensors, numbers, text, lists and dicts"),
+    (lambda raw: b"not a checkpoint", "it is not the archive PyTorch writes"),
+    (lambda raw: deflated(raw), "its parts are compressed, which PyTorch never does"),
     (lambda raw: raw[: len(raw) // 2], "it is cut short or damaged"),
     (lambda raw: raw[:100], "it is cut short or damaged"),
     (lambda raw: b"", "it ends too early"),
@@ -191,3 +205,23 @@ def test_load_for_more_steps_than_a_training_may_reach_names_the_field(viewer, s
         "Could not load bard/2: the number of more steps to train (1,000,000,000) would take bard/2 from its step 12 "
         "past step 1,000,000,000, the last a training may reach; give at most 999,999,988")
     assert "max_iters" not in toast
+
+
+def test_a_weights_file_whose_header_claims_more_than_it_stores_is_refused_before_numpy_allocates():
+    import io
+    import zipfile
+
+    from llmb_mlflow import weights
+
+    real = weights.encode({"w": np.zeros((4, 4), np.float32)}, {"n_layer": 1})
+    given, out = zipfile.ZipFile(io.BytesIO(real)), io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for entry in given.infolist():
+            raw = given.read(entry)
+            if entry.filename == "weights.npy":  # 16 numbers stored, 4,000,000,000 claimed
+                raw = raw.replace(b"(16,)", b"(4000000000,)")
+            z.writestr(entry.filename, raw)
+    with pytest.raises(LLMBError) as refusal:
+        weights.decode(out.getvalue(), "weights of step 10 in run r")
+    assert str(refusal.value) == ("weights of step 10 in run r is corrupt or unreadable (its array 'weights.npy' "
+                                  "claims more than the file holds)")
