@@ -105,6 +105,8 @@ def _body_problem() -> tuple[str, int] | None:
         return f"the request body is larger than {MAX_REQUEST_BYTES // 2**20} MB", 413
     except ValueError as exc:  # UnicodeDecodeError among them
         return f"the request body is not JSON ({' '.join(str(exc).split())[:120]})", 400
+    except RecursionError:
+        return "the request body is nested too deeply", 400
     if not isinstance(body, dict):
         return f"the request body must be a JSON object (got {shown(body, 40)})", 400
     request.llmb_output = body.get("output")  # named in a refusal

@@ -25,13 +25,12 @@ class ServerPaths:
                 folders = [os.path.abspath(path), os.path.dirname(os.path.abspath(path)), *folders]
         roots = {os.path.abspath(folder.removeprefix("file://")) for folder in folders
                  if folder and "://" not in folder.removeprefix("file://")}
-        self.roots = sorted((root for root in roots if root.count(os.sep) >= 2 or root == os.path.expanduser("~")),
-                            key=len, reverse=True)
+        self.roots = sorted((root for root in roots if root.count(os.sep) >= 2), key=len, reverse=True)
         # Dash's JSON writes "/" as "\u002f"
         self.words.update({_escaped(word): STORE for word in list(self.words)})
         self.roots = sorted({*self.roots, *map(_escaped, self.roots)}, key=len, reverse=True)
         self._words = re.compile("|".join(re.escape(word) for word in sorted(self.words, key=len, reverse=True)))
-        self._paths = re.compile("(?:" + "|".join(map(re.escape, self.roots)) + r")(?![\w.-])(?:(?:/|\\u002f)[^\s'\"\\,;)]*)*") \
+        self._paths = re.compile(r"(?<![\w+/=\\.-])(?:" + "|".join(map(re.escape, self.roots)) + r")(?![\w.-])(?:(?:/|\\u002f)[^\s'\"\\,;)]*)*") \
             if self.roots else None
 
     def hide(self, text: str) -> str:

@@ -2,6 +2,7 @@
 signal, read a store's password from a command line, start a run in somebody else's experiment,
 delete without the confirm step, or read the store's URI and the server's paths in an answer."""
 
+import json
 import subprocess
 
 import psutil
@@ -53,23 +54,30 @@ def test_what_a_launch_record_names_is_checked_against_the_process_before_any_si
                                                                                      monkeypatch, sleeper):
     monkeypatch.setenv("LLMB_LOG_DIR", str(tmp_path / "logs"))
     own = launcher.start(["train", *LIVE_ARGS], store_uri)
+    other = launcher.start(["train", *LIVE_ARGS], store_uri)
     try:
         assert store_uri not in " ".join(psutil.Process(own.process.pid).cmdline())  # in its environment only
         assert psutil.Process(own.process.pid).environ()["MLFLOW_TRACKING_URI"] == store_uri
         with pytest.raises(LLMBError, match="no training was started as"):
             launcher.state(own.id, owner="somebody else")
-        # a record whose pid has since gone to another process (here: the sleeper, made to look
-        # like the launch's in every way a record can say) is not that training any more
-        record = launcher._record_path(own.id)
-        record.write_text(record.read_text().replace(str(own.process.pid), str(sleeper.pid)).replace(
-            '"created": ', f'"created": {psutil.Process(sleeper.pid).create_time()}, "was": '))
-        with pytest.raises(LLMBError, match="the training did not start"):
-            launcher.state(own.id, timeout=0)
-        assert alive(sleeper) and alive(own.process)
-        assert launcher.running() == 0  # nor is it counted as running
+        assert launcher.running() == 2
+        # a record whose pid has since gone to another process, made to look like the launch's in
+        # every way a record can say: the sleeper (another command), then another training of this
+        # user (the same command, but writing to another log)
+        forged = "train-" + "ab" * 16
+        launcher._log_path(forged).write_text("")  # a launch that has not said its run yet
+        for impostor in (sleeper.pid, other.process.pid):
+            launcher._record_path(forged).write_text(json.dumps({
+                "pid": impostor, "created": psutil.Process(impostor).create_time(), "command": "train",
+                "owner": None}))
+            with pytest.raises(LLMBError, match="the training did not start"):
+                launcher.state(forged, timeout=0)
+            assert alive(sleeper) and alive(own.process) and alive(other.process)
+        assert launcher.running() == 2  # the forged record counts for nothing
     finally:
-        own.process.kill()
-        own.process.wait()
+        for started in (own, other):
+            started.process.kill()
+            started.process.wait()
 
 
 def test_a_read_only_viewer_follows_no_launch(store_uri, tmp_path, monkeypatch):
@@ -117,8 +125,27 @@ def test_answers_name_neither_the_store_nor_a_path_of_the_server(viewer, store_u
     assert answer.status == 200
     message = answer.outputs["run-error.children"]
     assert "no run with id '00000000000000000000000000000000' in the store" in message, message
+    shown = json.dumps(answer.outputs)  # as the page reads it, "/" unescaped
     for secret in (store_uri, str(tmp_path), "mlflow.db"):
-        assert secret not in answer.text
+        assert secret not in shown
+
+
+def test_hiding_server_paths_leaves_what_merely_resembles_them():
+    from dash_app.server_paths import SERVER_PATH, ServerPaths
+
+    paths = ServerPaths("sqlite:////srv/team/mlflow.db", ["/srv/team/mlruns", "/root/work", "/"])
+    assert paths.roots[-1] != "/" and "/root/work" in paths.roots  # a folder as short as "/" is no secret
+
+    def escaped(text):  # as Dash's JSON writes "/"
+        return text.replace("/", "\\u002f")
+
+    for text in ("file /srv/team/mlruns/1/a.npz is missing", "reading /root/work"):
+        assert paths.hide(text).count(SERVER_PATH) == 1 and "/srv" not in paths.hide(text)
+        assert paths.hide(escaped(text)) == paths.hide(text)
+    for kept in ("xx/root/work/abcd+ef/gh==", "https://example.org/root/work/a", "/root/workshop", "1 / 2",
+                 "a sample about /rooted things"):
+        assert paths.hide(kept) == kept and paths.hide(escaped(kept)) == escaped(kept)
+    assert paths.hide("no run in sqlite:////srv/team/mlflow.db.") == "no run in the store."
 
 
 def test_the_cap_counts_only_what_this_user_launched_and_still_runs(store_uri, tmp_path, monkeypatch):
