@@ -122,3 +122,36 @@ def test_a_full_disk_is_one_line_and_sync_completes_the_run(template_db, small_d
     for step in reader.snapshot_steps(run_id):
         assert reader.snapshot(run_id, step).step == step
     assert not (spool / run_id).exists()
+
+
+def test_in_the_helper_mlflow_logs_one_line_and_each_condition_is_said_once(capsys):
+    import logging
+
+    import mlflow  # noqa: F401 (configures MLflow's loggers)
+
+    from llmb_mlflow import outage
+
+    outage.quiet_store_logging()
+    try:
+        try:
+            raise OSError("first line\nsecond line")
+        except OSError:
+            logging.getLogger("mlflow.store.db.utils").exception("SQLAlchemy database error. caught\n%s", "x")
+            logging.getLogger("mlflow.tracking").exception("something unexpected\nmore")
+        logged = capsys.readouterr().err.splitlines()
+        assert len(logged) == 1 and "something unexpected (OSError: first line)" in logged[0], logged
+    finally:
+        logging.getLogger(outage.DB_ERROR_LOGGER).removeFilter(outage._drop_raised_db_errors)
+        for handler in logging.getLogger("mlflow").handlers:
+            handler.removeFilter(outage._one_line)
+
+    said = []
+    conditions = outage.StoreConditions(said.append)
+    full = "(sqlite3.OperationalError) database or disk is full"
+    for error in (None, full, "[Errno 28] No space left on device", full, None, None, "HTTP 503"):
+        conditions.update(error)
+    assert said == [f"The tracking store's disk is full ({full}): the training goes on, keeping what it "
+                    "logs (on disk past 4 MB), and retries.",
+                    "The tracking store takes writes again: what was kept is being sent.",
+                    "Writes to the tracking store fail (HTTP 503): the training goes on, keeping what it "
+                    "logs (on disk past 4 MB), and retries."]
