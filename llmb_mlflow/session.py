@@ -190,6 +190,7 @@ def run(trainer, tracking: Tracking | None, run_name: str | None = None, tags: d
 
 
 def _run(trainer, tracking, run_name, tags, parallel, out, share) -> Outcome:
+    from .outage import StoreConditions
     from .progress import TrainingProgress
     from .tracker import Tracker
     from .trainer import TrainingStopped, run_training
@@ -209,6 +210,7 @@ def _run(trainer, tracking, run_name, tags, parallel, out, share) -> Outcome:
     progress = TrainingProgress(config.train.max_iters, trainer)
 
     said = []
+    store = StoreConditions(out.warn)
 
     def announce():  # once the run exists: at once in this process, a moment later from a helper
         if tracker.run_id and not said:
@@ -220,6 +222,7 @@ def _run(trainer, tracking, run_name, tags, parallel, out, share) -> Outcome:
     def step_done(step, metrics):
         share.update()
         announce()
+        store.update(getattr(tracker, "last_error", None))
         progress.update(step, metrics)
 
     outcome = Outcome(step=0, losses={})

@@ -43,6 +43,9 @@ def serve(conn, settings: dict, training_pid: int, argv: list[str]) -> None:
     reader.start()  # drain the pipe now
     _warm_up(settings.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or "")
     from .mlflow_tracker import MlflowTracker
+    from .outage import quiet_store_logging
+
+    quiet_store_logging()
 
     try:
         _Helper(lambda: MlflowTracker(**settings, pid=training_pid), inbox, reply, reader).run()
@@ -176,7 +179,7 @@ class _Helper:
             self.tracker.wait_for_control(1.0)
             self._acknowledge()
             now = (self.tracker.control(), self.tracker.failed_writes, self.tracker.last_failure,
-                   self.tracker.backlog.memory_bytes)
+                   self.tracker.backlog.memory_bytes, self.tracker.last_error)
             if now != last:
                 self.reply("control", *now)
                 last = now

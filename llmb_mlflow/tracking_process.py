@@ -82,6 +82,7 @@ class TrackingProcess(Tracker):
         self.run_name: str | None = None
         self.default_store = False  # the run is where MLflow logs when told nothing
         self.failed_writes, self.last_failure = 0, None
+        self.last_error: str | None = None  # the helper's writes fail now, as last relayed
         self.unsent_bytes = 0  # unsent data in the helper's memory, as last relayed
         self._control = Control()
         self._error: str | None = None  # why the helper cannot track; raised in the training
@@ -207,7 +208,8 @@ class TrackingProcess(Tracker):
                 elif kind == "ack":
                     self._unsent.taken(message[1])
                 elif kind == "control":
-                    self._control, self.failed_writes, self.last_failure, self.unsent_bytes = message[1:]
+                    (self._control, self.failed_writes, self.last_failure, self.unsent_bytes,
+                     self.last_error) = message[1:]
                 elif kind == "failed":
                     self._error = message[1]
                 elif kind == "ended":
