@@ -118,9 +118,12 @@ def start(args: list[str], tracking_uri: str, env: dict[str, str | None] | None 
             created = psutil.Process(process.pid).create_time()
         except psutil.Error:  # ended already: its log says why
             created = 0.0
-        record = Record(process.pid, created, args[0], owner)
-        with _create(_record_path(launch_id)) as file:
-            json.dump(asdict(record), file)
+        try:
+            with _create(_record_path(launch_id)) as file:
+                json.dump(asdict(Record(process.pid, created, args[0], owner)), file)
+        except OSError as exc:  # a training nobody could follow, count or stop from a page
+            process.kill()
+            raise LLMBError(f"could not keep the launch's record in {folder}: {exc.strerror or exc}") from None
     threading.Thread(target=process.wait, daemon=True, name="llmb-reaper").start()
     return Started(launch_id, process, str(log_path))
 
