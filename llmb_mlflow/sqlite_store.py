@@ -88,8 +88,9 @@ def _wait_until_made(uri: str, path: str) -> None:
 def schema_state(path: str) -> tuple[str | None, frozenset[str], bool] | None:
     """The store's schema revision, its tables, and whether MLflow's default experiment is
     there yet; None while it cannot be read (a writer holds it)."""
+    read_only = Path(path).absolute().as_uri() + "?mode=ro"
     try:
-        with contextlib.closing(sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True, timeout=1.0)) as db:
+        with contextlib.closing(sqlite3.connect(read_only, uri=True, timeout=1.0)) as db:
             tables = frozenset(t for (t,) in db.execute("select name from sqlite_master where type = 'table'"))
             version = None
             if "alembic_version" in tables:
