@@ -54,6 +54,34 @@ def load_store_code(uri: str) -> None:
         import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
 
 
+def schema_revision() -> str:
+    """The revision MLflow's migrations bring a SQL store to: a store at it needs none. Relies on
+    ``_get_latest_schema_revision`` of ``mlflow.store.db.utils``."""
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    return _get_latest_schema_revision()
+
+
+def create_sqlite_store(uri: str) -> None:
+    """Have MLflow's client make the sqlite store at ``uri`` as it would any new one (migrated
+    tables, default experiment), then close this process's connections to it so the file can be
+    moved. Relies on the ``_engine_map`` engine caches of the tracking and registry
+    ``SqlAlchemyStore`` classes."""
+    from mlflow import MlflowClient
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as TrackingStore
+
+    try:
+        made = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        made.search_experiments(max_results=1)
+        made.search_registered_models(max_results=1)
+    finally:
+        for store_class in (TrackingStore, RegistryStore):
+            engine = store_class._engine_map.pop(uri, None)
+            if engine is not None:
+                engine.dispose()
+
+
 def context_tags(tags: dict[str, str]) -> dict[str, str]:
     """``tags`` plus the context tags MLflow's fluent API adds to a run (``mlflow.user``,
     ``mlflow.source.name``, ...); on a server that signs users in, ``mlflow.user`` is the user

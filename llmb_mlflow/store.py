@@ -8,6 +8,7 @@ import re
 import time
 from urllib.parse import urlparse
 
+from . import sqlite_store
 from .errors import LLMBError
 from .run_layout import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
 
@@ -38,9 +39,11 @@ def client(tracking_uri: str | None = None, check: bool = True):
     if check:
         check_reachable(uri)
     with store_errors(uri), _first_open_lock(uri):
-        if urlparse(uri).scheme != "sqlite" or uri in _opened_sqlite:
+        path = _sqlite_path(uri)
+        if not path or uri in _opened_sqlite:
             return MlflowClient(tracking_uri=uri, registry_uri=uri)
-        deadline = time.monotonic() + FIRST_OPEN_SECONDS
+        sqlite_store.ready(uri, path)
+        deadline = time.monotonic() + sqlite_store.WAIT_SECONDS
         while True:
             try:
                 mlflow_client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -48,36 +51,33 @@ def client(tracking_uri: str | None = None, check: bool = True):
                 mlflow_client.search_registered_models(max_results=1)
                 break
             except Exception as exc:
-                if not _tables_being_made(exc) or time.monotonic() > deadline:
+                if "database is locked" not in str(exc):
                     raise
-                time.sleep(0.5)  # another program (``mlflow ui``, a script) is making them
+                if time.monotonic() > deadline:
+                    raise LLMBError(f"tracking store {uri} stayed locked by another program for "
+                                    f"{sqlite_store.WAIT_SECONDS:.0f} s; try again once it is done") from None
+                time.sleep(sqlite_store.POLL_SECONDS)
         _opened_sqlite.add(uri)
         return mlflow_client
 
 
 _opened_sqlite: set[str] = set()
-FIRST_OPEN_SECONDS = 60.0  # MLflow's migrations of a new store take seconds
 
 
-def _tables_being_made(exc) -> bool:
-    """Whether opening a sqlite store failed because another program, which our lock does not
-    hold back, is creating or migrating its tables at the same moment."""
-    from mlflow.exceptions import MlflowException
-    from sqlalchemy.exc import OperationalError
-
-    if isinstance(exc, MlflowException):
-        return "out-of-date database schema" in exc.message
-    return isinstance(exc, OperationalError) and any(
-        text in str(exc) for text in ("duplicate column", "already exists", "database is locked"))
+def _sqlite_path(uri: str) -> str:
+    """The file of a sqlite store on disk, else ''."""
+    if urlparse(uri).scheme != "sqlite" or "sqlite:///" not in uri:
+        return ""
+    path = uri.split("sqlite:///", 1)[1].split("?", 1)[0]
+    return "" if not path or path.startswith(":memory:") else path
 
 
 @contextlib.contextmanager
 def _first_open_lock(uri: str):
-    """Hold a lock file beside a sqlite store while this process first opens it: processes
-    opening a brand-new store at the same moment otherwise race through MLflow's migrations,
-    and all but one fail."""
-    path = uri.split("sqlite:///", 1)[-1] if urlparse(uri).scheme == "sqlite" else ""
-    if uri in _opened_sqlite or not path or path.startswith(":memory:"):
+    """Hold a lock file beside a sqlite store while this process first opens it, so our
+    processes ready a brand-new store one at a time (``sqlite_store`` deals with others)."""
+    path = _sqlite_path(uri)
+    if uri in _opened_sqlite or not path:
         yield
         return
     from filelock import FileLock

@@ -188,18 +188,19 @@ def test_a_short_server_outage_is_noted_as_retried_writes(template_db, tmp_path,
         stop_process(server)
 
 
-@pytest.mark.xfail(reason="a migration that loses the race can leave alembic's _alembic_tmp_experiments "
-                          "table behind, which fails every later open; retrying does not cure that")
 def test_a_training_opens_a_new_sqlite_store_that_another_program_is_creating(tmp_path):
+    """A training and a plain MLflow client (as ``mlflow ui`` would) open one new store at once:
+    whichever makes it, both succeed and the store is whole. (Two plain MLflow programs racing
+    each other on a new store is MLflow's own race, which nothing of ours can stop.)"""
     uri = f"sqlite:///{tmp_path / 'new.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "LLMB_SPOOL_DIR": str(tmp_path / "spool")}
     script = f"import mlflow; mlflow.MlflowClient({uri!r}).search_experiments()"
-    others = [subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    other = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     training = subprocess.run([sys.executable, "-m", "llmb_mlflow", "train", *TINY_ARGS, "--max-iters", "5"],
                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    for other in others:
-        other.wait(timeout=120)
+    _, other_err = other.communicate(timeout=120)
     assert training.returncode == 0 and "Error" not in training.stderr, training.stderr
+    assert other.returncode == 0, other_err
     run_id = training.stdout.split("Logging to MLflow run ", 1)[1].split()[0]
     assert RunReader(uri).run(run_id).status == "FINISHED"

@@ -163,6 +163,23 @@ def test_the_store_code_is_loaded_ahead_for_either_kind_of_store():
     assert {"mlflow.store.tracking.rest_store", "mlflow.store.tracking.sqlalchemy_store"} <= set(sys.modules)
 
 
+def test_a_sqlite_store_is_made_at_the_schema_revision_and_let_go(template_db, tmp_path, monkeypatch):
+    import sqlite3
+
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as TrackingStore
+
+    monkeypatch.chdir(tmp_path)
+    with sqlite3.connect(template_db) as db:
+        assert mlflow_compat.schema_revision() == db.execute("select version_num from alembic_version").fetchone()[0]
+    uri = f"sqlite:///{tmp_path / 'made.db'}"
+    mlflow_compat.create_sqlite_store(uri)
+    assert uri not in TrackingStore._engine_map and uri not in RegistryStore._engine_map
+    with sqlite3.connect(tmp_path / "made.db") as db:
+        assert db.execute("select version_num from alembic_version").fetchone()[0] == mlflow_compat.schema_revision()
+        assert db.execute("select name from experiments where experiment_id = 0").fetchone() == ("Default",)
+
+
 def test_model_saving_is_told_our_requirements_modules_then_maps_everything_again(tmp_path, monkeypatch):
     from mlflow.utils import requirements_utils as mapped
 
