@@ -73,16 +73,22 @@ def train_tiny(corpus, tracker, **overrides):
 
 
 def bard_library(store_uri, shakespeare):
-    """'bard' (versions 1 and 2, from a finished tiny run) in the store; its ModelLibrary."""
-    from llmb_mlflow.mlflow_tracker import MlflowTracker
+    """'bard' (versions 1 and 2, from a finished tiny run) in the store; its ModelLibrary.
+    Trained once per session, copied into each test's store."""
     from llmb_mlflow.registry import ModelLibrary
+    from stores import built_once
 
-    tracker = MlflowTracker(store_uri)
-    train_tiny(shakespeare, tracker, max_iters=12, checkpoint_interval=6)
-    library = ModelLibrary(store_uri)
-    library.save(tracker.run_id, "bard", step=6)
-    library.save(tracker.run_id, "bard")
-    return library
+    def build():
+        from llmb_mlflow.mlflow_tracker import MlflowTracker
+
+        tracker = MlflowTracker(store_uri)
+        train_tiny(shakespeare, tracker, max_iters=12, checkpoint_interval=6)
+        library = ModelLibrary(store_uri)
+        library.save(tracker.run_id, "bard", step=6)
+        library.save(tracker.run_id, "bard")
+
+    built_once(store_uri, "bard", build)
+    return ModelLibrary(store_uri)
 
 
 @dataclass

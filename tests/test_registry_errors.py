@@ -12,17 +12,23 @@ from llmb_mlflow.tracker import RunDescription
 
 from bad_settings import OUT_OF_RANGE
 from conftest import train_tiny
+from stores import built_once
 
 
 @pytest.fixture
 def library(store_uri, shakespeare):
-    """A store with one trained run (checkpoints at 5 and 10) saved as poet/1 and bard/1."""
-    tracker = MlflowTracker(store_uri)
-    train_tiny(shakespeare, tracker, max_iters=10, checkpoint_interval=5)
+    """A store with one trained run (checkpoints at 5 and 10) saved as poet/1 and bard/1 (trained
+    once, copied into each test's store)."""
+    def build():
+        tracker = MlflowTracker(store_uri)
+        train_tiny(shakespeare, tracker, max_iters=10, checkpoint_interval=5)
+        library = ModelLibrary(store_uri)
+        library.save(tracker.run_id, "poet")
+        library.save(tracker.run_id, "bard", step=5)
+        return tracker.run_id
+
     library = ModelLibrary(store_uri)
-    library.save(tracker.run_id, "poet")
-    library.save(tracker.run_id, "bard", step=5)
-    library.run_id = tracker.run_id
+    library.run_id = built_once(store_uri, "poet-and-bard", build)
     return library
 
 
