@@ -16,17 +16,26 @@ from llmb_mlflow.reader import RunReader
 from llmb_mlflow.registry import ModelLibrary
 from llmb_mlflow.run_layout import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
 
-from conftest import TINY_ARGS, train_tiny, until
+from conftest import SERVERS, TINY_ARGS, new_store, train_tiny, until
 
 EXPERIMENT = "native"
 
 
-@pytest.fixture
-def native_run(any_store, shakespeare):
-    """A finished tiny run with checkpoints at 10, 15, 20 and 25 and evaluations at 0, 10, 20, 25."""
-    tracker = MlflowTracker(any_store, EXPERIMENT)
-    train_tiny(shakespeare, tracker, max_iters=25, checkpoint_interval=5)
-    return any_store, tracker.run_id
+@pytest.fixture(scope="module", params=["sqlite", *SERVERS])
+def native_run(request, template_db, tmp_path_factory, shakespeare):
+    """A finished tiny run with checkpoints at 10, 15, 20 and 25 and evaluations at 0, 10, 20, 25,
+    trained once per store kind (a sqlite store, ``mlflow server`` on sqlite, on PostgreSQL) for
+    the tests that read it."""
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "sqlite":
+            folder = tmp_path_factory.mktemp("native")
+            patch.chdir(folder)  # its ./mlruns
+            uri = new_store(template_db, folder)
+        else:
+            uri = request.getfixturevalue(SERVERS[request.param])
+        tracker = MlflowTracker(uri, EXPERIMENT)
+        train_tiny(shakespeare, tracker, max_iters=25, checkpoint_interval=5)
+    return uri, tracker.run_id
 
 
 def checkpoints_of(client, run):
