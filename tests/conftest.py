@@ -23,6 +23,19 @@ TINY_ARGS = ["--preset", "small", "--n-layer", "1", "--n-embd", "16", "--n-head"
 LIVE_ARGS = [*TINY_ARGS, "--eval-interval", "50", "--max-iters", "100000"]
 
 
+_SOAKS_LEFT = []
+
+
+def pytest_deselected(items):
+    _SOAKS_LEFT.extend(item for item in items if item.get_closest_marker("soak"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _SOAKS_LEFT:
+        terminalreporter.write_line(f"{len(_SOAKS_LEFT)} soak test(s) left out; run them with: "
+                                    "python -m pytest -q -m soak")
+
+
 @pytest.fixture(scope="session")
 def template_db(tmp_path_factory):
     """A migrated MLflow sqlite database; migrations take seconds, so they run once."""

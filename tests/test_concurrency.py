@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from llmb_mlflow.reader import RunReader
 
 from conftest import TINY_ARGS
@@ -10,6 +12,7 @@ from conftest import TINY_ARGS
 TINY = [*TINY_ARGS, "--eval-interval", "10", "--max-iters", "30"]
 
 
+@pytest.mark.soak
 def test_trainers_opening_a_brand_new_store_together_all_succeed_and_lose_nothing(tmp_path):
     uri = f"sqlite:///{tmp_path / 'fresh.db'}"
     trainers = [subprocess.Popen([sys.executable, "-m", "llmb_mlflow", "train", *TINY, "--tracking-uri", uri,

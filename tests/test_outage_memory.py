@@ -205,6 +205,8 @@ def test_a_writer_killed_mid_spill_loses_nothing_it_spilled(template_db, tmp_pat
         stop_process(server)
 
 
+@pytest.mark.soak
+@pytest.mark.timeout(1500)
 def test_ten_minutes_of_training_through_a_seven_minute_outage(template_db, tmp_path, spool_dir):
     """The issue's own test: a training of 10 minutes whose server is stopped after 1 minute and
     restarted after 8. Its processes (the training and its tracking helper) stay within 50 MB of
