@@ -21,12 +21,10 @@ from .run_layout import (
     CHECKPOINT_KIND, CHECKPOINT_LINKS, DATASET_CONTEXT, DATASET_CONTEXT_TAG, DATASET_TAG, KIND_TAG, MODEL_TYPE,
     PRESET_TAG, STEP_TAG, VAL_LOSS, VAL_LOSS_STEP_TAG, checkpoint_name,
 )
+from .spool import Point
 
-LINKED = CHECKPOINT_LINKS
 MODEL_PARAMS = (*(f.name for f in dataclasses.fields(ModelConfig)), "n_params")  # the model's shape
 CORPUS_TAGS = (DATASET_TAG, PRESET_TAG)  # the run's tags each checkpoint carries too
-
-Point = tuple[str, float, int, int]  # key, value, timestamp (ms), step: as the run logged it
 
 
 def dataset_input(dataset):
@@ -56,7 +54,7 @@ class CheckpointModels:
         self.tags: dict[str, str] = {}
         self.params: dict[str, str] = {}
         self.dataset: tuple[str, str] | None = None  # name, digest
-        self._links: dict[int, list[Point]] = {}  # checkpoint step -> the LINKED points to link
+        self._links: dict[int, list[Point]] = {}  # checkpoint step -> the CHECKPOINT_LINKS points to link
         self._pending: dict[int, str] = {}  # checkpoint step -> its logged model, not READY yet
         self._tried: set[int] = set()  # steps whose logged model may exist though no answer said so
         self._adopted = False
@@ -78,14 +76,14 @@ class CheckpointModels:
         self.run_id, self._adopted = spooled.run_id, True
         for kind, step, _ in spooled.artifacts:
             if kind == CHECKPOINT:
-                self.link(step, [p for p in spooled.points if p[0] in LINKED and p[3] <= step])
+                self.link(step, [p for p in spooled.points if p[0] in CHECKPOINT_LINKS and p[3] <= step])
 
     def link(self, step: int, points) -> None:
-        """The points to link to the checkpoint at ``step``: per LINKED key, the latest one."""
+        """The points to link to the checkpoint at ``step``: per CHECKPOINT_LINKS key, the latest one."""
         latest: dict[str, Point] = {}
         for point in points:
             key = point[0]
-            if key in LINKED and (key not in latest or point[3] >= latest[key][3]):
+            if key in CHECKPOINT_LINKS and (key not in latest or point[3] >= latest[key][3]):
                 latest[key] = point
         self._links[step] = list(latest.values())
 
@@ -160,9 +158,9 @@ class CheckpointModels:
         inputs = run.inputs.dataset_inputs if run.inputs else []
         if inputs:
             self.dataset = (inputs[0].dataset.name, inputs[0].dataset.digest)
-        unlinked = [step for step, points in self._links.items() if len(points) < len(LINKED)]
+        unlinked = [step for step, points in self._links.items() if len(points) < len(CHECKPOINT_LINKS)]
         if unlinked:  # points sent before the store went away are not in the spool
-            stored = [(m.key, m.value, m.timestamp, m.step) for key in LINKED
+            stored = [(m.key, m.value, m.timestamp, m.step) for key in CHECKPOINT_LINKS
                       for m in self.client.get_metric_history(self.run_id, key)]
             for step in unlinked:
                 self.link(step, [*self._links[step], *(p for p in stored if p[3] <= step)])

@@ -30,11 +30,11 @@ from . import __version__, mlflow_compat, snapshot as snapshot_format, spool
 from .spill import SPILL_BYTES, Backlog, Batch, snapshot_size
 from .spool import CHECKPOINT, SNAPSHOT, Artifact
 from .attention_image import attention_grid
-from .checkpoint_models import LINKED, CheckpointModels, dataset_input
+from .checkpoint_models import CheckpointModels, dataset_input
 from .errors import LLMBError
 from .control import Control, end_run, heartbeat_tags, process_tags
 from .run_layout import (
-    ATTENTION_IMAGE_KEY, CHECKPOINT_BYTES, CHECKPOINT_FILE, DATASET_TAG, DEFAULT_EXPERIMENT,
+    ATTENTION_IMAGE_KEY, CHECKPOINT_BYTES, CHECKPOINT_FILE, CHECKPOINT_LINKS, DATASET_TAG, DEFAULT_EXPERIMENT,
     HEARTBEAT_SECONDS, HEARTBEAT_TAG, IMAGE_DIR, KIND_TAG, NOTE_TAG, PARAM_DATASET, PARAM_PRESET, PRESET_TAG,
     SAMPLE_DIR, SNAPSHOT_BYTES, SOURCE_NAME_TAG, TRAINER_RUNNING, TRAINER_STATE_TAG, TRAINING_RUN,
     VERSION_TAG, VIEWER_PATH, sample_path, snapshot_path, weights_path,
@@ -78,7 +78,7 @@ class MlflowTracker(Tracker):
         self.spill_bytes = spill_bytes
         self.backlog: Backlog | None = None  # what is unsent, once the run is known
         self._points_lock = threading.Lock()
-        self._latest: dict[str, tuple[str, float, int, int]] = {}  # LINKED key -> its latest point
+        self._latest: dict[str, tuple[str, float, int, int]] = {}  # CHECKPOINT_LINKS key -> its latest point
         self._control = Control()
         self._reported_state: str | None = None
         self._last_heartbeat = time.monotonic()
@@ -136,7 +136,7 @@ class MlflowTracker(Tracker):
         now = at_ms or int(time.time() * 1000)
         points = [(key, float(value), now, step) for key, value in metrics.items()]
         with self._points_lock:
-            self._latest.update((p[0], p) for p in points if p[0] in LINKED)
+            self._latest.update((p[0], p) for p in points if p[0] in CHECKPOINT_LINKS)
         self.backlog.add_points(points)
 
     def log_snapshot(self, snapshot) -> None:
