@@ -35,8 +35,8 @@ class Confirmations:
 
     def check(self, token, owner: str | None, *what: str) -> None:
         """Refuse unless ``token`` was issued for exactly this ``owner`` and ``what``, recently."""
-        issued, _, signature = token.partition(".") if isinstance(token, str) else ("", "", "")
-        if not (token.isascii() and issued.isdigit() and len(issued) < 12
+        issued, _, signature = token.partition(".") if isinstance(token, str) and token.isascii() else ("", "", "")
+        if not (issued.isdigit() and len(issued) < 12
                 and hmac.compare_digest(signature, self._sign(issued, owner, what))):
             raise LLMBError("this was not confirmed: click it again and confirm")
         if time.time() - int(issued) > VALID_FOR:

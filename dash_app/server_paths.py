@@ -18,7 +18,10 @@ ANSWERS = ("_dash-update-component", "_dash-layout")
 
 class ServerPaths:
     def __init__(self, uri: str, folders: list[str | None]):
-        self.words = {uri: STORE, redact(uri): STORE}
+        self.words = {}
+        for shown_uri in (uri, redact(uri)):  # as our messages name it, then bare
+            self.words.update({f"tracking store {shown_uri}": "the tracking store",
+                               f"tracking server {shown_uri}": "the tracking server", shown_uri: STORE})
         if urlparse(uri).scheme == "sqlite":
             path = uri.split("sqlite:///", 1)[-1]
             if path and not path.startswith(":memory:"):
@@ -27,7 +30,7 @@ class ServerPaths:
                  if folder and "://" not in folder.removeprefix("file://")}
         self.roots = sorted((root for root in roots if root.count(os.sep) >= 2), key=len, reverse=True)
         # Dash's JSON writes "/" as "\u002f"
-        self.words.update({_escaped(word): STORE for word in list(self.words)})
+        self.words.update({_escaped(word): said for word, said in list(self.words.items())})
         self.roots = sorted({*self.roots, *map(_escaped, self.roots)}, key=len, reverse=True)
         self._words = re.compile("|".join(re.escape(word) for word in sorted(self.words, key=len, reverse=True)))
         self._paths = re.compile(r"(?<![\w+/=\\.-])(?:" + "|".join(map(re.escape, self.roots)) + r")(?![\w.-])(?:(?:/|\\u002f)[^\s'\"\\,;)]*)*") \

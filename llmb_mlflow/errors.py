@@ -26,3 +26,9 @@ def shown(value, limit: int = 60) -> str:
     """What somebody sent, quoted for a one-line message, cut to ``limit`` characters."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def first_line(value) -> str:
+    """The first line of an error's text (its type's name if it has none)."""
+    text = str(value).strip()
+    return text.splitlines()[0] if text else type(value).__name__

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from .errors import first_line
 from .spill import SPILL_BYTES
 
 DISK_FULL = ("database or disk is full", "no space left on device", "disk quota exceeded")
@@ -61,8 +62,6 @@ def _drop_raised_db_errors(record: logging.LogRecord) -> bool:
 
 
 def _one_line(record: logging.LogRecord) -> bool:
-    from .store import first_line
-
     record.msg, record.args = first_line(record.getMessage()), None
     if record.exc_info and record.exc_info[1] is not None:
         record.msg += f" ({type(record.exc_info[1]).__name__}: {first_line(record.exc_info[1])})"

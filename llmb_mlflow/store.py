@@ -9,7 +9,7 @@ import time
 from urllib.parse import urlparse
 
 from . import sqlite_store
-from .errors import LLMBError
+from .errors import LLMBError, first_line
 from .run_layout import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
 
 
@@ -32,9 +32,14 @@ def resolve_uri(tracking_uri: str | None) -> str:
 
 
 def client(tracking_uri: str | None = None, check: bool = True):
-    """An MlflowClient for the store; with ``check``, fail fast if the store is unusable."""
+    """An MlflowClient for the store; with ``check``, fail fast if the store is unusable. MLflow's
+    own log of a store failure is one line (``outage.quiet_store_logging``): the failure reaches
+    the caller as our one-line error."""
     from mlflow import MlflowClient
 
+    from .outage import quiet_store_logging
+
+    quiet_store_logging()
     uri = resolve_uri(tracking_uri)
     if check:
         check_reachable(uri)
@@ -185,8 +190,3 @@ def missing_as(message: str):
 def is_missing(exc) -> bool:
     """Whether an MLflow error says the thing asked for does not exist."""
     return getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
-
-
-def first_line(value) -> str:
-    text = str(value).strip()
-    return text.splitlines()[0] if text else type(value).__name__

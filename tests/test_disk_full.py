@@ -51,13 +51,13 @@ HOOK = textwrap.dedent('''
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 4 MB tmpfs, unmounted afterwards (lazily: the test's own store clients keep its
+    """A 16 MB tmpfs, unmounted afterwards (lazily: the test's own store clients keep its
     database open)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs to fill needs root")
     folder = tmp_path / "disk"
     folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder)],
                              capture_output=True, text=True)
     if mounted.returncode:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")

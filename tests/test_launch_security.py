@@ -146,6 +146,8 @@ def test_hiding_server_paths_leaves_what_merely_resembles_them():
                  "a sample about /rooted things"):
         assert paths.hide(kept) == kept and paths.hide(escaped(kept)) == escaped(kept)
     assert paths.hide("no run in sqlite:////srv/team/mlflow.db.") == "no run in the store."
+    for said in ("tracking store sqlite:////srv/team/mlflow.db failed: x", "tracking server sqlite:////srv/team/mlflow.db x"):
+        assert paths.hide(escaped(said)) == paths.hide(said) and paths.hide(said).startswith("the tracking s")
 
 
 def test_the_cap_counts_only_what_this_user_launched_and_still_runs(store_uri, tmp_path, monkeypatch):
