@@ -156,6 +156,7 @@ def test_a_helper_whose_reader_dies_ends_the_training_and_sync_completes_the_run
         assert reader.snapshot(run_id, step).step == step
 
 
+@pytest.mark.soak
 def test_a_short_server_outage_is_noted_as_retried_writes(template_db, tmp_path, monkeypatch):
     from conftest import LIVE_ARGS, start_mlflow_server, stop_process
     from llmb_mlflow import control

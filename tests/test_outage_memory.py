@@ -57,6 +57,7 @@ def assert_stored_once(uri, tracker, keys=("train_loss", "val_loss")):
         assert sorted((m.step, m.value) for m in stored) == reported, key
 
 
+@pytest.mark.soak
 def test_a_long_outage_spills_to_disk_and_everything_arrives_once(template_db, tmp_path, spool_dir, shakespeare):
     from llmb_mlflow.corpus import prepare_dataset
     from llmb_mlflow.registry import ModelLibrary
@@ -100,6 +101,7 @@ def test_a_long_outage_spills_to_disk_and_everything_arrives_once(template_db, t
         stop_process(server)
 
 
+@pytest.mark.soak
 def test_the_tracking_helper_holds_its_bound_through_an_outage(template_db, tmp_path, spool_dir):
     from llmb_mlflow import spool
     from llmb_mlflow.errors import LLMBError
@@ -167,6 +169,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.soak
 def test_a_writer_killed_mid_spill_loses_nothing_it_spilled(template_db, tmp_path, spool_dir, llmb):
     from llmb_mlflow import spool
 

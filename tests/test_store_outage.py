@@ -5,6 +5,8 @@ in one line. The viewer is driven through its own endpoint, as the page's polls 
 import re
 import time
 
+import pytest
+
 from browser import serve
 from conftest import LIVE_ARGS, start_mlflow_server, stop_process
 from dash_requests import CallbackPoster
@@ -38,6 +40,7 @@ class Page:
         return error
 
 
+@pytest.mark.soak
 def test_the_store_goes_away_and_comes_back(template_db, tmp_path, llmb, monkeypatch):
     # Without MLflow's own HTTP retries the trainer's writer sees the outage and retries itself.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
