@@ -2,10 +2,10 @@
 starts (the store's disk is full, or writes fail for another reason), one when it clears, and
 the end's summary (``session``), never a line per failed write.
 
-The writer (``mlflow_tracker``) already keeps every refused write and counts it, so in the
-tracking helper MLflow's own report of the same failure is dropped and what MLflow still logs
-is one line: its sqlite store logs every ``OperationalError`` (a full disk among them) with two
-tracebacks before raising it to the writer.
+The writer (``mlflow_tracker``) already keeps every refused write and counts it, so in every
+process of ours (``store.client``) MLflow's own report of the same failure is dropped and what
+it still logs is one line: its sqlite store logs every ``OperationalError`` (a full disk among
+them) with two tracebacks before raising it to us.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ class StoreConditions:
 
 
 def quiet_store_logging() -> None:
-    """In the tracking helper, after MLflow is imported: drop MLflow's report of a database
-    error that it raises to the writer, and keep whatever else it logs to one line."""
+    """Once MLflow is imported (``store.client`` calls this): drop MLflow's report of a database
+    error that it raises to us, and keep whatever else it logs to one line."""
     logging.getLogger(DB_ERROR_LOGGER).addFilter(_drop_raised_db_errors)
     for name in ("mlflow", "sqlalchemy.engine", "alembic"):
         for handler in logging.getLogger(name).handlers:

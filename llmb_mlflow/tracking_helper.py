@@ -43,9 +43,6 @@ def serve(conn, settings: dict, training_pid: int, argv: list[str]) -> None:
     reader.start()  # drain the pipe now
     _warm_up(settings.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or "")
     from .mlflow_tracker import MlflowTracker
-    from .outage import quiet_store_logging
-
-    quiet_store_logging()
 
     try:
         _Helper(lambda: MlflowTracker(**settings, pid=training_pid), inbox, reply, reader).run()
