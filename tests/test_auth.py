@@ -179,7 +179,8 @@ def test_an_editor_controls_the_run_and_saves_a_model_that_follows_model_permiss
     assert header["ctl-pause.disabled"] is False and header["ctl-pause.title"].startswith("pause the training"), (header, state)
     paused = viewer.post("ctl-pause.n_clicks", {"ctl-pause.n_clicks": 1, "run-state.data": state})
     assert paused.outputs["toast.children"] == "Asked the training to pause."
-    until(lambda: team.tags().get(TRAINER_STATE_TAG) == TRAINER_PAUSED, what="the training to pause")
+    until(lambda: team.tags().get(TRAINER_STATE_TAG) == TRAINER_PAUSED, timeout=300,  # a busy machine slows the hashing server
+          what="the training to pause")
 
     team.rest("POST", "users/permissions/grant", api=AUTH_API, username=EDITOR[0], resource_type="registered_model",
               resource_id="forbidden", permission="DENY")
