@@ -12,7 +12,7 @@ leaves a core of two to the helper). The ratios' median comes with its exact int
 (``bench/pairs.py``). Targets: tracked / untracked whole-command ratio <= 1.05
 (median of the pairs), first step tracked vs untracked <= 1.2 s apart.
 
-The first step is timed from inside the command: ``llmb_mlflow.trainer`` is patched as it is
+The first step is timed from inside the command: ``llmb_mlflow.training.trainer`` is patched as it is
 imported (never earlier, so the command loads exactly what it would), and the step's start
 time is written to stderr.
 """
@@ -36,7 +36,7 @@ import importlib.abc, importlib.machinery, sys, time
 
 class Patch(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name != "llmb_mlflow.trainer":
+        if name != "llmb_mlflow.training.trainer":
             return None
         sys.meta_path.remove(self)
         spec = importlib.machinery.PathFinder.find_spec(name, path)
@@ -59,7 +59,7 @@ class Patch(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, Patch())
 sys.argv = ["llmb", *sys.argv[1:]]
-from llmb_mlflow.cli import main
+from llmb_mlflow.cli.main import main
 main()
 """
 
@@ -90,7 +90,7 @@ def main() -> None:
            "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db"}
     command = ["train", "--preset", "small", "--max-iters", str(args.max_iters), "--eval-interval", "250",
                "--batch-size", "32", *(["--threads", str(args.threads)] if args.threads else [])]
-    from llmb_mlflow.store import client
+    from llmb_mlflow.store.client import client
 
     client(env["MLFLOW_TRACKING_URI"])  # the store exists, as it does for every run but a first
     results = {"tracked": [], "untracked": []}

@@ -30,9 +30,9 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 from dash_app.data import ViewerData  # noqa: E402
-from llmb_mlflow import control  # noqa: E402
-from llmb_mlflow.launcher import launch  # noqa: E402
-from llmb_mlflow.reader import RunReader  # noqa: E402
+from llmb_mlflow.library import control  # noqa: E402
+from llmb_mlflow.launch.launcher import launch  # noqa: E402
+from llmb_mlflow.library.reader import RunReader  # noqa: E402
 
 TRAINING = ["train", "--preset", "small", "--n-layer", "1", "--n-embd", "16", "--n-head", "2",
             "--block-size", "16", "--batch-size", "8", "--eval-iters", "2", "--eval-interval", "25",
@@ -63,7 +63,7 @@ def poll_like_the_viewer(uri: str, run_ids: list[str], stop: threading.Event, st
 OPENERS = {
     "MLflow's client": "from mlflow import MlflowClient; c = MlflowClient({uri!r}, {uri!r}); "
                        "c.search_experiments(); c.search_registered_models()",
-    "llmb_mlflow.store.client": "from llmb_mlflow.store import client; client({uri!r})",
+    "llmb_mlflow.store.client.client": "from llmb_mlflow.store.client import client; client({uri!r})",
 }
 
 

@@ -62,7 +62,7 @@ def main() -> None:
     demo = subprocess.Popen([sys.executable, "-m", "llmb_mlflow", "demo", "--port", str(port)], cwd=folder,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
-    from llmb_mlflow.reader import RunReader
+    from llmb_mlflow.library.reader import RunReader
 
     reader = RunReader(uri)
     driver = None

@@ -84,7 +84,7 @@ def main() -> None:
         prepare_nanogpt(args.nanogpt)
         theirs = [sys.executable, "train.py", *(a.format(iters=args.max_iters) for a in NANOGPT_ARGS),
                   f"--out_dir={folder / 'nanogpt-out'}"]
-    from llmb_mlflow.store import client
+    from llmb_mlflow.store.client import client
 
     client(env["MLFLOW_TRACKING_URI"])  # the store exists before the first timed run
     results: dict[str, list[tuple[float, float]]] = {"llmb": [], "llmb-9": [], "llmb-fp32": [], "nanoGPT": []}

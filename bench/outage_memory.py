@@ -36,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import psutil  # noqa: E402
 
 from conftest import start_mlflow_server, stop_process  # noqa: E402
-from llmb_mlflow.spill import POINT_BYTES, SPILL_BYTES  # noqa: E402
-from llmb_mlflow.tracker import RunDescription  # noqa: E402
-from llmb_mlflow.tracking_process import TrackingProcess  # noqa: E402
+from llmb_mlflow.tracking.spill import POINT_BYTES, SPILL_BYTES  # noqa: E402
+from llmb_mlflow.training.tracker import RunDescription  # noqa: E402
+from llmb_mlflow.tracking.process import TrackingProcess  # noqa: E402
 
 
 def bytes_per_point(keys: list[str], steps: int = 20_000) -> float:
@@ -90,7 +90,7 @@ def main() -> None:
         tracker.start(RunDescription(params={"purpose": "outage benchmark"}, run_name="outage"))
         until(lambda: tracker.run_id, "the run")
         helper = next(p for p in psutil.Process().children()
-                      if "llmb_mlflow.tracking_process" in " ".join(p.cmdline()))
+                      if "llmb_mlflow.tracking.process" in " ".join(p.cmdline()))
         before = helper.memory_info().rss
         stop_process(server)
 
@@ -115,7 +115,7 @@ def main() -> None:
         tracker.finish("FINISHED")
         drained = time.perf_counter() - started
 
-        from llmb_mlflow.reader import RunReader
+        from llmb_mlflow.library.reader import RunReader
 
         stored = len(RunReader(uri).client.get_metric_history(tracker.run_id, keys[-1]))
         print(f"outage: {total:,} points reported in {logged:.1f} s ({args.keys} a step, "

@@ -31,11 +31,11 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 from viewer import Endpoint, p95  # noqa: E402  (bench/viewer.py)
 
-from llmb_mlflow.config import PRESETS, build_config  # noqa: E402
-from llmb_mlflow.corpus import load_corpus, prepare_dataset  # noqa: E402
-from llmb_mlflow.mlflow_tracker import MlflowTracker  # noqa: E402
-from llmb_mlflow.tracker import RunDescription  # noqa: E402
-from llmb_mlflow.trainer import Trainer  # noqa: E402
+from llmb_mlflow.training.config import PRESETS, build_config  # noqa: E402
+from llmb_mlflow.training.corpus import load_corpus, prepare_dataset  # noqa: E402
+from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker  # noqa: E402
+from llmb_mlflow.training.tracker import RunDescription  # noqa: E402
+from llmb_mlflow.training.trainer import Trainer  # noqa: E402
 
 TARGET_MS = 50
 
@@ -92,8 +92,8 @@ class Playground:
 def where_the_time_goes(data, run_id: str, steps: list[int]) -> str:
     """A cold swap's parts, outside Dash: read, decode, load into the model, one forward pass."""
     from dash_app.panels.playground import load_into, next_probabilities
-    from llmb_mlflow import weights
-    from llmb_mlflow.model import MicroGPT
+    from llmb_mlflow.training import weights
+    from llmb_mlflow.training.model import MicroGPT
     from llmb_mlflow.run_layout import weights_path
 
     parts = {"read": [], "decode": [], "load_state_dict": [], "forward (128 chars)": []}
@@ -152,7 +152,7 @@ def main() -> None:
     print("where a cold swap's time goes:", where_the_time_goes(ViewerData(uri), run_id, steps))
 
     print("stored weights per evaluation step (files of a 3-evaluation run of each preset):")
-    from llmb_mlflow.reader import RunReader
+    from llmb_mlflow.library.reader import RunReader
     from llmb_mlflow.run_layout import weights_path
 
     reader = RunReader(uri)

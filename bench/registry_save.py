@@ -21,12 +21,12 @@ import time
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
-from llmb_mlflow.config import build_config  # noqa: E402
-from llmb_mlflow.corpus import load_corpus, prepare_dataset  # noqa: E402
-from llmb_mlflow.mlflow_tracker import MlflowTracker  # noqa: E402
-from llmb_mlflow.registry import ModelLibrary  # noqa: E402
-from llmb_mlflow.tracker import RunDescription  # noqa: E402
-from llmb_mlflow.trainer import Trainer  # noqa: E402
+from llmb_mlflow.training.config import build_config  # noqa: E402
+from llmb_mlflow.training.corpus import load_corpus, prepare_dataset  # noqa: E402
+from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker  # noqa: E402
+from llmb_mlflow.library.registry import ModelLibrary  # noqa: E402
+from llmb_mlflow.training.tracker import RunDescription  # noqa: E402
+from llmb_mlflow.training.trainer import Trainer  # noqa: E402
 
 
 def run_with_metrics(uri, trainer, steps: int) -> MlflowTracker:

@@ -23,13 +23,13 @@ import time
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
-from llmb_mlflow.config import build_config  # noqa: E402
-from llmb_mlflow.corpus import load_corpus, prepare_dataset  # noqa: E402
-from llmb_mlflow.mlflow_tracker import MlflowTracker  # noqa: E402
+from llmb_mlflow.training.config import build_config  # noqa: E402
+from llmb_mlflow.training.corpus import load_corpus, prepare_dataset  # noqa: E402
+from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker  # noqa: E402
 from llmb_mlflow.run_layout import SNAPSHOT_BYTES  # noqa: E402
-from llmb_mlflow.reader import RunReader  # noqa: E402
-from llmb_mlflow.tracker import RunDescription, Tracker  # noqa: E402
-from llmb_mlflow.trainer import Trainer  # noqa: E402
+from llmb_mlflow.library.reader import RunReader  # noqa: E402
+from llmb_mlflow.training.tracker import RunDescription, Tracker  # noqa: E402
+from llmb_mlflow.training.trainer import Trainer  # noqa: E402
 
 
 def main() -> None:

@@ -38,7 +38,7 @@ from typing import Callable
 
 from cachetools import TTLCache
 
-from llmb_mlflow import mlflow_compat
+from llmb_mlflow.store import compat as mlflow_compat
 from llmb_mlflow.errors import LLMBError, shown
 
 READ, EDIT, MANAGE = "READ", "EDIT", "MANAGE"

@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, StrictBool, StrictInt, StrictStr, ValidationError
 
 from llmb_mlflow.errors import LLMBError, shown
-from llmb_mlflow.launcher import LAUNCH_ID_PATTERN
+from llmb_mlflow.launch.launcher import LAUNCH_ID_PATTERN
 from llmb_mlflow.run_layout import ENDED, RUNNING
 
 MAX_NAME = 250

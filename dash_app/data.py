@@ -10,17 +10,19 @@ from typing import Callable
 import numpy as np
 from cachetools import LRUCache, cachedmethod
 
-from llmb_mlflow import control, launcher, limits
+from llmb_mlflow.library import control
+from llmb_mlflow.launch import launcher, limits
 from llmb_mlflow.errors import LLMBError, shown
-from llmb_mlflow.reader import RunReader, RunSummary
-from llmb_mlflow.registry import ModelLibrary
+from llmb_mlflow.library.reader import RunReader, RunSummary
+from llmb_mlflow.library.registry import ModelLibrary
 from llmb_mlflow.run_layout import (
-    CHECKPOINT_MODEL_FILE, DEFAULT_EXPERIMENT, KIND_TAG, MODEL_VERSION_TAG, PARAM_WARMUP, PAUSED, TRAINING_RUN, TRAIN_LOSS,
-    VAL_LOSS,
+    CHECKPOINT_MODEL_FILE, DEFAULT_EXPERIMENT, KIND_TAG, MODEL_VERSION_TAG, PARAM_WARMUP, PAUSED, TRAINING_RUN,
+    TRAIN_LOSS, VAL_LOSS,
 )
-from llmb_mlflow.shapes import checkpoint_bytes
-from llmb_mlflow.store import store_errors, stored_count
-from llmb_mlflow.uploads import Upload, store_upload
+from llmb_mlflow.training.shapes import checkpoint_bytes
+from llmb_mlflow.store.client import store_errors
+from llmb_mlflow.numbers import whole_number
+from llmb_mlflow.launch.uploads import Upload, store_upload
 
 from . import checks
 from .access import CREATE, EDIT, MANAGE, READ, Open
@@ -301,7 +303,7 @@ class ViewerData:
                           if not self.refusal(READ, "see it", model=ref.rpartition("/")[0])],
                 "pauses": list(zip(paused.steps.tolist(), (bool(v) for v in paused.values))),
                 "resumed_from": run.tags.get(MODEL_VERSION_TAG),
-                "warmup": stored_count(run.params.get(PARAM_WARMUP))}
+                "warmup": whole_number(run.params.get(PARAM_WARMUP))}
 
     def snapshot_steps(self, run_id: str, run=None) -> list[int]:
         return self.reader.snapshot_steps(self.check_run(run_id), run=run)
@@ -345,8 +347,8 @@ class ViewerData:
     def export(self, run_id, fmt: str, max_frames: int) -> tuple[str, bytes]:
         """(file name, content) of the shown run exported as ``fmt`` (``llmb export``'s formats);
         a movie shows at most ``max_frames`` of its snapshots, evenly spread, first and last kept."""
-        from llmb_mlflow.export import Exporter, evenly
-        from llmb_mlflow.movie import MOVIES
+        from llmb_mlflow.export.exporter import Exporter, evenly
+        from llmb_mlflow.export.movie import MOVIES
 
         run_id = self.check_run(run_id)
         steps = evenly(self.snapshot_steps(run_id), max_frames) if fmt in MOVIES else None

@@ -16,7 +16,7 @@ import socket
 from dash.exceptions import DependencyException, PreventUpdate
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from llmb_mlflow.corpus import MAX_CORPUS_BYTES
+from llmb_mlflow.training.corpus import MAX_CORPUS_BYTES
 from llmb_mlflow.errors import shown
 
 # An upload is the largest thing the page sends: base64 makes 3 bytes into 4, plus JSON.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from llmb_mlflow import mlflow_compat
+from llmb_mlflow.store import compat as mlflow_compat
 from llmb_mlflow.run_layout import VIEWER_PATH
 
 from .access import SignedIn

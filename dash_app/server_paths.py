@@ -63,8 +63,8 @@ def _escaped(text: str) -> str:
 
 
 def of_viewer(data) -> ServerPaths:
-    from llmb_mlflow.launcher import log_dir
-    from llmb_mlflow.uploads import upload_dir
+    from llmb_mlflow.launch.launcher import log_dir
+    from llmb_mlflow.launch.uploads import upload_dir
 
     return ServerPaths(data.reader.uri, [data.reader.artifacts_destination, os.path.abspath("mlruns"),
                                          str(upload_dir()), log_dir(), os.getcwd(), os.path.expanduser("~")])

@@ -19,7 +19,8 @@ import warnings
 
 import mlflow.pyfunc
 
-from . import __version__, mlflow_compat
+from . import __version__
+from .store import compat as mlflow_compat
 
 CHECKPOINT_ARTIFACT = "checkpoint"
 DEFAULT_PARAMS = {"max_new_tokens": 200, "temperature": 0.8, "seed": 0}
@@ -30,7 +31,7 @@ REQUIREMENT_MODULES = {package.replace("-", "_"): [package] for package in REQUI
 
 class _Model:
     def load_context(self, context):
-        from . import checkpoint, shapes
+        from .training import checkpoint, shapes
 
         path = context.artifacts[CHECKPOINT_ARTIFACT]
         label, max_params = _label(path), shapes.env_max_params()
@@ -41,7 +42,7 @@ class _Model:
         self.model, self.tokenizer = checkpoint.build_model(state)
 
     def predict(self, context, model_input, params=None):
-        from .generate import generate
+        from .training.generate import generate
 
         settings = {**DEFAULT_PARAMS, **(params or {})}
         return [generate(self.model, self.tokenizer, prompt, int(settings["max_new_tokens"]),

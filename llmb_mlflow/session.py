@@ -15,10 +15,9 @@ from typing import Callable
 
 from .errors import LLMBError
 from .run_layout import (
-    DEFAULT_EXPERIMENT, MODEL_VERSION_TAG, PARENT_RUN_ID_TAG, PARENT_RUN_TAG, RUN_ANNOUNCEMENT,
-    WORLD_SIZE_TAG,
+    DEFAULT_EXPERIMENT, MODEL_VERSION_TAG, PARENT_RUN_ID_TAG, PARENT_RUN_TAG, RUN_ANNOUNCEMENT, WORLD_SIZE_TAG,
 )
-from .shapes import DEFAULT_MAX_PARAMS
+from .training.shapes import DEFAULT_MAX_PARAMS
 
 
 def _say(text: str) -> None:
@@ -93,8 +92,8 @@ class Resume:
 def prepare(preset: str, dataset: str, overrides: dict, tracking: Tracking | None = None):
     """The settings and corpus of a new training, and its ``tracking`` started once the
     settings are known to be good; bad ones are one-line errors."""
-    from .config import build_config
-    from .corpus import load_corpus, prepare_dataset
+    from .training.config import build_config
+    from .training.corpus import load_corpus, prepare_dataset
 
     config = build_config(preset, dataset=dataset, **overrides)
     tracking = tracking.started() if tracking else None
@@ -111,9 +110,10 @@ def prepare_resume(model_ref: str, dataset: str | None, overrides: dict, trackin
     """A saved version ready to continue: settings may change, the model's shape may not; a
     model of more than ``max_params`` parameters is refused before it is built.
     ``viewer_limits``: refuse what a training started from a viewer may not do (``limits``)."""
-    from . import checkpoint, limits
-    from .corpus import CharTokenizer, load_corpus, prepare_dataset
-    from .registry import ModelLibrary
+    from .training import checkpoint
+    from .launch import limits
+    from .training.corpus import CharTokenizer, load_corpus, prepare_dataset
+    from .library.registry import ModelLibrary
 
     library = ModelLibrary(tracking_uri)
     if viewer_limits:
@@ -141,7 +141,7 @@ def prepare_resume(model_ref: str, dataset: str | None, overrides: dict, trackin
 def data_parallel():
     """Under ``torchrun`` with several processes, this process's rank of a data-parallel
     training (see ``distributed``); otherwise None."""
-    from .distributed import DataParallel, world
+    from .training.distributed import DataParallel, world
 
     if world()[1] == 1:
         yield None
@@ -179,7 +179,7 @@ def run(trainer, tracking: Tracking | None, run_name: str | None = None, tags: d
     (the run checkpoints and ends KILLED), a second one aborts at once. ``tracking``: None for
     no MLflow run. Of a data-parallel training only rank 0 tracks and reports. ``threads``:
     compute threads, else this training's share of the machine's cores (``threads.ThreadShare``)."""
-    from .threads import ThreadShare
+    from .training.threads import ThreadShare
 
     share = ThreadShare(threads)
     share.update()
@@ -190,10 +190,10 @@ def run(trainer, tracking: Tracking | None, run_name: str | None = None, tags: d
 
 
 def _run(trainer, tracking, run_name, tags, parallel, out, share) -> Outcome:
-    from .outage import StoreConditions
-    from .progress import TrainingProgress
-    from .tracker import Tracker
-    from .trainer import TrainingStopped, run_training
+    from .tracking.outage import StoreConditions
+    from .training.progress import TrainingProgress
+    from .training.tracker import Tracker
+    from .training.trainer import TrainingStopped, run_training
 
     if parallel:
         parallel.attach(trainer)
@@ -250,15 +250,15 @@ def _run(trainer, tracking, run_name, tags, parallel, out, share) -> Outcome:
 
 def register(outcome: Outcome, name: str):
     """Register the last checkpoint of a training that ran to its end as a version of ``name``."""
-    from .registry import ModelLibrary
+    from .library.registry import ModelLibrary
 
     return ModelLibrary(outcome.uri).save(outcome.run_id, name)
 
 
 def _mlflow_tracker(tracking: Tracking):
     """The run is logged from a helper process, so the first steps need not wait for MLflow."""
-    from .registry import check_name
-    from .tracking_process import TrackingProcess
+    from .library.registry import check_name
+    from .tracking.process import TrackingProcess
 
     if tracking.register:
         check_name(tracking.register)
@@ -268,8 +268,8 @@ def _mlflow_tracker(tracking: Tracking):
 
 def _train_quietly(trainer, rank: int, share) -> Outcome:
     """A data-parallel rank other than 0: train in step with rank 0, stop when it stops."""
-    from .tracker import Tracker
-    from .trainer import TrainingStopped, run_training
+    from .training.tracker import Tracker
+    from .training.trainer import TrainingStopped, run_training
 
     outcome = Outcome(step=0, losses={}, rank=rank)
     try:

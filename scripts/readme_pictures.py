@@ -132,7 +132,7 @@ def shoot(driver, base: str, out: Path, sizes: list[tuple[int, int]], step: int 
 def newest_runs(uri: str) -> list[str]:
     """The ids of the two newest training runs of the store's default experiment, the one the
     viewer opens, newest first (fewer if it has fewer)."""
-    from llmb_mlflow.reader import RunReader
+    from llmb_mlflow.library.reader import RunReader
     from llmb_mlflow.run_layout import DEFAULT_EXPERIMENT
 
     reader = RunReader(uri)

@@ -182,7 +182,7 @@ def kill_trainers(uri):
     import signal
 
     from llmb_mlflow.run_layout import PID_TAG
-    from llmb_mlflow.reader import RunReader
+    from llmb_mlflow.library.reader import RunReader
 
     reader = RunReader(uri)
     for experiment in reader.experiments():

@@ -63,21 +63,21 @@ def store_uri(template_db, tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def shakespeare():
-    from llmb_mlflow.corpus import load_corpus
+    from llmb_mlflow.training.corpus import load_corpus
 
     return load_corpus("shakespeare")
 
 
 def tiny_config(**overrides):
-    from llmb_mlflow.config import build_config
+    from llmb_mlflow.training.config import build_config
 
     return build_config("small", **{**TINY, **overrides})
 
 
 def train_tiny(corpus, tracker, **overrides):
     """Train a tiny model on ``corpus`` under ``tracker``; returns the trainer."""
-    from llmb_mlflow.corpus import prepare_dataset
-    from llmb_mlflow.trainer import Trainer, run_training
+    from llmb_mlflow.training.corpus import prepare_dataset
+    from llmb_mlflow.training.trainer import Trainer, run_training
 
     config = tiny_config(**overrides)
     trainer = Trainer(config, prepare_dataset(corpus, config.model.block_size), device="cpu")
@@ -88,11 +88,11 @@ def train_tiny(corpus, tracker, **overrides):
 def bard_library(store_uri, shakespeare):
     """'bard' (versions 1 and 2, from a finished tiny run) in the store; its ModelLibrary.
     Trained once per session, copied into each test's store."""
-    from llmb_mlflow.registry import ModelLibrary
+    from llmb_mlflow.library.registry import ModelLibrary
     from stores import built_once
 
     def build():
-        from llmb_mlflow.mlflow_tracker import MlflowTracker
+        from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
 
         tracker = MlflowTracker(store_uri)
         train_tiny(shakespeare, tracker, max_iters=12, checkpoint_interval=6)
@@ -114,7 +114,7 @@ class FinishedRun:
 @pytest.fixture(scope="session")
 def finished_run(template_db, tmp_path_factory, shakespeare):
     """One finished tiny run (25 steps, evaluations at 0, 10, 20, 25) in its own store."""
-    from llmb_mlflow.mlflow_tracker import MlflowTracker
+    from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
 
     folder = tmp_path_factory.mktemp("finished_run")
     uri = new_store(template_db, folder)
@@ -135,7 +135,7 @@ class CliResult:
 @pytest.fixture
 def llmb(capsys):
     """Run the real ``llmb`` entry point in-process; returns exit code, stdout, stderr."""
-    from llmb_mlflow.cli import main
+    from llmb_mlflow.cli.main import main
 
     def run(*args: str) -> CliResult:
         capsys.readouterr()

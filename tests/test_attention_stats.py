@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from llmb_mlflow import attention_stats, run_layout
+from llmb_mlflow.training import attention_stats
+from llmb_mlflow import run_layout
 
 from conftest import tiny_config
 
@@ -56,7 +57,7 @@ def entropy_keys(n_layer, n_head):
 
 
 def test_a_tracked_training_logs_every_heads_entropy_at_every_evaluation(finished_run):
-    from llmb_mlflow.reader import RunReader
+    from llmb_mlflow.library.reader import RunReader
 
     client, reader = MlflowClient(finished_run.uri), RunReader(finished_run.uri)
     keys = entropy_keys(2, 2)  # TINY: two layers of two heads
@@ -74,8 +75,8 @@ def test_a_tracked_training_logs_every_heads_entropy_at_every_evaluation(finishe
 
 def test_the_tracking_helper_process_carries_the_entropy_metrics(store_uri, shakespeare):
     from llmb_mlflow import session
-    from llmb_mlflow.corpus import prepare_dataset
-    from llmb_mlflow.trainer import Trainer
+    from llmb_mlflow.training.corpus import prepare_dataset
+    from llmb_mlflow.training.trainer import Trainer
 
     config = tiny_config(max_iters=10, eval_interval=5, n_layer=1)
     trainer = Trainer(config, prepare_dataset(shakespeare, config.model.block_size), device="cpu")
@@ -86,8 +87,8 @@ def test_the_tracking_helper_process_carries_the_entropy_metrics(store_uri, shak
 
 
 def test_spooled_entropy_points_reach_the_run_when_sent(store_uri, tmp_path, monkeypatch):
-    from llmb_mlflow import spool
-    from llmb_mlflow.mlflow_tracker import send_spooled
+    from llmb_mlflow.tracking import spool
+    from llmb_mlflow.tracking.mlflow_tracker import send_spooled
 
     monkeypatch.setenv("LLMB_SPOOL_DIR", str(tmp_path / "spool"))
     client = MlflowClient(store_uri)

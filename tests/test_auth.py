@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from dash_app.panels.models import action_id
-from llmb_mlflow import launcher
+from llmb_mlflow.launch import launcher
 from llmb_mlflow.run_layout import CONTROL_STATE_TAG, PID_TAG, TRAINER_PAUSED, TRAINER_STATE_TAG
 
 from conftest import LIVE_ARGS, start_mlflow_server, stop_process, until

@@ -10,7 +10,7 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from llmb_mlflow.reader import RunReader
+from llmb_mlflow.library.reader import RunReader
 
 from bad_settings import OUT_OF_RANGE
 from conftest import TINY_ARGS, run_of
@@ -87,7 +87,7 @@ def test_bad_input_is_one_line_on_stderr_with_nonzero_exit(llmb, store_uri, args
 
 
 def test_every_setting_option_has_an_out_of_range_case():
-    from llmb_mlflow.cli_options import SETTINGS
+    from llmb_mlflow.cli.options import SETTINGS
 
     assert set(OUT_OF_RANGE) == {flag for flag, *_ in SETTINGS}
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 import requests
 
-from llmb_mlflow.reader import RunReader
+from llmb_mlflow.library.reader import RunReader
 
 from conftest import free_port
 

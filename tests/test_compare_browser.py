@@ -13,8 +13,8 @@ LABEL = "return Array.from(document.querySelectorAll('#{panel}-panel .side-{side
 @pytest.fixture(scope="module")
 def two_runs(template_db, tmp_path_factory, shakespeare):
     """Two finished tiny runs in one store: the second with another shape and snapshot rhythm."""
-    from llmb_mlflow.mlflow_tracker import MlflowTracker
-    from llmb_mlflow.registry import ModelLibrary
+    from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
+    from llmb_mlflow.library.registry import ModelLibrary
 
     from conftest import new_store, train_tiny
 
@@ -86,7 +86,7 @@ def test_picking_a_run_to_compare_from_the_menu(browser, two_runs):
 
 def test_marking_what_changed_since_the_snapshot_before_or_a_chosen_one(browser, two_runs):
     from dash_app.panels.sample_diff import counts, word_diff
-    from llmb_mlflow.reader import RunReader
+    from llmb_mlflow.library.reader import RunReader
 
     url, first, _, _ = two_runs
     reader = RunReader(two_runs[3])

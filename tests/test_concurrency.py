@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from llmb_mlflow.reader import RunReader
+from llmb_mlflow.library.reader import RunReader
 
 from conftest import TINY_ARGS
 

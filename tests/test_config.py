@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from llmb_mlflow.config import DEFAULT_PRESET, PRESETS, SettingError, build_config
+from llmb_mlflow.training.config import DEFAULT_PRESET, PRESETS, SettingError, build_config
 from llmb_mlflow.errors import LLMBError
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
@@ -11,7 +11,7 @@ README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 def test_the_readmes_preset_table_is_what_the_presets_build():
     """README: | preset | layers | heads | embedding | context | parameters | (on Shakespeare)."""
-    from llmb_mlflow.model import MicroGPT
+    from llmb_mlflow.training.model import MicroGPT
 
     rows = re.findall(r"^ *\| `(\w+)`([^|]*) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) K \|$", README, re.M)
     assert [row[0] for row in rows] == list(PRESETS)

@@ -10,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 
 from llmb_mlflow.run_layout import TRAINER_STATE_TAG
-from llmb_mlflow.reader import RunReader
+from llmb_mlflow.library.reader import RunReader
 
 from conftest import TINY_ARGS, run_of
 

@@ -1,9 +1,7 @@
 import numpy as np
 import pytest
 
-from llmb_mlflow.corpus import (
-    BUNDLED, MAX_CORPUS_BYTES, CharTokenizer, Corpus, load_corpus, prepare_dataset,
-)
+from llmb_mlflow.training.corpus import BUNDLED, MAX_CORPUS_BYTES, CharTokenizer, Corpus, load_corpus, prepare_dataset
 from llmb_mlflow.errors import LLMBError
 
 

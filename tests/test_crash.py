@@ -11,10 +11,11 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from llmb_mlflow import control, run_layout
-from llmb_mlflow.launcher import launch
-from llmb_mlflow.reader import RunReader
-from llmb_mlflow.registry import ModelLibrary
+from llmb_mlflow.library import control
+from llmb_mlflow import run_layout
+from llmb_mlflow.launch.launcher import launch
+from llmb_mlflow.library.reader import RunReader
+from llmb_mlflow.library.registry import ModelLibrary
 
 from conftest import TINY_ARGS, until
 
@@ -60,7 +61,7 @@ def test_a_sigkilled_trainer_is_crashed_keeps_whole_artifacts_and_resumes_withou
 
 def test_a_silent_trainer_on_another_machine_is_stale_and_can_be_marked_failed(store_uri, llmb):
     from llmb_mlflow.run_layout import KIND_TAG, TRAINING_RUN
-    from llmb_mlflow.store import experiment_id
+    from llmb_mlflow.store.client import experiment_id
 
     client = MlflowClient(store_uri)
     exp = experiment_id(client, "llmbreaker")
@@ -85,7 +86,7 @@ def test_the_stale_threshold_can_be_set(monkeypatch, value, expected, llmb, stor
     monkeypatch.setenv("LLMB_STALE_SECONDS", value)
     assert control.stale_seconds() == expected
     from llmb_mlflow.run_layout import KIND_TAG, TRAINING_RUN
-    from llmb_mlflow.store import experiment_id
+    from llmb_mlflow.store.client import experiment_id
 
     client = MlflowClient(store_uri)
     client.create_run(experiment_id(client, "llmbreaker"), tags={KIND_TAG: TRAINING_RUN})
@@ -117,7 +118,7 @@ def test_a_process_id_reused_by_another_process_is_not_taken_for_the_trainer(sto
 
     import psutil
 
-    from llmb_mlflow.control import process_tags
+    from llmb_mlflow.library.control import process_tags
 
     now = str(int(time.time() * 1000))
     alive = {**process_tags(), run_layout.HEARTBEAT_TAG: now}

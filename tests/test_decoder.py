@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from llmb_mlflow.config import ModelConfig
-from llmb_mlflow.decoder import Decoder
-from llmb_mlflow.model import MicroGPT
-from llmb_mlflow.sampling import sample
+from llmb_mlflow.training.config import ModelConfig
+from llmb_mlflow.training.decoder import Decoder
+from llmb_mlflow.training.model import MicroGPT
+from llmb_mlflow.training.sampling import sample
 
 
 def model(**kw):

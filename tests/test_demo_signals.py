@@ -16,7 +16,7 @@ import threading
 import psutil
 import pytest
 
-from llmb_mlflow.reader import RunReader
+from llmb_mlflow.library.reader import RunReader
 from llmb_mlflow.run_layout import PID_TAG
 
 from conftest import free_port, until

@@ -14,7 +14,7 @@ import textwrap
 
 import pytest
 
-from llmb_mlflow.reader import RunReader
+from llmb_mlflow.library.reader import RunReader
 
 from conftest import LIVE_ARGS, new_store, run_of, until
 
@@ -22,11 +22,11 @@ HOOK = textwrap.dedent('''
     import importlib.abc, importlib.util, os, sys
 
     with open("/proc/self/cmdline", "rb") as f:
-        _helper = b"llmb_mlflow.tracking_process" in f.read()
+        _helper = b"llmb_mlflow.tracking.process" in f.read()
 
     class ShortFinish(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path, target=None):
-            if name != "llmb_mlflow.mlflow_tracker":
+            if name != "llmb_mlflow.tracking.mlflow_tracker":
                 return None
             sys.meta_path.remove(self)
             spec = importlib.util.find_spec(name)
@@ -129,9 +129,10 @@ def test_in_the_helper_mlflow_logs_one_line_and_each_condition_is_said_once(caps
 
     import mlflow  # noqa: F401 (configures MLflow's loggers)
 
-    from llmb_mlflow import outage
+    from llmb_mlflow.store import logs
+    from llmb_mlflow.tracking import outage
 
-    outage.quiet_store_logging()
+    logs.quiet_store_logging()
     try:
         try:
             raise OSError("first line\nsecond line")
@@ -141,9 +142,9 @@ def test_in_the_helper_mlflow_logs_one_line_and_each_condition_is_said_once(caps
         logged = capsys.readouterr().err.splitlines()
         assert len(logged) == 1 and "something unexpected (OSError: first line)" in logged[0], logged
     finally:
-        logging.getLogger(outage.DB_ERROR_LOGGER).removeFilter(outage._drop_raised_db_errors)
+        logging.getLogger(logs.DB_ERROR_LOGGER).removeFilter(logs._drop_raised_db_errors)
         for handler in logging.getLogger("mlflow").handlers:
-            handler.removeFilter(outage._one_line)
+            handler.removeFilter(logs._one_line)
 
     said = []
     conditions = outage.StoreConditions(said.append)

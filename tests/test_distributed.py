@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from llmb_mlflow import control, run_layout
-from llmb_mlflow.reader import RunReader
-from llmb_mlflow.registry import ModelLibrary
+from llmb_mlflow.library import control
+from llmb_mlflow import run_layout
+from llmb_mlflow.library.reader import RunReader
+from llmb_mlflow.library.registry import ModelLibrary
 
 from conftest import TINY_ARGS, free_port
 
@@ -37,9 +38,9 @@ def first_losses(shakespeare):
     """The untrained model's loss on rank 0's first batch and on rank 1's (its own seed)."""
     import torch
 
-    from llmb_mlflow.config import build_config
-    from llmb_mlflow.corpus import prepare_dataset
-    from llmb_mlflow.trainer import Trainer
+    from llmb_mlflow.training.config import build_config
+    from llmb_mlflow.training.corpus import prepare_dataset
+    from llmb_mlflow.training.trainer import Trainer
 
     config = build_config("small", n_layer=1, n_embd=16, n_head=2, block_size=16, batch_size=8,
                           eval_iters=2, eval_interval=10, max_iters=30)

@@ -44,7 +44,7 @@ def test_clicking_an_entropy_point_shows_that_step_and_that_head(browser, viewer
 
 
 def test_a_run_trained_before_entropy_was_logged_says_so_in_one_line(browser, store_uri, shakespeare):
-    from llmb_mlflow.mlflow_tracker import MlflowTracker
+    from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
     from llmb_mlflow.run_layout import ATTN_ENTROPY_PREFIX
 
     from conftest import train_tiny

@@ -16,10 +16,10 @@ from mlflow import MlflowClient
 from PIL import Image
 
 from conftest import train_tiny
-from llmb_mlflow.export import Exporter, evenly, file_name
-from llmb_mlflow.movie import PANELS
-from llmb_mlflow.movie_frames import SIZE, FrameBuilder, MovieRun, wrapped
-from llmb_mlflow.reader import RunReader
+from llmb_mlflow.export.exporter import Exporter, evenly, file_name
+from llmb_mlflow.export.movie import PANELS
+from llmb_mlflow.export.frames import SIZE, FrameBuilder, MovieRun, wrapped
+from llmb_mlflow.library.reader import RunReader
 from llmb_mlflow.run_layout import EXPORT_DIR, TRAIN_LOSS, VAL_LOSS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,7 +160,7 @@ def test_html_page_holds_the_run_and_fetches_nothing(finished_run, reader, tmp_p
 
 
 def test_log_to_run_adds_the_file_and_keeps_the_runs_status(store_uri, shakespeare, tmp_path, llmb):
-    from llmb_mlflow.mlflow_tracker import MlflowTracker
+    from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
 
     tracker = MlflowTracker(store_uri)
     train_tiny(shakespeare, tracker, max_iters=10, eval_interval=5)
@@ -191,7 +191,7 @@ def test_default_name_is_the_run_name_here_and_is_not_replaced(finished_run, tmp
 
 
 def test_a_name_that_is_no_file_name_becomes_one():
-    from llmb_mlflow.reader import RunSummary
+    from llmb_mlflow.library.reader import RunSummary
 
     run = RunSummary("abc123", "my run/../x", "0", "FINISHED", 0, 0, {}, {})
     assert file_name(run, "gif") == "my-run-..-x.gif"
@@ -232,7 +232,7 @@ def test_runs_that_cannot_be_exported_say_why(finished_run, store_uri, llmb):
 
 
 def test_export_never_imports_torch(finished_run, tmp_path):
-    code = ("import sys; from llmb_mlflow.export import Exporter; from llmb_mlflow.reader import RunReader; "
+    code = ("import sys; from llmb_mlflow.export.exporter import Exporter; from llmb_mlflow.library.reader import RunReader; "
             f"e = Exporter(RunReader({finished_run.uri!r})); "
             f"[e.export({finished_run.run_id!r}, f, {str(tmp_path)!r} + '/x.' + f) for f in ('gif', 'mp4', 'html')]; "
             "import dash_app.panels.export; print('torch' in sys.modules)")

@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from llmb_mlflow.reader import RunReader
+from llmb_mlflow.library.reader import RunReader
 
 from conftest import TINY_ARGS, run_of, until
 
@@ -22,7 +22,7 @@ HOOK = textwrap.dedent('''
 
     def _helper():
         with open("/proc/self/cmdline", "rb") as f:
-            return b"llmb_mlflow.tracking_process" in f.read()
+            return b"llmb_mlflow.tracking.process" in f.read()
 
     MODE, REPORT = os.environ.get("LLMB_TEST_HOOK"), os.environ.get("LLMB_TEST_HOOK_REPORT")
 
@@ -159,8 +159,8 @@ def test_a_helper_whose_reader_dies_ends_the_training_and_sync_completes_the_run
 @pytest.mark.soak
 def test_a_short_server_outage_is_noted_as_retried_writes(template_db, tmp_path, monkeypatch):
     from conftest import LIVE_ARGS, start_mlflow_server, stop_process
-    from llmb_mlflow import control
-    from llmb_mlflow.launcher import launch
+    from llmb_mlflow.library import control
+    from llmb_mlflow.launch.launcher import launch
 
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)  # MLflow's own default
     monkeypatch.setenv("LLMB_SPOOL_DIR", str(tmp_path / "spool"))

@@ -11,7 +11,7 @@ import pytest
 from browser import kill_trainers, serve
 from conftest import LIVE_ARGS, TINY_ARGS, bard_library
 from dash_requests import CallbackPoster, pattern_trigger
-from llmb_mlflow import launcher
+from llmb_mlflow.launch import launcher
 from llmb_mlflow.errors import LLMBError
 from test_viewer_requests import GOOD_FORM, footprint, refused
 

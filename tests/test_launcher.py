@@ -3,10 +3,10 @@
 import psutil
 import pytest
 
-from llmb_mlflow import control
+from llmb_mlflow.library import control
 from llmb_mlflow.errors import LLMBError
-from llmb_mlflow.launcher import launch
-from llmb_mlflow.reader import RunReader
+from llmb_mlflow.launch.launcher import launch
+from llmb_mlflow.library.reader import RunReader
 
 from conftest import LIVE_ARGS, TINY_ARGS
 
@@ -44,7 +44,7 @@ def test_a_training_that_cannot_start_says_why_in_one_line(store_uri, args, mess
 
 
 def test_at_most_so_many_trainings_started_for_a_store_run_at_once(store_uri, tmp_path, monkeypatch):
-    from llmb_mlflow.launcher import running, start, wait_for_run
+    from llmb_mlflow.launch.launcher import running, start, wait_for_run
 
     monkeypatch.setenv("LLMB_LOG_DIR", str(tmp_path / "logs"))
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice

@@ -2,8 +2,8 @@
 
 import math
 
-from llmb_mlflow.mlflow_tracker import MlflowTracker
-from llmb_mlflow.reader import RunReader
+from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
+from llmb_mlflow.library.reader import RunReader
 
 from conftest import train_tiny
 

@@ -3,8 +3,8 @@ by ``llmb resume --viewer-limits`` against what the checkpoint really holds."""
 
 import pytest
 
-from llmb_mlflow import limits
-from llmb_mlflow.config import build_config
+from llmb_mlflow.launch import limits
+from llmb_mlflow.training.config import build_config
 from llmb_mlflow.errors import LLMBError
 
 from conftest import bard_library
@@ -38,7 +38,7 @@ def test_a_long_training_checkpoints_less_often_rather_than_more_than_the_cap():
 
 
 def test_a_viewer_trains_only_on_bundled_corpora_and_its_own_uploads(tmp_path, monkeypatch):
-    from llmb_mlflow.uploads import store_upload
+    from llmb_mlflow.launch.uploads import store_upload
 
     monkeypatch.setenv("LLMB_UPLOAD_DIR", str(tmp_path / "uploads"))
     upload = store_upload("poem.txt", b"Shall I compare thee to a summer's day?\n" * 20)
@@ -56,6 +56,6 @@ def test_resume_with_viewer_limits_checks_what_the_checkpoint_holds(store_uri, s
     assert result.code == 1 and "steps / snapshot every makes 99999 snapshots" in result.err
     result = llmb("resume", "bard", "--viewer-limits", "--max-iters", "20", "--dataset", "/etc/passwd")
     assert result.code == 1 and "the corpus is 'passwd', which is neither a bundled corpus nor a file" in result.err
-    from llmb_mlflow.reader import RunReader
+    from llmb_mlflow.library.reader import RunReader
 
     assert len(RunReader(store_uri).runs()) == 1  # bard's own run; nothing started

@@ -11,7 +11,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
-from llmb_mlflow import mlflow_compat
+from llmb_mlflow.store import compat as mlflow_compat
 
 from conftest import start_mlflow_server, stop_process, train_tiny
 
@@ -72,7 +72,7 @@ def test_mlflow_server_tells_the_viewer_its_store_artifacts_and_prefix(template_
     as ``mlflow server`` passes them to its app: the viewer under the prefix shows a sample
     it can only have read from the served artifacts."""
     from dash_requests import CallbackPoster
-    from llmb_mlflow.mlflow_tracker import MlflowTracker
+    from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
 
     uri, proc = start_mlflow_server(template_db, tmp_path_factory.mktemp("compat-server"),
                                     "--app-name", "llmbreaker", "--static-prefix", "/pre")

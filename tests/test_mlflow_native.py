@@ -9,11 +9,11 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from llmb_mlflow.checkpoint_models import dataset_input
-from llmb_mlflow.launcher import launch
-from llmb_mlflow.mlflow_tracker import MlflowTracker
-from llmb_mlflow.reader import RunReader
-from llmb_mlflow.registry import ModelLibrary
+from llmb_mlflow.tracking.checkpoint_models import dataset_input
+from llmb_mlflow.launch.launcher import launch
+from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
+from llmb_mlflow.library.reader import RunReader
+from llmb_mlflow.library.registry import ModelLibrary
 from llmb_mlflow.run_layout import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
 
 from conftest import SERVERS, TINY_ARGS, new_store, train_tiny, until
@@ -116,7 +116,7 @@ def test_an_experiment_someone_else_made_gets_the_kind_once_and_a_set_kind_is_ke
 
 
 def test_a_file_corpus_is_a_local_dataset(tmp_path):
-    from llmb_mlflow.corpus import load_corpus, prepare_dataset
+    from llmb_mlflow.training.corpus import load_corpus, prepare_dataset
 
     path = tmp_path / "poem.txt"
     path.write_text("the quick brown fox jumps over the lazy dog\n" * 20)
@@ -174,9 +174,9 @@ def test_an_ended_run_says_how_it_ended(any_store, shakespeare, error, status, s
 
 
 def test_a_checkpoint_stored_again_after_a_lost_answer_makes_no_second_logged_model(store_uri, shakespeare, tmp_path):
-    from llmb_mlflow import checkpoint
-    from llmb_mlflow.checkpoint_models import CheckpointModels
-    from llmb_mlflow.tracker import RunDescription
+    from llmb_mlflow.training import checkpoint
+    from llmb_mlflow.tracking.checkpoint_models import CheckpointModels
+    from llmb_mlflow.training.tracker import RunDescription
 
     tracker = MlflowTracker(store_uri, EXPERIMENT)
     trainer = train_tiny(shakespeare, tracker, max_iters=5)

@@ -5,8 +5,8 @@ itself. What is checked is the text the page renders, not HTTP statuses."""
 import pytest
 from mlflow import MlflowClient
 
-from llmb_mlflow.mlflow_tracker import MlflowTracker
-from llmb_mlflow.registry import ModelLibrary
+from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
+from llmb_mlflow.library.registry import ModelLibrary
 from llmb_mlflow.run_layout import mlflow_ui_path
 
 from browser import needs_browser, wait

@@ -2,8 +2,8 @@ import math
 
 import torch
 
-from llmb_mlflow.config import ModelConfig
-from llmb_mlflow.model import MicroGPT
+from llmb_mlflow.training.config import ModelConfig
+from llmb_mlflow.training.model import MicroGPT
 
 
 def model(**kw):

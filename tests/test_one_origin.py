@@ -25,7 +25,7 @@ def test_one_port_serves_mlflow_and_the_viewer_and_runs_link_across(
         browser, one_origin, shakespeare):
     from selenium.webdriver.common.by import By
 
-    from llmb_mlflow.mlflow_tracker import MlflowTracker
+    from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
 
     tracker = MlflowTracker(one_origin, experiment="one-origin")
     train_tiny(shakespeare, tracker)

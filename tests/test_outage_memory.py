@@ -15,7 +15,7 @@ import threading
 import psutil
 import pytest
 
-from llmb_mlflow.reader import RunReader
+from llmb_mlflow.library.reader import RunReader
 
 from conftest import start_mlflow_server, stop_process, tiny_config, until
 
@@ -36,7 +36,7 @@ def spilled_lines(folder):
 
 def recording_tracker(uri, **options):
     """An MlflowTracker that keeps the trainer's own record of what it reported."""
-    from llmb_mlflow.mlflow_tracker import MlflowTracker
+    from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
 
     class Recording(MlflowTracker):
         def log_metrics(self, step, metrics, at_ms=None):
@@ -59,11 +59,11 @@ def assert_stored_once(uri, tracker, keys=("train_loss", "val_loss")):
 
 @pytest.mark.soak
 def test_a_long_outage_spills_to_disk_and_everything_arrives_once(template_db, tmp_path, spool_dir, shakespeare):
-    from llmb_mlflow.corpus import prepare_dataset
-    from llmb_mlflow.registry import ModelLibrary
-    from llmb_mlflow.spill import POINT_BYTES
-    from llmb_mlflow.tracker import RunDescription
-    from llmb_mlflow.trainer import Trainer
+    from llmb_mlflow.training.corpus import prepare_dataset
+    from llmb_mlflow.library.registry import ModelLibrary
+    from llmb_mlflow.tracking.spill import POINT_BYTES
+    from llmb_mlflow.training.tracker import RunDescription
+    from llmb_mlflow.training.trainer import Trainer
 
     uri, server = start_mlflow_server(template_db, tmp_path)
     port = int(uri.rsplit(":", 1)[1])
@@ -103,11 +103,11 @@ def test_a_long_outage_spills_to_disk_and_everything_arrives_once(template_db, t
 
 @pytest.mark.soak
 def test_the_tracking_helper_holds_its_bound_through_an_outage(template_db, tmp_path, spool_dir):
-    from llmb_mlflow import spool
+    from llmb_mlflow.tracking import spool
     from llmb_mlflow.errors import LLMBError
-    from llmb_mlflow.spill import POINT_BYTES, SPILL_BYTES
-    from llmb_mlflow.tracker import RunDescription
-    from llmb_mlflow.tracking_process import TrackingProcess
+    from llmb_mlflow.tracking.spill import POINT_BYTES, SPILL_BYTES
+    from llmb_mlflow.training.tracker import RunDescription
+    from llmb_mlflow.tracking.process import TrackingProcess
 
     steps, keys = 40_000, [f"outage/m{i}" for i in range(10)]  # 400,000 points: 80 MB unbounded
     uri, server = start_mlflow_server(template_db, tmp_path)
@@ -116,7 +116,7 @@ def test_the_tracking_helper_holds_its_bound_through_an_outage(template_db, tmp_
         tracker.start(RunDescription(params={"purpose": "outage"}, run_name="helper-outage"))
         until(lambda: tracker.run_id, what="the run")
         helper = next(p for p in psutil.Process().children()
-                      if "llmb_mlflow.tracking_process" in " ".join(p.cmdline()))
+                      if "llmb_mlflow.tracking.process" in " ".join(p.cmdline()))
         before = helper.memory_info().rss
         stop_process(server)
 
@@ -153,8 +153,8 @@ def test_the_tracking_helper_holds_its_bound_through_an_outage(template_db, tmp_
 WRITER = textwrap.dedent("""
     import sys
     import time
-    from llmb_mlflow.mlflow_tracker import MlflowTracker
-    from llmb_mlflow.tracker import RunDescription
+    from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
+    from llmb_mlflow.training.tracker import RunDescription
 
     tracker = MlflowTracker(sys.argv[1], spill_bytes=16 * 1024)
     tracker.start(RunDescription(params={}, run_name="killed-mid-spill"))
@@ -171,7 +171,7 @@ WRITER = textwrap.dedent("""
 
 @pytest.mark.soak
 def test_a_writer_killed_mid_spill_loses_nothing_it_spilled(template_db, tmp_path, spool_dir, llmb):
-    from llmb_mlflow import spool
+    from llmb_mlflow.tracking import spool
 
     uri, server = start_mlflow_server(template_db, tmp_path)
     port = int(uri.rsplit(":", 1)[1])
@@ -217,9 +217,9 @@ def test_ten_minutes_of_training_through_a_seven_minute_outage(template_db, tmp_
     snapshot and checkpoint is listed."""
     import time
 
-    from llmb_mlflow import control
-    from llmb_mlflow.launcher import launch
-    from llmb_mlflow.registry import ModelLibrary
+    from llmb_mlflow.library import control
+    from llmb_mlflow.launch.launcher import launch
+    from llmb_mlflow.library.registry import ModelLibrary
 
     from conftest import TINY_ARGS
 

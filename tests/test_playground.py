@@ -9,7 +9,7 @@ from llmb_mlflow.errors import LLMBError
 
 @pytest.fixture(scope="module")
 def stored(finished_run):
-    from llmb_mlflow.reader import RunReader
+    from llmb_mlflow.library.reader import RunReader
 
     reader = RunReader(finished_run.uri)
     return reader, finished_run.run_id, reader.snapshot_steps(finished_run.run_id)
@@ -49,13 +49,13 @@ def test_half_precision_weights_keep_the_top_ten_within_a_thousandth(stored, fin
 
 
 def test_weights_are_small_and_load_without_running_code(stored):
-    from llmb_mlflow import weights
+    from llmb_mlflow.training import weights
     from llmb_mlflow.run_layout import weights_path
 
     from dataclasses import asdict, replace
 
-    from llmb_mlflow.config import build_config
-    from llmb_mlflow.model import MicroGPT
+    from llmb_mlflow.training.config import build_config
+    from llmb_mlflow.training.model import MicroGPT
 
     reader, run_id, steps = stored
     raw = reader.artifact_bytes(run_id, weights_path(steps[-1]))
@@ -74,7 +74,7 @@ def test_weights_of_the_first_format_an_array_per_tensor_are_still_read(stored):
     import json
     import zipfile
 
-    from llmb_mlflow import weights
+    from llmb_mlflow.training import weights
     from llmb_mlflow.run_layout import weights_path
 
     reader, run_id, steps = stored
@@ -191,7 +191,7 @@ def test_swapping_steps_in_the_one_built_model_gives_each_steps_own_model(stored
 def test_a_run_that_keeps_weights_only_in_checkpoints_plays_its_last_checkpoint(store_uri, shakespeare):
     from dash_app.data import ViewerData
     from dash_app.panels.playground import Models, _which_model, next_probabilities
-    from llmb_mlflow.mlflow_tracker import MlflowTracker
+    from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
     from llmb_mlflow.run_layout import WEIGHTS_DIR
 
     from conftest import train_tiny

@@ -69,8 +69,8 @@ def test_a_prompt_with_characters_the_model_never_saw_is_refused_in_one_line(bro
 
 
 def test_try_in_the_models_menu_opens_the_playground_at_the_versions_step(browser, store_uri, shakespeare):
-    from llmb_mlflow.mlflow_tracker import MlflowTracker
-    from llmb_mlflow.registry import ModelLibrary
+    from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
+    from llmb_mlflow.library.registry import ModelLibrary
 
     from browser import open_menu
     from conftest import train_tiny

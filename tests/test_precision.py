@@ -4,11 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llmb_mlflow import checkpoint, precision
-from llmb_mlflow.corpus import prepare_dataset
+from llmb_mlflow.training import checkpoint, precision
+from llmb_mlflow.training.corpus import prepare_dataset
 from llmb_mlflow.errors import LLMBError
-from llmb_mlflow.model import causal_attention
-from llmb_mlflow.trainer import Trainer
+from llmb_mlflow.training.model import causal_attention
+from llmb_mlflow.training.trainer import Trainer
 
 from conftest import tiny_config
 

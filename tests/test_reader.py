@@ -7,8 +7,8 @@ import pytest
 from mlflow import MlflowClient
 
 from llmb_mlflow.errors import LLMBError
-from llmb_mlflow.mlflow_tracker import MlflowTracker
-from llmb_mlflow.reader import RunReader
+from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
+from llmb_mlflow.library.reader import RunReader
 
 from conftest import train_tiny
 

@@ -106,7 +106,7 @@ def test_a_refused_style_transfer_keeps_no_pasted_text(viewer, store_uri, tmp_pa
 
 
 def test_a_pasted_text_written_for_a_start_then_refused_is_forgotten(tmp_path, monkeypatch):
-    from llmb_mlflow.uploads import forget_upload, store_upload
+    from llmb_mlflow.launch.uploads import forget_upload, store_upload
 
     monkeypatch.setenv("LLMB_UPLOAD_DIR", str(tmp_path / "uploads"))
     kept = store_upload("poem.txt", POEM.encode())
@@ -129,9 +129,9 @@ def plant(folder, content: bytes, name: str, how) -> tuple[str, object]:
 
 def test_a_linked_or_special_file_in_the_upload_folder_is_neither_offered_nor_read_by_a_training(
         viewer, store_uri, tmp_path):
-    from llmb_mlflow.corpus import load_corpus
+    from llmb_mlflow.training.corpus import load_corpus
     from llmb_mlflow.errors import LLMBError
-    from llmb_mlflow.uploads import find_upload, store_upload
+    from llmb_mlflow.launch.uploads import find_upload, store_upload
 
     uploads = tmp_path / "uploads"
     secret = tmp_path / "secret.txt"

@@ -8,9 +8,9 @@ import mlflow
 import pytest
 
 from llmb_mlflow.errors import LLMBError
-from llmb_mlflow.mlflow_tracker import MlflowTracker
-from llmb_mlflow.reader import RunReader
-from llmb_mlflow.registry import ModelLibrary, parse_ref
+from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
+from llmb_mlflow.library.reader import RunReader
+from llmb_mlflow.library.registry import ModelLibrary, parse_ref
 
 from conftest import TINY_ARGS, train_tiny
 

@@ -6,9 +6,9 @@ import re
 import pytest
 from mlflow import MlflowClient
 
-from llmb_mlflow.mlflow_tracker import MlflowTracker
-from llmb_mlflow.registry import ModelLibrary
-from llmb_mlflow.tracker import RunDescription
+from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
+from llmb_mlflow.library.registry import ModelLibrary
+from llmb_mlflow.training.tracker import RunDescription
 
 from bad_settings import OUT_OF_RANGE
 from conftest import train_tiny
@@ -183,7 +183,7 @@ def test_a_save_asked_again_with_its_token_happens_once(library):
     at once that it is under way; asked again later, they get the version saved the first time."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from llmb_mlflow.registry import SaveUnderWay
+    from llmb_mlflow.library.registry import SaveUnderWay
 
     token = "0123456789abcdef0123456789abcdef"
 

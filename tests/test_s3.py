@@ -20,9 +20,9 @@ from browser import serve
 from conftest import TINY_ARGS, free_port, start_mlflow_server, stop_process, tiny_config, train_tiny
 from dash_requests import CallbackPoster
 from llmb_mlflow.errors import LLMBError
-from llmb_mlflow.mlflow_tracker import MlflowTracker
-from llmb_mlflow.reader import RunReader
-from llmb_mlflow.registry import ModelLibrary
+from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
+from llmb_mlflow.library.reader import RunReader
+from llmb_mlflow.library.registry import ModelLibrary
 from s3 import S3
 
 CREDENTIALS = ("MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
@@ -101,9 +101,9 @@ def team(request, servers, s3, tmp_path, monkeypatch):
 def train_into_an_outage(server, shakespeare, spool_dir) -> str:
     """A tiny training (20 steps, a snapshot and checkpoint every 10) whose store stops after
     step 10 and is still down when it ends: what it could not send is spooled. Its run id."""
-    from llmb_mlflow.corpus import prepare_dataset
-    from llmb_mlflow.tracker import RunDescription
-    from llmb_mlflow.trainer import Trainer
+    from llmb_mlflow.training.corpus import prepare_dataset
+    from llmb_mlflow.training.tracker import RunDescription
+    from llmb_mlflow.training.trainer import Trainer
 
     config = tiny_config(max_iters=20, eval_interval=10, checkpoint_interval=10)
     trainer = Trainer(config, prepare_dataset(shakespeare, config.model.block_size), device="cpu")
@@ -190,8 +190,8 @@ KEYLESS_TRAINER = """
 import sys
 sys.path.insert(0, {tests!r})
 from conftest import train_tiny
-from llmb_mlflow.corpus import load_corpus
-from llmb_mlflow.mlflow_tracker import MlflowTracker
+from llmb_mlflow.training.corpus import load_corpus
+from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
 tracker = MlflowTracker({uri!r}, experiment="s3-keyless", finish_timeout=3)
 try:
     train_tiny(load_corpus("shakespeare"), tracker, max_iters=10, eval_interval=10, checkpoint_interval=10)

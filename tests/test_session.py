@@ -2,8 +2,8 @@
 and a stop asked for between two steps."""
 
 from llmb_mlflow import session
-from llmb_mlflow.corpus import prepare_dataset
-from llmb_mlflow.trainer import Trainer
+from llmb_mlflow.training.corpus import prepare_dataset
+from llmb_mlflow.training.trainer import Trainer
 
 from conftest import tiny_config
 

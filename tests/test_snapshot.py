@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from llmb_mlflow import snapshot as fmt
-from llmb_mlflow.config import build_config
-from llmb_mlflow.corpus import prepare_dataset
+from llmb_mlflow.formats import snapshot as fmt
+from llmb_mlflow.training.config import build_config
+from llmb_mlflow.training.corpus import prepare_dataset
 from llmb_mlflow.errors import LLMBError
-from llmb_mlflow.probes import PROBE_CHARS, TOP_K, SnapshotProbe
-from llmb_mlflow.trainer import Trainer
+from llmb_mlflow.training.probes import PROBE_CHARS, TOP_K, SnapshotProbe
+from llmb_mlflow.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

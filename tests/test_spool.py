@@ -8,7 +8,7 @@ import json
 import pytest
 
 from llmb_mlflow.errors import LLMBError
-from llmb_mlflow.reader import RunReader
+from llmb_mlflow.library.reader import RunReader
 
 from conftest import start_mlflow_server, stop_process, tiny_config, until
 
@@ -22,11 +22,11 @@ def spool_dir(tmp_path, monkeypatch):
 
 def test_a_training_that_ends_while_the_store_is_down_keeps_its_data_for_sync(
         template_db, tmp_path, spool_dir, shakespeare, llmb):
-    from llmb_mlflow.corpus import prepare_dataset
-    from llmb_mlflow.mlflow_tracker import MlflowTracker
-    from llmb_mlflow.registry import ModelLibrary
-    from llmb_mlflow.tracker import RunDescription
-    from llmb_mlflow.trainer import Trainer
+    from llmb_mlflow.training.corpus import prepare_dataset
+    from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
+    from llmb_mlflow.library.registry import ModelLibrary
+    from llmb_mlflow.training.tracker import RunDescription
+    from llmb_mlflow.training.trainer import Trainer
 
     uri, server = start_mlflow_server(template_db, tmp_path)
     port = int(uri.rsplit(":", 1)[1])
@@ -91,7 +91,7 @@ def test_a_damaged_spool_is_one_line_and_left_alone(spool_dir, llmb):
 
 
 def test_a_half_written_spill_is_never_read_and_what_was_spilled_before_it_is(spool_dir):
-    from llmb_mlflow import spool
+    from llmb_mlflow.tracking import spool
 
     folder = spool_dir / "0123456789abcdef0123456789abcdef"
     folder.mkdir(parents=True)
@@ -108,7 +108,7 @@ def test_a_half_written_spill_is_never_read_and_what_was_spilled_before_it_is(sp
 
 
 def test_a_spool_folder_whose_writer_is_alive_is_left_to_it(spool_dir):
-    from llmb_mlflow import spool
+    from llmb_mlflow.tracking import spool
 
     folder = spool_dir / "0123456789abcdef0123456789abcdef"
     folder.mkdir(parents=True)
@@ -119,7 +119,7 @@ def test_a_spool_folder_whose_writer_is_alive_is_left_to_it(spool_dir):
 
 
 def test_a_spool_from_before_segments_is_read_as_its_first(spool_dir):
-    from llmb_mlflow import spool
+    from llmb_mlflow.tracking import spool
 
     folder = spool_dir / "0123456789abcdef0123456789abcdef"
     (folder / "checkpoint_00000010").mkdir(parents=True)

@@ -9,7 +9,7 @@ import threading
 import pytest
 from mlflow import MlflowClient
 
-from llmb_mlflow import mlflow_compat, sqlite_store, store
+from llmb_mlflow.store import compat as mlflow_compat, sqlite as sqlite_store, client as store
 from llmb_mlflow.errors import LLMBError
 
 

@@ -10,9 +10,9 @@ import pytest
 from browser import serve
 from conftest import LIVE_ARGS, start_mlflow_server, stop_process
 from dash_requests import CallbackPoster
-from llmb_mlflow import control
-from llmb_mlflow.launcher import launch
-from llmb_mlflow.reader import RunReader
+from llmb_mlflow.library import control
+from llmb_mlflow.launch.launcher import launch
+from llmb_mlflow.library.reader import RunReader
 
 
 class Page:

@@ -160,8 +160,8 @@ def test_the_playground_refuses_huge_or_malformed_step_weights_before_building_a
 
     from dash_app.data import ViewerData
     from dash_app.panels.playground import Models
-    from llmb_mlflow import weights
-    from llmb_mlflow.mlflow_tracker import MlflowTracker
+    from llmb_mlflow.training import weights
+    from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
     from llmb_mlflow.run_layout import weights_path
 
     from conftest import train_tiny
@@ -211,7 +211,7 @@ def test_a_weights_file_whose_header_claims_more_than_it_stores_is_refused_befor
     import io
     import zipfile
 
-    from llmb_mlflow import weights
+    from llmb_mlflow.training import weights
 
     real = weights.encode({"w": np.zeros((4, 4), np.float32)}, {"n_layer": 1})
     given, out = zipfile.ZipFile(io.BytesIO(real)), io.BytesIO()

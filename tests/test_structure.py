@@ -1,5 +1,6 @@
-"""The house's boundaries: no import cycles (imports inside functions count too), readers and
-the viewer never import the writer, commands hold no training logic of their own."""
+"""The house's boundaries: no import cycles (imports inside functions count too); each subpackage
+imports only the ones below it (training knows nothing of MLflow, the readers and the viewer
+never reach the writer, nothing reaches the command line); commands hold no training logic."""
 
 import ast
 from pathlib import Path
@@ -75,15 +76,67 @@ def reachable(edges: dict[str, set[str]], start: str) -> set[str]:
     return seen
 
 
-def test_readers_and_the_viewer_never_import_the_writer():
+# What each part of the house may import besides itself. The top-level rooms ``errors``,
+# ``numbers``, ``paths`` and ``run_layout`` are BASE: everyone may import them.
+BASE = {"errors", "numbers", "paths", "run_layout"}
+MAY_IMPORT = {
+    "base": set(),
+    "formats": set(),
+    "training": {"formats"},
+    "store": set(),
+    "library": {"formats", "training", "store"},
+    "serving": {"training", "store"},
+    "pyfunc_code": {"serving"},
+    "tracking": {"formats", "training", "store", "library", "serving"},
+    "export": {"formats", "training", "store", "library"},
+    "launch": {"training", "store", "library"},
+    "session": {"training", "store", "library", "tracking", "launch"},
+    "cli": {"formats", "training", "store", "library", "tracking", "export", "launch", "session", "dash_app"},
+    "__main__": {"cli"},
+    "dash_app": {"formats", "training", "store", "library", "export", "launch"},
+}
+
+
+def part(module: str) -> str:
+    """The part of the house a module belongs to: its subpackage, or itself at the top level."""
+    parts = module.split(".")
+    if parts[0] == "dash_app":
+        return "dash_app"
+    if len(parts) == 1 or parts[1] in BASE:
+        return "base"
+    return parts[1]
+
+
+def test_every_part_of_the_house_is_known():
+    assert {part(name) for name in graph()} == set(MAY_IMPORT) | {"base"}
+
+
+def test_each_part_imports_only_the_parts_below_it():
+    wrong = sorted(f"{name} imports {target}" for name, targets in graph().items() for target in targets
+                   if part(target) not in {part(name), "base"} | MAY_IMPORT[part(name)])
+    assert wrong == []
+
+
+def test_the_rules_find_a_wrong_import():
+    assert part("llmb_mlflow.tracking.mlflow_tracker") not in MAY_IMPORT[part("llmb_mlflow.library.reader")]
+    assert part("llmb_mlflow.cli.main") not in MAY_IMPORT[part("dash_app.data")]
+
+
+def test_readers_and_the_viewer_never_reach_the_writer():
     edges = graph()
     for name in edges:
-        if name in ("llmb_mlflow.reader", "llmb_mlflow.registry") or name.startswith("dash_app"):
-            assert "llmb_mlflow.mlflow_tracker" not in reachable(edges, name), name
+        if part(name) in ("library", "export", "launch", "dash_app"):
+            assert not any(part(m) == "tracking" for m in reachable(edges, name)), name
+
+
+def test_training_and_formats_know_nothing_of_mlflow():
+    for package in ("training", "formats"):
+        for path in (ROOT / "llmb_mlflow" / package).rglob("*.py"):
+            assert not any(m == "mlflow" or m.startswith("mlflow.") for m in imports_of(path)), path
 
 
 def test_commands_leave_training_to_the_library():
-    for command in ("cli.py", "cli_models.py"):
-        source = (ROOT / "llmb_mlflow" / command).read_text()
+    for command in ("main.py", "models.py"):
+        source = (ROOT / "llmb_mlflow" / "cli" / command).read_text()
         for work in ("run_training", "signal.signal", "DataParallel", "load_corpus", "checkpoint.run_config"):
-            assert work not in source, f"{command} does {work} itself"
+            assert work not in source, f"cli/{command} does {work} itself"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from llmb_mlflow import style
+from llmb_mlflow.training import style
 
 SOURCE = "To be, or not to be: that is the question. Whether 'tis nobler in the mind to suffer!"
 

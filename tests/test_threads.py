@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from llmb_mlflow import threads
+from llmb_mlflow.training import threads
 
 from conftest import LIVE_ARGS, stop_process
 

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from llmb_mlflow.mlflow_tracker import MlflowTracker
+from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
 from llmb_mlflow.run_layout import ATTENTION_IMAGE_KEY, SNAPSHOT_BYTES
-from llmb_mlflow.reader import RunReader
-from llmb_mlflow.tracker import Tracker
+from llmb_mlflow.library.reader import RunReader
+from llmb_mlflow.training.tracker import Tracker
 
 from conftest import train_tiny
 
@@ -129,8 +129,8 @@ def test_a_failed_training_is_marked_failed_with_its_metrics_kept(store_uri, sha
 
 def test_runs_go_to_the_named_experiment_with_the_given_name(store_uri, shakespeare):
     tracker = MlflowTracker(store_uri, experiment="other")
-    from llmb_mlflow.corpus import prepare_dataset
-    from llmb_mlflow.trainer import Trainer, run_training
+    from llmb_mlflow.training.corpus import prepare_dataset
+    from llmb_mlflow.training.trainer import Trainer, run_training
     from conftest import tiny_config
 
     config = tiny_config(max_iters=3)

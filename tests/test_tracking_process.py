@@ -14,11 +14,11 @@ import psutil
 from mlflow import MlflowClient
 
 from llmb_mlflow import session
-from llmb_mlflow.corpus import prepare_dataset
-from llmb_mlflow.launcher import launch
-from llmb_mlflow.reader import RunReader
+from llmb_mlflow.training.corpus import prepare_dataset
+from llmb_mlflow.launch.launcher import launch
+from llmb_mlflow.library.reader import RunReader
 from llmb_mlflow.run_layout import PID_TAG, TRAINER_STATE_TAG
-from llmb_mlflow.trainer import Trainer
+from llmb_mlflow.training.trainer import Trainer
 
 from conftest import TINY_ARGS, run_of, tiny_config, until
 
@@ -27,7 +27,7 @@ ENDLESS = [*TINY_ARGS, "--eval-interval", "10", "--checkpoint-interval", "20", "
 
 def helper_of(pid: int) -> psutil.Process:
     return until(lambda: next((p for p in psutil.Process(pid).children()
-                               if "llmb_mlflow.tracking_process" in p.cmdline()), None), what="the helper")
+                               if "llmb_mlflow.tracking.process" in p.cmdline()), None), what="the helper")
 
 
 def test_the_run_records_the_training_process_and_when_each_point_was_measured(store_uri, shakespeare):
@@ -47,7 +47,7 @@ def test_the_run_records_the_training_process_and_when_each_point_was_measured(s
 
 
 def test_the_helper_tells_mlflow_it_is_no_notebook_without_importing_ipython(store_uri):
-    code = ("import json, sys; from llmb_mlflow import mlflow_compat, tracking_helper as t; "
+    code = ("import json, sys; from llmb_mlflow.store import compat as mlflow_compat; from llmb_mlflow.tracking import helper as t; "
             f"t._warm_up({store_uri!r}); "
             "print(json.dumps([sys.modules.get('IPython') is not None, mlflow_compat.context_tags({})]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from llmb_mlflow.corpus import MAX_CORPUS_BYTES, load_corpus
+from llmb_mlflow.training.corpus import MAX_CORPUS_BYTES, load_corpus
 from llmb_mlflow.errors import LLMBError
-from llmb_mlflow.uploads import find_upload, store_upload
+from llmb_mlflow.launch.uploads import find_upload, store_upload
 
 TEXT = "To be, or not to be, that is the question.\n" * 30
 
@@ -98,9 +98,9 @@ def test_the_upload_folder_keeps_to_its_space_least_recently_used_first(uploads,
 
 
 def test_corpora_that_running_trainings_read_are_kept_and_a_full_folder_refuses(uploads, monkeypatch, store_uri):
-    from llmb_mlflow import control
-    from llmb_mlflow.launcher import launch
-    from llmb_mlflow.reader import RunReader
+    from llmb_mlflow.library import control
+    from llmb_mlflow.launch.launcher import launch
+    from llmb_mlflow.library.reader import RunReader
 
     from conftest import LIVE_ARGS
 

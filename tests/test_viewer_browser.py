@@ -153,7 +153,7 @@ def test_clicking_the_loss_chart_jumps_to_the_nearest_snapshot(browser, viewer):
 
 @pytest.mark.parametrize("backend", ["mlflow_server", "postgres_mlflow_server"])
 def test_the_viewer_reads_a_remote_tracking_server(browser, backend, request, shakespeare):
-    from llmb_mlflow.mlflow_tracker import MlflowTracker
+    from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
 
     from conftest import train_tiny
 
@@ -175,7 +175,7 @@ def test_a_cli_started_training_is_paused_resumed_and_stopped_from_the_browser(
     from mlflow import MlflowClient
 
     from llmb_mlflow.run_layout import TRAINER_STATE_TAG
-    from llmb_mlflow.reader import RunReader
+    from llmb_mlflow.library.reader import RunReader
 
     url, server = serve(store_uri)
     proc, run_id = start_training(store_uri, tmp_path)
@@ -202,7 +202,7 @@ def test_save_the_shown_model_from_a_finished_and_a_live_run(
         browser, store_uri, shakespeare, llmb, tmp_path):
     from selenium.webdriver.common.by import By
 
-    from llmb_mlflow.mlflow_tracker import MlflowTracker
+    from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
 
     from conftest import train_tiny
 
@@ -247,7 +247,7 @@ def test_a_crashed_training_shows_as_stale_and_can_be_marked_failed(browser, sto
     from mlflow import MlflowClient
 
     from llmb_mlflow.run_layout import HEARTBEAT_TAG, HOST_TAG, KIND_TAG, TRAINING_RUN
-    from llmb_mlflow.store import experiment_id
+    from llmb_mlflow.store.client import experiment_id
 
     client = MlflowClient(store_uri)
     silent = client.create_run(experiment_id(client, "llmbreaker"), run_name="silent", tags={

@@ -112,7 +112,7 @@ def test_delete_asks_first_and_the_last_version_takes_the_model(browser, library
 
 
 def test_load_resumes_in_a_new_live_run_the_viewer_switches_to(browser, library_with_models):
-    from llmb_mlflow.reader import RunReader
+    from llmb_mlflow.library.reader import RunReader
 
     url, library = library_with_models
     source = library.resolve("bard/2")
@@ -192,7 +192,7 @@ def test_start_from_the_browser_then_pause_resume_stop_across_a_refresh(browser,
     from mlflow import MlflowClient
 
     from llmb_mlflow.run_layout import TRAINER_STATE_TAG
-    from llmb_mlflow.reader import RunReader
+    from llmb_mlflow.library.reader import RunReader
 
     url, server = serve(store_uri)
     try:

@@ -6,7 +6,7 @@ import pytest
 
 from dash_app.panels import models, training
 from llmb_mlflow.errors import LLMBError
-from llmb_mlflow.registry import Version
+from llmb_mlflow.library.registry import Version
 
 
 def version(name, number, step, **extra):
@@ -54,7 +54,7 @@ def test_an_empty_library_says_so():
 
 
 def test_the_shown_runs_checkpoints_in_one_line():
-    from llmb_mlflow.reader import Checkpoint
+    from llmb_mlflow.library.reader import Checkpoint
 
     few = [Checkpoint(s, f"m-{s}", f"step-{s:08d}") for s in (1000, 2000)]
     assert models.checkpoints_line(few) == ("The shown run has 2 checkpoints (step 1,000, 2,000), "

@@ -45,7 +45,7 @@ def _training(process, uri) -> bool:
     and go; an earlier test's training may still be finishing its last checkpoint)."""
     import psutil
 
-    from llmb_mlflow.threads import is_training
+    from llmb_mlflow.training.threads import is_training
 
     try:
         return is_training(process.cmdline()) and process.environ().get("MLFLOW_TRACKING_URI") == uri
@@ -79,7 +79,7 @@ def followed(viewer, answer, timeout=150):
 
 def test_new_training_trains_only_on_a_bundled_corpus_or_an_upload_the_viewer_stored(
         viewer, store_uri, tmp_path):
-    from llmb_mlflow.uploads import store_upload
+    from llmb_mlflow.launch.uploads import store_upload
 
     secret = tmp_path / "secret.cfg"
     secret.write_text(SECRET)
@@ -217,12 +217,12 @@ def test_load_trains_on_an_uploaded_corpus_but_never_on_another_file_the_store_n
     says: an upload of this viewer, or refused."""
     from mlflow import MlflowClient
 
-    from llmb_mlflow import control
-    from llmb_mlflow.corpus import load_corpus
-    from llmb_mlflow.mlflow_tracker import MlflowTracker
-    from llmb_mlflow.reader import RunReader
-    from llmb_mlflow.registry import ModelLibrary
-    from llmb_mlflow.uploads import store_upload
+    from llmb_mlflow.library import control
+    from llmb_mlflow.training.corpus import load_corpus
+    from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
+    from llmb_mlflow.library.reader import RunReader
+    from llmb_mlflow.library.registry import ModelLibrary
+    from llmb_mlflow.launch.uploads import store_upload
 
     library = ModelLibrary(store_uri)
     secret = tmp_path / "secret.txt"  # trained on from the command line: a file of this machine
@@ -567,8 +567,8 @@ def test_a_training_started_inside_mlflow_server_logs_to_it_whatever_host_the_re
         llmbreaker_server):
     """Trainings log to the address of the server's own socket: a crafted Host header must not
     send a training's data (or the server's requests) anywhere else."""
-    from llmb_mlflow import control
-    from llmb_mlflow.reader import RunReader
+    from llmb_mlflow.library import control
+    from llmb_mlflow.library.reader import RunReader
 
     uri, _ = llmbreaker_server
     viewer = CallbackPoster(uri + "/llmb/")
@@ -597,7 +597,7 @@ def test_the_viewer_reads_fail_fast_but_the_trainings_it_starts_keep_mlflows_own
 
     import psutil
 
-    from llmb_mlflow.reader import RunReader
+    from llmb_mlflow.library.reader import RunReader
     from llmb_mlflow.run_layout import PID_TAG
 
     monkeypatch.setenv("LLMB_LOG_DIR", str(tmp_path / "logs"))

@@ -11,7 +11,7 @@ import math
 
 from dash import Input, Output, Patch, State, dcc, html, no_update
 
-from llmb_mlflow.attention_stats import uniform_entropy
+from llmb_mlflow.training.attention_stats import uniform_entropy
 from llmb_mlflow.errors import LLMBError
 
 from .. import checks

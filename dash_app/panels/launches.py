@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dash import Input, Output, dcc, html, no_update
 
-from llmb_mlflow import launcher
+from llmb_mlflow.launch import launcher
 from llmb_mlflow.errors import LLMBError
 
 from .. import checks

@@ -10,7 +10,7 @@ from typing import Callable
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
 from llmb_mlflow.errors import LLMBError, shown
-from llmb_mlflow.registry import check_name
+from llmb_mlflow.library.registry import check_name
 from llmb_mlflow.run_layout import PARAM_DATASET, PARAM_PRESET
 
 from .. import checks

@@ -18,11 +18,11 @@ import numpy as np
 from cachetools import LRUCache
 from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 
-from llmb_mlflow import limits
-from llmb_mlflow.config import ModelConfig
+from llmb_mlflow.launch import limits
+from llmb_mlflow.training.config import ModelConfig
 from llmb_mlflow.errors import LLMBError
-from llmb_mlflow.reader import MissingArtifact
-from llmb_mlflow.shapes import build as build_model, load_into
+from llmb_mlflow.library.reader import MissingArtifact
+from llmb_mlflow.training.shapes import build as build_model, load_into
 
 from .. import checks
 from ..icons import labelled
@@ -131,7 +131,7 @@ class Models:
                 self._vocabs[run_id] = self.data.snapshot(run_id, step).vocab
             return config, {k: torch.from_numpy(v) for k, v in arrays.items()}, self._vocabs[run_id], step
         except MissingArtifact:  # a run trained with --no-step-weights
-            from llmb_mlflow import checkpoint
+            from llmb_mlflow.training import checkpoint
 
             used, raw = self.data.checkpoint_before(run_id, step)
             state = checkpoint.load(raw, f"checkpoint of step {used} in run {run_id}", limits.MAX_LOADED_PARAMETERS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
-from llmb_mlflow import control
+from llmb_mlflow.library import control
 from llmb_mlflow.errors import LLMBError
 from llmb_mlflow.run_layout import PARAM_N_HEAD, PARAM_N_LAYER, TRAIN_LOSS, TRAINER_STATE_TAG, VAL_LOSS
 

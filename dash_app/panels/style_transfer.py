@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
-from llmb_mlflow import style
-from llmb_mlflow.config import PRESETS
+from llmb_mlflow.training import style
+from llmb_mlflow.training.config import PRESETS
 from llmb_mlflow.errors import LLMBError
 from llmb_mlflow.run_layout import SOURCE_STYLE_PARAMS, STYLE_MATCH
-from llmb_mlflow.uploads import MAX_CORPUS_BYTES, forget_upload
+from llmb_mlflow.launch.uploads import MAX_CORPUS_BYTES, forget_upload
 
 from .. import checks
 from . import launches, loss, tour

@@ -9,11 +9,11 @@ from typing import NamedTuple
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
-from llmb_mlflow import limits
-from llmb_mlflow.config import DEFAULT_PRESET, PRESETS, ModelConfig, SettingError, TrainConfig, build_config
-from llmb_mlflow.corpus import BUNDLED, MAX_CORPUS_BYTES
+from llmb_mlflow.launch import limits
+from llmb_mlflow.training.config import DEFAULT_PRESET, PRESETS, ModelConfig, SettingError, TrainConfig, build_config
+from llmb_mlflow.training.corpus import BUNDLED, MAX_CORPUS_BYTES
 from llmb_mlflow.errors import LLMBError, shown
-from llmb_mlflow.uploads import find_upload, is_upload_id
+from llmb_mlflow.launch.uploads import find_upload, is_upload_id
 
 from .. import checks
 from . import launches

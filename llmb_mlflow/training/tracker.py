@@ -1,0 +1,71 @@
+"""The interface the training loop reports to. It knows nothing of MLflow; the base class
+tracks nothing (``llmb train --no-tracking``), ``mlflow_tracker.MlflowTracker`` logs a run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..numbers import whole_number
+from ..run_layout import CONTROL_CHECKPOINTS_TAG, CONTROL_RUN, CONTROL_STATE_TAG, CONTROL_STATES, CONTROL_STEPS_TAG
+
+
+@dataclass(frozen=True)
+class Control:
+    """What controllers ask of a training (run tags, see ``library.control``)."""
+
+    state: str = CONTROL_RUN
+    steps: int = 0
+    checkpoints: int = 0
+
+    @classmethod
+    def from_tags(cls, tags: dict[str, str]) -> "Control":
+        def count(key):
+            return whole_number(tags.get(key)) or 0
+
+        state = tags.get(CONTROL_STATE_TAG, CONTROL_RUN)
+        return cls(state if state in CONTROL_STATES else CONTROL_RUN, count(CONTROL_STEPS_TAG),
+                   count(CONTROL_CHECKPOINTS_TAG))
+
+
+@dataclass
+class RunDescription:
+    """What a tracker learns about a training before its first step."""
+
+    params: dict[str, object]
+    tags: dict[str, str] = field(default_factory=dict)
+    run_name: str | None = None
+    dataset: object = None  # corpus.Dataset: what the run trains and evaluates on
+    model_params: dict[str, object] = field(default_factory=dict)  # the model's shape
+
+
+class Tracker:
+    """Does nothing; subclasses record. ``wants_*`` spare the trainer work nobody uses."""
+
+    wants_snapshots = False
+    wants_checkpoints = False
+    run_id: str | None = None
+
+    def start(self, description: RunDescription) -> None:
+        pass
+
+    def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def log_snapshot(self, snapshot) -> None:
+        pass
+
+    def log_checkpoint(self, step: int, payload: bytes) -> None:
+        pass
+
+    def control(self) -> Control:
+        """The latest requests from controllers (pause, stop, step once, checkpoint now)."""
+        return Control()
+
+    def wait_for_control(self, timeout: float) -> None:
+        """Block until new requests may have arrived (at most ``timeout`` seconds)."""
+
+    def report_state(self, state: str) -> None:
+        """Tell controllers what the trainer is doing: running, paused or stopping."""
+
+    def finish(self, status: str) -> None:
+        pass

@@ -1,0 +1,303 @@
+"""The training loop: AdamW with warm-up and cosine decay, periodic evaluation and snapshots.
+
+It reports to a ``Tracker`` and never touches MLflow itself, so it runs the same with
+tracking off. Step ``s`` is the model after ``s`` optimizer updates: ``train_loss`` at
+step ``s`` is the loss of update ``s`` (1..max_iters); evaluations (``val_loss``,
+``eval_train_loss`` and a snapshot) happen at step 0, every ``eval_interval`` and at the end.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from dataclasses import asdict, astuple, replace
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import attention_stats, precision, style
+from .config import RunConfig
+from .corpus import Dataset
+from .distributed import STOP, TRAIN, WAIT
+from .model import MicroGPT
+from .probes import SnapshotProbe
+from ..run_layout import (
+    CONTROL_PAUSE, CONTROL_STOP, EVAL_METRICS, EVAL_TRAIN_LOSS, FAILED, FINISHED, GRAD_NORM, KILLED, LR, PAUSED,
+    SOURCE_STYLE_PARAMS, STYLE_MATCH, TOKENS_PER_SEC, TRAIN_LOSS, TRAINER_PAUSED, TRAINER_RUNNING, TRAINER_STOPPING,
+    VAL_LOSS, attn_entropy_metric,
+)
+from .tracker import RunDescription, Tracker
+
+ProgressCallback = Callable[[int, dict], None]
+PAUSE_POLL_SECONDS = 1.0
+EVAL_TOKENS = 4096  # tokens per forward pass when evaluating (measured best on CPU)
+
+
+class TrainingStopped(Exception):
+    """Training ended early because ``Trainer.request_stop`` was called."""
+
+
+def style_metrics(profile: style.Profile, sample: str) -> dict[str, float]:
+    """The run contract's ``style_*`` metrics of one sample."""
+    return {name if name == STYLE_MATCH else f"style_{name}": value for name, value in style.match(profile, sample).items()}
+
+
+def entropy_metrics(attention) -> dict[str, float]:
+    """The run contract's ``attn_entropy/l{layer}h{head}`` metrics of a snapshot's attention."""
+    entropy = attention_stats.head_entropy(attention)
+    return {attn_entropy_metric(layer, head): float(value) for (layer, head), value in np.ndenumerate(entropy)}
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, dataset: Dataset, device: str | None = None,
+                 precision_choice: str = "auto"):
+        self.config = config
+        self.dataset = dataset
+        self.device = device or default_device()
+        self.precision = precision.resolve(precision_choice, self.device)
+        tc = config.train
+        torch.manual_seed(tc.seed)
+        self.model_config = replace(config.model, vocab_size=dataset.tokenizer.vocab_size)
+        self.model = MicroGPT(self.model_config).to(self.device)
+        self.optimizer = self.model.optimizer(tc.lr, tc.weight_decay, (tc.beta1, tc.beta2))
+        self.step = 0
+        self.splits = {
+            "train": torch.from_numpy(dataset.train_ids.astype(np.int64)),
+            "val": torch.from_numpy(dataset.val_ids.astype(np.int64)),
+        }
+        self.batch_rng = torch.Generator().manual_seed(tc.seed)
+        self.probe = SnapshotProbe(dataset, self.model_config.block_size, tc.sample_chars,
+                                   tc.temperature, tc.seed, keep_weights=tc.step_weights)
+        self.last_eval: dict[str, float] = {}
+        self.last_train: dict[str, float] = {}
+        self.last_checkpoint_step: int | None = None
+        self.stop_requested = False
+        self.updating = False
+        # One process unless distributed.DataParallel.attach makes this a rank of several.
+        self.forward_model = self.model
+        self.lead, self.world_size = True, 1
+        self.agree: Callable[[int], int] = lambda wish: wish
+        self.mean: Callable[[float], float] = lambda value: value
+
+    @classmethod
+    def from_checkpoint(cls, state: dict, config: RunConfig, dataset: Dataset,
+                        device: str | None = None, precision_choice: str | None = None) -> "Trainer":
+        """A trainer continuing from a checkpoint (see ``checkpoint.load``) with ``config``;
+        in the checkpoint's precision unless ``precision_choice`` says otherwise."""
+        device = device or default_device()
+        choice = precision_choice or precision.resumed(state.get("precision"), device)
+        trainer = cls(config, dataset, device, choice)
+        trainer.model.load_state_dict(state["model"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        tc = config.train
+        for group in trainer.optimizer.param_groups:  # the new settings win over the saved ones
+            group["betas"] = (tc.beta1, tc.beta2)
+            if group["weight_decay"]:
+                group["weight_decay"] = tc.weight_decay
+        trainer.step = trainer.last_checkpoint_step = int(state["step"])
+        trainer.batch_rng.set_state(state["rng_state"])
+        if state.get("embedding_basis") is not None:
+            trainer.probe.basis = state["embedding_basis"].numpy()
+        losses = state.get("losses", {})
+        trainer.last_eval = {k: losses[k] for k in EVAL_METRICS if k in losses}
+        trainer.last_train = {k: losses[k] for k in (TRAIN_LOSS,) if k in losses}
+        return trainer
+
+    def describe(self) -> dict[str, object]:
+        return {
+            **self.config.as_params(),
+            "dataset": self.dataset.name,
+            "vocab_size": self.model_config.vocab_size,
+            "n_params": self.model.num_parameters(),
+            "device": self.device,
+            "precision": self.precision,
+            **dict(zip(SOURCE_STYLE_PARAMS, (round(v, 4) for v in astuple(self.style_profile.statistics)))),
+        }
+
+    def lr_at(self, step: int) -> float:
+        """Linear warm-up to ``lr`` over ``warmup`` steps, then cosine decay to ``final_lr``."""
+        tc = self.config.train
+        if step <= tc.warmup:
+            return tc.lr * step / max(tc.warmup, 1) if tc.warmup else tc.lr
+        progress = (step - tc.warmup) / max(tc.max_iters - tc.warmup, 1)
+        coeff = 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+        return tc.final_lr + coeff * (tc.lr - tc.final_lr)
+
+    def computing(self):
+        """The context the model's training and evaluation passes run in (``precision``)."""
+        return precision.compute(self.precision, self.device)
+
+    def batch(self, split: str, batch_size: int, generator: torch.Generator):
+        data = self.splits[split]
+        block = self.model_config.block_size
+        starts = torch.randint(len(data) - block - 1, (batch_size,), generator=generator)
+        offsets = torch.arange(block + 1)
+        windows = data[starts[:, None] + offsets]
+        windows = windows.to(self.device, non_blocking=True)
+        return windows[:, :-1], windows[:, 1:]
+
+    @torch.inference_mode()
+    def evaluate(self) -> dict[str, float]:
+        """Mean loss over ``eval_iters`` batches of each split; the same batches every time,
+        several put through the model at once (up to EVAL_TOKENS tokens: fewer, larger passes)."""
+        tc = self.config.train
+        self.model.eval()
+        result = {}
+        per_pass = max(1, EVAL_TOKENS // (tc.batch_size * self.model_config.block_size))
+        with self.computing():  # one context: the cast weights are reused by every pass
+            for split, key in (("val", VAL_LOSS), ("train", EVAL_TRAIN_LOSS)):
+                generator = torch.Generator().manual_seed(tc.seed + 1)
+                total = count = 0
+                for first in range(0, tc.eval_iters, per_pass):
+                    batches = [self.batch(split, tc.batch_size, generator)
+                               for _ in range(min(per_pass, tc.eval_iters - first))]
+                    x, y = (torch.cat(parts) for parts in zip(*batches))
+                    total += float(self.model(x, y)[1]) * y.numel()
+                    count += y.numel()
+                result[key] = total / count
+        self.model.train()
+        return result
+
+    def request_stop(self) -> None:
+        """Stop between two steps (safe to call from a signal handler or another thread)."""
+        self.stop_requested = True
+
+    def train_step(self) -> dict[str, float]:
+        """One optimizer update; ``step`` advances only once the update is complete."""
+        tc = self.config.train
+        started = time.perf_counter()
+        step = self.step + 1
+        lr = self.lr_at(step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        x, y = self.batch("train", tc.batch_size, self.batch_rng)
+        with self.computing():
+            _, loss, _ = self.forward_model(x, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+        self.updating = True  # parameters and step change together
+        self.optimizer.step()
+        self.step = step
+        self.updating = False
+        loss_value, grad_value = self.mean(loss.item()), grad_norm.item()
+        self.last_train = {TRAIN_LOSS: loss_value}
+        elapsed = time.perf_counter() - started
+        return {
+            TRAIN_LOSS: loss_value,
+            LR: lr,
+            GRAD_NORM: grad_value,
+            TOKENS_PER_SEC: x.numel() * self.world_size / max(elapsed, 1e-9),
+        }
+
+    def is_eval_step(self, step: int) -> bool:
+        tc = self.config.train
+        return step == 0 or step % tc.eval_interval == 0 or step == tc.max_iters
+
+    def is_checkpoint_step(self, step: int) -> bool:
+        interval = self.config.train.checkpoint_interval
+        return step == self.config.train.max_iters or (interval > 0 and step % interval == 0)
+
+    def checkpoint_into(self, tracker: Tracker) -> None:
+        """Hand the tracker a checkpoint of the current step (once per step)."""
+        if tracker.wants_checkpoints and self.last_checkpoint_step != self.step:
+            from . import checkpoint
+
+            tracker.log_checkpoint(self.step, checkpoint.dump(self))
+            self.last_checkpoint_step = self.step
+
+    def run(self, tracker: Tracker, on_progress: ProgressCallback | None = None,
+            stop_at: int | None = None) -> None:
+        """Train to ``max_iters`` (or to ``stop_at``, to continue later), reporting every step
+        and evaluation to ``tracker``."""
+        end = min(stop_at or self.config.train.max_iters, self.config.train.max_iters)
+        seen = tracker.control()  # requests made before this training started don't count
+        steps_done, checkpoints_done = seen.steps, seen.checkpoints
+        paused = False  # marked in the run (PAUSED) when it pauses and when it resumes
+        if self.step == 0:
+            tracker.log_metrics(0, self._evaluate_into(tracker))
+        while self.step < end:
+            control = tracker.control()
+            if control.checkpoints > checkpoints_done:
+                checkpoints_done = control.checkpoints
+                self.checkpoint_into(tracker)
+            if self.stop_requested or control.state == CONTROL_STOP:
+                wish = STOP
+            elif control.state == CONTROL_PAUSE and control.steps <= steps_done:
+                wish = WAIT
+            else:
+                wish = TRAIN
+            decision = self.agree(wish)
+            if decision == STOP:
+                tracker.report_state(TRAINER_STOPPING)
+                raise TrainingStopped(f"stopped at step {self.step}")
+            if decision == WAIT:
+                if not paused:
+                    paused = True
+                    tracker.log_metrics(self.step, {PAUSED: 1.0})
+                tracker.report_state(TRAINER_PAUSED)
+                tracker.wait_for_control(PAUSE_POLL_SECONDS)
+                continue
+            if control.state == CONTROL_PAUSE:
+                steps_done += 1
+            else:
+                steps_done = control.steps
+                tracker.report_state(TRAINER_RUNNING)
+                if paused:
+                    paused = False
+                    tracker.log_metrics(self.step, {PAUSED: 0.0})
+            metrics = self.train_step()
+            if self.is_eval_step(self.step):
+                metrics.update(self._evaluate_into(tracker))
+            tracker.log_metrics(self.step, metrics)
+            if self.is_checkpoint_step(self.step):
+                self.checkpoint_into(tracker)
+            if on_progress:
+                on_progress(self.step, metrics)
+
+    def _evaluate_into(self, tracker: Tracker) -> dict[str, float]:
+        if not self.lead:  # the lead rank evaluates for everyone
+            return {}
+        self.last_eval = self.evaluate()
+        if not tracker.wants_snapshots:
+            return self.last_eval
+        snap = self.probe.capture(self.model, self.step)
+        tracker.log_snapshot(snap)
+        return {**self.last_eval, **style_metrics(self.style_profile, snap.sample), **entropy_metrics(snap.attention)}
+
+    @functools.cached_property
+    def style_profile(self) -> style.Profile:
+        """The training text's style, which each evaluation's sample is measured against."""
+        return style.profile(self.dataset.tokenizer.decode(self.dataset.train_ids[:style.PROFILE_CHARS]))
+
+
+def run_training(trainer: Trainer, tracker: Tracker, run_name: str | None = None,
+                 tags: dict[str, str] | None = None,
+                 on_start: Callable[[], None] | None = None,
+                 on_progress: ProgressCallback | None = None) -> str:
+    """Run ``trainer`` under ``tracker`` and close the run with the right status:
+    FINISHED, KILLED on Ctrl-C (after a last checkpoint), FAILED on an error."""
+    tracker.start(RunDescription(params=trainer.describe(), tags=tags or {}, run_name=run_name,
+                                 dataset=trainer.dataset,
+                                 model_params={**asdict(trainer.model_config),
+                                               "n_params": trainer.model.num_parameters()}))
+    status = FAILED
+    try:
+        if on_start:
+            on_start()
+        trainer.run(tracker, on_progress)
+        status = FINISHED
+    except (KeyboardInterrupt, TrainingStopped):
+        status = KILLED
+        if trainer.step > 0 and not trainer.updating:
+            trainer.checkpoint_into(tracker)
+        raise
+    finally:
+        tracker.finish(status)
+    return status
