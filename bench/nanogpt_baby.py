@@ -12,7 +12,7 @@ tracked in MLflow (a sqlite store in a temporary folder), with 21 evaluations, a
 each and two checkpoints; ours again evaluating as often as nanoGPT (``--eval-interval
 250``: 9 evaluations); and ours in float32 (``--precision fp32``), as nanoGPT computes on a CPU
 (ours takes bfloat16 mixed precision where the CPU multiplies it natively, see
-``llmb_mlflow/precision.py``). The commands run in turn, each in a fresh process, the order reversed
+``llmb_mlflow/training/precision.py``). The commands run in turn, each in a fresh process, the order reversed
 every other round; printed: wall time of each, the validation loss each reports at its last
 step, and the ratios of the medians (target: ours <= 0.90 of nanoGPT's, at the same loss
 within noise).

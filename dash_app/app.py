@@ -12,8 +12,7 @@ from .address import TABS, query
 from .data import ViewerData
 from .panels import export
 from .panels import (
-    cinema, compare, controls, launches, models, playground, runs, scrubber, style_transfer, tour, training,
-    watch,
+    cinema, compare, controls, launches, models, playground, runs, scrubber, style_transfer, tour, training, watch,
 )
 
 

@@ -42,9 +42,9 @@ STYLE_MATCH = "style_match"  # evaluation steps with a snapshot: its sample agai
 STYLE_PARTS = ("word_length", "sentence_length", "punctuation", "capitals", "word_overlap", "bigram_similarity")
 STEP_METRICS = (TRAIN_LOSS, LR, GRAD_NORM, TOKENS_PER_SEC)
 EVAL_METRICS = (VAL_LOSS, EVAL_TRAIN_LOSS)
-STYLE_METRICS = (STYLE_MATCH, *(f"style_{part}" for part in STYLE_PARTS))  # see llmb_mlflow/style.py
+STYLE_METRICS = (STYLE_MATCH, *(f"style_{part}" for part in STYLE_PARTS))  # see llmb_mlflow/training/style.py
 # Evaluation steps with a snapshot: each head's mean attention entropy on the probe (nats; see
-# llmb_mlflow/attention_stats.py), one metric per head, numbered from 1 as the viewer shows them.
+# llmb_mlflow/training/attention_stats.py), one metric per head, numbered from 1 as the viewer shows them.
 ATTN_ENTROPY_PREFIX = "attn_entropy/"
 ATTN_ENTROPY = f"{ATTN_ENTROPY_PREFIX}lLhH"  # the family's name in METRICS and the docs
 

@@ -105,7 +105,7 @@ def test_spooled_entropy_points_reach_the_run_when_sent(store_uri, tmp_path, mon
 
 
 def test_the_small_multiples_have_a_row_per_layer_a_line_per_head_and_the_shown_step_marked():
-    from dash_app.panels import entropy
+    from dash_app.figures import entropy
 
     histories = {(layer, head): ([0, 10, 20], [3.0, 2.0 - layer, 1.0 + head / 10])
                  for layer in range(3) for head in range(4)}
@@ -131,7 +131,7 @@ def test_the_small_multiples_have_a_row_per_layer_a_line_per_head_and_the_shown_
 
 
 def test_a_click_on_a_point_names_its_head():
-    from dash_app.panels import entropy
+    from dash_app.figures import entropy
 
     assert entropy.clicked_head({"points": [{"x": 10, "customdata": [2, 3, 4.5]}]}) == (1, 2)
     for bad in (None, {}, {"points": []}, {"points": [{"customdata": ["2", 3]}]},

@@ -3,7 +3,8 @@ between two samples, what happened during a run) on real runs in a real store.""
 
 import pytest
 
-from dash_app.panels import compare, loss, sample_diff
+from dash_app.panels import compare
+from dash_app.figures import loss, sample_diff
 
 
 @pytest.mark.parametrize("step, expected", [(0, 0), (7, 0), (8, 15), (100, 105), (97, 90), (10**6, 150)])

@@ -85,7 +85,7 @@ def test_picking_a_run_to_compare_from_the_menu(browser, two_runs):
 
 
 def test_marking_what_changed_since_the_snapshot_before_or_a_chosen_one(browser, two_runs):
-    from dash_app.panels.sample_diff import counts, word_diff
+    from dash_app.figures.sample_diff import counts, word_diff
     from llmb_mlflow.library.reader import RunReader
 
     url, first, _, _ = two_runs

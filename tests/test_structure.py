@@ -140,3 +140,14 @@ def test_commands_leave_training_to_the_library():
         source = (ROOT / "llmb_mlflow" / "cli" / command).read_text()
         for work in ("run_training", "signal.signal", "DataParallel", "load_corpus", "checkpoint.run_config"):
             assert work not in source, f"cli/{command} does {work} itself"
+
+
+def test_figures_are_pure_and_panels_own_their_callbacks():
+    edges = graph()
+    for name, targets in edges.items():
+        if name.startswith("dash_app.figures."):
+            assert all(t.startswith(("dash_app.figures", "llmb_mlflow")) for t in targets), name
+            assert "register" not in (ROOT / "dash_app" / "figures" / f"{name.rsplit('.', 1)[1]}.py").read_text()
+    for path in (ROOT / "dash_app" / "panels").glob("*.py"):
+        if path.name != "__init__.py":
+            assert "\ndef register(app" in path.read_text(), f"{path.name} registers no callbacks: a figure?"

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from dash_app.data import ViewerData
-from dash_app.panels import attention, loss, phase, probability_tower, star_map, text_progression
-from dash_app.panels.plotly_json import untyped
+from dash_app.figures import attention, loss, phase, probability_tower, star_map, text_progression
+from dash_app.figures.plotly_json import untyped
 
 
 @pytest.fixture(scope="module")

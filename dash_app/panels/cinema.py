@@ -8,7 +8,8 @@ from dash import Input, Output, State, dcc, html, no_update
 from llmb_mlflow.errors import LLMBError
 
 from .. import checks
-from . import attention, compare, entropy, tour
+from ..figures import attention
+from . import compare, entropy, tour
 
 
 def layout() -> html.Div:

@@ -13,7 +13,7 @@ from llmb_mlflow.errors import LLMBError
 
 from .. import checks
 from ..address import TABS, address, query
-from . import attention, probability_tower, star_map, text_progression
+from ..figures import attention, probability_tower, star_map, text_progression
 
 PANELS = ("samples", "tower", "stars", "grid", "detail")
 

@@ -27,7 +27,7 @@ from llmb_mlflow.training.shapes import build as build_model, load_into
 from .. import checks
 from ..icons import labelled
 from . import tour
-from .probability_tower import visible
+from ..figures.probability_tower import visible
 
 TOP = 10
 SPEEDS_MS = (100, 250, 500, 1000, 2000)

@@ -13,7 +13,8 @@ from .. import checks
 from ..access import READ
 from ..address import query
 from ..data import CHART_POINTS
-from . import compare, loss
+from . import compare
+from ..figures import loss
 from .controls import now_ms
 
 POLL_MS = 1000  # with the trainer's 1 s flushes, new points show within ~2 s

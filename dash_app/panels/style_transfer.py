@@ -1,5 +1,5 @@
 """The Style Transfer tab: paste a text, train a small model on it, and watch how well its
-samples match the text's style (``llmb_mlflow/style.py``), at the step the scrubber shows."""
+samples match the text's style (``llmb_mlflow/training/style.py``), at the step the scrubber shows."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from llmb_mlflow.run_layout import SOURCE_STYLE_PARAMS, STYLE_MATCH
 from llmb_mlflow.launch.uploads import MAX_CORPUS_BYTES, forget_upload
 
 from .. import checks
-from . import launches, loss, tour
+from . import launches, tour
+from ..figures import loss
 from .training import checked_form, corpus_path, train_command
 
 MIN_WORDS = 50

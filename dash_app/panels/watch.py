@@ -10,7 +10,8 @@ from llmb_mlflow.run_layout import VAL_LOSS
 
 from .. import checks
 from ..address import TABS, address
-from . import compare, loss, phase, probability_tower, sample_diff, star_map, text_progression, tour
+from . import compare, tour
+from ..figures import loss, phase, probability_tower, sample_diff, star_map, text_progression
 
 
 def layout() -> html.Div:
