@@ -1,1 +1,1 @@
-"""One module per panel: a pure figure (or content) function, its layout and its callbacks."""
+"""The viewer's panels: one module per tab, menu or bar, owning its layout and its callbacks."""

@@ -1,0 +1,1 @@
+"""The ``llmb`` command: parses and prints, nothing more."""

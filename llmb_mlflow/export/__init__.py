@@ -1,0 +1,1 @@
+"""A run as a file (movie, CSV, HTML page), made from what it stored."""

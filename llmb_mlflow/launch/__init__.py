@@ -1,0 +1,1 @@
+"""Trainings started for a viewer: their processes, uploaded corpora and limits."""
