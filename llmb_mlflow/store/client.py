@@ -72,7 +72,7 @@ def _sqlite_path(uri: str) -> str:
 @contextlib.contextmanager
 def _first_open_lock(uri: str):
     """Hold a lock file beside a sqlite store while this process first opens it, so our
-    processes ready a brand-new store one at a time (``sqlite_store`` deals with others)."""
+    processes ready a brand-new store one at a time (``store.sqlite`` deals with others)."""
     path = _sqlite_path(uri)
     if uri in _opened_sqlite or not path:
         yield

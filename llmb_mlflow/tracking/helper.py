@@ -1,4 +1,4 @@
-"""The tracking helper's side of ``tracking_process``: an MlflowTracker fed from the training's
+"""The tracking helper's side of ``tracking.process``: an MlflowTracker fed from the training's
 connection until the run ends.
 
 A reader thread takes the training's messages off the connection as they come, as bytes: it

@@ -21,7 +21,7 @@ received and ends the run FAILED, so nothing the training reported is lost.
 The training pings the helper every second and keeps each report until the helper says it took
 it (``unsent.py``). A helper that dies, or stays silent for ``ANSWER_SECONDS`` (it is then
 killed), ends the training with one line; the reports it did not take go to a spool folder of
-the run, for ``llmb runs sync``. The helper's own side is ``tracking_helper.py``.
+the run, for ``llmb runs sync``. The helper's own side is ``tracking/helper.py``.
 
 This module imports neither MLflow nor torch: the helper starts by importing it.
 """
