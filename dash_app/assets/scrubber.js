@@ -1,6 +1,5 @@
-// The scrubber's state machine, run in the page: a click is applied at once and in order. (On the
-// server, a poll's new snapshot list, arriving while a click's request was in flight, superseded
-// that request, and the click was lost.)
+// The scrubber's state machine, run in the page, so a click is applied at once and in order,
+// whatever the server's polls bring meanwhile (tests/js/scrubber.test.js is its table).
 //
 // view = {live, playing, step}. Events: "steps" (a new snapshot list), "slider" (moved to index
 // value), "live", "back", "forward", "tick" (playback), "play", "pause", "click" (a chart click at
