@@ -130,7 +130,7 @@ class RunConfig:
         return params
 
 
-KINDS = {"int": int, "float": float, "float | None": float, "str": str, "bool": bool}
+_KINDS = {"int": int, "float": float, "float | None": float, "str": str, "bool": bool}
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ class Setting:
 
 def _setting(f: dataclasses.Field) -> Setting:
     described = {"help": "", "label": None, "low": None, "high": None, "ends": "[]", "choices": (), **f.metadata}
-    return Setting(f.name, KINDS[str(f.type)], f.default, **described)
+    return Setting(f.name, _KINDS[str(f.type)], f.default, **described)
 
 
 MODEL_SETTINGS = {f.name: _setting(f) for f in dataclasses.fields(ModelConfig) if f.name != "vocab_size"}
