@@ -87,9 +87,11 @@ def test_bad_input_is_one_line_on_stderr_with_nonzero_exit(llmb, store_uri, args
 
 
 def test_every_setting_option_has_an_out_of_range_case():
-    from llmb_mlflow.cli.options import SETTINGS
+    from llmb_mlflow.cli.options import SETTING_OPTIONS
+    from llmb_mlflow.training.config import SETTINGS
 
-    assert set(OUT_OF_RANGE) == {flag for flag, *_ in SETTINGS}
+    numbers = [SETTINGS[name] for name in SETTING_OPTIONS if SETTINGS[name].kind is not bool]
+    assert set(OUT_OF_RANGE) == {setting.option for setting in numbers}
 
 
 @pytest.mark.parametrize("flag", OUT_OF_RANGE)

@@ -95,3 +95,27 @@ def test_a_setting_error_names_each_setting_it_involves_as_its_reader_calls_it()
 def test_unknown_preset_lists_the_known_ones():
     with pytest.raises(LLMBError, match="unknown preset 'huge'; choose one of: small, medium, large, baby"):
         build_config("huge")
+
+
+def test_a_checkpoints_settings_and_a_presets_take_overrides_alike():
+    from llmb_mlflow.training.checkpoint import run_config
+    from llmb_mlflow.training.config import SETTINGS
+
+    state = {"preset": "small", "model_config": {**PRESETS["small"], "vocab_size": 65},
+             "train_config": {"lr": 3e-4, "seed": 7, "dropped_long_ago": 1}}
+    resumed = run_config(state, seed=None, max_iters=50, dropout=0.1)
+    built = build_config("small", lr=3e-4, seed=7, max_iters=50, dropout=0.1)
+    assert resumed.train == built.train and resumed.model == type(built.model)(**{**vars(built.model), "vocab_size": 65})
+    for merged in (lambda **given: run_config(state, **given), lambda **given: build_config("small", **given)):
+        with pytest.raises(LLMBError, match=r"^unknown setting\(s\): bogus, vocab_size$"):
+            merged(bogus=1, vocab_size=65)
+    assert "vocab_size" not in SETTINGS
+
+
+def test_every_setting_the_cli_or_the_viewer_offers_says_what_it_is():
+    from dash_app.panels.training import FORM
+    from llmb_mlflow.cli.options import SETTING_OPTIONS
+    from llmb_mlflow.training.config import SETTINGS
+
+    assert all(SETTINGS[name].help for name in SETTING_OPTIONS)
+    assert all(setting.label for setting in FORM) and len({s.label for s in FORM}) == len(FORM)

@@ -10,7 +10,9 @@ from typing import NamedTuple
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from llmb_mlflow.launch import limits
-from llmb_mlflow.training.config import DEFAULT_PRESET, PRESETS, ModelConfig, SettingError, TrainConfig, build_config
+from llmb_mlflow.training.config import (
+    DEFAULT_PRESET, PRESETS, SETTINGS, Setting, SettingError, TrainConfig, build_config,
+)
 from llmb_mlflow.training.corpus import BUNDLED, MAX_CORPUS_BYTES
 from llmb_mlflow.errors import LLMBError, shown
 from llmb_mlflow.launch.uploads import find_upload, is_upload_id
@@ -18,16 +20,9 @@ from llmb_mlflow.launch.uploads import find_upload, is_upload_id
 from .. import checks
 from . import launches
 
-# (setting, label, default shown as the field's placeholder)
-SETTINGS = [("max_iters", "steps", TrainConfig.max_iters),
-            ("batch_size", "batch", TrainConfig.batch_size),
-            ("lr", "learning rate", TrainConfig.lr),
-            ("eval_interval", "snapshot every", TrainConfig.eval_interval),
-            ("temperature", "temperature", TrainConfig.temperature),
-            ("block_size", "context", "preset's"),
-            ("dropout", "dropout", ModelConfig.dropout)]
-LABELS = {key: label for key, label, _ in SETTINGS}
-WHOLE = {"max_iters", "batch_size", "eval_interval", "block_size"}
+# The settings the form has a field for, in its order (each field's label is its setting's).
+FORM = tuple(SETTINGS[name] for name in ("max_iters", "batch_size", "lr", "eval_interval", "temperature",
+                                         "block_size", "dropout"))
 # base64 makes 3 bytes into 4 characters, after a "data:...;base64," header
 MAX_UPLOAD_CHARS = 4 * -(-MAX_CORPUS_BYTES // 3) + 200
 # Checked in the browser before the bytes are sent: base64 makes 3 bytes into 4 characters.
@@ -49,15 +44,20 @@ def field_id(setting: str) -> str:
     return "train-" + setting.replace("_", "-")
 
 
+def placeholder(setting: Setting) -> str:
+    """What an empty field of the form stands for."""
+    return "preset's" if setting.from_preset else str(setting.default)
+
+
 def corpus_options(uploaded: list[dict] | None = None) -> list[dict]:
     return [{"label": name, "value": name} for name in BUNDLED] + list(uploaded or [])
 
 
 def layout() -> html.Details:
-    fields = [html.Div([html.Label(label, htmlFor=field_id(key)),
-                        dcc.Input(id=field_id(key), type="number", placeholder=str(default),
+    fields = [html.Div([html.Label(setting.label, htmlFor=field_id(setting.name)),
+                        dcc.Input(id=field_id(setting.name), type="number", placeholder=placeholder(setting),
                                   className="num")], className="field")
-              for key, label, default in SETTINGS]
+              for setting in FORM]
     return html.Details([
         html.Summary("New training", id="train-summary"),
         html.Div([
@@ -103,22 +103,26 @@ def checked_form(preset, values: dict, run_name) -> Form:
     """The form's values but the corpus, checked as if a stranger typed them."""
     preset = checks.choice(preset, "model", list(PRESETS))
     run_name = checks.argument(run_name, "run name", optional=True)
-    settings = {key: checks.form_number(values.get(key), label, whole=key in WHOLE)
-                for key, label, _ in SETTINGS}
+    settings = {s.name: checks.form_number(values.get(s.name), s.label, whole=s.kind is int) for s in FORM}
     settings = {key: value for key, value in settings.items() if value is not None}
     try:
         steps = build_config(preset, **settings).train.max_iters
         settings["checkpoint_interval"] = limits.checkpoint_interval(steps, TrainConfig.checkpoint_interval)
         limits.check_cost(build_config(preset, **settings))
     except SettingError as exc:
-        raise LLMBError(exc.named(lambda setting: LABELS.get(setting, setting))) from None
+        raise LLMBError(exc.named(label)) from None
     return Form(preset, settings, run_name)
+
+
+def label(name: str) -> str:
+    """A setting as the form calls it."""
+    return SETTINGS[name].label if name in SETTINGS and SETTINGS[name].label else name
 
 
 def train_command(dataset: str, form: Form, experiment: str) -> list[str]:
     """``llmb train`` arguments; values go as ``--option=value`` so none can be read as another option."""
     args = ["train", f"--dataset={dataset}", f"--preset={form.preset}", f"--experiment={experiment}"]
-    args += [f"--{key.replace('_', '-')}={value}" for key, value in form.settings.items()]
+    args += [f"{SETTINGS[key].option}={value}" for key, value in form.settings.items()]
     return args + ([f"--run-name={form.run_name}"] if form.run_name else [])
 
 
@@ -200,13 +204,13 @@ def register(app, data) -> None:
                   Input("train-start", "n_clicks"), State("train-corpus", "value"),
                   State("train-preset", "value"), State("experiment", "value"),
                   State("train-run-name", "value"),
-                  *[State(field_id(key), "value") for key, _, _ in SETTINGS], prevent_initial_call=True)
+                  *[State(field_id(s.name), "value") for s in FORM], prevent_initial_call=True)
     def start(_, corpus, preset, experiment, run_name, *values):
         if ctx.triggered_id != "train-start":
             return (no_update,) * 3
         try:
             data.check_writable()
-            args = training_args(corpus, preset, dict(zip([k for k, _, _ in SETTINGS], values)),
+            args = training_args(corpus, preset, dict(zip([s.name for s in FORM], values)),
                                  data.experiment_to_train_in(experiment or data.experiment), run_name)
             started = data.start_training(args)
         except LLMBError as exc:

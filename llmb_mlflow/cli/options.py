@@ -6,7 +6,7 @@ import os
 
 import click
 
-from ..training.config import PRECISIONS, ModelConfig, SettingError, TrainConfig
+from ..training.config import PRECISIONS, SETTINGS, Setting, SettingError
 from ..errors import LLMBError, redact
 from ..run_layout import DEFAULT_EXPERIMENT, EVAL_TRAIN_LOSS, VAL_LOSS
 from ..session import Output
@@ -49,24 +49,10 @@ max_params_option = click.option(
 register_option = click.option(
     "--register", metavar="NAME", help="Also register the final checkpoint as a version of model NAME.")
 
-# (option, type, help, default shown) for the settings that override a preset or TrainConfig.
-SETTINGS = [
-    ("--max-iters", int, "Training steps.", TrainConfig.max_iters),
-    ("--eval-interval", int, "Evaluate and snapshot every N steps.", TrainConfig.eval_interval),
-    ("--eval-iters", int, "Batches per loss estimate.", TrainConfig.eval_iters),
-    ("--batch-size", int, "Sequences per step.", TrainConfig.batch_size),
-    ("--block-size", int, "Context length in characters.", "the preset's"),
-    ("--n-layer", int, "Transformer blocks.", "the preset's"),
-    ("--n-head", int, "Attention heads per block.", "the preset's"),
-    ("--n-embd", int, "Embedding width.", "the preset's"),
-    ("--dropout", float, "Dropout rate.", ModelConfig.dropout),
-    ("--lr", float, "Peak learning rate, decayed to lr/10.", TrainConfig.lr),
-    ("--warmup", int, "Linear warm-up steps.", TrainConfig.warmup),
-    ("--temperature", float, "Sampling temperature of snapshots.", TrainConfig.temperature),
-    ("--checkpoint-interval", int, "Checkpoint every N steps (0: only at the end); "
-     "checkpoints are also written at the end and on Ctrl-C.", TrainConfig.checkpoint_interval),
-    ("--seed", int, "Random seed.", TrainConfig.seed),
-]
+# The settings ``llmb train`` and ``llmb resume`` take as options, in the order --help lists them.
+SETTING_OPTIONS = ("step_weights", "max_iters", "eval_interval", "eval_iters", "batch_size", "block_size",
+                   "n_layer", "n_head", "n_embd", "dropout", "lr", "warmup", "temperature",
+                   "checkpoint_interval", "seed")
 
 
 class SettingsCommand(click.Command):
@@ -82,21 +68,27 @@ class SettingsCommand(click.Command):
             raise LLMBError(exc.named(lambda setting: flags.get(setting, setting))) from None
 
 
-def shown_weights(inherited: bool) -> str:
-    return "the checkpoint's" if inherited else "--step-weights"
+def setting_option(setting: Setting, inherited: bool = False):
+    """The option of a setting (a flag pair for a yes/no one), its help and default from its field;
+    with ``inherited``, the default is a checkpoint's."""
+    if inherited:
+        shown = "the checkpoint's"
+    elif setting.kind is bool:
+        shown = setting.option if setting.default else f"--no-{setting.option[2:]}"
+    else:
+        shown = "the preset's" if setting.from_preset else setting.default
+    text = f"{setting.help}  [default: {shown}]"
+    if setting.kind is bool:
+        return click.option(f"{setting.option}/--no-{setting.option[2:]}", default=None, help=text)
+    return click.option(setting.option, type=setting.kind, help=text)
 
 
 def setting_options(command=None, *, inherited: bool = False):
-    """The SETTINGS options; with ``inherited``, defaults come from a checkpoint."""
+    """The SETTING_OPTIONS; with ``inherited``, defaults come from a checkpoint."""
     def add(command):
-        for flag, kind, text, default in reversed(SETTINGS):
-            shown = "the checkpoint's" if inherited else default
-            command = click.option(flag, type=kind, help=f"{text}  [default: {shown}]")(command)
-        return click.option(
-            "--step-weights/--no-step-weights", default=None,
-            help="Store the model's weights at every evaluation, so the viewer's Token Playground "
-                 "can use the model at any step (a medium model: about 0.4 MB each); with "
-                 f"--no-step-weights only checkpoints keep them.  [default: {shown_weights(inherited)}]")(command)
+        for name in reversed(SETTING_OPTIONS):
+            command = setting_option(SETTINGS[name], inherited)(command)
+        return command
 
     return add(command) if command else add
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from . import shapes
-from .config import ModelConfig, RunConfig, SettingError, TrainConfig
+from .config import ModelConfig, RunConfig, SettingError, TrainConfig, merge
 from .corpus import CharTokenizer
 from ..errors import LLMBError, shown
 from .shapes import DEFAULT_MAX_PARAMS
@@ -128,16 +128,7 @@ def run_config(state: dict, **overrides) -> RunConfig:
         if value is not None and name in saved_model and value != saved_model[name] and name != "dropout":
             raise SettingError(name, f"{value} does not fit the checkpoint, whose model has "
                                      f"{saved_model[name]}; leave it out")
-    model_fields = {f.name for f in fields(ModelConfig)}
-    train_fields = {f.name for f in fields(TrainConfig)}
-    unknown = {k for k, v in overrides.items() if v is not None} - model_fields - train_fields
-    if unknown:
-        raise LLMBError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-    model = ModelConfig(**{**saved_model, **{k: v for k, v in overrides.items()
-                                              if v is not None and k in model_fields}})
-    train = TrainConfig(**{**{k: v for k, v in state["train_config"].items() if k in train_fields},
-                           **{k: v for k, v in overrides.items() if v is not None and k in train_fields}})
-    return RunConfig(preset=state["preset"], model=model.validate(), train=train.validate())
+    return merge(state["preset"], saved_model, state["train_config"], **overrides)
 
 
 def build_model(state: dict):

@@ -1,4 +1,6 @@
-"""Model and training settings, the presets, and their validation."""
+"""Model and training settings, each with what its users are told about it (help, label, range),
+the presets, and their validation: the command line's options and the viewer's form are made
+from these fields."""
 
 from __future__ import annotations
 
@@ -43,77 +45,69 @@ class SettingError(LLMBError):
         return problem
 
 
+def setting(default, help: str = "", *, low=None, high=None, ends: str = "[]", choices: tuple = (),
+            label: str | None = None):
+    """A settings field: ``help`` for its command-line option, ``label`` for the viewer's form,
+    its range from ``low`` to ``high`` (``ends``: "[]" includes both, "(" or ")" leaves one out)
+    or its ``choices``."""
+    return field(default=default, metadata=dict(help=help, low=low, high=high, ends=ends,
+                                                choices=choices, label=label))
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 64
-    block_size: int = 128
-    dropout: float = 0.0
-    activation: str = "gelu"
+    n_layer: int = setting(4, "Transformer blocks.", low=1, high=64)
+    n_head: int = setting(4, "Attention heads per block.", low=1, high=64)
+    n_embd: int = setting(64, "Embedding width.", low=1, high=4096)
+    block_size: int = setting(128, "Context length in characters.", low=2, high=4096, label="context")
+    dropout: float = setting(0.0, "Dropout rate.", low=0, high=1, ends="[)", label="dropout")
+    activation: str = setting("gelu", choices=ACTIVATIONS)
     vocab_size: int = 0  # set from the corpus
 
     def validate(self) -> "ModelConfig":
-        _check_int(self, "n_layer", 1, 64)
-        _check_int(self, "n_head", 1, 64)
-        _check_int(self, "n_embd", 1, 4096)
-        _check_int(self, "block_size", 2, 4096)
+        _check_each(self)
         if self.n_embd % self.n_head:
             raise SettingError("n_embd", f"({self.n_embd}) must be divisible by {{n_head}} ({self.n_head})",
                                others=("n_head",))
-        if not 0.0 <= self.dropout < 1.0:
-            raise SettingError("dropout", f"must be in [0, 1), got {self.dropout}")
-        if self.activation not in ACTIVATIONS:
-            raise SettingError("activation", f"must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
         return self
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     dataset: str = "shakespeare"
-    batch_size: int = 64
-    max_iters: int = 5000
-    lr: float = 1e-3
+    batch_size: int = setting(64, "Sequences per step.", low=1, high=65536, label="batch")
+    max_iters: int = setting(5000, "Training steps.", low=1, high=MAX_ITERS, label="steps")
+    lr: float = setting(1e-3, "Peak learning rate, decayed to lr/10.", low=0, high=1, ends="(]",
+                        label="learning rate")
     min_lr: float | None = None  # None: lr / 10
-    warmup: int = 100
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0
-    eval_interval: int = 100
-    eval_iters: int = 20
-    temperature: float = 0.8
-    sample_chars: int = 200
-    checkpoint_interval: int = 1000  # 0: only at the end (and on Ctrl-C)
-    seed: int = 1337
-    step_weights: bool = True  # the model's weights with every snapshot (else only in checkpoints)
+    warmup: int = setting(100, "Linear warm-up steps.", low=0, high=10**9)
+    weight_decay: float = setting(0.1, low=0, high=1, ends="[)")
+    beta1: float = setting(0.9, low=0, high=1, ends="[)")
+    beta2: float = setting(0.99, low=0, high=1, ends="[)")
+    grad_clip: float = setting(1.0, low=0, ends="(")
+    eval_interval: int = setting(100, "Evaluate and snapshot every N steps.", low=1, high=10**9,
+                                 label="snapshot every")
+    eval_iters: int = setting(20, "Batches per loss estimate.", low=1, high=10**6)
+    temperature: float = setting(0.8, "Sampling temperature of snapshots.", low=0, high=10, ends="(]",
+                                 label="temperature")
+    sample_chars: int = setting(200, low=1, high=100_000)
+    checkpoint_interval: int = setting(
+        1000, "Checkpoint every N steps (0: only at the end); checkpoints are also written at the end "
+              "and on Ctrl-C.", low=0, high=10**9)
+    seed: int = setting(1337, "Random seed.", low=0, high=2**63 - 1)
+    step_weights: bool = setting(
+        True, "Store the model's weights at every evaluation, so the viewer's Token Playground can use "
+              "the model at any step (a medium model: about 0.4 MB each); with --no-step-weights only "
+              "checkpoints keep them.")
 
     @property
     def final_lr(self) -> float:
         return self.lr / 10 if self.min_lr is None else self.min_lr
 
     def validate(self) -> "TrainConfig":
-        _check_int(self, "batch_size", 1, 65536)
-        _check_int(self, "max_iters", 1, MAX_ITERS)
-        _check_int(self, "warmup", 0, 10**9)
-        _check_int(self, "eval_interval", 1, 10**9)
-        _check_int(self, "eval_iters", 1, 10**6)
-        _check_int(self, "sample_chars", 1, 100_000)
-        _check_int(self, "checkpoint_interval", 0, 10**9)
-        _check_int(self, "seed", 0, 2**63 - 1)
-        if not 0 < self.lr <= 1:
-            raise SettingError("lr", f"must be in (0, 1], got {self.lr}")
+        _check_each(self)
         if self.min_lr is not None and not 0 <= self.min_lr <= self.lr:
             raise SettingError("min_lr", f"must be in [0, {{lr}}={self.lr}], got {self.min_lr}", others=("lr",))
-        if not 0 <= self.weight_decay < 1:
-            raise SettingError("weight_decay", f"must be in [0, 1), got {self.weight_decay}")
-        for name in ("beta1", "beta2"):
-            if not 0 <= getattr(self, name) < 1:
-                raise SettingError(name, f"must be in [0, 1), got {getattr(self, name)}")
-        if not self.grad_clip > 0:
-            raise SettingError("grad_clip", f"must be > 0, got {self.grad_clip}")
-        if not 0 < self.temperature <= 10:
-            raise SettingError("temperature", f"must be in (0, 10], got {self.temperature}")
         return self
 
 
@@ -136,28 +130,86 @@ class RunConfig:
         return params
 
 
-MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)} - {"vocab_size"}
-TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+_KINDS = {"int": int, "float": float, "float | None": float, "str": str, "bool": bool}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting as its users meet it, made from its field of ModelConfig or TrainConfig."""
+
+    name: str
+    kind: type  # int, float, str or bool
+    default: object
+    help: str
+    label: str | None  # in the viewer's form
+    low: float | None
+    high: float | None
+    ends: str
+    choices: tuple
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def from_preset(self) -> bool:
+        """Whether a preset gives its value (else its default does)."""
+        return self.name in PRESETS[DEFAULT_PRESET]
+
+    def check(self, value) -> None:
+        """Refuse ``value`` (a SettingError) if it is not of this setting's kind or range."""
+        if self.kind is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise SettingError(self.name, f"must be an integer, got {value!r}")
+            if not self.low <= value <= self.high:
+                raise SettingError(self.name, f"must be between {self.low} and {self.high}, got {value}")
+        elif self.choices and value not in self.choices:
+            raise SettingError(self.name, f"must be one of {', '.join(self.choices)}, got {value!r}")
+        elif self.low is not None and not self._within(value):
+            if self.high is None:
+                raise SettingError(self.name, f"must be {'>' if self.ends == '(' else '>='} {self.low}, got {value}")
+            raise SettingError(self.name, f"must be in {self.ends[0]}{self.low}, {self.high}{self.ends[-1]}, "
+                                          f"got {value}")
+
+    def _within(self, value) -> bool:
+        above = self.low < value if self.ends.startswith("(") else self.low <= value
+        if self.high is None:
+            return above
+        return above and (value < self.high if self.ends.endswith(")") else value <= self.high)
+
+
+def _setting(f: dataclasses.Field) -> Setting:
+    described = {"help": "", "label": None, "low": None, "high": None, "ends": "[]", "choices": (), **f.metadata}
+    return Setting(f.name, _KINDS[str(f.type)], f.default, **described)
+
+
+MODEL_SETTINGS = {f.name: _setting(f) for f in dataclasses.fields(ModelConfig) if f.name != "vocab_size"}
+TRAIN_SETTINGS = {f.name: _setting(f) for f in dataclasses.fields(TrainConfig)}
+SETTINGS: dict[str, Setting] = {**MODEL_SETTINGS, **TRAIN_SETTINGS}
 
 
 def build_config(preset: str = DEFAULT_PRESET, **overrides) -> RunConfig:
     """A validated RunConfig from a preset plus overrides; ``None`` overrides are ignored."""
     if preset not in PRESETS:
         raise LLMBError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    return merge(preset, PRESETS[preset], {}, **overrides)
+
+
+def merge(preset: str, model: dict, train: dict, **overrides) -> RunConfig:
+    """A validated RunConfig of ``model`` and ``train`` settings (a preset's, or a checkpoint's)
+    with ``overrides`` over them; ``None`` overrides are ignored, unknown ones refused."""
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    unknown = set(overrides) - MODEL_FIELDS - TRAIN_FIELDS
+    unknown = set(overrides) - set(SETTINGS)
     if unknown:
         raise LLMBError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-    model = ModelConfig(
-        **{**PRESETS[preset], **{k: v for k, v in overrides.items() if k in MODEL_FIELDS}}
-    )
-    train = TrainConfig(**{k: v for k, v in overrides.items() if k in TRAIN_FIELDS})
+    model = ModelConfig(**{**model, **{k: v for k, v in overrides.items() if k in MODEL_SETTINGS}})
+    train = TrainConfig(**{**{k: v for k, v in train.items() if k in TRAIN_SETTINGS},
+                           **{k: v for k, v in overrides.items() if k in TRAIN_SETTINGS}})
     return RunConfig(preset=preset, model=model.validate(), train=train.validate())
 
 
-def _check_int(obj, name: str, low: int, high: int) -> None:
-    value = getattr(obj, name)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SettingError(name, f"must be an integer, got {value!r}")
-    if not low <= value <= high:
-        raise SettingError(name, f"must be between {low} and {high}, got {value}")
+def _check_each(config) -> None:
+    """Check every field of ``config`` that is a setting against its own kind and range."""
+    for f in dataclasses.fields(config):
+        if f.name in SETTINGS:
+            SETTINGS[f.name].check(getattr(config, f.name))
