@@ -30,6 +30,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import processes
 from ..formats import snapshot as snapshot_format
 from ..errors import LLMBError
 from ..paths import user_data_dir
@@ -89,10 +90,8 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 
 def _writer() -> dict:
-    import psutil
-
-    return {"host": socket.gethostname(), "pid": os.getpid(),
-            "started": psutil.Process().create_time()}
+    pid, started = processes.identity()
+    return {"host": socket.gethostname(), "pid": pid, "started": started}
 
 
 def write_manifest(folder: Path, run_id: str, tracking_uri: str, status: str | None) -> None:
@@ -103,14 +102,10 @@ def write_manifest(folder: Path, run_id: str, tracking_uri: str, status: str | N
 
 
 def _writer_alive(writer: dict) -> bool:
-    import psutil
-
     if writer.get("host") != socket.gethostname():
         return True  # not ours to judge
-    try:
-        return abs(psutil.Process(writer["pid"]).create_time() - writer["started"]) < 1
-    except (psutil.Error, KeyError, TypeError):
-        return False
+    started = writer.get("started")
+    return isinstance(started, (int, float)) and processes.is_alive(writer.get("pid"), started)
 
 
 # -- segments ----------------------------------------------------------------------------------
