@@ -69,7 +69,7 @@ def test_weights_are_small_and_load_without_running_code(stored):
             weights.decode(bad, "w")
 
 
-def test_weights_of_the_first_format_an_array_per_tensor_are_still_read(stored):
+def test_deflated_weights_are_read_and_another_format_or_a_wrong_layout_is_refused(stored):
     import io
     import json
     import zipfile
@@ -87,12 +87,13 @@ def test_weights_of_the_first_format_an_array_per_tensor_are_still_read(stored):
     assert len(deflated.getvalue()) < len(written)
     _, deflated_state = weights.decode(deflated.getvalue())
     assert all(np.array_equal(deflated_state[name], state[name]) for name in state)
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, format_version=np.int32(1), model_config=np.str_(json.dumps(vars(config))),
-                        **{name: array.astype(np.float16) for name, array in state.items()})
-    old_config, old_state = weights.decode(buffer.getvalue())
-    assert old_config == config and list(old_state) == list(state)
-    assert all(np.array_equal(old_state[name], state[name]) for name in state)
+    for version in (1, 3):  # an array per tensor, as format 1 was; a format from a newer program
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, format_version=np.int32(version), model_config=np.str_(json.dumps(vars(config))),
+                            **{name: array.astype(np.float16) for name, array in state.items()})
+        with pytest.raises(LLMBError) as refused:
+            weights.decode(buffer.getvalue(), "w")
+        assert str(refused.value) == f"w is corrupt or unreadable (it is format version {version}; this program reads 2)"
     layout = [[name, list(array.shape)] for name, array in state.items()]
     layout[0][1] = [1, 1]  # a layout that does not add up to the stored numbers
     buffer = io.BytesIO()

@@ -1,7 +1,7 @@
 """A tracking server still down when a training ends: what could not be sent is kept on disk
 (beside what the writer spilled during the outage), nothing of it is lost, and ``llmb runs
 sync`` sends it once the server is back. The spool folder's format: a half-written spill is
-never read, a folder being written is left to its writer, an older spool is still read."""
+never read, a folder being written is left to its writer."""
 
 import json
 
@@ -116,24 +116,3 @@ def test_a_spool_folder_whose_writer_is_alive_is_left_to_it(spool_dir):
     assert spool.pending() == []
     spool.write_manifest(folder, folder.name, "http://127.0.0.1:1", "KILLED")  # it ended
     assert spool.pending() == [folder]
-
-
-def test_a_spool_from_before_segments_is_read_as_its_first(spool_dir):
-    from llmb_mlflow.tracking import spool
-
-    folder = spool_dir / "0123456789abcdef0123456789abcdef"
-    (folder / "checkpoint_00000010").mkdir(parents=True)
-    (folder / "checkpoint_00000010" / "checkpoint.pt").write_bytes(b"weights")
-    (folder / "metrics.jsonl").write_text('["train_loss", 2.5, 1000, 10]\n["val_loss", 2.6, 1000, 10]\n'
-                                          '["train_loss", 2.4, 1001, 11]\n')
-    (folder / "run.json").write_text(json.dumps({
-        "run_id": folder.name, "tracking_uri": "http://127.0.0.1:1", "status": "FINISHED",
-        "artifacts": [["checkpoint", 10, "checkpoint_00000010/checkpoint.pt"]]}))
-    spooled = spool.load(folder)
-    assert (spooled.points, spooled.checkpoints, spooled.status) == (3, 1, "FINISHED")
-    entries, _, _ = spool.read_entries(folder, 0, 0, 1000)
-    assert entries == [("train_loss", 2.5, 1000, 10), ("val_loss", 2.6, 1000, 10), ("train_loss", 2.4, 1001, 11)]
-    offset = sum(len(line) for line in spool.segment_path(folder, 0).read_bytes().splitlines(True)[:3])
-    [checkpoint], _, last = spool.read_entries(folder, 0, offset, 1000)
-    assert last and (checkpoint.kind, checkpoint.step, checkpoint.file) == ("checkpoint", 10, "checkpoint_00000010/checkpoint.pt")
-    assert sorted(checkpoint.links) == [("train_loss", 2.5, 1000, 10), ("val_loss", 2.6, 1000, 10)]

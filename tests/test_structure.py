@@ -77,8 +77,8 @@ def reachable(edges: dict[str, set[str]], start: str) -> set[str]:
 
 
 # What each part of the house may import besides itself. The top-level rooms ``errors``,
-# ``numbers``, ``paths`` and ``run_layout`` are BASE: everyone may import them.
-BASE = {"errors", "numbers", "paths", "run_layout"}
+# ``numbers``, ``paths``, ``processes`` and ``run_layout`` are BASE: everyone may import them.
+BASE = {"errors", "numbers", "paths", "processes", "run_layout"}
 MAY_IMPORT = {
     "base": set(),
     "formats": set(),

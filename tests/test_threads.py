@@ -4,45 +4,27 @@ the share applied to PyTorch, an explicit count kept."""
 import subprocess
 import sys
 
-import pytest
 import torch
 
+from llmb_mlflow import processes
 from llmb_mlflow.training import threads
 
 from conftest import LIVE_ARGS, stop_process
 
 
-@pytest.mark.parametrize("cmdline, training", [
-    (["/venv/bin/llmb", "train", "--preset", "small"], True),
-    (["/usr/bin/python3", "-m", "llmb_mlflow", "resume", "bard/1"], True),
-    (["/venv/bin/llmb", "dash"], False),
-    (["/venv/bin/llmb", "demo"], False),  # its training is a process of its own
-    (["/venv/bin/torchrun", "--nproc_per_node", "2", "-m", "llmb_mlflow", "train"], False),
-    (["python", "train.py", "config/train_shakespeare_char.py"], False),
-    (["/usr/bin/python3.11", "-u", "-m", "llmb_mlflow", "train"], True),  # a torchrun rank
-    (["/usr/bin/python3", "/venv/bin/llmb", "resume", "bard/1"], True),
-    (["timeout", "900", "llmb", "train"], False),  # each only waits on the training it started
-    (["/usr/bin/time", "python", "-m", "llmb_mlflow", "train"], False),
-    (["python", "bench/harness.py", "python", "-m", "llmb_mlflow", "train"], False),
-    ([], False),
-])
-def test_trainings_are_known_by_their_command_lines(cmdline, training):
-    assert threads.is_training(cmdline) == training
-
-
 def test_trainings_running_here_are_counted_and_share_the_cores():
-    before = threads.trainings_here()
+    before = processes.trainings_here()
     procs = [subprocess.Popen([sys.executable, "-m", "llmb_mlflow", "train", *LIVE_ARGS, "--no-tracking"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
              for _ in range(2)]
     try:
-        assert threads.trainings_here() == before + 2
+        assert processes.trainings_here() == before + 2
         share = threads.ThreadShare()
-        assert share.share() == max(1, threads.usable_cores() // (before + 2))
+        assert share.share() == max(1, processes.usable_cores() // (before + 2))
     finally:
         for proc in procs:
             stop_process(proc)
-    assert threads.trainings_here() == before
+    assert processes.trainings_here() == before
 
 
 def test_an_explicit_thread_count_is_applied_and_kept(monkeypatch):

@@ -45,7 +45,7 @@ def _training(process, uri) -> bool:
     and go; an earlier test's training may still be finishing its last checkpoint)."""
     import psutil
 
-    from llmb_mlflow.training.threads import is_training
+    from llmb_mlflow.processes import is_training
 
     try:
         return is_training(process.cmdline()) and process.environ().get("MLFLOW_TRACKING_URI") == uri

@@ -29,6 +29,7 @@ from typing import Callable
 
 from filelock import FileLock
 
+from .. import processes
 from ..numbers import env_count
 from ..errors import LLMBError, shown
 from ..run_layout import RUN_ANNOUNCEMENT
@@ -116,7 +117,7 @@ def start(args: list[str], tracking_uri: str, env: dict[str, str | None] | None 
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         try:
-            created = psutil.Process(process.pid).create_time()
+            created = processes.identity(process.pid)[1]
         except psutil.Error:  # ended already: its log says why
             created = 0.0
         try:
@@ -146,24 +147,10 @@ def running() -> int:
     return count
 
 
-def llmb_commands() -> list[list[str]]:
-    """The arguments of this machine's ``python -m llmb_mlflow ...`` processes (what ``start``
-    starts), after ``-m llmb_mlflow``."""
-    import psutil
-
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        command = process.info["cmdline"] or []
-        if command[1:3] == ["-m", "llmb_mlflow"]:
-            found.append(command[3:])
-    return found
-
-
 def default_at_most() -> int:
     """Trainings a viewer starts at most at once: ``LLMB_MAX_TRAININGS``, else one per core this
     process may use (trainings on one machine share its cores: more only queue for them)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return env_count("LLMB_MAX_TRAININGS", cores, "trainings")
+    return env_count("LLMB_MAX_TRAININGS", processes.usable_cores(), "trainings")
 
 
 def _log_path(launch_id: str) -> Path:
@@ -201,12 +188,11 @@ def _process(record: Record, log_path: Path):
     None otherwise."""
     import psutil
 
-    try:
-        process = psutil.Process(record.pid)
-        # the start time as psutil reads it moves with the clock when the clock is stepped; the
-        # command and the log it writes to identify the process all the same
-        if (process.status() == psutil.STATUS_ZOMBIE or abs(process.create_time() - record.created) > 2.0
-                or process.cmdline()[1:4] != ["-m", "llmb_mlflow", record.command]):
+    process = processes.find(record.pid, record.created)
+    if process is None:
+        return None
+    try:  # start times agree only to within processes.SAME_START; the command and the log settle it
+        if process.cmdline()[1:4] != ["-m", "llmb_mlflow", record.command]:
             return None
         if sys.platform.startswith("linux") and os.readlink(f"/proc/{record.pid}/fd/1") != str(log_path.resolve()):
             return None

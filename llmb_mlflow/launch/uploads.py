@@ -126,9 +126,9 @@ def _kept() -> list[tuple[Path, float, int]]:
 
 def _read_by_trainings() -> set[str]:
     """Every argument of this machine's running LLMBreaker trainings (their corpora among them)."""
-    from .launcher import llmb_commands
+    from ..processes import training_commands
 
-    return {part.partition("=")[2] or part for command in llmb_commands() for part in command}
+    return {part.partition("=")[2] or part for command in training_commands() for part in command}
 
 
 def is_upload_id(value) -> bool:

@@ -20,6 +20,7 @@ import os
 import socket
 import time
 
+from .. import processes
 from ..errors import LLMBError
 from ..training.tracker import Control
 from ..run_layout import (
@@ -105,31 +106,17 @@ def silence(tags: dict[str, str], status: str, start_time: int | None = None,
 def process_tags(pid: int | None = None) -> dict[str, str]:
     """Where the training's process (this one unless ``pid``) runs, and which process it is: a
     reused process id is not taken for it, since the process's start time is recorded too."""
-    import psutil
-
-    pid = pid or os.getpid()
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid),
-            PID_STARTED_TAG: str(int(psutil.Process(pid).create_time() * 1000))}
+    pid, started = processes.identity(pid)
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid), PID_STARTED_TAG: str(int(started * 1000))}
 
 
 def _process_gone(pid: str | None, started: str | None) -> bool:
     """Whether the process a run records on this machine has ended (or its id now belongs to
-    a process that started at another time)."""
-    import psutil
-
-    if not (pid or "").isascii() or not (pid or "").isdigit() or len(pid) > 10:
+    a process that started at another time). A pid tag that is no process id says nothing."""
+    if processes.process_id(pid) is None:
         return False
-    try:
-        process = psutil.Process(int(pid))
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return True
-        born = int(process.create_time() * 1000)
-    except psutil.NoSuchProcess:
-        return True
-    except (psutil.Error, OverflowError, ValueError):  # someone else's, or not a process id at all
-        return False
-    recorded = whole_number(started)
-    return recorded is not None and abs(born - recorded) > 1000
+    recorded = whole_number(started)  # ms; without it, any process with the id is taken for it
+    return not processes.is_alive(pid, None if recorded is None else recorded / 1000)
 
 
 def _duration(seconds: float) -> str:

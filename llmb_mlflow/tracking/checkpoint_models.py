@@ -66,17 +66,12 @@ class CheckpointModels:
         if description.dataset is not None:
             self.dataset = (description.dataset.name, description.dataset.digest)
 
-    def adopt(self, spooled) -> None:
-        """Take over a spooled run's checkpoints: each is linked to the points the spool holds
-        (its step's train_loss, the latest val_loss before it). The run itself, and the points
-        it already has, are read from the store when the first checkpoint is stored (the
-        writer retries that)."""
-        from .spool import CHECKPOINT
-
-        self.run_id, self._adopted = spooled.run_id, True
-        for kind, step, _ in spooled.artifacts:
-            if kind == CHECKPOINT:
-                self.link(step, [p for p in spooled.points if p[0] in CHECKPOINT_LINKS and p[3] <= step])
+    def adopt(self, run_id: str) -> None:
+        """Take over the checkpoints of ``run_id``, a run that ended with data unsent: the run's
+        experiment, tags, params and dataset, and the losses it already holds, are read from the
+        store when the first checkpoint is stored (the writer retries that); a checkpoint's
+        logged model an earlier attempt created is completed, not made again."""
+        self.run_id, self._adopted = run_id, True
 
     def link(self, step: int, points) -> None:
         """The points to link to the checkpoint at ``step``: per CHECKPOINT_LINKS key, the latest one."""

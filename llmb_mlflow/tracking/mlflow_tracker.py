@@ -24,7 +24,6 @@ import os
 import tempfile
 import threading
 import time
-from types import SimpleNamespace
 
 from .. import __version__
 from ..store import compat as mlflow_compat
@@ -161,7 +160,7 @@ class MlflowTracker(Tracker):
         """Take over a run that ended with data unsent: send its spool folder (``finish`` ends
         the run). Each checkpoint's links are read with it."""
         self.run_id = spooled.run_id
-        self._models.adopt(SimpleNamespace(run_id=spooled.run_id, artifacts=[], points=[]))
+        self._models.adopt(spooled.run_id)
         self._open_backlog(spooled.folder, adopted=True)
         self._start_writer()
 

@@ -30,10 +30,10 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import processes
 from ..formats import snapshot as snapshot_format
 from ..errors import LLMBError
 from ..paths import user_data_dir
-from ..run_layout import CHECKPOINT_LINKS
 
 MANIFEST = "run.json"
 CURSOR = "sent.json"
@@ -41,7 +41,6 @@ SNAPSHOT, CHECKPOINT = "snapshot", "checkpoint"
 PARTIAL = ".partial"
 _SEGMENT = re.compile(r"segment_(\d{6})\.jsonl$")
 _SPILLED = re.compile(r"s(\d{6})_")  # an artifact file's segment
-LEGACY_METRICS = "metrics.jsonl"  # before segments: all points in one file, artifacts in run.json
 
 Point = tuple[str, float, int, int]  # key, value, timestamp (ms), step
 
@@ -89,10 +88,8 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 
 def _writer() -> dict:
-    import psutil
-
-    return {"host": socket.gethostname(), "pid": os.getpid(),
-            "started": psutil.Process().create_time()}
+    pid, started = processes.identity()
+    return {"host": socket.gethostname(), "pid": pid, "started": started}
 
 
 def write_manifest(folder: Path, run_id: str, tracking_uri: str, status: str | None) -> None:
@@ -103,14 +100,10 @@ def write_manifest(folder: Path, run_id: str, tracking_uri: str, status: str | N
 
 
 def _writer_alive(writer: dict) -> bool:
-    import psutil
-
     if writer.get("host") != socket.gethostname():
         return True  # not ours to judge
-    try:
-        return abs(psutil.Process(writer["pid"]).create_time() - writer["started"]) < 1
-    except (psutil.Error, KeyError, TypeError):
-        return False
+    started = writer.get("started")
+    return isinstance(started, (int, float)) and processes.is_alive(writer.get("pid"), started)
 
 
 # -- segments ----------------------------------------------------------------------------------
@@ -239,7 +232,6 @@ def load(folder: Path) -> Spooled:
     LLMBError. A run whose writer is gone without ending it is FAILED."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
-        _upgrade(folder, manifest)
         _tidy(folder)
         spooled = Spooled(manifest["run_id"], manifest["tracking_uri"], manifest["status"] or "FAILED", folder)
         cursor = read_cursor(folder)
@@ -272,27 +264,6 @@ def _tidy(folder: Path) -> None:
         if (path.name.endswith(PARTIAL) or (spilled and int(spilled.group(1)) not in kept)
                 or (segment and int(segment.group(1)) not in kept)):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
-
-
-def _upgrade(folder: Path, manifest: dict) -> None:
-    """A folder from before segments (all points in metrics.jsonl, artifacts listed in
-    run.json) becomes segment 0 (its points, then its artifacts)."""
-    if "artifacts" not in manifest:
-        return
-    points = [json.loads(line) for line in (folder / LEGACY_METRICS).read_text().splitlines() if line]
-    lines = [json.dumps(point) for point in points]
-    for kind, step, name in manifest.pop("artifacts"):
-        line = {"kind": kind, "step": step, "file": name}
-        if kind == CHECKPOINT:
-            latest = {}
-            for point in points:
-                if point[0] in CHECKPOINT_LINKS and point[3] <= step:
-                    latest[point[0]] = max(latest.get(point[0], point), point, key=lambda p: p[3])
-            line["links"] = list(latest.values())
-        lines.append(json.dumps(line))
-    write_atomically(segment_path(folder, 0), "".join(line + "\n" for line in lines).encode())
-    write_atomically(folder / MANIFEST, json.dumps(manifest, indent=1).encode())
-    (folder / LEGACY_METRICS).unlink()
 
 
 def pending() -> list[Path]:

@@ -14,40 +14,9 @@ from __future__ import annotations
 import os
 import threading
 
+from ..processes import trainings_here, usable_cores
+
 CHECK_SECONDS = 5.0
-COMMANDS = ("train", "resume")
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def is_training(cmdline: list[str]) -> bool:
-    """Whether a command line is an LLMBreaker training: ``llmb train|resume`` or
-    ``python [options] -m llmb_mlflow train|resume``. A process that only waits on one (torchrun's
-    launcher, ``timeout``, ``/usr/bin/time``, a script given the command as arguments) is not."""
-    for i, part in enumerate(cmdline[:-1]):
-        if os.path.basename(part) in ("llmb", "llmb_mlflow") and cmdline[i + 1] in COMMANDS:
-            runner = cmdline[:i]  # nothing (the ``llmb`` script), or Python and its options
-            return not runner or (os.path.basename(runner[0]).startswith("python")
-                                  and all(option.startswith("-") for option in runner[1:]))
-    return False
-
-
-def trainings_here() -> int:
-    """LLMBreaker trainings running on this machine, this one included."""
-    import psutil
-
-    count = 0
-    for process in psutil.process_iter(["cmdline"]):
-        try:
-            count += is_training(process.info["cmdline"] or [])
-        except (psutil.Error, TypeError):
-            continue
-    return count
 
 
 def explicit_threads() -> int | None:

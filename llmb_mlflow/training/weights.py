@@ -6,10 +6,10 @@ after another in one float16 array (half the bytes of float32; the playground's 
 probabilities stay within 0.001 of full precision). One array rather than one per tensor: it
 decodes in a quarter of the time, which a playground swapping steps waits for. Stored, not
 deflated: deflate shrinks float16 weights by under 8 % and took 50–90 ms of every evaluation
-on the training's own path. Format 1 (an array per tensor) and deflated files are still read.
-Numpy only, loaded with ``allow_pickle=False``: reading it never runs code from the file. The
-model settings and the arrays' shapes (from the layout and the ``.npy`` headers) are checked
-(``shapes.check``) before any array is loaded.
+on the training's own path; deflated files are read too. A file of another format version is
+refused. Numpy only, loaded with ``allow_pickle=False``: reading it never runs code from the
+file. The model settings and the arrays' shapes (from the layout and the ``.npy`` headers) are
+checked (``shapes.check``) before any array is loaded.
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ def _read(data: bytes, label: str, take):
             raise ValueError(f"it unpacks to {unpacked} bytes; a model's weights are far smaller")
         _headers(archive)  # before np.load reads any array
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-            if int(arrays[VERSION_KEY]) > FORMAT_VERSION:
-                raise ValueError(f"format version {int(arrays[VERSION_KEY])} is newer than this program's")
+            if int(arrays[VERSION_KEY]) != FORMAT_VERSION:
+                raise ValueError(f"it is format version {int(arrays[VERSION_KEY])}; this program reads {FORMAT_VERSION}")
             return json.loads(str(arrays[CONFIG_KEY])), take(archive, arrays)
     except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile, LLMBError) as exc:
         raise LLMBError(f"{label} is corrupt or unreadable ({exc})") from None
@@ -73,8 +73,6 @@ def _read(data: bytes, label: str, take):
 def _layout(archive: zipfile.ZipFile, arrays) -> list:
     """[name, shape] of every stored tensor, read from the file's headers (no array loaded)."""
     stored = _headers(archive)
-    if int(arrays[VERSION_KEY]) == 1:  # an array per tensor
-        return [[name, shape] for name, shape in stored.items() if name not in (VERSION_KEY, CONFIG_KEY)]
     layout = json.loads(str(arrays[LAYOUT_KEY]))
     for name, shape in layout:
         if not isinstance(name, str) or not all(isinstance(n, int) and n >= 0 for n in shape):
@@ -101,8 +99,6 @@ def _headers(archive: zipfile.ZipFile) -> dict[str, tuple[int, ...]]:
 
 
 def _state(archive: zipfile.ZipFile, arrays) -> dict[str, np.ndarray]:
-    if int(arrays[VERSION_KEY]) == 1:
-        return {name: arrays[name].astype(np.float32) for name in arrays.files if name not in (VERSION_KEY, CONFIG_KEY)}
     return _split(json.loads(str(arrays[LAYOUT_KEY])), arrays[WEIGHTS_KEY].astype(np.float32))
 
 
