@@ -13,8 +13,8 @@ from ..training.corpus import BUNDLED, MAX_CORPUS_BYTES
 from ..errors import LLMBError, redact
 from ..run_layout import EVAL_METRICS, PURPOSE_TAG, STYLE_TRANSFER, TRAIN_LOSS, VAL_LOSS, mlflow_ui_path
 from .options import (
-    OUTPUT, SettingsCommand, echo_table, experiment_option, fmt_loss, precision_option, register_option, report,
-    setting_options, system_metrics_option, threads_option, tracking_uri_option,
+    OUTPUT, SettingsCommand, echo_table, experiment_option, fmt_loss, precision_option, report, run_options,
+    setting_options, tracking_uri_option,
 )
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -34,12 +34,7 @@ def cli():
               help="Model size: " + "; ".join(
                   f"{name} {p['n_layer']}x{p['n_embd']} ctx {p['block_size']}" for name, p in PRESETS.items()))
 @setting_options
-@experiment_option
-@click.option("--run-name", help="MLflow run name.  [default: a generated one]")
-@tracking_uri_option
-@register_option
-@system_metrics_option
-@threads_option
+@run_options
 @precision_option()
 @click.option("--no-tracking", is_flag=True, help="Train without MLflow: no run is created.")
 @click.option("--style-transfer", is_flag=True,

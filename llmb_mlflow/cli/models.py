@@ -7,8 +7,8 @@ import time
 import click
 
 from .options import (
-    OUTPUT, SettingsCommand, echo_table, experiment_option, fmt_loss, max_params_option, register_option, report,
-    precision_option, setting_options, system_metrics_option, threads_option, tracking_uri_option,
+    OUTPUT, SettingsCommand, echo_table, fmt_loss, max_params_option, report,
+    precision_option, run_options, setting_options, tracking_uri_option,
 )
 from ..training.corpus import BUNDLED
 
@@ -100,12 +100,7 @@ def models_alias(name, version, alias, tracking_uri):
 @click.option("--dataset", metavar="NAME|PATH",
               help=f"Corpus to continue on ({', '.join(BUNDLED)} or a file).  [default: the checkpoint's]")
 @setting_options(inherited=True)
-@experiment_option
-@click.option("--run-name", help="MLflow run name.  [default: a generated one]")
-@tracking_uri_option
-@register_option
-@system_metrics_option
-@threads_option
+@run_options
 @precision_option(inherited=True)
 @max_params_option
 @click.option("--viewer-limits", is_flag=True, hidden=True,

@@ -46,8 +46,18 @@ max_params_option = click.option(
                       "say its size; it takes 4 bytes a parameter, and resuming it about 16). The presets have "
                       f"under 1 M.  [default: {DEFAULT_MAX_PARAMS:,}]")
 
+run_name_option = click.option("--run-name", help="MLflow run name.  [default: a generated one]")
+
 register_option = click.option(
     "--register", metavar="NAME", help="Also register the final checkpoint as a version of model NAME.")
+
+def run_options(command):
+    """The options of a command that trains into a run: where it is recorded and how it runs."""
+    for option in reversed((experiment_option, run_name_option, tracking_uri_option, register_option,
+                            system_metrics_option, threads_option)):
+        command = option(command)
+    return command
+
 
 # The settings ``llmb train`` and ``llmb resume`` take as options, in the order --help lists them.
 SETTING_OPTIONS = ("step_weights", "max_iters", "eval_interval", "eval_iters", "batch_size", "block_size",
