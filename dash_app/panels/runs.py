@@ -9,7 +9,7 @@ from llmb_mlflow.library import control
 from llmb_mlflow.errors import LLMBError
 from llmb_mlflow.run_layout import PARAM_N_HEAD, PARAM_N_LAYER, TRAIN_LOSS, TRAINER_STATE_TAG, VAL_LOSS
 
-from .. import checks
+from .. import checks, run_choice
 from ..answers import answer
 from ..access import READ
 from ..address import query
@@ -47,12 +47,7 @@ def register(app, data, default_run: str | None) -> None:
             return no_update
 
     # A run of another experiment (a link from MLflow's UI, a run started elsewhere) brings its
-    # experiment into the picker with it; an experiment picked brings its newest run.
-    #
-    # Dash drops an answer still on its way when the same callback is asked again (a refresh
-    # tick), and the newer call knows only its own trigger. So what a call does follows from
-    # the page's state: a run just started (switch-run) is shown, then emptied; an experiment
-    # other than the one the list was made for (listed-for) was just picked.
+    # experiment into the picker with it; which run is shown is run_choice's decision.
     listed = dict(options=Output("run", "options"), run=Output("run", "value"), error=Output("error", "children"),
                   experiment=Output("experiment", "value"), switch=Output("switch-run", "data"),
                   listed_for=Output("listed-for", "data"))
@@ -62,23 +57,17 @@ def register(app, data, default_run: str | None) -> None:
                           Input("switch-run", "data")],
                   state=[State("run", "value"), State("listed-for", "data")])
     def list_runs(_, search, experiment, switch_to, current, listed_for):
-        triggers = set(ctx.triggered_prop_ids.values())
-        current, switch_to = checks.text(current, 300), checks.text(switch_to, 300)
-        picked = triggers == {"experiment"} or (listed_for is not None and experiment != listed_for)
-        if triggers == {"url"} and current and not switch_to and not picked:
+        page = run_choice.Page(frozenset(ctx.triggered_prop_ids.values()), experiment, listed_for,
+                               checks.text(current, 300), checks.text(switch_to, 300), query(search).get("run"),
+                               default_run)
+        if page.settled:
             return answer(listed)
         try:
             name = checks.name(experiment, "experiment", optional=True)
             runs = data.runs(name)
         except LLMBError as exc:  # a bad name, a store that does not answer, an experiment not to be read
             return answer(listed, error=f"Cannot list runs: {exc}")
-        newest = runs[0].run_id if runs else None
-        if switch_to:
-            wanted = switch_to
-        elif picked:
-            wanted = newest
-        else:
-            wanted = current or query(search).get("run") or default_run or newest
+        wanted = page.wanted(runs[0].run_id if runs else None)
         moved, listed_for = no_update, experiment
         if wanted and wanted not in {r.run_id for r in runs}:
             try:
@@ -87,11 +76,9 @@ def register(app, data, default_run: str | None) -> None:
                     runs, moved, listed_for = data.runs(home), home, home
             except LLMBError:  # shown as it is: the run panel says what is wrong with it
                 pass
-        options = [{"label": f"{r.run_name} · {r.status.lower()}", "value": r.run_id} for r in runs]
-        if wanted and wanted not in {o["value"] for o in options}:
-            options.append({"label": wanted, "value": wanted})
-        return answer(listed, options=options, run=(wanted if wanted != current else no_update), error="",
-                      experiment=moved, switch=(None if switch_to else no_update), listed_for=listed_for)
+        return answer(listed, options=run_choice.options(runs, wanted), error="", experiment=moved,
+                      run=(wanted if wanted != page.current else no_update),
+                      switch=(None if page.switch_to else no_update), listed_for=listed_for)
 
     loaded_outputs = dict(
         figure=Output("loss-chart", "figure"), state=Output("run-state", "data"), steps=Output("steps", "data"),
