@@ -13,7 +13,7 @@ from .. import checks, run_choice
 from ..answers import answer
 from ..access import READ
 from ..address import query
-from ..data import CHART_POINTS
+from ..data.reads import CHART_POINTS
 from . import compare
 from ..figures import loss
 from .controls import now_ms
