@@ -12,6 +12,7 @@ from dash import ALL, Input, Output, State, dcc, html, no_update
 from llmb_mlflow.errors import LLMBError
 
 from .. import checks
+from ..answers import answer
 from ..address import TABS, address, query
 from ..figures import attention, probability_tower, star_map, text_progression
 
@@ -110,22 +111,26 @@ def register(app, data) -> None:
         classes = [c for c in checks.text(classes).split() if c != "comparing"] + (["comparing"] if name else [])
         return " ".join(classes), (f"vs {name}" if name else "Compare"), not other
 
-    labels = [Output({"type": "pair-label", "side": side, "panel": ALL}, "children") for side in ("a", "b")]
+    sides = dict(
+        samples=Output("samples-b", "children"), tower=Output("tower-b", "figure"), stars=Output("stars-b", "figure"),
+        grid=Output("attention-grid-b", "figure"), detail=Output("attention-detail-b", "figure"),
+        note=Output("compare-note", "children"),
+        a_labels=Output({"type": "pair-label", "side": "a", "panel": ALL}, "children"),
+        b_labels=Output({"type": "pair-label", "side": "b", "panel": ALL}, "children"),
+        search=Output("url", "search", allow_duplicate=True),
+        error=Output("run-error", "children", allow_duplicate=True))
+    unlabelled = [""] * len(PANELS)
 
-    @app.callback(Output("samples-b", "children"), Output("tower-b", "figure"), Output("stars-b", "figure"),
-                  Output("attention-grid-b", "figure"), Output("attention-detail-b", "figure"),
-                  Output("compare-note", "children"), *labels,
-                  Output("url", "search", allow_duplicate=True),
-                  Output("run-error", "children", allow_duplicate=True),
-                  Input("compare", "data"), Input("view", "data"), Input("tabs", "value"),
-                  Input("layer", "value"), Input("head", "value"), Input("temperature", "value"),
-                  State("run-state", "data"), State("steps", "data"), State("url", "search"),
+    @app.callback(output=sides,
+                  inputs=[Input("compare", "data"), Input("view", "data"), Input("tabs", "value"),
+                          Input("layer", "value"), Input("head", "value"), Input("temperature", "value")],
+                  state=[State("run-state", "data"), State("steps", "data"), State("url", "search")],
                   prevent_initial_call=True)
     def compared_panels(stored, view, tab, layer, head, temperature, state, steps, shown_address):
-        nothing = [no_update] * 5 + [""] + [[""] * len(PANELS)] * 2 + [no_update, no_update]
+        nothing = dict(note="", a_labels=unlabelled, b_labels=unlabelled)
         other = compared(stored)
         if not other or not state or not view:
-            return nothing
+            return answer(sides, **nothing)
         try:
             view, state, steps = checks.view(view), checks.run_state(state), checks.steps(steps)
             tab = checks.choice(tab, "tab", TABS)
@@ -135,10 +140,10 @@ def register(app, data) -> None:
             run_id = data.check_run(state["run_id"])
             other = data.check_run(other)
         except LLMBError as exc:
-            return nothing[:-1] + [f"Cannot compare: {exc}"]
+            return answer(sides, **nothing, error=f"Cannot compare: {exc}")
         step = view["step"]
         if step is None or step not in steps:
-            return nothing
+            return answer(sides, **nothing)
         # from the address itself, not the trigger: a pick's call may be dropped for a newer one
         search = address(run_id, tab, step, other) if query(shown_address).get("compare") != other else no_update
         try:
@@ -146,27 +151,28 @@ def register(app, data) -> None:
             other_steps = data.snapshot_steps(other)
             if not other_steps:
                 note = f"{other_name} has no snapshot yet."
-                return [no_update] * 5 + [note, [""] * len(PANELS), [note] * len(PANELS), search, ""]
+                return answer(sides, note=note, a_labels=unlabelled, b_labels=[note] * len(PANELS),
+                              search=search, error="")
             shown = nearest(other_steps, step)
             snap, other_snap = data.snapshot(run_id, step), data.snapshot(other, shown)
             samples = (data.samples(other, text_progression.listed_steps(other_steps, shown)) if tab == "watch" else [])
         except LLMBError as exc:
-            return nothing[:-1] + [f"Cannot compare with {checks.label(other)}: {exc}"]
+            return answer(sides, **nothing, error=f"Cannot compare with {checks.label(other)}: {exc}")
         a_label = f"{name} · step {step}"
         b_label = f"{other_name} · step {shown}" + ("" if shown == step else f" (nearest to {step})")
-        labels = [[a_label] * len(PANELS), [b_label] * len(PANELS)]
         other_layer, other_head = min(layer, other_snap.n_layer - 1), min(head, other_snap.n_head - 1)
-        note = shapes_note(other_name, other_snap.n_layer, other_snap.n_head, snap.n_layer, snap.n_head, layer, head)
+        shown_b = dict(a_labels=[a_label] * len(PANELS), b_labels=[b_label] * len(PANELS), search=search, error="",
+                       note=shapes_note(other_name, other_snap.n_layer, other_snap.n_head, snap.n_layer,
+                                        snap.n_head, layer, head))
         if tab == "watch":
-            return [text_progression.text_progression(samples, shown, kind="sample-b", steps=other_steps),
-                    probability_tower.tower_figure(other_snap, temperature), star_map.star_figure(other_snap),
-                    no_update, no_update, note, *labels, search, ""]
+            return answer(sides, **shown_b,
+                          samples=text_progression.text_progression(samples, shown, kind="sample-b", steps=other_steps),
+                          tower=probability_tower.tower_figure(other_snap, temperature),
+                          stars=star_map.star_figure(other_snap))
         if tab == "attention":
-            return [no_update] * 3 + [attention.grid_figure(other_snap, other_layer, other_head),
-                                      attention.detail_figure(other_snap, other_layer, other_head),
-                                      note, *labels, search, ""]
-        return [no_update] * 5 + [note, *labels, search, ""]
-
+            return answer(sides, **shown_b, grid=attention.grid_figure(other_snap, other_layer, other_head),
+                          detail=attention.detail_figure(other_snap, other_layer, other_head))
+        return answer(sides, **shown_b)
 
 def _clicks(value) -> int:
     """A click count the page holds: a whole number of at least 0, else 0."""

@@ -9,10 +9,11 @@ from llmb_mlflow.library import control
 from llmb_mlflow.errors import LLMBError
 from llmb_mlflow.run_layout import PARAM_N_HEAD, PARAM_N_LAYER, TRAIN_LOSS, TRAINER_STATE_TAG, VAL_LOSS
 
-from .. import checks
+from .. import checks, run_choice
+from ..answers import answer
 from ..access import READ
 from ..address import query
-from ..data import CHART_POINTS
+from ..data.reads import CHART_POINTS
 from . import compare
 from ..figures import loss
 from .controls import now_ms
@@ -46,34 +47,27 @@ def register(app, data, default_run: str | None) -> None:
             return no_update
 
     # A run of another experiment (a link from MLflow's UI, a run started elsewhere) brings its
-    # experiment into the picker with it; an experiment picked brings its newest run.
-    #
-    # Dash drops an answer still on its way when the same callback is asked again (a refresh
-    # tick), and the newer call knows only its own trigger. So what a call does follows from
-    # the page's state: a run just started (switch-run) is shown, then emptied; an experiment
-    # other than the one the list was made for (listed-for) was just picked.
-    @app.callback(Output("run", "options"), Output("run", "value"), Output("error", "children"),
-                  Output("experiment", "value"), Output("switch-run", "data"), Output("listed-for", "data"),
-                  Input("runs-refresh", "n_intervals"), Input("url", "search"), Input("experiment", "value"),
-                  Input("switch-run", "data"), State("run", "value"), State("listed-for", "data"))
+    # experiment into the picker with it; which run is shown is run_choice's decision.
+    listed = dict(options=Output("run", "options"), run=Output("run", "value"), error=Output("error", "children"),
+                  experiment=Output("experiment", "value"), switch=Output("switch-run", "data"),
+                  listed_for=Output("listed-for", "data"))
+
+    @app.callback(output=listed,
+                  inputs=[Input("runs-refresh", "n_intervals"), Input("url", "search"), Input("experiment", "value"),
+                          Input("switch-run", "data")],
+                  state=[State("run", "value"), State("listed-for", "data")])
     def list_runs(_, search, experiment, switch_to, current, listed_for):
-        triggers = set(ctx.triggered_prop_ids.values())
-        current, switch_to = checks.text(current, 300), checks.text(switch_to, 300)
-        picked = triggers == {"experiment"} or (listed_for is not None and experiment != listed_for)
-        if triggers == {"url"} and current and not switch_to and not picked:
-            return (no_update,) * 6
+        page = run_choice.Page(frozenset(ctx.triggered_prop_ids.values()), experiment, listed_for,
+                               checks.text(current, 300), checks.text(switch_to, 300), query(search).get("run"),
+                               default_run)
+        if page.settled:
+            return answer(listed)
         try:
             name = checks.name(experiment, "experiment", optional=True)
             runs = data.runs(name)
         except LLMBError as exc:  # a bad name, a store that does not answer, an experiment not to be read
-            return no_update, no_update, f"Cannot list runs: {exc}", no_update, no_update, no_update
-        newest = runs[0].run_id if runs else None
-        if switch_to:
-            wanted = switch_to
-        elif picked:
-            wanted = newest
-        else:
-            wanted = current or query(search).get("run") or default_run or newest
+            return answer(listed, error=f"Cannot list runs: {exc}")
+        wanted = page.wanted(runs[0].run_id if runs else None)
         moved, listed_for = no_update, experiment
         if wanted and wanted not in {r.run_id for r in runs}:
             try:
@@ -82,18 +76,19 @@ def register(app, data, default_run: str | None) -> None:
                     runs, moved, listed_for = data.runs(home), home, home
             except LLMBError:  # shown as it is: the run panel says what is wrong with it
                 pass
-        options = [{"label": f"{r.run_name} · {r.status.lower()}", "value": r.run_id} for r in runs]
-        if wanted and wanted not in {o["value"] for o in options}:
-            options.append({"label": wanted, "value": wanted})
-        return (options, (wanted if wanted != current else no_update), "", moved,
-                (None if switch_to else no_update), listed_for)
+        return answer(listed, options=run_choice.options(runs, wanted), error="", experiment=moved,
+                      run=(wanted if wanted != page.current else no_update),
+                      switch=(None if page.switch_to else no_update), listed_for=listed_for)
 
-    @app.callback(Output("loss-chart", "figure"), Output("run-state", "data"), Output("steps", "data"),
-                  Output("poll", "disabled"), Output("layer", "options"), Output("head", "options"),
-                  Output("layer", "value"), Output("head", "value"), Output("run-error", "children"),
-                  Input("run", "value"), Input("smoothing", "value"), Input("log-scale", "value"),
-                  Input("runs-refresh", "n_intervals"), Input("compare", "data"),
-                  State("layer", "value"), State("head", "value"), State("run-state", "data"))
+    loaded_outputs = dict(
+        figure=Output("loss-chart", "figure"), state=Output("run-state", "data"), steps=Output("steps", "data"),
+        ended=Output("poll", "disabled"), layers=Output("layer", "options"), heads=Output("head", "options"),
+        layer=Output("layer", "value"), head=Output("head", "value"), error=Output("run-error", "children"))
+
+    @app.callback(output=loaded_outputs,
+                  inputs=[Input("run", "value"), Input("smoothing", "value"), Input("log-scale", "value"),
+                          Input("runs-refresh", "n_intervals"), Input("compare", "data")],
+                  state=[State("layer", "value"), State("head", "value"), State("run-state", "data")])
     def load_run(run_id, smoothing, log_scale, _refresh, compared, layer, head, loaded):
         log, compared = isinstance(log_scale, list) and "log" in log_scale, compare.compared(compared)
         drawn = f"{'log' if log else 'linear'} {checks.text(compared, 300)}"
@@ -102,9 +97,11 @@ def register(app, data, default_run: str | None) -> None:
         shown = isinstance(loaded, dict) and loaded.get("run_id") == run_id and \
             loaded.get("drawn") == drawn and loaded.get("smoothing") == smoothing
         if ctx.triggered_id == "runs-refresh" and (not run_id or shown):
-            return (no_update,) * 9
+            return answer(loaded_outputs)
+        empty = loss.loss_figure([], [], [], [], None)
         if not run_id:
-            return loss.loss_figure([], [], [], [], None), None, [], True, [], [], 0, 0, ""
+            return answer(loaded_outputs, figure=empty, state=None, steps=[], ended=True, layers=[], heads=[],
+                          layer=0, head=0, error="")
         try:
             smoothing = checks.number(smoothing, "smoothing", 0, 0.99)
             layer = checks.whole(layer or 0, "layer", 0, 63)
@@ -114,31 +111,34 @@ def register(app, data, default_run: str | None) -> None:
             steps = data.snapshot_steps(run_id, run)
             facts = data.events(run_id, run)
         except LLMBError as exc:
-            return (loss.loss_figure([], [], [], [], None), None, [], True, no_update, no_update,
-                    no_update, no_update, f"Cannot show run {checks.label(run_id)}: {exc}")
+            return answer(loaded_outputs, figure=empty, state=None, steps=[], ended=True,
+                          error=f"Cannot show run {checks.label(run_id)}: {exc}")
         train_steps, train_values = chart["train"]
         state = {**_run_state(run, train_steps, train_values, chart["val"][0], smoothing), "drawn": drawn}
         layers, heads = _count(run.params.get(PARAM_N_LAYER)), _count(run.params.get(PARAM_N_HEAD))
         other, problem = _other_chart(data, compared, run_id)
         events = loss.event_list(facts, state["first_step"], run.last_step)
         figure = loss.loss_figure(train_steps, train_values, *chart["val"], None, smoothing, log, other, events)
-        return (figure, state, steps, run.ended,
-                [{"label": str(i + 1), "value": i} for i in range(layers)],
-                [{"label": str(i + 1), "value": i} for i in range(heads)],
-                min(layer, layers - 1), min(head, heads - 1), problem)
+        return answer(loaded_outputs, figure=figure, state=state, steps=steps, ended=run.ended,
+                      layers=[{"label": str(i + 1), "value": i} for i in range(layers)],
+                      heads=[{"label": str(i + 1), "value": i} for i in range(heads)],
+                      layer=min(layer, layers - 1), head=min(head, heads - 1), error=problem)
 
-    @app.callback(Output("loss-chart", "extendData"), Output("run-state", "data", allow_duplicate=True),
-                  Output("steps", "data", allow_duplicate=True), Output("poll", "disabled", allow_duplicate=True),
-                  Output("run-error", "children", allow_duplicate=True),
-                  Input("poll", "n_intervals"), State("run-state", "data"), State("steps", "data"),
-                  State("run-error", "children"), prevent_initial_call=True)
+    followed = dict(extend=Output("loss-chart", "extendData"), state=Output("run-state", "data", allow_duplicate=True),
+                    steps=Output("steps", "data", allow_duplicate=True),
+                    ended=Output("poll", "disabled", allow_duplicate=True),
+                    error=Output("run-error", "children", allow_duplicate=True))
+
+    @app.callback(output=followed, inputs=[Input("poll", "n_intervals")],
+                  state=[State("run-state", "data"), State("steps", "data"), State("run-error", "children")],
+                  prevent_initial_call=True)
     def poll(_, state, steps, shown_error):
         if not state:
-            return no_update, no_update, no_update, True, no_update
+            return answer(followed, ended=True)
         try:
             state, steps = checks.run_state(state), checks.steps(steps)
         except LLMBError as exc:
-            return no_update, no_update, no_update, True, f"Cannot follow the run: {exc}"
+            return answer(followed, ended=True, error=f"Cannot follow the run: {exc}")
         try:
             run = data.run(state["run_id"], need=None)
             refusal = data.refusal(READ, "see this run", experiment_id=run.experiment_id)
@@ -147,9 +147,9 @@ def register(app, data, default_run: str | None) -> None:
                 val_steps, val_values = data.new_points(state["run_id"], VAL_LOSS, state["last_val"], run)
                 new_steps = data.snapshot_steps(state["run_id"], run) if val_steps or run.ended else steps
         except LLMBError as exc:  # keep polling: the store may come back
-            return no_update, no_update, no_update, no_update, f"Store unreachable, retrying: {exc}"
+            return answer(followed, error=f"Store unreachable, retrying: {exc}")
         if refusal:  # asking again will not change the answer: the page stops following the run
-            return no_update, no_update, no_update, True, f"Cannot follow the run: {refusal}"
+            return answer(followed, ended=True, error=f"Cannot follow the run: {refusal}")
         extend = no_update
         if train_steps or val_steps:
             smoothed = loss.smooth(train_values, state["smoothing"], state["ema"]) if train_steps else []
@@ -163,9 +163,8 @@ def register(app, data, default_run: str | None) -> None:
         state = {**state, "status": run.status, "last_step": run.last_step, "updated": now_ms(),
                  "trainer_state": run.tags.get(TRAINER_STATE_TAG),
                  "silence": control.silence(run.tags, run.status, run.start_time)}
-        return (extend, state, (new_steps if new_steps != steps else no_update), run.ended,
-                "" if shown_error else no_update)
-
+        return answer(followed, extend=extend, state=state, steps=(new_steps if new_steps != steps else no_update),
+                      ended=run.ended, error="" if shown_error else no_update)
 
 def _count(param) -> int:
     """A run's layer or head count as its params say (anyone may write them): 1 to 64."""

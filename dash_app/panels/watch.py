@@ -9,6 +9,7 @@ from llmb_mlflow.errors import LLMBError
 from llmb_mlflow.run_layout import VAL_LOSS
 
 from .. import checks
+from ..answers import answer
 from ..address import TABS, address
 from . import compare, tour
 from ..figures import loss, phase, probability_tower, sample_diff, star_map, text_progression
@@ -66,28 +67,32 @@ def register(app, data) -> None:
     app.clientside_callback(SCROLL_TO_SHOWN_JS, Output("samples", "title"), Input("samples", "children"),
                             prevent_initial_call=True)
 
-    @app.callback(Output("samples", "children"), Output("tower", "figure"), Output("stars", "figure"),
-                  Output("phase-title", "children"), Output("phase-text", "children"),
-                  Output("perplexity", "children"), Output("shown-step", "children"),
-                  Output("loss-chart", "figure", allow_duplicate=True), Output("url", "search"),
-                  Output("run-error", "children", allow_duplicate=True),
-                  Input("view", "data"), Input("temperature", "value"), Input("tabs", "value"),
-                  Input("stars-fixed", "value"), Input("samples-diff", "value"), Input("diff-against", "value"),
-                  State("run-state", "data"), State("steps", "data"), State("compare", "data"),
+    panels = dict(
+        samples=Output("samples", "children"), tower=Output("tower", "figure"), stars=Output("stars", "figure"),
+        phase_title=Output("phase-title", "children"), phase_text=Output("phase-text", "children"),
+        perplexity=Output("perplexity", "children"), step=Output("shown-step", "children"),
+        marker=Output("loss-chart", "figure", allow_duplicate=True), search=Output("url", "search"),
+        error=Output("run-error", "children", allow_duplicate=True))
+
+    @app.callback(output=panels,
+                  inputs=[Input("view", "data"), Input("temperature", "value"), Input("tabs", "value"),
+                          Input("stars-fixed", "value"), Input("samples-diff", "value"),
+                          Input("diff-against", "value")],
+                  state=[State("run-state", "data"), State("steps", "data"), State("compare", "data")],
                   prevent_initial_call=True)
     def watch_panels(view, temperature, tab, stars_fixed, diff_on, diff_step, state, steps, compared):
         if not state or not view:
-            return (no_update,) * 10
+            return answer(panels)
         try:
             view, state, steps = checks.view(view), checks.run_state(state), checks.steps(steps)
             temperature = checks.number(temperature or 1.0, "temperature", 0.1, 2.0)
             tab = checks.choice(tab, "tab", TABS)
             run_id = data.check_run(state["run_id"])
         except LLMBError as exc:
-            return (no_update,) * 9 + (f"Cannot show this view: {exc}",)
+            return answer(panels, error=f"Cannot show this view: {exc}")
         step = view["step"]
         if step is None or not steps or step not in steps:
-            return (no_update,) * 10
+            return answer(panels)
         try:
             snap = data.snapshot(run_id, step)
             val = data.value_at(run_id, VAL_LOSS, step)
@@ -97,17 +102,17 @@ def register(app, data) -> None:
             fixed = tab == "watch" and isinstance(stars_fixed, list) and "fixed" in stars_fixed
             extent = data.embedding_range(run_id, steps) if fixed else None
         except LLMBError as exc:
-            return (no_update,) * 9 + (f"Cannot show step {step}: {exc}",)
-        title, text = phase.phase(step, val)
+            return answer(panels, error=f"Cannot show step {step}: {exc}")
         marker = Patch()
         marker["layout"]["shapes"][0] = loss.step_marker(step)
-        search = address(run_id, tab, step, compare.compared(compared))
+        moved = dict(step=f"step {step}", marker=marker, search=address(run_id, tab, step, compare.compared(compared)))
         if tab != "watch":
-            return (no_update,) * 6 + (f"step {step}", marker, search, no_update)
-        return (_samples(samples, steps, step, older),
-                probability_tower.tower_figure(snap, temperature),
-                star_map.star_figure(snap, extent),
-                title, text, loss.perplexity(val), f"step {step}", marker, search, no_update)
+            return answer(panels, **moved)
+        title, text = phase.phase(step, val)
+        return answer(panels, **moved, samples=_samples(samples, steps, step, older),
+                      tower=probability_tower.tower_figure(snap, temperature),
+                      stars=star_map.star_figure(snap, extent),
+                      phase_title=title, phase_text=text, perplexity=loss.perplexity(val))
 
     @app.callback(Output("diff-against", "options"), Input("steps", "data"))
     def diff_steps(steps):
