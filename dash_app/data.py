@@ -14,7 +14,7 @@ from llmb_mlflow.library import control
 from llmb_mlflow.launch import launcher, limits
 from llmb_mlflow.errors import LLMBError, shown
 from llmb_mlflow.library.reader import RunReader, RunSummary
-from llmb_mlflow.library.registry import ModelLibrary
+from llmb_mlflow.library.registry import ModelLibrary, not_a_training_run
 from llmb_mlflow.run_layout import (
     CHECKPOINT_MODEL_FILE, DEFAULT_EXPERIMENT, KIND_TAG, MODEL_VERSION_TAG, PARAM_WARMUP, PAUSED, TRAINING_RUN,
     TRAIN_LOSS, VAL_LOSS,
@@ -148,7 +148,7 @@ class ViewerData:
 
     def delete_version(self, name: str, version: str) -> bool:
         self.require(MANAGE, "delete its versions", model=name)
-        gone = self._library.delete_version(name, version)
+        gone = self._library.delete(name, version)
         if gone:
             self.access.model_changed("deleted", name)
         return gone
@@ -202,7 +202,7 @@ class ViewerData:
         user may read (``need``)."""
         run = self.reader.run(checks.run_id(run_id))
         if run.tags.get(KIND_TAG) != TRAINING_RUN:
-            raise LLMBError(f"run {run_id} is not an LLMBreaker training run")
+            raise not_a_training_run(run_id)
         with self._lock:
             self._training_runs[run_id] = run.experiment_id
         if need:
