@@ -10,14 +10,17 @@ import contextlib
 import os
 import signal
 import sys
-from dataclasses import dataclass, replace
-from typing import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 from .errors import LLMBError
 from .run_layout import (
     DEFAULT_EXPERIMENT, MODEL_VERSION_TAG, PARENT_RUN_ID_TAG, PARENT_RUN_TAG, RUN_ANNOUNCEMENT, WORLD_SIZE_TAG,
 )
 from .training.shapes import DEFAULT_MAX_PARAMS
+
+if TYPE_CHECKING:
+    from .training.tracker import Tracker
 
 
 def _say(text: str) -> None:
@@ -49,17 +52,9 @@ class Tracking:
     register: str | None = None
     source: str = "llmb train"  # the command, as MLflow's UI shows a run's source
     system_metrics: bool = True  # CPU and memory every SYSTEM_METRICS_SECONDS
-    helper: object = None  # the TrackingProcess that logs the run, once ``started``
-
-    def started(self) -> "Tracking":
-        """Start the helper that logs the run now, so MLflow loads while torch and the corpus
-        do; only in the process that tracks (rank 0 when torchrun sets RANK)."""
-        if self.helper is not None or os.environ.get("RANK", "0") != "0":
-            return self
-        return replace(self, helper=_mlflow_tracker(self))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outcome:
     """How a training ended. ``interrupted``: by a signal (or, outside a data-parallel training,
     a stop asked through the store), which the command reports as such."""
@@ -74,6 +69,11 @@ class Outcome:
     stopped: bool = False
     interrupted: bool = False
     rank: int = 0  # of a data-parallel training; only rank 0 reports
+
+    @classmethod
+    def of(cls, trainer, tracker, stopped: bool, interrupted: bool, rank: int = 0) -> "Outcome":
+        return cls(trainer.step, dict(trainer.last_eval), tracker.run_id, tracker.run_name, tracker.uri,
+                   tracker.experiment, tracker.default_store, stopped, interrupted, rank)
 
 
 @dataclass(frozen=True)
@@ -90,18 +90,21 @@ class Resume:
 
 
 def prepare(preset: str, dataset: str, overrides: dict, tracking: Tracking | None = None):
-    """The settings and corpus of a new training, and its ``tracking`` started once the
-    settings are known to be good; bad ones are one-line errors."""
+    """The settings and corpus of a new training, and what to give ``run`` as its tracking:
+    its tracker, started once the settings are known to be good, so MLflow loads while torch
+    and the corpus do (only in the process that tracks: rank 0 when torchrun sets RANK; the
+    others get ``tracking`` back). Bad settings are one-line errors."""
     from .training.config import build_config
     from .training.corpus import load_corpus, prepare_dataset
 
     config = build_config(preset, dataset=dataset, **overrides)
-    tracking = tracking.started() if tracking else None
+    if tracking and os.environ.get("RANK", "0") == "0":
+        tracking = _mlflow_tracker(tracking)
     try:
         return config, prepare_dataset(load_corpus(dataset), config.model.block_size), tracking
     except BaseException:
-        if tracking and tracking.helper:
-            tracking.helper.close()
+        if tracking and not isinstance(tracking, Tracking):
+            tracking.close()
         raise
 
 
@@ -173,12 +176,13 @@ def stop_signals(handler):
             signal.signal(sig, old)
 
 
-def run(trainer, tracking: Tracking | None, run_name: str | None = None, tags: dict | None = None,
+def run(trainer, tracking: Tracking | Tracker | None, run_name: str | None = None, tags: dict | None = None,
         parallel=None, out: Output = Output(), threads: int | None = None) -> Outcome:
     """Train to the end with a progress display; Ctrl-C and SIGTERM stop after the current step
     (the run checkpoints and ends KILLED), a second one aborts at once. ``tracking``: None for
-    no MLflow run. Of a data-parallel training only rank 0 tracks and reports. ``threads``:
-    compute threads, else this training's share of the machine's cores (``threads.ThreadShare``)."""
+    no MLflow run; its tracker, if ``prepare`` started it. Of a data-parallel training only
+    rank 0 tracks and reports. ``threads``: compute threads, else this training's share of the
+    machine's cores (``threads.ThreadShare``)."""
     from .training.threads import ThreadShare
 
     share = ThreadShare(threads)
@@ -200,7 +204,10 @@ def _run(trainer, tracking, run_name, tags, parallel, out, share) -> Outcome:
         if parallel.rank:
             return _train_quietly(trainer, parallel.rank, share)
         tags = {**(tags or {}), WORLD_SIZE_TAG: str(parallel.size)}
-    tracker = (tracking.helper or _mlflow_tracker(tracking)) if tracking else Tracker()
+    if tracking is None:
+        tracker = Tracker()
+    else:
+        tracker = _mlflow_tracker(tracking) if isinstance(tracking, Tracking) else tracking
     config, data = trainer.config, trainer.dataset
     start = f"from step {trainer.step} " if trainer.step else ""
     where = f"{parallel.size} processes" if parallel else trainer.device
@@ -222,30 +229,26 @@ def _run(trainer, tracking, run_name, tags, parallel, out, share) -> Outcome:
     def step_done(step, metrics):
         share.update()
         announce()
-        store.update(getattr(tracker, "last_error", None))
+        store.update(tracker.last_error)
         progress.update(step, metrics)
 
-    outcome = Outcome(step=0, losses={})
+    stopped = interrupted = False
     try:
         with stop_signals(_stopper(trainer, out)), progress:
             run_training(trainer, tracker, run_name, tags=tags, on_start=announce, on_progress=step_done)
     except (KeyboardInterrupt, TrainingStopped):
-        outcome.stopped = True
+        stopped = True
         # asked through the store, a data-parallel training ends cleanly on every rank (torchrun)
-        outcome.interrupted = not (parallel and not trainer.stop_requested)
+        interrupted = not (parallel and not trainer.stop_requested)
         out.warn(f"Stopped at step {trainer.step}." + (
             f" Run {tracker.run_id} is marked KILLED; everything logged so far is kept."
             if tracker.run_id else ""))
     finally:  # said however the training ended, an error included
         announce()
-        if getattr(tracker, "failed_writes", 0):
+        if tracker.failed_writes:
             out.warn(f"Note: {tracker.failed_writes} write(s) to the tracking store failed and were "
                      f"retried (last error: {tracker.last_failure}).")
-    outcome.step, outcome.losses = trainer.step, dict(trainer.last_eval)
-    outcome.run_id, outcome.run_name = tracker.run_id, getattr(tracker, "run_name", None)
-    outcome.uri, outcome.experiment = getattr(tracker, "uri", None), getattr(tracker, "experiment", None)
-    outcome.default_store = getattr(tracker, "default_store", False)
-    return outcome
+    return Outcome.of(trainer, tracker, stopped, interrupted)
 
 
 def register(outcome: Outcome, name: str):
@@ -271,15 +274,15 @@ def _train_quietly(trainer, rank: int, share) -> Outcome:
     from .training.tracker import Tracker
     from .training.trainer import TrainingStopped, run_training
 
-    outcome = Outcome(step=0, losses={}, rank=rank)
+    stopped = interrupted = False
+    tracker = Tracker()
     try:
         with stop_signals(lambda *_: trainer.request_stop()):
-            run_training(trainer, Tracker(), on_progress=share.update)
+            run_training(trainer, tracker, on_progress=share.update)
     except TrainingStopped:
-        outcome.stopped = True
-        outcome.interrupted = trainer.stop_requested  # a signal; else rank 0 was asked: a clean end
-    outcome.step, outcome.losses = trainer.step, dict(trainer.last_eval)
-    return outcome
+        stopped = True
+        interrupted = trainer.stop_requested  # a signal; else rank 0 was asked: a clean end
+    return Outcome.of(trainer, tracker, stopped, interrupted, rank)
 
 
 def _stopper(trainer, out: Output):

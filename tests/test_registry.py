@@ -60,9 +60,9 @@ def test_life_cycle(trained, llmb, use_store):
     old_val = reader.value_at(run_id, "val_loss", 30)
     assert abs(reader.value_at(new_run.run_id, "val_loss", 40) - old_val) < 0.3
 
-    library.delete("life-poet", "2")
+    assert library.delete("life-poet", "2") is False
     assert [v.version for v in dict(library.models())["life-poet"]] == ["1"]
-    library.delete("life-poet")
+    assert library.delete("life-poet") is True
     assert "life-poet" not in dict(library.models())
 
 

@@ -152,6 +152,15 @@ def test_delete_asks_for_confirmation(llmb, library, monkeypatch):
     assert result.code != 0 and "poet" in dict(library.models())
 
 
+def test_deleting_a_models_last_version_says_the_model_went_with_it(llmb, library):
+    library.save(library.run_id, "bard", step=10)
+    result = llmb("models", "delete", "bard", "--version", "1", "--yes")
+    assert result.code == 0 and result.out == "Deleted version 1 of model bard.\n"
+    result = llmb("models", "delete", "bard", "--version", "2", "--yes")
+    assert result.out == "Deleted version 2 of model bard; it was the last, so model bard is gone too.\n"
+    assert [name for name, _ in library.models()] == ["poet"]
+
+
 @pytest.mark.parametrize("args", [
     ["models", "list"], ["models", "save", "abc", "--name", "x"], ["generate", "poet", "--prompt", "a"],
     ["resume", "poet"], ["models", "rename", "a", "b"], ["models", "delete", "a", "--yes"],

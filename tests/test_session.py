@@ -32,4 +32,5 @@ def test_a_stop_asked_for_ends_the_training_after_its_step_as_interrupted(shakes
     trainer.request_stop()  # what Ctrl-C does: finish the step, then stop
     outcome = session.run(trainer, None, out=session.Output(said.append, warned.append))
     assert outcome.stopped and outcome.interrupted and outcome.run_id is None
+    assert (outcome.uri, outcome.experiment, outcome.default_store) == (None, None, False)
     assert outcome.step < 10_000 and warned == [f"Stopped at step {outcome.step}."]

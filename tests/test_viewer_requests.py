@@ -295,7 +295,7 @@ def test_controls_and_saving_check_the_run_against_the_store(viewer, store_uri, 
             "Could not save: the page's waiting save is malformed (token:")
     # refused before the running training is asked for a checkpoint (no control tag written)
     for name, message in (("a/b", "Could not save: model name 'a/b' may not contain"),
-                          ("foreign", "Could not save: registered model 'foreign' exists but is not an LLMBreaker model")):
+                          ("foreign", "Could not save: registered model 'foreign' is not an LLMBreaker model")):
         refused(viewer.post("save-model.n_clicks", {**save, "save-name.value": name,
                                                     "run-state.data": state(running)}), message)
     assert footprint(store_uri, tmp_path) == before

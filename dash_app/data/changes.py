@@ -58,7 +58,7 @@ class Changes:
 
     def delete_version(self, name: str, version: str) -> bool:
         self.permissions.require(MANAGE, "delete its versions", model=name)
-        gone = self.library.delete_version(name, version)
+        gone = self.library.delete(name, version)
         if gone:
             self.permissions.access.model_changed("deleted", name)
         return gone

@@ -7,8 +7,8 @@ import threading
 
 from cachetools import LRUCache
 
-from llmb_mlflow.errors import LLMBError
 from llmb_mlflow.library.reader import RunReader
+from llmb_mlflow.library.control import not_a_training_run
 from llmb_mlflow.run_layout import KIND_TAG, TRAINING_RUN
 from llmb_mlflow.store.client import store_errors
 
@@ -25,7 +25,7 @@ class TrainingRuns:
         """The run ``run_id`` names, if it is an LLMBreaker training run."""
         run = self.reader.run(checks.run_id(run_id))
         if run.tags.get(KIND_TAG) != TRAINING_RUN:
-            raise LLMBError(f"run {run_id} is not an LLMBreaker training run")
+            raise not_a_training_run(run_id)
         with self._lock:
             self._experiments[run_id] = run.experiment_id
         return run

@@ -19,7 +19,6 @@ from cachetools import LRUCache
 from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 
 from llmb_mlflow.launch import limits
-from llmb_mlflow.training.config import ModelConfig
 from llmb_mlflow.errors import LLMBError
 from llmb_mlflow.library.reader import MissingArtifact
 from llmb_mlflow.training.shapes import build as build_model, load_into
@@ -123,19 +122,18 @@ class Models:
         return self._answers[key]
 
     def _load(self, run_id: str, step: int):
-        import torch
-
+        """(model settings, weights, vocab, the step they are from), as ``build_model`` takes them."""
         try:
             config, arrays = self.data.weights(run_id, step)
             if run_id not in self._vocabs:
                 self._vocabs[run_id] = self.data.snapshot(run_id, step).vocab
-            return config, {k: torch.from_numpy(v) for k, v in arrays.items()}, self._vocabs[run_id], step
+            return config, arrays, self._vocabs[run_id], step
         except MissingArtifact:  # a run trained with --no-step-weights
             from llmb_mlflow.training import checkpoint
 
             used, raw = self.data.checkpoint_before(run_id, step)
             state = checkpoint.load(raw, f"checkpoint of step {used} in run {run_id}", limits.MAX_LOADED_PARAMETERS)
-            return ModelConfig(**state["model_config"]), state["model"], state["vocab"], used
+            return (*checkpoint.stored_model(state), used)
 
 
 def bars_figure(vocab: str, probabilities: np.ndarray, temperature: float) -> dict:

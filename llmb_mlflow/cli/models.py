@@ -70,7 +70,8 @@ def models_rename(name, new_name, tracking_uri):
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @tracking_uri_option
 def models_delete(name, version, yes, tracking_uri):
-    """Delete model NAME or one of its versions from the registry.
+    """Delete model NAME or one of its versions from the registry (a model goes with its last
+    version).
 
     Only registry entries are deleted: the checkpoint files stay in the training runs that
     wrote them, so the same checkpoint can be saved again; deleting a run (in mlflow ui) and
@@ -80,8 +81,8 @@ def models_delete(name, version, yes, tracking_uri):
     library.resolve(f"{name}/{version}" if version else name)
     if not yes:
         click.confirm(f"Delete {what}?", abort=True)
-    library.delete(name, version)
-    click.echo(f"Deleted {what}.")
+    model_gone = library.delete(name, version)
+    click.echo(f"Deleted {what}" + (f"; it was the last, so model {name} is gone too." if version and model_gone else "."))
 
 
 @models.command("alias")

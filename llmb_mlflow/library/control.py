@@ -35,6 +35,10 @@ STALE_SECONDS = 60.0  # silent this long (LLMB_STALE_SECONDS overrides): crashed
 COMMANDS = ("pause", "resume", "stop", "step", "checkpoint")
 
 
+def not_a_training_run(run_id: str) -> LLMBError:
+    return LLMBError(f"run {run_id} is not an LLMBreaker training run")
+
+
 def send(client, run_id: str, command: str) -> None:
     """Ask the training of ``run_id`` to pause, resume, stop, step once or checkpoint now."""
     if command not in COMMANDS:
@@ -59,7 +63,7 @@ def _running_training(client, run_id: str):
     with store_errors(client.tracking_uri), missing_as(f"no run with id {run_id!r}"):
         run = client.get_run(run_id)
     if run.data.tags.get(KIND_TAG) != TRAINING_RUN:
-        raise LLMBError(f"run {run_id} is not an LLMBreaker training run")
+        raise not_a_training_run(run_id)
     if run.info.status != RUNNING:
         raise LLMBError(f"run {run_id} is not running (it is {run.info.status})")
     return run

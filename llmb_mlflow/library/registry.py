@@ -19,6 +19,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from . import control
+from .control import not_a_training_run
 from ..store import compat as mlflow_compat
 from ..errors import LLMBError, shown
 from .reader import RunReader
@@ -59,6 +60,10 @@ class Version:
 
 class SaveUnderWay(LLMBError):
     """Another caller is saving under the same token right now."""
+
+
+def not_our_model(name: str) -> LLMBError:
+    return LLMBError(f"registered model {name!r} is not an LLMBreaker model")
 
 
 def check_name(name: str) -> str:
@@ -123,9 +128,7 @@ class ModelLibrary:
             raise SaveUnderWay(f"a save as {name} is under way") from None
 
     def _save(self, run_id: str, name: str, step: int | None, extra_tags: dict) -> Version:
-        run = self.reader.run(run_id)
-        if run.tags.get(KIND_TAG) != TRAINING_RUN:
-            raise LLMBError(f"run {run_id} is not an LLMBreaker training run")
+        run = self._training_run(run_id)
         checkpoints = {c.step: c for c in self.reader.checkpoints(run_id, run)}
         if not checkpoints:
             raise LLMBError(f"run {run_id} has no checkpoints yet")
@@ -160,9 +163,7 @@ class ModelLibrary:
         to wait for (``has_checkpoint``) is returned. Everything that can be checked is checked
         before the training is asked."""
         check_name(name)
-        run = self.reader.run(run_id)
-        if run.tags.get(KIND_TAG) != TRAINING_RUN:
-            raise LLMBError(f"run {run_id} is not an LLMBreaker training run")
+        run = self._training_run(run_id)
         with store_errors(self.uri):
             self._check_joinable(name)
         written = self.checkpoint_steps(run_id)
@@ -192,40 +193,38 @@ class ModelLibrary:
         except SaveUnderWay:
             return None
 
+    def _training_run(self, run_id: str):
+        run = self.reader.run(run_id)
+        if run.tags.get(KIND_TAG) != TRAINING_RUN:
+            raise not_a_training_run(run_id)
+        return run
+
     def _check_joinable(self, name: str) -> None:
         """A new version may join ``name`` if no model has that name or ours does."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            model = self.client.get_registered_model(name)
-        except MlflowException as exc:
-            if is_missing(exc):
-                return
-            raise
-        if model.tags.get(KIND_TAG) != MODEL_KIND:
-            raise LLMBError(f"registered model {name!r} exists but is not an LLMBreaker model")
+        model = self._registered(name)
+        if model is not None and not _ours(model):
+            raise not_our_model(name)
 
     def _ensure_registered(self, name: str) -> None:
         from mlflow.exceptions import MlflowException
 
-        try:
-            model = self.client.get_registered_model(name)
-        except MlflowException as exc:
-            if not is_missing(exc):
-                raise
+        model = self._registered(name)
+        if model is None:
             try:
                 self.client.create_registered_model(
                     name, tags={KIND_TAG: MODEL_KIND},
                     description="An LLMBreaker MicroGPT; load a version with "
                                 "mlflow.pyfunc.load_model('models:/NAME/VERSION').predict(['ROMEO:']).")
-            except MlflowException:  # created by someone else meanwhile
-                model = self.client.get_registered_model(name)
+            except MlflowException:
+                model = self._registered(name)  # created by someone else meanwhile
+                if model is None:
+                    raise
             else:
                 if self.on_created:
                     self.on_created(name)
                 return
-        if model.tags.get(KIND_TAG) != MODEL_KIND:
-            raise LLMBError(f"registered model {name!r} exists but is not an LLMBreaker model")
+        if not _ours(model):
+            raise not_our_model(name)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -277,22 +276,26 @@ class ModelLibrary:
 
     def exists(self, name: str) -> bool:
         """Whether a registered model (ours or not) is named ``name``."""
+        with store_errors(self.uri):
+            return self._registered(name) is not None
+
+    def _registered(self, name: str):
+        """The registered model named ``name``, ours or not; None if there is none."""
         from mlflow.exceptions import MlflowException
 
-        with store_errors(self.uri):
-            try:
-                self.client.get_registered_model(name)
-            except MlflowException as exc:
-                if is_missing(exc):
-                    return False
-                raise
-        return True
+        try:
+            return self.client.get_registered_model(name)
+        except MlflowException as exc:
+            if is_missing(exc):
+                return None
+            raise
 
     def _our_model(self, name: str):
-        with missing_as(f"no model named {name!r} (see 'llmb models list')"):
-            model = self.client.get_registered_model(name)
-        if model.tags.get(KIND_TAG) != MODEL_KIND:
-            raise LLMBError(f"registered model {name!r} is not an LLMBreaker model")
+        model = self._registered(name)
+        if model is None:
+            raise LLMBError(f"no model named {name!r} (see 'llmb models list')")
+        if not _ours(model):
+            raise not_our_model(name)
         return model
 
     def checkpoint(self, ref: str, max_params: int = DEFAULT_MAX_PARAMS,
@@ -312,37 +315,21 @@ class ModelLibrary:
     # -- changing --------------------------------------------------------------------------
 
     def rename(self, name: str, new_name: str) -> None:
-        from mlflow.exceptions import MlflowException
-
         check_name(new_name)
         with store_errors(self.uri):
             self._our_model(name)
-            try:
-                self.client.get_registered_model(new_name)
-            except MlflowException as exc:
-                if not is_missing(exc):
-                    raise
-            else:
+            if self._registered(new_name) is not None:
                 raise LLMBError(f"a model named {new_name!r} already exists")
             self.client.rename_registered_model(name, new_name)
 
-    def delete(self, name: str, version: str | None = None) -> None:
-        """Delete a version, or the whole model. Checkpoint files stay with their runs."""
-        with store_errors(self.uri):
-            self._our_model(name)
-            if version is None:
-                self.client.delete_registered_model(name)
-            else:
-                self.resolve(f"{name}/{version}")
-                self.client.delete_model_version(name, str(version))
-
-    def delete_version(self, name: str, version: str) -> bool:
-        """Delete one version; the model goes with its last version (then True)."""
+    def delete(self, name: str, version: str | None = None) -> bool:
+        """Delete a version, or the whole model (``version`` None); the model goes with its
+        last version. True when the model is gone. Checkpoint files stay with their runs."""
         with store_errors(self.uri):
             versions = self.versions(name)
-            if str(version) not in {v.version for v in versions}:
+            if version is not None and str(version) not in {v.version for v in versions}:
                 raise LLMBError(f"model {name!r} has no version {version}")
-            if len(versions) == 1:
+            if version is None or len(versions) == 1:
                 self.client.delete_registered_model(name)
                 return True
             self.client.delete_model_version(name, str(version))
@@ -376,6 +363,10 @@ class ModelLibrary:
             created=mv.creation_timestamp or 0,
             model_id=logged_model[1] if logged_model else None,
         )
+
+
+def _ours(model) -> bool:
+    return (model.tags or {}).get(KIND_TAG) == MODEL_KIND
 
 
 def _aliases_by_version(model) -> dict[str, list[str]]:

@@ -1,5 +1,5 @@
-"""The tracking helper's side of ``tracking.process``: an MlflowTracker fed from the training's
-connection until the run ends.
+"""The tracking helper's side of ``process``: an MlflowTracker fed from the training's
+connection (``messages``) until the run ends.
 
 A reader thread takes the training's messages off the connection as they come, as bytes: it
 unpickles nothing, so it imports nothing and never sees a module that the main thread is still
@@ -22,11 +22,12 @@ import signal
 import sys
 import threading
 from collections import deque
+from dataclasses import dataclass
 
 from ..errors import LLMBError
 from ..store.client import first_line
+from . import messages as m
 
-PING = b"ping"  # not a pickle: the reader answers it without unpickling anything
 LOST_READER = "the tracking process stopped reading the training's reports"
 
 
@@ -47,8 +48,8 @@ def serve(conn, settings: dict, training_pid: int, argv: list[str]) -> None:
     try:
         _Helper(lambda: MlflowTracker(**settings, pid=training_pid), inbox, reply, reader).run()
     except Exception as exc:  # a bug here must not leave the training tracked by nobody, silently
-        reply("failed", f"tracking failed: {first_line(exc)}")
-        reply("ended", f"tracking failed: {first_line(exc)}")
+        reply(m.Failed(f"tracking failed: {first_line(exc)}"))
+        reply(m.Ended(f"tracking failed: {first_line(exc)}"))
         raise
     os._exit(0)  # everything is stored; MLflow's exit handlers have nothing left to do
 
@@ -73,8 +74,8 @@ def _read(conn, inbox: queue.Queue, reply) -> None:
         except (EOFError, OSError):
             inbox.put(None)
             return
-        if data == PING:
-            reply("alive")
+        if data == m.PING:
+            reply(m.Alive())
         else:
             inbox.put(data)
 
@@ -83,12 +84,22 @@ class _Replies:
     def __init__(self, conn):
         self.conn, self.lock = conn, threading.Lock()
 
-    def __call__(self, *message) -> None:
+    def __call__(self, message) -> None:
         with self.lock:
             try:
                 self.conn.send(message)
             except (OSError, ValueError):
                 pass  # the training is gone; the helper still ends the run
+
+
+@dataclass(frozen=True)
+class _Gone:
+    """The training closed the connection."""
+
+
+@dataclass(frozen=True)
+class _Lost:
+    """The reader thread died."""
 
 
 class _Helper:
@@ -102,37 +113,46 @@ class _Helper:
         self.ended = threading.Event()
 
     def run(self) -> None:
-        from ..run_layout import FAILED
-
-        while True:
-            message = self._next()
-            kind = message[0]
-            if kind in ("finish", "gone", "lost"):
-                self._end(message[1] if kind == "finish" else FAILED,
-                          LOST_READER if kind == "lost" else None)
-                return
-            if kind == "start":
-                if not self._start(message[1]):
-                    self._drain()
-                    return
-            elif self.started:
-                self._apply(kind, message[1:])
-            if self.started:
+        while not self.ended.is_set():
+            self._handle(self._next())
+            if self.started and not self.ended.is_set():
                 with self.marks_lock:
                     self.marks.append((self.taken, self.tracker.backlog.added))
 
-    def _next(self) -> tuple:
-        """The training's next message; ("gone",) once it closed the connection, ("lost",) if
-        the reader died."""
+    def _handle(self, message) -> None:
+        """Apply one of the training's messages; ``ended`` is set after the last."""
+        from ..run_layout import FAILED
+
+        match message:
+            case m.Finish(status):
+                self._end(status)
+            case _Gone():
+                self._end(FAILED)
+            case _Lost():
+                self._end(FAILED, LOST_READER)
+            case m.Start(description) if not self._start(description):
+                self._drain()
+            case m.Metrics(step, metrics, at_ms) if self.started:
+                self.tracker.log_metrics(step, metrics, at_ms)
+            case m.Snapshot(snapshot) if self.started:
+                self.tracker.log_snapshot(snapshot)
+            case m.Checkpoint(step, payload) if self.started:
+                self.tracker.log_checkpoint(step, payload)
+            case m.State(state) if self.started:
+                self.tracker.report_state(state)
+
+    def _next(self):
+        """The training's next message; ``_Gone()`` once it closed the connection, ``_Lost()``
+        if the reader died."""
         while True:
             try:
                 data = self.inbox.get(timeout=1.0)
             except queue.Empty:
                 if not self.reader.is_alive() and self.inbox.empty():
-                    return ("lost",)
+                    return _Lost()
                 continue
             if data is None:
-                return ("gone",)
+                return _Gone()
             self.taken += 1
             return pickle.loads(data)
 
@@ -142,8 +162,8 @@ class _Helper:
             self.tracker.start(description)
         except Exception as exc:
             problem = str(exc) if isinstance(exc, LLMBError) else f"tracking failed: {first_line(exc)}"
-            self.reply("failed", problem)
-            self.reply("ended", problem)
+            self.reply(m.Failed(problem))
+            self.reply(m.Ended(problem))
             return False
         from ..store.client import resolve_uri
 
@@ -153,20 +173,10 @@ class _Helper:
         # the data (and spilling it), unless the user chose MLflow's retries.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         tracker, self.started = self.tracker, True
-        self.reply("run", tracker.run_id, tracker.run_name, tracker.uri, tracker.experiment,
-                   tracker.uri == resolve_uri(None))
+        self.reply(m.RunStarted(tracker.run_id, tracker.run_name, tracker.uri, tracker.experiment,
+                                tracker.uri == resolve_uri(None)))
         threading.Thread(target=self._relay, daemon=True).start()
         return True
-
-    def _apply(self, kind: str, args: tuple) -> None:
-        if kind == "metrics":
-            self.tracker.log_metrics(*args)
-        elif kind == "snapshot":
-            self.tracker.log_snapshot(*args)
-        elif kind == "checkpoint":
-            self.tracker.log_checkpoint(*args)
-        elif kind == "state":
-            self.tracker.report_state(*args)
 
     def _relay(self) -> None:
         """Send the controllers' requests, write failures and the unsent data in memory to the
@@ -175,10 +185,10 @@ class _Helper:
         while not self.ended.is_set():
             self.tracker.wait_for_control(1.0)
             self._acknowledge()
-            now = (self.tracker.control(), self.tracker.failed_writes, self.tracker.last_failure,
-                   self.tracker.backlog.memory_bytes, self.tracker.last_error)
+            now = m.Relayed(self.tracker.control(), self.tracker.failed_writes, self.tracker.last_failure,
+                            self.tracker.backlog.memory_bytes, self.tracker.last_error)
             if now != last:
-                self.reply("control", *now)
+                self.reply(now)
                 last = now
 
     def _acknowledge(self) -> None:
@@ -190,9 +200,9 @@ class _Helper:
             while self.marks and self.marks[0][1] <= left:
                 safe = self.marks.popleft()[0]
         if safe is not None:
-            self.reply("ack", safe)
+            self.reply(m.Ack(safe))
 
-    def _end(self, status: str, why: str | None) -> None:
+    def _end(self, status: str, why: str | None = None) -> None:
         """``why``: the helper ends the run of its own accord (its reader is dead), which the
         training hears as an error."""
         error = None
@@ -202,15 +212,16 @@ class _Helper:
                 self.tracker.finish(status)
             except LLMBError as exc:
                 error = str(exc)
-        self.reply("ack", self.taken)  # stored, or in the run's spool (or lost with its disk)
+        self.reply(m.Ack(self.taken))  # stored, or in the run's spool (or lost with its disk)
         if why:
             error = f"{why}; {error}" if error else why
         if self.tracker is None:
-            self.reply("ended", error)
+            self.reply(m.Ended(error))
         else:
-            self.reply("ended", error, self.tracker.failed_writes, self.tracker.last_failure)
+            self.reply(m.Ended(error, self.tracker.failed_writes, self.tracker.last_failure))
 
     def _drain(self) -> None:
         """The run could not start: wait for the training to finish or go, then end."""
-        while self._next()[0] not in ("finish", "gone", "lost"):
+        while not isinstance(self._next(), (m.Finish, _Gone, _Lost)):
             pass
+        self.ended.set()

@@ -21,7 +21,7 @@ received and ends the run FAILED, so nothing the training reported is lost.
 The training pings the helper every second and keeps each report until the helper says it took
 it (``unsent.py``). A helper that dies, or stays silent for ``ANSWER_SECONDS`` (it is then
 killed), ends the training with one line; the reports it did not take go to a spool folder of
-the run, for ``llmb runs sync``. The helper's own side is ``tracking/helper.py``.
+the run, for ``llmb runs sync``. The helper's own side is ``helper.py``; their messages are ``messages.py``.
 
 This module imports neither MLflow nor torch: the helper starts by importing it.
 """
@@ -38,10 +38,9 @@ import threading
 import time
 from dataclasses import dataclass, replace
 
-from ..training.tracker import Control
 from ..errors import LLMBError
-from ..training.tracker import Tracker
-from .helper import PING
+from ..training.tracker import Control, Tracker
+from . import messages as m
 from .unsent import Unsent, keep_unsent
 
 GONE = "the tracking process ended unexpectedly"
@@ -108,19 +107,19 @@ class TrackingProcess(Tracker):
     def start(self, description) -> None:
         if description.dataset is not None:
             description = replace(description, dataset=DatasetInfo.of(description.dataset))
-        self._outbox.put(("start", description))
+        self._outbox.put(m.Start(description))
 
     def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
-        self._outbox.put(("metrics", step, dict(metrics), int(time.time() * 1000)))
+        self._outbox.put(m.Metrics(step, dict(metrics), int(time.time() * 1000)))
 
     def log_snapshot(self, snapshot) -> None:
-        self._outbox.put(("snapshot", snapshot))
+        self._outbox.put(m.Snapshot(snapshot))
 
     def log_checkpoint(self, step: int, payload: bytes) -> None:
-        self._outbox.put(("checkpoint", step, payload))
+        self._outbox.put(m.Checkpoint(step, payload))
 
     def report_state(self, state: str) -> None:
-        self._outbox.put(("state", state))
+        self._outbox.put(m.State(state))
 
     def control(self) -> Control:
         if self._error:
@@ -135,7 +134,7 @@ class TrackingProcess(Tracker):
     def finish(self, status: str) -> None:
         """Wait until the helper has stored everything and ended the run with ``status``. If it
         broke down instead, what it did not take goes to the spool, which the error names."""
-        self._outbox.put(("finish", status))
+        self._outbox.put(m.Finish(status))
         try:
             with self._changed:
                 while not self._changed.wait_for(lambda: self._ended is not None, 1.0):
@@ -172,14 +171,14 @@ class TrackingProcess(Tracker):
             try:
                 item = self._outbox.get(timeout=max(0.0, pinged + PING_SECONDS - time.monotonic()))
             except queue.Empty:
-                item = PING
+                item = m.PING
             try:
                 if item is None:
                     return
                 if time.monotonic() - pinged >= PING_SECONDS:
-                    self._conn.send_bytes(PING)
+                    self._conn.send_bytes(m.PING)
                     pinged = time.monotonic()
-                if item is not PING:
+                if item is not m.PING:
                     self._unsent.add(item)
                     self._conn.send(item)
             except (OSError, ValueError):  # the helper is gone; _receive says so
@@ -198,29 +197,35 @@ class TrackingProcess(Tracker):
                     continue
                 else:
                     self._process.kill()  # stuck: it takes nothing more, so nothing is sent twice
-                    message = ("ended", STUCK)
+                    message = m.Ended(STUCK)
             except (EOFError, OSError):
-                message = ("ended", GONE)
-            kind = message[0]
+                message = m.Ended(GONE)
             with self._changed:
-                if kind == "run":
-                    self.run_id, self.run_name, self.uri, self.experiment, self.default_store = message[1:]
-                elif kind == "ack":
-                    self._unsent.taken(message[1])
-                elif kind == "control":
-                    (self._control, self.failed_writes, self.last_failure, self.unsent_bytes,
-                     self.last_error) = message[1:]
-                elif kind == "failed":
-                    self._error = message[1]
-                elif kind == "ended":
-                    self._ended = message[1] or ""
-                    if len(message) > 2:
-                        self.failed_writes, self.last_failure = message[2:]
-                    if message[1]:  # before the training's end: nothing tracks it any more
-                        self._error = self._error or message[1]
+                self._take(message)
                 self._changed.notify_all()
-            if kind == "ended":
+            if isinstance(message, m.Ended):
                 return
+
+    def _take(self, message) -> None:
+        """What the helper says, as the training sees it (``_changed`` held)."""
+        match message:
+            case m.RunStarted():
+                self.run_id, self.run_name, self.uri = message.run_id, message.run_name, message.uri
+                self.experiment, self.default_store = message.experiment, message.default_store
+            case m.Ack(taken):
+                self._unsent.taken(taken)
+            case m.Relayed():
+                self._control, self.unsent_bytes = message.control, message.unsent_bytes
+                self.failed_writes, self.last_failure = message.failed_writes, message.last_failure
+                self.last_error = message.last_error
+            case m.Failed(problem):
+                self._error = problem
+            case m.Ended(error):
+                self._ended = error or ""
+                if message.failed_writes is not None:
+                    self.failed_writes, self.last_failure = message.failed_writes, message.last_failure
+                if error:  # before the training's end: nothing tracks it any more
+                    self._error = self._error or error
 
 
 # -- the helper process ----------------------------------------------------------------------

@@ -9,10 +9,10 @@ import os
 import tempfile
 import threading
 from collections import deque
+from dataclasses import replace
 
 from ..run_layout import CHECKPOINT_LINKS
-
-DATA = ("metrics", "snapshot", "checkpoint")
+from . import messages as m
 
 
 class Unsent:
@@ -24,10 +24,10 @@ class Unsent:
         self._sent = 0
         self._latest: dict[str, tuple] = {}  # each linked metric's latest point, for checkpoints
 
-    def add(self, message: tuple) -> None:
+    def add(self, message) -> None:
         with self._lock:
             self._sent += 1
-            if message[0] in DATA:
+            if isinstance(message, m.DATA):
                 self._kept.append((self._sent, self._with_links(message)))
 
     def taken(self, count: int) -> None:
@@ -36,28 +36,27 @@ class Unsent:
             while self._kept and self._kept[0][0] <= count:
                 self._kept.popleft()
 
-    def take(self, outbox) -> list[tuple]:
+    def take(self, outbox) -> list:
         """Everything not taken: what was sent, then what was never sent (``outbox``)."""
         with self._lock:
             left = [message for _, message in self._kept]
             self._kept.clear()
             while not outbox.empty():
                 message = outbox.get_nowait()
-                if message is not None and message[0] in DATA:
+                if isinstance(message, m.DATA):
                     left.append(self._with_links(message))
             return left
 
-    def _with_links(self, message: tuple) -> tuple:
-        if message[0] == "metrics":
-            step, metrics, at_ms = message[1:]
-            self._latest.update((key, (key, float(value), at_ms, step))
-                                for key, value in metrics.items() if key in CHECKPOINT_LINKS)
-        elif message[0] == "checkpoint":
-            return (*message, list(self._latest.values()))
+    def _with_links(self, message):
+        if isinstance(message, m.Metrics):
+            self._latest.update((key, (key, float(value), message.at_ms, message.step))
+                                for key, value in message.metrics.items() if key in CHECKPOINT_LINKS)
+        elif isinstance(message, m.Checkpoint):
+            return replace(message, links=tuple(self._latest.values()))
         return message
 
 
-def keep_unsent(messages: list[tuple], tracking, status: str, why: str) -> str:
+def keep_unsent(messages: list, tracking, status: str, why: str) -> str:
     """Spool ``messages`` (from ``Unsent.take``) for ``tracking``'s run, ended with ``status``;
     the one line that says why and where they are."""
     if not tracking.run_id:
@@ -70,16 +69,14 @@ def keep_unsent(messages: list[tuple], tracking, status: str, why: str) -> str:
     try:
         backlog = Backlog(folder, tracking.run_id, tracking.uri, bound=2**62)
         for message in messages:
-            if message[0] == "metrics":
-                step, metrics, at_ms = message[1:]
-                backlog.add_points([(key, float(value), at_ms, step) for key, value in metrics.items()])
-            elif message[0] == "snapshot":
-                snap = message[1]
-                backlog.add_artifact(spool.Artifact(spool.SNAPSHOT, snap.step, snap, snapshot_size(snap)))
-            else:
-                step, payload, links = message[1:]
-                backlog.add_artifact(spool.Artifact(spool.CHECKPOINT, step, _file_of(payload, folder.parent),
-                                                    len(payload), links))
+            match message:
+                case m.Metrics(step, metrics, at_ms):
+                    backlog.add_points([(key, float(value), at_ms, step) for key, value in metrics.items()])
+                case m.Snapshot(snap):
+                    backlog.add_artifact(spool.Artifact(spool.SNAPSHOT, snap.step, snap, snapshot_size(snap)))
+                case m.Checkpoint(step, payload, links):
+                    backlog.add_artifact(spool.Artifact(spool.CHECKPOINT, step, _file_of(payload, folder.parent),
+                                                        len(payload), list(links)))
         backlog.save(status)
         described = spool.load(folder).describe()
     except OSError as exc:

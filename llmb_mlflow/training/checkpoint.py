@@ -131,6 +131,13 @@ def run_config(state: dict, **overrides) -> RunConfig:
     return merge(state["preset"], saved_model, state["train_config"], **overrides)
 
 
+def stored_model(state: dict) -> tuple[ModelConfig, dict, str]:
+    """The model settings, weights and characters of a checkpoint ``load`` returned, as
+    ``shapes.build`` takes them."""
+    return ModelConfig(**state["model_config"]), state["model"], state["vocab"]
+
+
 def build_model(state: dict):
     """The model (eval mode, CPU) and tokenizer of a checkpoint ``load`` returned."""
-    return shapes.build(ModelConfig(**state["model_config"]), state["model"]), CharTokenizer(state["vocab"])
+    config, weights, vocab = stored_model(state)
+    return shapes.build(config, weights), CharTokenizer(vocab)

@@ -39,11 +39,20 @@ class RunDescription:
 
 
 class Tracker:
-    """Does nothing; subclasses record. ``wants_*`` spare the trainer work nobody uses."""
+    """Does nothing; subclasses record. ``wants_*`` spare the trainer work nobody uses. The
+    attributes say where the run is and how writing it goes; a tracker without a run keeps
+    these defaults."""
 
     wants_snapshots = False
     wants_checkpoints = False
     run_id: str | None = None
+    run_name: str | None = None
+    uri: str | None = None  # the tracking store
+    experiment: str | None = None
+    default_store: bool = False  # ``uri`` is where MLflow logs when told nothing
+    failed_writes: int = 0  # writes that failed and were retried
+    last_failure: str | None = None  # the last of them
+    last_error: str | None = None  # while writes fail: why, else None
 
     def start(self, description: RunDescription) -> None:
         pass
