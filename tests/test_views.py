@@ -99,3 +99,15 @@ def test_a_model_nothing_can_see_inside_is_one_line():
         view_of(torch.nn.Linear(2, 2))
     with pytest.raises(LLMBError, match="^view= must have block_size, attention, embedding"):
         view_of(torch.nn.Linear(2, 2), view=type("Half", (), {"logits": lambda self, ids: None})())
+
+
+def test_sampling_through_a_view_draws_what_the_decoder_draws():
+    from llmb_mlflow.training.sampling import sample, sample_view
+
+    torch.manual_seed(3)
+    model = MicroGPT(ModelConfig(n_layer=2, n_head=2, n_embd=16, block_size=8, vocab_size=30)).eval()
+    prompt = [1, 2, 3]
+    ids, logits = sample(model, prompt, 20, 0.8, seed=5)  # 20 tokens: the context fills 8 and restarts
+    seen_ids, seen_logits = sample_view(view_of(model), prompt, 20, 0.8, seed=5)
+    assert seen_ids == ids
+    torch.testing.assert_close(seen_logits, logits.float(), rtol=1e-4, atol=1e-4)
