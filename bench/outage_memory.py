@@ -38,6 +38,7 @@ import psutil  # noqa: E402
 from conftest import start_mlflow_server, stop_process  # noqa: E402
 from llmb_mlflow.tracking.spill import POINT_BYTES, SPILL_BYTES  # noqa: E402
 from llmb_mlflow.training.tracker import RunDescription  # noqa: E402
+from llmb_mlflow.tracking import messages  # noqa: E402
 from llmb_mlflow.tracking.process import TrackingProcess  # noqa: E402
 
 
@@ -47,8 +48,8 @@ def bytes_per_point(keys: list[str], steps: int = 20_000) -> float:
     held: deque = deque()
     start = tracemalloc.get_traced_memory()[0]
     for step in range(steps):
-        _, at, metrics, now = pickle.loads(pickle.dumps(("metrics", step, {k: step + 0.5 for k in keys}, 0)))
-        held.extend((key, float(value), now, at) for key, value in metrics.items())
+        message = pickle.loads(pickle.dumps(messages.Metrics(step, {k: step + 0.5 for k in keys}, 0)))
+        held.extend((key, float(value), message.at_ms, message.step) for key, value in message.metrics.items())
     size = (tracemalloc.get_traced_memory()[0] - start) / len(held)
     tracemalloc.stop()
     return size

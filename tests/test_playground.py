@@ -1,6 +1,8 @@
 """The Token Playground's model: the weights stored at each evaluation, and what the model as it
 was then says comes next (checked against what the training itself recorded)."""
 
+import io
+
 import numpy as np
 import pytest
 
@@ -70,7 +72,6 @@ def test_weights_are_small_and_load_without_running_code(stored):
 
 
 def test_deflated_weights_are_read_and_another_format_or_a_wrong_layout_is_refused(stored):
-    import io
     import json
     import zipfile
 
@@ -91,9 +92,9 @@ def test_deflated_weights_are_read_and_another_format_or_a_wrong_layout_is_refus
         buffer = io.BytesIO()
         np.savez_compressed(buffer, format_version=np.int32(version), model_config=np.str_(json.dumps(vars(config))),
                             **{name: array.astype(np.float16) for name, array in state.items()})
-        with pytest.raises(LLMBError) as refused:
+        with pytest.raises(weights.OtherVersion) as refused:
             weights.decode(buffer.getvalue(), "w")
-        assert str(refused.value) == f"w is corrupt or unreadable (it is format version {version}; this program reads 2)"
+        assert str(refused.value) == f"w is format version {version}; this program reads 2"
     layout = [[name, list(array.shape)] for name, array in state.items()]
     layout[0][1] = [1, 1]  # a layout that does not add up to the stored numbers
     buffer = io.BytesIO()
@@ -209,6 +210,27 @@ def test_a_run_that_keeps_weights_only_in_checkpoints_plays_its_last_checkpoint(
     assert used == 20 and vocab == data.snapshot(tracker.run_id, 20).vocab
     assert next_probabilities(model, [0, 1], 1.0).sum() == pytest.approx(1.0)
     assert "step 20, its last checkpoint by step 25" in _which_model(25, 20)
+
+
+def test_weights_of_another_format_are_played_from_the_checkpoint_before_them(store_uri, shakespeare):
+    from mlflow import MlflowClient
+
+    from dash_app.data import ViewerData
+    from dash_app.panels.playground import Models
+    from llmb_mlflow.run_layout import weights_path
+    from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
+
+    from conftest import train_tiny
+
+    tracker = MlflowTracker(store_uri)
+    train_tiny(shakespeare, tracker, max_iters=20, eval_interval=5, checkpoint_interval=10)
+    folder = MlflowClient(store_uri).get_run(tracker.run_id).info.artifact_uri.removeprefix("file://")
+    older = io.BytesIO()  # a file of format 1, an array per tensor, as runs of early December stored
+    np.savez(older, format_version=np.int32(1), model_config=np.str_("{}"), w=np.zeros(2, np.float16))
+    with open(f"{folder}/{weights_path(15)}", "wb") as f:
+        f.write(older.getvalue())
+    model, vocab, used = Models(ViewerData(store_uri)).at(tracker.run_id, 15)
+    assert used == 10 and model is not None and len(vocab) > 10
 
 
 def test_crafted_moves_get_one_line_and_change_nothing(finished_run):

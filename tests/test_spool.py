@@ -90,6 +90,18 @@ def test_a_damaged_spool_is_one_line_and_left_alone(spool_dir, llmb):
     assert (folder / "run.json").is_file()
 
 
+def test_a_spool_in_an_earlier_layout_is_refused_and_kept(spool_dir, llmb):
+    folder = spool_dir / "0123456789abcdef0123456789abcdef"
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text('{"run_id": "0123456789abcdef0123456789abcdef", "tracking_uri": "sqlite:///x.db", '
+                                     '"status": "FINISHED", "artifacts": []}')
+    (folder / "metrics.jsonl").write_text('["loss", 1.0, 0, 1]\n')
+    result = llmb("runs", "sync")
+    assert result.code == 1 and result.err.count("\n") == 1
+    assert result.err.startswith(f"Error: the unsent data in {folder} is in the layout of an LLMBreaker from before")
+    assert sorted(p.name for p in folder.iterdir()) == ["metrics.jsonl", "run.json"]
+
+
 def test_a_half_written_spill_is_never_read_and_what_was_spilled_before_it_is(spool_dir):
     from llmb_mlflow.tracking import spool
 

@@ -1,8 +1,9 @@
-"""The house's boundaries: no import cycles (imports inside functions count too); each subpackage
-imports only the ones below it (training knows nothing of MLflow, the readers and the viewer
+"""The house's boundaries: no import cycles (imports inside functions count too); each part of the
+house imports only the parts MAY_IMPORT names (training knows nothing of MLflow, the readers and the viewer
 never reach the writer, nothing reaches the command line); commands hold no training logic."""
 
 import ast
+import importlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,3 +152,15 @@ def test_figures_are_pure_and_panels_own_their_callbacks():
     for path in (ROOT / "dash_app" / "panels").glob("*.py"):
         if path.name != "__init__.py":
             assert "\ndef register(app" in path.read_text(), f"{path.name} registers no callbacks: a figure?"
+
+
+def test_every_method_viewer_data_hands_on_is_its_parts_own():
+    from dash_app.data import ViewerData, _Of
+
+    parts = {"runs": "dash_app.data.runs", "permissions": "dash_app.data.permissions", "reads": "dash_app.data.reads",
+             "changes": "dash_app.data.changes", "launches": "dash_app.data.launches", "uploads": "dash_app.data.uploads"}
+    handed = {name: value for name, value in vars(ViewerData).items() if isinstance(value, _Of)}
+    assert len(handed) > 30
+    for name, method in handed.items():
+        classes = [c for c in vars(importlib.import_module(parts[method.part])).values() if isinstance(c, type)]
+        assert any(callable(getattr(c, name, None)) for c in classes), f"ViewerData.{name}: no {method.part} part has it"

@@ -21,6 +21,7 @@ from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_up
 from llmb_mlflow.launch import limits
 from llmb_mlflow.errors import LLMBError
 from llmb_mlflow.library.reader import MissingArtifact
+from llmb_mlflow.training.weights import OtherVersion
 from llmb_mlflow.training.shapes import build as build_model, load_into
 
 from .. import checks
@@ -128,7 +129,7 @@ class Models:
             if run_id not in self._vocabs:
                 self._vocabs[run_id] = self.data.snapshot(run_id, step).vocab
             return config, arrays, self._vocabs[run_id], step
-        except MissingArtifact:  # a run trained with --no-step-weights
+        except (MissingArtifact, OtherVersion):  # trained with --no-step-weights, or weights of another format
             from llmb_mlflow.training import checkpoint
 
             used, raw = self.data.checkpoint_before(run_id, step)

@@ -1,1 +1,5 @@
 """The ``llmb`` command: parses and prints, nothing more."""
+
+from .main import main
+
+__all__ = ["main"]

@@ -79,10 +79,13 @@ def models_delete(name, version, yes, tracking_uri):
     library = _library(tracking_uri)
     what = f"version {version} of model {name}" if version else f"model {name} and all its versions"
     library.resolve(f"{name}/{version}" if version else name)
+    if version and len(library.versions(name)) == 1:
+        what += " (its last version: the model goes with it)"
     if not yes:
         click.confirm(f"Delete {what}?", abort=True)
     model_gone = library.delete(name, version)
-    click.echo(f"Deleted {what}" + (f"; it was the last, so model {name} is gone too." if version and model_gone else "."))
+    click.echo(f"Deleted version {version} of model {name}; it was the last, so model {name} is gone too."
+               if version and model_gone else f"Deleted {what}.")
 
 
 @models.command("alias")

@@ -51,6 +51,7 @@ run_name_option = click.option("--run-name", help="MLflow run name.  [default: a
 register_option = click.option(
     "--register", metavar="NAME", help="Also register the final checkpoint as a version of model NAME.")
 
+
 def run_options(command):
     """The options of a command that trains into a run: where it is recorded and how it runs."""
     for option in reversed((experiment_option, run_name_option, tracking_uri_option, register_option,

@@ -329,11 +329,14 @@ class ModelLibrary:
             versions = self.versions(name)
             if version is not None and str(version) not in {v.version for v in versions}:
                 raise LLMBError(f"model {name!r} has no version {version}")
-            if version is None or len(versions) == 1:
+            if version is None:
                 self.client.delete_registered_model(name)
                 return True
             self.client.delete_model_version(name, str(version))
-            return False
+            if self.versions(name):  # asked again: a version saved meanwhile keeps the model
+                return False
+            self.client.delete_registered_model(name)
+            return True
 
     def alias(self, name: str, version: str, alias: str) -> None:
         if not _ALIAS.match(alias) or alias.lower() == "latest" or re.fullmatch(r"v\d+", alias):

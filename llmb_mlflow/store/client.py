@@ -13,7 +13,6 @@ from ..errors import LLMBError, first_line
 from ..run_layout import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
 
 
-
 def resolve_uri(tracking_uri: str | None) -> str:
     """--tracking-uri, else $MLFLOW_TRACKING_URI, else MLflow's own default."""
     import mlflow

@@ -130,8 +130,9 @@ class _Helper:
                 self._end(FAILED)
             case _Lost():
                 self._end(FAILED, LOST_READER)
-            case m.Start(description) if not self._start(description):
-                self._drain()
+            case m.Start(description):
+                if not self._start(description):
+                    self._drain()
             case m.Metrics(step, metrics, at_ms) if self.started:
                 self.tracker.log_metrics(step, metrics, at_ms)
             case m.Snapshot(snapshot) if self.started:

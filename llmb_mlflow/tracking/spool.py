@@ -232,6 +232,9 @@ def load(folder: Path) -> Spooled:
     LLMBError. A run whose writer is gone without ending it is FAILED."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
+        if "artifacts" in manifest or (folder / "metrics.jsonl").exists():
+            raise LLMBError(f"the unsent data in {folder} is in the layout of an LLMBreaker from before "
+                            "December 1, which this version does not read; it is left as it is")
         _tidy(folder)
         spooled = Spooled(manifest["run_id"], manifest["tracking_uri"], manifest["status"] or "FAILED", folder)
         cursor = read_cursor(folder)

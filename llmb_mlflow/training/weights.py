@@ -54,6 +54,11 @@ def decode(data: bytes, label: str = "weights", max_params: int = DEFAULT_MAX_PA
     return config, state
 
 
+class OtherVersion(LLMBError):
+    """Weights stored in a format version this program does not read (a reader may fall back
+    to a checkpoint)."""
+
+
 def _read(data: bytes, label: str, take):
     """(the stored model settings, ``take(archive, arrays)``) of the npz in ``data``."""
     try:
@@ -63,9 +68,12 @@ def _read(data: bytes, label: str, take):
             raise ValueError(f"it unpacks to {unpacked} bytes; a model's weights are far smaller")
         _headers(archive)  # before np.load reads any array
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-            if int(arrays[VERSION_KEY]) != FORMAT_VERSION:
-                raise ValueError(f"it is format version {int(arrays[VERSION_KEY])}; this program reads {FORMAT_VERSION}")
+            version = int(arrays[VERSION_KEY])
+            if version != FORMAT_VERSION:
+                raise OtherVersion(f"{label} is format version {version}; this program reads {FORMAT_VERSION}")
             return json.loads(str(arrays[CONFIG_KEY])), take(archive, arrays)
+    except OtherVersion:
+        raise
     except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile, LLMBError) as exc:
         raise LLMBError(f"{label} is corrupt or unreadable ({exc})") from None
 
