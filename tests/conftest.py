@@ -259,6 +259,16 @@ def mlflow_server(template_db, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def llmbreaker_server(template_db, tmp_path_factory):
+    """``mlflow server --app-name llmbreaker`` (MLflow's UI and the viewer on one port) on
+    loopback, for the tests that each add runs of their own to it; its URI and folder."""
+    folder = tmp_path_factory.mktemp("llmbreaker-server")
+    uri, proc = start_mlflow_server(template_db, folder, "--app-name", "llmbreaker")
+    yield uri, folder
+    stop_process(proc)
+
+
+@pytest.fixture(scope="session")
 def postgres_mlflow_server(template_db, tmp_path_factory):
     """A real ``mlflow server`` whose backend store is a PostgreSQL server of its own, with
     served artifacts, all on loopback; its URI."""
