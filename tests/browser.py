@@ -132,12 +132,13 @@ def retype(field, value):
 
 
 def start_training(store_uri, tmp_path):
-    """``llmb train`` of a tiny model in another process; returns it and its run id."""
+    """``llmb train`` of a tiny model in another process, in ``tmp_path`` (its log there too);
+    returns it and its run id."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": store_uri, "PYTHONUNBUFFERED": "1"}
-    log = open(tmp_path / "trainer.log", "w")
+    log = open(tmp_path / "trainer.log", "a")
     proc = subprocess.Popen(
         [sys.executable, "-m", "llmb_mlflow", "train", *LIVE_ARGS, "--checkpoint-interval", "0"],
-        stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+        stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=tmp_path)
     return proc, run_of(proc)
 
 

@@ -194,7 +194,8 @@ def start_mlflow_server(template_db, folder, *extra_args: str, port: int | None 
     """A real ``mlflow server`` on loopback (``backend``, else a sqlite store copied from the
     template unless ``folder`` has one; ``artifacts`` its artifact options, else served from
     ``folder``; ``env`` added to its environment) in ``folder``; returns its URI (with its
-    ``--static-prefix``, if given) and process once it answers."""
+    ``--static-prefix``, if given) and process once it answers. MLflow's GenAI job runner (eight
+    processes of its own, slow to start and busy all along) is left out unless ``env`` asks for it."""
     import subprocess
     import sys
     import time
@@ -215,7 +216,8 @@ def start_mlflow_server(template_db, folder, *extra_args: str, port: int | None 
              *(artifacts or ("--artifacts-destination", str(folder / "artifacts"), "--serve-artifacts")),
              "--host", "127.0.0.1", "--port", str(port), "--workers", "1", *extra_args],
             stdout=log, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True,
-            env={**os.environ, **(env or {}), "MLFLOW_DISABLE_TELEMETRY": "true"})
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {}),
+                 "MLFLOW_DISABLE_TELEMETRY": "true"})
     prefix = extra_args[extra_args.index("--static-prefix") + 1] if "--static-prefix" in extra_args else ""
     uri = f"http://127.0.0.1:{port}{prefix}"
     deadline = time.monotonic() + 90
@@ -253,6 +255,16 @@ def mlflow_server(template_db, tmp_path_factory):
     """A real ``mlflow server`` on loopback (sqlite backend, served artifacts); its URI."""
     uri, proc = start_mlflow_server(template_db, tmp_path_factory.mktemp("server"))
     yield uri
+    stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def llmbreaker_server(template_db, tmp_path_factory):
+    """``mlflow server --app-name llmbreaker`` (MLflow's UI and the viewer on one port) on
+    loopback, for the tests that each add runs of their own to it; its URI and folder."""
+    folder = tmp_path_factory.mktemp("llmbreaker-server")
+    uri, proc = start_mlflow_server(template_db, folder, "--app-name", "llmbreaker")
+    yield uri, folder
     stop_process(proc)
 
 

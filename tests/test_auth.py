@@ -76,7 +76,6 @@ def team(template_db, tmp_path_factory):
         env.setenv("LLMB_UPLOAD_DIR", str(folder / "uploads"))
         env.setenv("LLMB_MAX_TRAININGS", "8")  # the cap: not this test's subject
         env.setenv("LLMB_TRAINERS", f"{EDITOR[0]}, someone")  # who may start trainings on the server's cores
-        env.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")  # MLflow's GenAI job runner: not needed here
         uri, proc = start_mlflow_server(template_db, folder, "--app-name", "llmbreaker-auth")
     training = None
     try:

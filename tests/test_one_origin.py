@@ -11,12 +11,9 @@ from conftest import start_mlflow_server, stop_process, train_tiny
 
 
 
-@pytest.fixture(scope="module")
-def one_origin(template_db, tmp_path_factory):
-    uri, proc = start_mlflow_server(template_db, tmp_path_factory.mktemp("one-origin"),
-                                    "--app-name", "llmbreaker")
-    yield uri
-    stop_process(proc)
+@pytest.fixture
+def one_origin(llmbreaker_server):
+    return llmbreaker_server[0]
 
 
 @needs_browser

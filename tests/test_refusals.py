@@ -170,7 +170,7 @@ def signed_in_server(template_db, tmp_path_factory):
     uri, proc = start_mlflow_server(template_db, folder, "--app-name", "llmbreaker-auth", env={
         "MLFLOW_AUTH_CONFIG_PATH": str(folder / "auth.ini"), "MLFLOW_FLASK_SERVER_SECRET_KEY": "a-test-secret",
         "MLFLOW_AUTH_ADMIN_PASSWORD": admin[1], "LLMB_LOG_DIR": str(folder / "logs"),
-        "LLMB_UPLOAD_DIR": str(folder / "uploads"), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+        "LLMB_UPLOAD_DIR": str(folder / "uploads")})
     try:
         def rest(path, api="/api/2.0/mlflow/", **body):
             response = requests.post(uri + api + path, auth=admin, json=body, timeout=60)

@@ -27,9 +27,6 @@ from s3 import S3
 
 CREDENTIALS = ("MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
 
-# MLflow's GenAI job runner (a process of its own, slow to start and to stop) is not needed here.
-NO_JOBS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-
 
 @pytest.fixture(scope="module")
 def s3():
@@ -53,7 +50,7 @@ class TeamServer:
     def start(self) -> str:
         self.uri, self.proc = start_mlflow_server(self.template_db, self.folder, "--app-name", "llmbreaker",
                                                   port=self.port, artifacts=self.artifacts,
-                                                  env={**self.s3.env, **NO_JOBS})
+                                                  env=self.s3.env)
         return self.uri
 
     def stop(self) -> None:

@@ -18,6 +18,35 @@ def viewer(finished_run):
     server.close()
 
 
+class LiveStore:
+    """A store of its own with a viewer on it, and a training running in it: started when first
+    asked for, and again once a test has ended it."""
+
+    def __init__(self, uri, folder):
+        self.uri, self.folder = uri, folder
+        self.url, self.server = serve(uri)
+        self.proc = self.run_id = None
+
+    def training(self):
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc, self.run_id = start_training(self.uri, self.folder)
+        return self.proc, self.run_id
+
+
+@pytest.fixture(scope="module")
+def live(template_db, tmp_path_factory):
+    """For the tests that save from a running training and that stop it (each with runs and
+    models of its own names)."""
+    from conftest import new_store
+
+    folder = tmp_path_factory.mktemp("live")
+    store = LiveStore(new_store(template_db, folder), folder)
+    yield store
+    if store.proc is not None:
+        store.proc.kill()
+        store.proc.wait(timeout=60)
+    store.server.close()
+
 
 def test_scrubbing_moves_every_panel_and_live_returns(browser, viewer, finished_run):
     browser.get(viewer)
@@ -170,15 +199,54 @@ def test_the_viewer_reads_a_remote_tracking_server(browser, backend, request, sh
         server.close()
 
 
-def test_a_cli_started_training_is_paused_resumed_and_stopped_from_the_browser(
-        browser, store_uri, tmp_path):
+def test_save_the_shown_model_from_a_finished_and_a_live_run(browser, live, shakespeare, llmb, monkeypatch):
+    from selenium.webdriver.common.by import By
+
+    from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
+
+    from conftest import train_tiny
+
+    monkeypatch.chdir(live.folder)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", live.uri)
+    tracker = MlflowTracker(live.uri)
+    train_tiny(shakespeare, tracker, max_iters=12)
+    url = live.url
+    _, live_id = live.training()
+
+    def save_from_menu(run_id, status, name):
+        browser.get(f"{url}?run={run_id}")
+        wait(browser, lambda d: status in text(d, "status"))
+        browser.find_element(By.CSS_SELECTOR, "#models-menu summary").click()
+        field = browser.find_element(By.ID, "save-name")
+        wait(browser, lambda d: field.get_attribute("placeholder") == "small-shakespeare")
+        assert field.get_attribute("value") == ""  # a suggestion, not text to type into
+        if name:
+            retype(field, name)
+        click(browser, "save-model")
+
+    save_from_menu(tracker.run_id, "finished", None)  # an empty field saves under the suggestion
+    wait(browser, lambda d: "Saved step 12 as small-shakespeare/1" in text(d, "toast"))
+    save_from_menu(tracker.run_id, "finished", "finished-bard")
+    wait(browser, lambda d: "Saved step 12 as finished-bard/1" in text(d, "toast"))
+    wait(browser, lambda d: "finished-bard" in text(d, "models-list"))
+    save_from_menu(live_id, "running", "live-bard")
+    wait(browser, lambda d: re.search(r"Saved step \d+ as live-bard/1", text(d, "toast")))
+    listing = llmb("models", "list")
+    assert "finished-bard" in listing.out and "live-bard" in listing.out
+    bad = browser.find_element(By.ID, "save-name")
+    retype(bad, "bad/name")
+    click(browser, "save-model")
+    wait(browser, lambda d: "Could not save: model name 'bad/name' may not contain" in text(d, "toast"))
+
+
+def test_a_cli_started_training_is_paused_resumed_and_stopped_from_the_browser(browser, live):
     from mlflow import MlflowClient
 
     from llmb_mlflow.run_layout import TRAINER_STATE_TAG
     from llmb_mlflow.library.reader import RunReader
 
-    url, server = serve(store_uri)
-    proc, run_id = start_training(store_uri, tmp_path)
+    url, store_uri = live.url, live.uri
+    proc, run_id = live.training()
     trainer_state = lambda: MlflowClient(store_uri).get_run(run_id).data.tags.get(TRAINER_STATE_TAG)  # noqa: E731
     try:
         browser.get(f"{url}?run={run_id}")
@@ -195,50 +263,6 @@ def test_a_cli_started_training_is_paused_resumed_and_stopped_from_the_browser(
         wait(browser, lambda d: "killed" in text(d, "status"))
     finally:
         proc.kill()
-        server.close()
-
-
-def test_save_the_shown_model_from_a_finished_and_a_live_run(
-        browser, store_uri, shakespeare, llmb, tmp_path):
-    from selenium.webdriver.common.by import By
-
-    from llmb_mlflow.tracking.mlflow_tracker import MlflowTracker
-
-    from conftest import train_tiny
-
-    tracker = MlflowTracker(store_uri)
-    train_tiny(shakespeare, tracker, max_iters=12)
-    url, server = serve(store_uri)
-    proc, live_id = start_training(store_uri, tmp_path)
-
-    def save_from_menu(run_id, status, name):
-        browser.get(f"{url}?run={run_id}")
-        wait(browser, lambda d: status in text(d, "status"))
-        browser.find_element(By.CSS_SELECTOR, "#models-menu summary").click()
-        field = browser.find_element(By.ID, "save-name")
-        wait(browser, lambda d: field.get_attribute("placeholder") == "small-shakespeare")
-        assert field.get_attribute("value") == ""  # a suggestion, not text to type into
-        if name:
-            retype(field, name)
-        click(browser, "save-model")
-
-    try:
-        save_from_menu(tracker.run_id, "finished", None)  # an empty field saves under the suggestion
-        wait(browser, lambda d: "Saved step 12 as small-shakespeare/1" in text(d, "toast"))
-        save_from_menu(tracker.run_id, "finished", "finished-bard")
-        wait(browser, lambda d: "Saved step 12 as finished-bard/1" in text(d, "toast"))
-        wait(browser, lambda d: "finished-bard" in text(d, "models-list"))
-        save_from_menu(live_id, "running", "live-bard")
-        wait(browser, lambda d: re.search(r"Saved step \d+ as live-bard/1", text(d, "toast")))
-        listing = llmb("models", "list")
-        assert "finished-bard" in listing.out and "live-bard" in listing.out
-        bad = browser.find_element(By.ID, "save-name")
-        retype(bad, "bad/name")
-        click(browser, "save-model")
-        wait(browser, lambda d: "Could not save: model name 'bad/name' may not contain" in text(d, "toast"))
-    finally:
-        proc.kill()
-        server.close()
 
 
 def test_a_crashed_training_shows_as_stale_and_can_be_marked_failed(browser, store_uri):

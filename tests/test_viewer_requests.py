@@ -8,7 +8,7 @@ import time
 import pytest
 
 from browser import kill_trainers, serve
-from conftest import bard_library, start_mlflow_server, stop_process, train_tiny
+from conftest import bard_library, train_tiny
 from dash_requests import CallbackPoster, pattern_trigger
 
 SECRET = "db_password = hunter2\n" * 200
@@ -520,15 +520,6 @@ def test_a_stand_alone_viewer_answers_only_to_host_names_it_knows(viewer, store_
         assert answer.status in (200, 204)
     finally:
         server.close()
-
-
-@pytest.fixture(scope="module")
-def llmbreaker_server(template_db, tmp_path_factory):
-    """``mlflow server --app-name llmbreaker`` on loopback; its URI and folder."""
-    folder = tmp_path_factory.mktemp("crafted-server")
-    uri, proc = start_mlflow_server(template_db, folder, "--app-name", "llmbreaker")
-    yield uri, folder
-    stop_process(proc)
 
 
 def test_the_viewer_inside_mlflow_server_refuses_the_same(llmbreaker_server):
