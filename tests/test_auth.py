@@ -67,7 +67,8 @@ def team(template_db, tmp_path_factory):
     (folder / "auth.ini").write_text(
         "[mlflow]\ndefault_permission = READ\n"
         f"database_uri = sqlite:///{folder / 'auth.db'}\nadmin_username = admin\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "auth_cache_ttl_seconds = 60\n")  # as docs/deployment.md sets it
     with pytest.MonkeyPatch.context() as env:
         env.setenv("MLFLOW_AUTH_CONFIG_PATH", str(folder / "auth.ini"))
         env.setenv("MLFLOW_FLASK_SERVER_SECRET_KEY", "a-test-secret")

@@ -166,7 +166,8 @@ def signed_in_server(template_db, tmp_path_factory):
     (folder / "auth.ini").write_text(
         "[mlflow]\ndefault_permission = READ\n"
         f"database_uri = sqlite:///{folder / 'auth.db'}\nadmin_username = admin\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "auth_cache_ttl_seconds = 60\n")  # as docs/deployment.md sets it
     uri, proc = start_mlflow_server(template_db, folder, "--app-name", "llmbreaker-auth", env={
         "MLFLOW_AUTH_CONFIG_PATH": str(folder / "auth.ini"), "MLFLOW_FLASK_SERVER_SECRET_KEY": "a-test-secret",
         "MLFLOW_AUTH_ADMIN_PASSWORD": admin[1], "LLMB_LOG_DIR": str(folder / "logs"),
