@@ -173,7 +173,9 @@ def test_the_models_menu_resolves_every_reference_through_the_registry(viewer, s
                            {"model-action.n_clicks": [(button, 1)], "load-steps.value": 10,
                             "experiment.value": "llmbreaker", **values})
 
-    refused(act("launch", "bard"), "Could not do that: model action must be one of rename, delete")
+    unknown = act("launch", "bard")
+    refused(unknown, "Could not do that: model action must be one of rename, delete")
+    assert unknown.set.keys() == {"toast.children", "toast.className"}  # set besides the outputs (set_props)
     refused(act("delete", "foreign"), "Could not delete foreign/1: registered model 'foreign' is not an LLMBreaker model")
     refused(act("load", "foreign"), "Could not load foreign/1: registered model 'foreign' is not an LLMBreaker model")
     refused(act("load", "../../etc"), "Could not do that: model name '../../etc' may not contain '/'")
