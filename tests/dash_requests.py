@@ -12,8 +12,9 @@ import requests
 @dataclass
 class Answer:
     status: int
-    outputs: dict  # "id.property" -> value, for the outputs the callback updated
+    outputs: dict  # "id.property" -> value, for the outputs the callback updated and the props it set
     text: str
+    set: dict  # "id.property" -> value, for the props the callback set besides its outputs (``set_props``)
 
 
 class CallbackPoster:
@@ -43,12 +44,10 @@ class CallbackPoster:
         data = body if isinstance(body, (bytes, str)) else json.dumps(body)
         response = requests.post(self.base_url + "_dash-update-component", data=data, timeout=120,
                                  headers={"Content-Type": "application/json", **self.headers, **(headers or {})})
-        outputs = {}
-        if response.status_code == 200:
-            for element, props in response.json().get("response", {}).items():
-                for prop, value in props.items():
-                    outputs[f"{element}.{prop}"] = value
-        return Answer(response.status_code, outputs, response.text)
+        answer = response.json() if response.status_code == 200 else {}
+        set_ = _props(answer.get("sideUpdate", {}))
+        # what the callback set besides its outputs first, as the page applies it
+        return Answer(response.status_code, {**set_, **_props(answer.get("response", {}))}, response.text, set_)
 
     def _find(self, trigger: str, output: str | None) -> dict:
         element, _, prop = trigger.rpartition(".")
@@ -59,6 +58,11 @@ class CallbackPoster:
                 if spec["property"] == prop and _same_id(spec["id"], element):
                     return callback
         raise AssertionError(f"no callback has the input {trigger}")
+
+
+def _props(part: dict) -> dict:
+    """A part of Dash's answer (its outputs or what it set) as "id.property" -> value."""
+    return {f"{element}.{prop}": value for element, props in part.items() for prop, value in props.items()}
 
 
 def _same_id(spec_id: str, element: str) -> bool:

@@ -86,8 +86,9 @@ def test_a_malformed_upload_says_so_naming_the_field_and_keeps_nothing(viewer, s
             ("aGVsbG8=", "the upload is malformed (its contents are not a base64 data: URL; got 'aGVsbG8=')"),
             ("data:text/plain,hello", "the upload is malformed (its contents are not a base64 data: URL"),
             ("data:text/plain;base64,@@@", "the upload is malformed (the contents of 'a.txt' are not base64)")]:
-        refused(viewer.post("upload-payload.data", {"upload-payload.data": {"filename": "a.txt", "contents": contents}}),
-                "Could not upload: " + message)
+        answer = viewer.post("upload-payload.data", {"upload-payload.data": {"filename": "a.txt", "contents": contents}})
+        refused(answer, "Could not upload: " + message)
+        assert answer.set.keys() == {"toast.children", "toast.className"}  # set besides the outputs (set_props)
     assert footprint(store_uri, tmp_path) == before
 
 

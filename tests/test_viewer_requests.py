@@ -94,8 +94,10 @@ def test_new_training_trains_only_on_a_bundled_corpus_or_an_upload_the_viewer_st
     refusal = "corpus must be one of shakespeare, alice, turmoil or a file uploaded here (got "
     for corpus in crafted:
         form = {**GOOD_FORM, "train-corpus.value": corpus, "train-start.n_clicks": 1}
-        toast = refused(viewer.post("train-start.n_clicks", form), "Could not start: " + refusal)
+        answer = viewer.post("train-start.n_clicks", form)
+        toast = refused(answer, "Could not start: " + refusal)
         assert "hunter2" not in toast
+        assert answer.set == {"toast.children": toast, "toast.className": "toast error"}  # set besides the outputs
     for upload_id in (f"upload:{digest}/planted.txt",
                       f"upload:{digest}/missing.txt", "upload:0123456789abcdef/poem.txt"):
         refused(viewer.post("train-start.n_clicks", {**GOOD_FORM, "train-corpus.value": upload_id,
@@ -154,6 +156,7 @@ def test_uploads_are_checked_on_the_server_kept_inside_the_upload_folder_and_nam
     answer = viewer.post("upload-payload.data", {"upload-payload.data": payload("../../../../outside.txt"),
                                                  "uploaded.data": crafted_list})
     assert answer.outputs["toast.children"].startswith("Uploaded outside.txt")
+    assert answer.set["toast.children"] == answer.outputs["toast.children"]  # set besides the outputs
     stored_id = answer.outputs["train-corpus.value"]
     assert stored_id.startswith("upload:") and stored_id.endswith("/outside.txt") and str(tmp_path) not in answer.text
     assert [o["value"] for o in answer.outputs["uploaded.data"]] == [stored_id]
@@ -173,7 +176,9 @@ def test_the_models_menu_resolves_every_reference_through_the_registry(viewer, s
                            {"model-action.n_clicks": [(button, 1)], "load-steps.value": 10,
                             "experiment.value": "llmbreaker", **values})
 
-    refused(act("launch", "bard"), "Could not do that: model action must be one of rename, delete")
+    unknown = act("launch", "bard")
+    refused(unknown, "Could not do that: model action must be one of rename, delete")
+    assert unknown.set.keys() == {"toast.children", "toast.className"}  # set besides the outputs (set_props)
     refused(act("delete", "foreign"), "Could not delete foreign/1: registered model 'foreign' is not an LLMBreaker model")
     refused(act("load", "foreign"), "Could not load foreign/1: registered model 'foreign' is not an LLMBreaker model")
     refused(act("load", "../../etc"), "Could not do that: model name '../../etc' may not contain '/'")

@@ -8,6 +8,7 @@ from dash import Input, Output, State, dcc, html, no_update
 from llmb_mlflow.errors import LLMBError
 
 from .. import checks
+from ..answers import answer
 from ..figures import attention
 from . import compare, entropy, tour
 
@@ -40,34 +41,37 @@ def layout() -> html.Div:
 def register(app, data) -> None:
     entropy.register(app, data)
 
-    @app.callback(Output("attention-grid", "figure"), Output("attention-detail", "figure"),
-                  Output("attention-evolution", "figure"), Output("grid-shape", "data"),
-                  Output("run-error", "children", allow_duplicate=True),
-                  Input("view", "data"), Input("tabs", "value"), Input("layer", "value"), Input("head", "value"),
-                  State("run-state", "data"), State("steps", "data"), prevent_initial_call=True)
+    panels = dict(grid=Output("attention-grid", "figure"), detail=Output("attention-detail", "figure"),
+                  evolution=Output("attention-evolution", "figure"), shape=Output("grid-shape", "data"),
+                  error=Output("run-error", "children", allow_duplicate=True))
+
+    @app.callback(output=panels,
+                  inputs=[Input("view", "data"), Input("tabs", "value"), Input("layer", "value"), Input("head", "value")],
+                  state=[State("run-state", "data"), State("steps", "data")], prevent_initial_call=True)
     def attention_panels(view, tab, layer, head, state, steps):
         if tab != "attention" or not state or not view:
-            return (no_update,) * 5
+            return answer(panels)
         try:
             view, state, steps = checks.view(view), checks.run_state(state), checks.steps(steps)
             layer = checks.whole(layer or 0, "layer", 0, 63)
             head = checks.whole(head or 0, "head", 0, 63)
             run_id = data.check_run(state["run_id"])
         except LLMBError as exc:
-            return (no_update,) * 4 + (f"Cannot show this view: {exc}",)
+            return answer(panels, error=f"Cannot show this view: {exc}")
         step = view["step"]
         if step is None or not steps or step not in steps:
-            return (no_update,) * 5
+            return answer(panels)
         try:
             snap = data.snapshot(run_id, step)
             first = data.snapshot(run_id, steps[0])
         except LLMBError as exc:
-            return (no_update,) * 4 + (f"Cannot show step {step}: {exc}",)
+            return answer(panels, error=f"Cannot show step {step}: {exc}")
         layer = min(layer, snap.n_layer - 1)
         head = min(head, snap.n_head - 1)
         shape = {"side": attention.grid_side(snap), "layers": snap.n_layer, "heads": snap.n_head}
-        return (attention.grid_figure(snap, layer, head), attention.detail_figure(snap, layer, head),
-                attention.evolution_figure(first, snap, layer, head), shape, no_update)
+        return answer(panels, grid=attention.grid_figure(snap, layer, head),
+                      detail=attention.detail_figure(snap, layer, head),
+                      evolution=attention.evolution_figure(first, snap, layer, head), shape=shape)
 
     @app.callback(Output("layer", "value", allow_duplicate=True), Output("head", "value", allow_duplicate=True),
                   Input("attention-grid", "clickData"), State("grid-shape", "data"), prevent_initial_call=True)

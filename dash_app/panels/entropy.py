@@ -12,6 +12,7 @@ from dash import Input, Output, Patch, State, dcc, html, no_update
 from llmb_mlflow.errors import LLMBError
 
 from .. import checks
+from ..answers import answer
 from ..figures.entropy import clicked_head, entropy_figure, rows, step_markers
 from . import tour
 
@@ -28,18 +29,19 @@ def layout() -> html.Section:
 
 
 def register(app, data) -> None:
-    @app.callback(Output("attn-entropy", "figure"), Output("attn-entropy", "style"),
-                  Output("attn-entropy-note", "children"), Output("attn-entropy-drawn", "data"),
-                  Input("view", "data"), Input("tabs", "value"), Input("steps", "data"),
-                  State("run-state", "data"), State("attn-entropy-drawn", "data"), prevent_initial_call=True)
+    shown = dict(figure=Output("attn-entropy", "figure"), style=Output("attn-entropy", "style"),
+                 note=Output("attn-entropy-note", "children"), drawn=Output("attn-entropy-drawn", "data"))
+
+    @app.callback(output=shown, inputs=[Input("view", "data"), Input("tabs", "value"), Input("steps", "data")],
+                  state=[State("run-state", "data"), State("attn-entropy-drawn", "data")], prevent_initial_call=True)
     def show_entropy(view, tab, steps, state, drawn):
         if tab != "attention" or not state or not view:
-            return (no_update,) * 4
+            return answer(shown)
         try:
             view, state, steps = checks.view(view), checks.run_state(state), checks.steps(steps)
             run_id = data.check_run(state["run_id"])
         except LLMBError as exc:
-            return no_update, no_update, f"Cannot show the attention entropy: {exc}", no_update
+            return answer(shown, note=f"Cannot show the attention entropy: {exc}")
         step = view["step"]
         # Only the shown step changed: move the markers, keep the figure. Decided from what the
         # figure shows, not from the trigger: a newer call (the view, moved by a new snapshot)
@@ -50,15 +52,16 @@ def register(app, data) -> None:
             moved = Patch()
             for row, marker in enumerate(step_markers(layers, step)):
                 moved["layout"]["shapes"][row] = marker
-            return moved, no_update, no_update, no_update
+            return answer(shown, figure=moved)
         try:
             histories = data.entropy(run_id)
             probe = len(data.snapshot(run_id, step if step in steps else steps[-1]).probe_ids) if steps else None
         except LLMBError as exc:
-            return no_update, no_update, f"Cannot show the attention entropy: {exc}", no_update
+            return answer(shown, note=f"Cannot show the attention entropy: {exc}")
         if not histories:
-            return {}, {"display": "none"}, NONE_RECORDED, None
-        return entropy_figure(histories, step, probe), {}, "", {"run": run_id, "upto": upto, "rows": rows(histories)}
+            return answer(shown, figure={}, style={"display": "none"}, note=NONE_RECORDED, drawn=None)
+        return answer(shown, figure=entropy_figure(histories, step, probe), style={}, note="",
+                      drawn={"run": run_id, "upto": upto, "rows": rows(histories)})
 
     @app.callback(Output("layer", "value", allow_duplicate=True), Output("head", "value", allow_duplicate=True),
                   Input("attn-entropy", "clickData"), prevent_initial_call=True)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import threading
 
-from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash import Input, Output, State, ctx, dcc, html
 
 from llmb_mlflow.errors import LLMBError
 
 from .. import checks
+from ..answers import answer
 
 # (format, what the menu calls it)
 FORMATS = [("gif", "GIF movie"), ("mp4", "MP4 movie"), ("csv", "CSV: every metric, a row per step"),
@@ -38,23 +39,25 @@ def layout() -> html.Details:
 def register(app, data) -> None:
     one_at_a_time = threading.Lock()  # drawing a movie takes a core for seconds: never several at once
 
-    @app.callback(Output("export-download", "data"), Output("export-feedback", "children"),
-                  Output("export-feedback", "className"),
-                  Input("export-go", "n_clicks"), State("export-format", "value"), State("run", "value"),
+    exported = dict(file=Output("export-download", "data"), said=Output("export-feedback", "children"),
+                    how=Output("export-feedback", "className"))
+
+    @app.callback(output=exported, inputs=[Input("export-go", "n_clicks")],
+                  state=[State("export-format", "value"), State("run", "value")],
                   running=[(Output("export-go", "disabled"), True, False),
                            (Output("export-go", "children"), "Making the file...", "Download")],
                   prevent_initial_call=True)
     def download(_, fmt, run_id):
         if ctx.triggered_id != "export-go":
-            return no_update, no_update, no_update
+            return answer(exported)
         if not one_at_a_time.acquire(blocking=False):
-            return no_update, f"Could not export: {BUSY}.", "menu-feedback toast error"
+            return answer(exported, said=f"Could not export: {BUSY}.", how="menu-feedback toast error")
         try:
             fmt = checks.choice(fmt, "export format", [f for f, _ in FORMATS])
             name, content = data.export(run_id, fmt, MAX_FRAMES)
         except LLMBError as exc:
-            return no_update, f"Could not export: {exc}", "menu-feedback toast error"
+            return answer(exported, said=f"Could not export: {exc}", how="menu-feedback toast error")
         finally:
             one_at_a_time.release()
-        return (dcc.send_bytes(content, name), f"Downloaded {name} ({len(content) / 2**20:.1f} MB).",
-                "menu-feedback toast ok")
+        return answer(exported, file=dcc.send_bytes(content, name),
+                      said=f"Downloaded {name} ({len(content) / 2**20:.1f} MB).", how="menu-feedback toast ok")

@@ -4,12 +4,13 @@ for a training to start, and any worker of a server can answer the page's polls.
 
 from __future__ import annotations
 
-from dash import Input, Output, dcc, html, no_update
+from dash import Input, Output, dcc, html
 
 from llmb_mlflow.launch import launcher
 from llmb_mlflow.errors import LLMBError
 
 from .. import checks
+from ..answers import answer, toast
 
 POLL_MS = 500
 
@@ -26,23 +27,25 @@ def pending(started: launcher.Started, done: str, failed: str) -> dict:
 
 
 def register(app, data) -> None:
-    @app.callback(Output("toast", "children", allow_duplicate=True),
-                  Output("toast", "className", allow_duplicate=True),
-                  Output("switch-run", "data", allow_duplicate=True), Output("launch-poll", "disabled"),
-                  Output("pending-launch", "data", allow_duplicate=True),
-                  Input("launch-poll", "n_intervals"), Input("pending-launch", "data"),
+    followed = dict(switch=Output("switch-run", "data", allow_duplicate=True), off=Output("launch-poll", "disabled"),
+                    waiting=Output("pending-launch", "data", allow_duplicate=True))
+
+    @app.callback(output=followed, inputs=[Input("launch-poll", "n_intervals"), Input("pending-launch", "data")],
                   prevent_initial_call=True)
     def follow(_, waiting):
         if not waiting:
-            return no_update, no_update, no_update, True, no_update
+            return answer(followed, off=True)
         try:
             waiting = checks.pending_launch(waiting)
         except LLMBError as exc:
-            return f"Could not follow the training: {exc}", "toast error", no_update, True, None
+            toast(f"Could not follow the training: {exc}", ok=False)
+            return answer(followed, off=True, waiting=None)
         try:
             run_id = data.follow_launch(waiting["id"])
         except LLMBError as exc:
-            return f"{waiting['failed']}: {exc}", "toast error", no_update, True, None
+            toast(f"{waiting['failed']}: {exc}", ok=False)
+            return answer(followed, off=True, waiting=None)
         if run_id is None:
-            return no_update, no_update, no_update, False, no_update  # still starting: poll on
-        return waiting["done"].replace("{run}", run_id[:8]), "toast ok", run_id, True, None
+            return answer(followed, off=False)  # still starting: poll on
+        toast(waiting["done"].replace("{run}", run_id[:8]))
+        return answer(followed, switch=run_id, off=True, waiting=None)

@@ -17,6 +17,7 @@ from .. import checks
 from ..access import EDIT, MANAGE
 from ..confirm import Confirmations
 from ..address import address
+from ..answers import answer, toast
 from . import launches
 from .controls import now_ms
 
@@ -139,8 +140,6 @@ def model_action(which) -> tuple[str, str, str]:
 
 def register(app, data) -> None:
     confirmations = Confirmations()
-    toast = (Output("toast", "children", allow_duplicate=True),
-             Output("toast", "className", allow_duplicate=True))
 
     @app.callback(Output("models-list", "children"), Input("models-summary", "n_clicks"),
                   Input("toast", "children"), Input("renaming", "data"), Input("deleting", "data"),
@@ -186,11 +185,11 @@ def register(app, data) -> None:
         except LLMBError:
             return no_update
 
-    @app.callback(*toast, Output("pending-save", "data"), Input("save-model", "n_clicks"),
+    @app.callback(Output("pending-save", "data"), Input("save-model", "n_clicks"),
                   State("save-name", "value"), State("run-state", "data"), prevent_initial_call=True)
     def save(_, name, state):
         if not state or ctx.triggered_id != "save-model":
-            return no_update, no_update, no_update
+            return no_update
         try:
             data.check_writable()
             run_id = checks.run_state(state)["run_id"]
@@ -198,77 +197,86 @@ def register(app, data) -> None:
             name = check_name(typed or suggested_name(data.run(run_id)))  # empty: the suggestion shown
             version = data.save_model(run_id, name)
             if isinstance(version, int):  # a checkpoint's step: the page waits for it, no server thread does
-                return (f"Asked the training for a checkpoint; it is saved as {name} once written.",
-                        "toast ok", {"run_id": run_id, "name": name, "step": version, "since": now_ms(),
-                                     "token": secrets.token_hex(16)})
+                toast(f"Asked the training for a checkpoint; it is saved as {name} once written.")
+                return {"run_id": run_id, "name": name, "step": version, "since": now_ms(),
+                        "token": secrets.token_hex(16)}
         except LLMBError as exc:
-            return f"Could not save: {exc}", "toast error", no_update
-        return f"Saved step {version.step} as {version.ref}.", "toast ok", no_update
+            toast(f"Could not save: {exc}", ok=False)
+            return no_update
+        toast(f"Saved step {version.step} as {version.ref}.")
+        return no_update
 
-    @app.callback(*toast, Output("save-poll", "disabled"), Output("pending-save", "data", allow_duplicate=True),
-                  Input("save-poll", "n_intervals"), Input("pending-save", "data"), prevent_initial_call=True)
+    polled = dict(off=Output("save-poll", "disabled"), waiting=Output("pending-save", "data", allow_duplicate=True))
+
+    @app.callback(output=polled, inputs=[Input("save-poll", "n_intervals"), Input("pending-save", "data")],
+                  prevent_initial_call=True)
     def finish_save(_, waiting):
         if not waiting:
-            return no_update, no_update, True, no_update
+            return answer(polled, off=True)
         try:
             waiting = checks.pending_save(waiting)
             version = data.finish_save(waiting["run_id"], check_name(waiting["name"]), waiting["step"],
                                        waiting["since"], waiting["token"])
             if version is None:
-                return no_update, no_update, False, no_update  # not written (or saved) yet: poll on
+                return answer(polled, off=False)  # not written (or saved) yet: poll on
         except LLMBError as exc:
-            return f"Could not save: {exc}", "toast error", True, None
-        return f"Saved step {version.step} as {version.ref}.", "toast ok", True, None
+            toast(f"Could not save: {exc}", ok=False)
+            return answer(polled, off=True, waiting=None)
+        toast(f"Saved step {version.step} as {version.ref}.")
+        return answer(polled, off=True, waiting=None)
 
-    @app.callback(Output("renaming", "data"), Output("deleting", "data"), *toast,
-                  Output("pending-launch", "data", allow_duplicate=True),
-                  Input(action_id(ALL, ALL, ALL), "n_clicks"),
-                  State("load-steps", "value"), State("experiment", "value"), State("deleting", "data"),
+    acted = dict(renaming=Output("renaming", "data"), deleting=Output("deleting", "data"),
+                 launch=Output("pending-launch", "data", allow_duplicate=True))
+
+    @app.callback(output=acted, inputs=[Input(action_id(ALL, ALL, ALL), "n_clicks")],
+                  state=[State("load-steps", "value"), State("experiment", "value"), State("deleting", "data")],
                   prevent_initial_call=True)
     def act(clicks, more_steps, experiment, deleting):
         if not ctx.triggered_id or not ctx.triggered[0]["value"]:
-            return (no_update,) * 5  # buttons appearing with a re-rendered table
+            return answer(acted)  # buttons appearing with a re-rendered table
         try:
             action, name, version = model_action(ctx.triggered_id)
         except LLMBError as exc:
-            return no_update, no_update, f"Could not do that: {exc}", "toast error", no_update
+            toast(f"Could not do that: {exc}", ok=False)
+            return answer(acted)
         if action == "rename":
-            return name, None, no_update, no_update, no_update
+            return answer(acted, renaming=name, deleting=None)
         if action == "delete-no":
-            return no_update, None, no_update, no_update, no_update
+            return answer(acted, deleting=None)
         try:
             data.check_writable()
             if action == "delete":
                 data.check_deletable(name, version)
                 token = confirmations.token(data.access.owner(), "delete", name, version)
-                return None, {"model": name, "version": version, "token": token}, no_update, no_update, no_update
+                return answer(acted, renaming=None, deleting={"model": name, "version": version, "token": token})
             if action == "delete-yes":
                 asked = deleting if isinstance(deleting, dict) else {}
                 if (asked.get("model"), asked.get("version")) != (name, version):
                     raise LLMBError("this was not confirmed: click it again and confirm")
                 confirmations.check(asked.get("token"), data.access.owner(), "delete", name, version)
                 gone = data.delete_version(name, version)
-                message = f"Deleted model {name}." if gone else f"Deleted version {version} of {name}."
-                return no_update, None, message, "toast ok", no_update
+                toast(f"Deleted model {name}." if gone else f"Deleted version {version} of {name}.")
+                return answer(acted, deleting=None)
             more = checks.whole(more_steps, "the number of more steps to train", 1, MAX_MORE_STEPS)
             started, saved = data.load_model(f"{name}/{version}", more, experiment or data.experiment)
             done = (f"Loaded {saved.ref} (step {saved.step}); training on to step {saved.step + more} "
                     "in a new run.")
-            return (no_update, no_update, f"Loading {name}/{version}: starting its training...", "toast ok",
-                    launches.pending(started, done, f"Could not load {name}/{version}"))
+            toast(f"Loading {name}/{version}: starting its training...")
+            return answer(acted, launch=launches.pending(started, done, f"Could not load {name}/{version}"))
         except LLMBError as exc:
             verb = "load" if action == "load" else "delete"
-            return no_update, None, f"Could not {verb} {name}/{version}: {exc}", "toast error", no_update
+            toast(f"Could not {verb} {name}/{version}: {exc}", ok=False)
+            return answer(acted, deleting=None)
 
-    @app.callback(Output("renaming", "data", allow_duplicate=True), *toast,
+    @app.callback(Output("renaming", "data", allow_duplicate=True),
                   Input({"type": "rename-input", "model": ALL}, "n_submit"),
                   Input("rename-cancel", "n_clicks"),
                   State({"type": "rename-input", "model": ALL}, "value"), prevent_initial_call=True)
     def rename(submits, _cancel, values):
         if ctx.triggered_id == "rename-cancel":
-            return None, no_update, no_update
+            return None
         if not isinstance(ctx.triggered_id, dict) or not ctx.triggered[0]["value"]:
-            return no_update, no_update, no_update
+            return no_update
         old = ctx.triggered_id.get("model")
         fields = ctx.states_list[0] if ctx.states_list and isinstance(ctx.states_list[0], list) else []
         typed = [f.get("value") for f in fields if isinstance(f, dict) and f.get("id") == ctx.triggered_id]
@@ -278,8 +286,10 @@ def register(app, data) -> None:
             data.check_writable()
             new = checks.name(typed[0] if typed else None, "new model name")
             if new == old:
-                return None, no_update, no_update
+                return None
             data.rename_model(old, new)
         except LLMBError as exc:
-            return no_update, f"Could not rename {label}: {exc}", "toast error"
-        return None, f"Renamed {old} to {new}.", "toast ok"
+            toast(f"Could not rename {label}: {exc}", ok=False)
+            return no_update
+        toast(f"Renamed {old} to {new}.")
+        return None

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 from cachetools import LRUCache
-from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
+from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html
 
 from llmb_mlflow.launch import limits
 from llmb_mlflow.errors import LLMBError
@@ -25,6 +25,7 @@ from llmb_mlflow.training.weights import OtherVersion
 from llmb_mlflow.training.shapes import build as build_model, load_into
 
 from .. import checks
+from ..answers import answer
 from ..icons import labelled
 from . import tour
 from ..figures.probability_tower import visible
@@ -202,15 +203,17 @@ def register(app, data) -> None:
         Input("pg-bars", "clickData"), Input("pg-prompt", "value"), State("pg-moves", "data"),
         prevent_initial_call=True)
 
-    @app.callback(Output("pg-state", "data"), Output("pg-bars", "figure"), Output("pg-text", "children"),
-                  Output("pg-model-step", "children"), Output("pg-error", "children"),
-                  Input("pg-moves", "data"), Input("pg-temperature", "value"),
-                  Input("view", "data"), Input("tabs", "value"),
-                  State("pg-state", "data"), State("run-state", "data"), State("steps", "data"),
+    played = dict(state=Output("pg-state", "data"), bars=Output("pg-bars", "figure"), text=Output("pg-text", "children"),
+                  model=Output("pg-model-step", "children"), error=Output("pg-error", "children"))
+
+    @app.callback(output=played,
+                  inputs=[Input("pg-moves", "data"), Input("pg-temperature", "value"),
+                          Input("view", "data"), Input("tabs", "value")],
+                  state=[State("pg-state", "data"), State("run-state", "data"), State("steps", "data")],
                   prevent_initial_call=True)
     def play(wanted, temperature, view, tab, state, run_state, steps):
         if tab != "playground" or not run_state or not view:
-            return (no_update,) * 5
+            return answer(played)
         try:
             wanted = checks.playground_moves(wanted)
             wanted["prompt"] = checks.text(wanted["prompt"], 500) or "\n"
@@ -219,36 +222,39 @@ def register(app, data) -> None:
             state = checks.playground(state)
             run_id = data.check_run(run_state["run_id"])
         except LLMBError as exc:
-            return (no_update,) * 4 + (f"Cannot use the playground: {exc}",)
+            return answer(played, error=f"Cannot use the playground: {exc}")
         step = view["step"]
         if step is None or step not in steps:
-            return (no_update,) * 4 + ("No snapshot to play with yet.",)
+            return answer(played, error="No snapshot to play with yet.")
         with models.lock:  # one model evaluation at a time
             try:
                 model, vocab, used = models.at(run_id, step)
             except LLMBError as exc:
-                return (no_update,) * 4 + (f"Cannot load the model at step {step}: {exc}",)
+                return answer(played, error=f"Cannot load the model at step {step}: {exc}")
             unknown = sorted({c for c in wanted["prompt"] if c not in vocab})
             if unknown:
-                return (no_update,) * 4 + (f"The prompt has characters this model never saw: {''.join(unknown)!r}",)
+                return answer(played, error=f"The prompt has characters this model never saw: {''.join(unknown)!r}")
             state, ids = advance(state, wanted, vocab, lambda ids: draw(
                 models.probabilities(run_id, step, ids, temperature), wanted["seed"], len(ids)))
             probabilities = models.probabilities(run_id, step, ids, temperature)
-        return (state, bars_figure(vocab, probabilities, temperature), shown_text(state["text"], model.cfg.block_size),
-                _which_model(step, used), "")
+        return answer(played, state=state, bars=bars_figure(vocab, probabilities, temperature),
+                      text=shown_text(state["text"], model.cfg.block_size), model=_which_model(step, used), error="")
 
-    @app.callback(Output("pg-tick", "disabled"), Output("pg-tick", "interval"), Output("pg-play", "children"),
-                  Input("pg-play", "n_clicks"), Input("pg-speed", "value"), Input("tabs", "value"),
-                  State("pg-tick", "disabled"), prevent_initial_call=True)
+    ticking = dict(off=Output("pg-tick", "disabled"), interval=Output("pg-tick", "interval"),
+                   label=Output("pg-play", "children"))
+
+    @app.callback(output=ticking, inputs=[Input("pg-play", "n_clicks"), Input("pg-speed", "value"), Input("tabs", "value")],
+                  state=[State("pg-tick", "disabled")], prevent_initial_call=True)
     def play_pause(_, speed, tab, stopped):
         try:
             speed = checks.choice(speed, "speed", SPEEDS_MS)
         except LLMBError:
-            return no_update, no_update, no_update
+            return answer(ticking)
         playing = ctx.triggered_id == "pg-play" and stopped is not False and tab == "playground"
         if ctx.triggered_id == "pg-speed":
             playing = stopped is False
-        return not playing, speed, labelled("pause", "Pause") if playing else labelled("play", "Play")
+        return answer(ticking, off=not playing, interval=speed,
+                      label=labelled("pause", "Pause") if playing else labelled("play", "Play"))
 
 
 def _which_model(step: int, used: int) -> str:

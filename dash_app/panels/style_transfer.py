@@ -12,6 +12,7 @@ from llmb_mlflow.run_layout import SOURCE_STYLE_PARAMS, STYLE_MATCH
 from llmb_mlflow.launch.uploads import MAX_CORPUS_BYTES, forget_upload
 
 from .. import checks
+from ..answers import answer
 from . import launches, tour
 from ..figures import loss
 from .training import checked_form, corpus_path, train_command
@@ -132,12 +133,14 @@ def register(app, data) -> None:
         return ("Training a small model on your text...",
                 launches.pending(started, "Started run {run}: it imitates your text.", "Could not start"))
 
-    @app.callback(Output("st-match", "children"), Output("st-table", "children"), Output("st-chart", "figure"),
-                  Input("view", "data"), Input("tabs", "value"), State("run-state", "data"), State("steps", "data"),
-                  prevent_initial_call=True)
+    styled = dict(match=Output("st-match", "children"), table=Output("st-table", "children"),
+                  chart=Output("st-chart", "figure"))
+
+    @app.callback(output=styled, inputs=[Input("view", "data"), Input("tabs", "value")],
+                  state=[State("run-state", "data"), State("steps", "data")], prevent_initial_call=True)
     def show_style(view, tab, state, steps):
         if tab != "style" or not state or not view:
-            return no_update, no_update, no_update
+            return answer(styled)
         try:
             view, state, steps = checks.view(view), checks.run_state(state), checks.steps(steps)
             run_id = data.check_run(state["run_id"])
@@ -148,8 +151,9 @@ def register(app, data) -> None:
             sample = data.snapshot(run_id, step).sample if step is not None else None
             match_steps, matches = data.series(run_id, STYLE_MATCH, run)
         except (LLMBError, ValueError) as exc:
-            return f"Cannot show the style: {exc}", no_update, no_update
+            return answer(styled, match=f"Cannot show the style: {exc}")
         now = dict(zip(match_steps, matches)).get(step)
         words = (f"Style match at step {step}: {now:.0f}%" if now is not None
                  else "No style match recorded for this run (trained before LLMBreaker measured it).")
-        return words, style_table(source or None, sample, step), match_figure(match_steps, matches, step)
+        return answer(styled, match=words, table=style_table(source or None, sample, step),
+                      chart=match_figure(match_steps, matches, step))

@@ -18,6 +18,7 @@ from llmb_mlflow.errors import LLMBError, shown
 from llmb_mlflow.launch.uploads import find_upload, is_upload_id
 
 from .. import checks
+from ..answers import answer, toast
 from . import launches
 
 # The settings the form has a field for, in its order (each field's label is its setting's).
@@ -167,8 +168,8 @@ def uploaded_options(value) -> list[dict]:
 
 
 def register(app, data) -> None:
-    toast = (Output("toast", "children", allow_duplicate=True),
-             Output("toast", "className", allow_duplicate=True))
+    too_big = (Output("toast", "children", allow_duplicate=True),  # said in the page, before any upload
+               Output("toast", "className", allow_duplicate=True))
 
     @app.callback(Output("train-start", "disabled"), Output("train-start", "title"),
                   Output("st-start", "disabled"), Output("st-start", "title"), Output("train-upload", "disabled"),
@@ -178,43 +179,46 @@ def register(app, data) -> None:
         off = bool(refusal) and not data.read_only  # a read-only page hides them; the server refuses a click
         return (off, refusal or "start a new training in the shown experiment",
                 off, refusal or "train a small model on this text in the shown experiment", off)
-    app.clientside_callback(TOO_BIG_JS, Output("upload-payload", "data"), *toast,
+    app.clientside_callback(TOO_BIG_JS, Output("upload-payload", "data"), *too_big,
                             Input("train-upload", "contents"), State("train-upload", "filename"),
                             prevent_initial_call=True)
 
-    @app.callback(Output("train-corpus", "options"), Output("train-corpus", "value"),
-                  Output("uploaded", "data"), *toast,
-                  Input("upload-payload", "data"), State("uploaded", "data"), State("experiment", "value"),
-                  prevent_initial_call=True)
+    offered = dict(options=Output("train-corpus", "options"), corpus=Output("train-corpus", "value"),
+                   uploaded=Output("uploaded", "data"))
+
+    @app.callback(output=offered, inputs=[Input("upload-payload", "data")],
+                  state=[State("uploaded", "data"), State("experiment", "value")], prevent_initial_call=True)
     def upload(payload, uploaded, experiment):
         if not payload:
-            return (no_update,) * 5
+            return answer(offered)
         try:
             data.check_writable()
             filename, raw = decode_upload(payload)
             stored = data.keep_upload(filename, raw, experiment)
         except LLMBError as exc:
-            return no_update, no_update, no_update, f"Could not upload: {exc}", "toast error"
+            toast(f"Could not upload: {exc}", ok=False)
+            return answer(offered)
         option = {"label": f"{stored.name} (uploaded)", "value": stored.id}
         uploaded = [o for o in uploaded_options(uploaded) if o["value"] != stored.id] + [option]
-        return (corpus_options(uploaded), stored.id, uploaded,
-                f"Uploaded {stored.name} ({len(raw) / 1024:.0f} KB).", "toast ok")
+        toast(f"Uploaded {stored.name} ({len(raw) / 1024:.0f} KB).")
+        return answer(offered, options=corpus_options(uploaded), corpus=stored.id, uploaded=uploaded)
 
-    @app.callback(*toast, Output("pending-launch", "data"),
+    @app.callback(Output("pending-launch", "data"),
                   Input("train-start", "n_clicks"), State("train-corpus", "value"),
                   State("train-preset", "value"), State("experiment", "value"),
                   State("train-run-name", "value"),
                   *[State(field_id(s.name), "value") for s in FORM], prevent_initial_call=True)
     def start(_, corpus, preset, experiment, run_name, *values):
         if ctx.triggered_id != "train-start":
-            return (no_update,) * 3
+            return no_update
         try:
             data.check_writable()
             args = training_args(corpus, preset, dict(zip([s.name for s in FORM], values)),
                                  data.experiment_to_train_in(experiment or data.experiment), run_name)
             started = data.start_training(args)
         except LLMBError as exc:
-            return f"Could not start: {exc}", "toast error", no_update
+            toast(f"Could not start: {exc}", ok=False)
+            return no_update
         what = f"{preset} on {corpus.rsplit('/', 1)[-1]}"  # a bundled name, or an upload's file name
-        return (f"Starting a training: {what}...", "toast ok",
-                launches.pending(started, f"Started run {{run}}: {what}.", "Could not start"))
+        toast(f"Starting a training: {what}...")
+        return launches.pending(started, f"Started run {{run}}: {what}.", "Could not start")
