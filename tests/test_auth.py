@@ -15,6 +15,7 @@ import requests
 
 from dash_app.panels.models import action_id
 from llmb_mlflow.launch import launcher
+from llmb_mlflow.processes import is_alive
 from llmb_mlflow.run_layout import CONTROL_STATE_TAG, PID_TAG, TRAINER_PAUSED, TRAINER_STATE_TAG
 
 from conftest import LIVE_ARGS, start_mlflow_server, stop_process, until
@@ -262,8 +263,7 @@ def test_a_training_started_in_the_viewer_logs_as_the_signed_in_user_and_no_pass
         assert EDITOR[1] not in log.read_text(errors="replace"), log
     state = load(viewer, run_id).outputs["run-state.data"]
     viewer.post("ctl-stop.n_clicks", {"ctl-stop.n_clicks": 1, "run-state.data": state})
-    until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
-          what="the training's end")
+    until(lambda: not is_alive(pid), what="the training's end")
     assert os.environ.get("MLFLOW_TRACKING_PASSWORD") != EDITOR[1]  # nothing leaked into the tests' own
 
 
