@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 
+from .numbers import whole_number
+
 SAME_START = 2.0  # seconds
 TRAINING_COMMANDS = ("train", "resume")
 
@@ -37,10 +39,10 @@ def identity(pid: int | None = None) -> tuple[int, float]:
 
 
 def process_id(value) -> int | None:
-    """``value`` (an int, or at most ten ASCII digits as read from a record) as a process id, or
-    None if it is no number that could be one."""
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
-        value = int(value)
+    """``value`` (an int, or its digits as read from a record) as a process id, or None if it is
+    no number that could be one."""
+    if isinstance(value, str):
+        value = whole_number(value)
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
