@@ -290,7 +290,15 @@ def postgres_mlflow_server(template_db, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def browser():
-    """One headless Chromium for the session (Debian's chromium-driver)."""
+    """One headless Chromium for the session (Debian's chromium-driver), without WebGL: drawn in
+    software on a machine without a GPU, the star map's 3-D scene costs each page load about
+    1.5 s. test_viewer_layout_browser draws it, with a browser of its own."""
+    driver = chromium(webgl=False)
+    yield driver
+    driver.quit()
+
+
+def chromium(webgl: bool):
     import shutil
 
     from selenium import webdriver
@@ -298,13 +306,12 @@ def browser():
 
     options = webdriver.ChromeOptions()
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--window-size=1400,1400"):
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1400",
+                 *(() if webgl else ("--disable-3d-apis",))):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     skip_tour(driver)
-    yield driver
-    driver.quit()
+    return driver
 
 
 SEEN_TOUR = "localStorage.setItem('llmb.tour.done', '1');"

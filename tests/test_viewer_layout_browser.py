@@ -22,6 +22,23 @@ return {
     width: window.innerWidth, scrollWidth: document.documentElement.scrollWidth,
 };"""
 
+STAR_SCENE_JS = """
+const canvas = document.querySelector('#stars .gl-container canvas'), panel = document.getElementById('stars');
+if (!canvas || document.querySelector('#stars .no-webgl')) { return false; }
+const c = canvas.getBoundingClientRect(), p = panel.getBoundingClientRect();
+return c.width > 100 && c.height > 100 && c.left >= p.left - 1 && c.right <= p.right + 1;"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A Chromium of this module's own that draws the star map's 3-D scene (WebGL), as a person's
+    browser does: the session's leaves it out."""
+    from conftest import chromium
+
+    driver = chromium(webgl=True)
+    yield driver
+    driver.quit()
+
 
 @pytest.fixture(scope="module")
 def viewer(finished_run):
@@ -61,6 +78,8 @@ def test_panels_fit_the_window_without_overlapping(browser, viewer, window, size
                 assert overlap(a, b) < 1, f"{a[0]} overlaps {b[0]} on {tab}"
         assert geometry["scrollWidth"] <= geometry["width"]
         assert len(geometry["rows"]) == 2 and all(row <= 44 for row in geometry["rows"]), geometry["rows"]
+        if tab == "watch":  # the star map's scene is drawn, inside its panel
+            wait(browser, lambda d: d.execute_script(STAR_SCENE_JS))
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

@@ -147,6 +147,7 @@
       return nothing;
     }
     const next = nextView(event, view, steps, value, speed);
+    if (!triggers.length && !steps.length) { return nothing; }  // the page's first call: nothing to show yet
     if (event === "steps" && view.live && view.step !== null && next.step !== view.step && !mayFollow()) {
       return nothing;
     }

@@ -98,6 +98,8 @@ def register(app, data, default_run: str | None) -> None:
             loaded.get("drawn") == drawn and loaded.get("smoothing") == smoothing
         if ctx.triggered_id == "runs-refresh" and (not run_id or shown):
             return answer(loaded_outputs)
+        if not run_id and ctx.triggered_id is None:  # the page's first call: no run chosen yet
+            return answer(loaded_outputs)
         empty = loss.loss_figure([], [], [], [], None)
         if not run_id:
             return answer(loaded_outputs, figure=empty, state=None, steps=[], ended=True, layers=[], heads=[],

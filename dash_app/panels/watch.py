@@ -19,7 +19,8 @@ def layout() -> html.Div:
     return html.Div([
         html.Section([
             tour.heading("How wrong it is", "loss"),
-            dcc.Graph(id="loss-chart", config={"displayModeBar": False}, className="loss-graph"),
+            dcc.Graph(id="loss-chart", figure=loss.loss_figure([], [], [], [], None), config={"displayModeBar": False},
+                      className="loss-graph"),
             html.Div([
                 html.Label("smoothing"),
                 dcc.Slider(id="smoothing", min=0, max=0.99, step=0.01, value=0.6,
