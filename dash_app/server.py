@@ -27,12 +27,13 @@ def make_server(host: str = "127.0.0.1", port: int = 8050, tracking_uri: str | N
                          max_request_body_size=http_guard.MAX_REQUEST_BYTES)
 
 
-FAIL_FAST = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+FAIL_FAST = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10", "AWS_MAX_ATTEMPTS": "2"}
 
 
 def fail_fast_reads() -> dict[str, str | None]:
-    """Make this process's reads of a tracking server that is down fail within seconds instead
-    of MLflow's minutes of retries, so the page can say so at once; the next poll tries again.
+    """Make this process's reads of a tracking server (or an S3 artifact store) that is down fail
+    within seconds instead of MLflow's minutes of retries (botocore's 12 s), so the page can say
+    so at once; the next poll tries again.
     One retry is kept, made at once (urllib3 waits only before the second): a pooled connection
     that the server closed while it was idle is then reopened instead of failing the read.
 

@@ -30,9 +30,9 @@ return c.width > 100 && c.height > 100 && c.left >= p.left - 1 && c.right <= p.r
 
 
 @pytest.fixture(scope="module")
-def browser():
-    """A Chromium of this module's own that draws the star map's 3-D scene (WebGL), as a person's
-    browser does: the session's leaves it out."""
+def drawing_browser():
+    """A Chromium that draws the star map's 3-D scene (WebGL), as a person's browser does: the
+    session's leaves it out."""
     from conftest import chromium
 
     driver = chromium(webgl=True)
@@ -47,13 +47,17 @@ def viewer(finished_run):
     server.close()
 
 
+def sizer(driver):
+    def resize(width, height):
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    return resize
+
+
 @pytest.fixture
 def window(browser):
     """Set the viewport to an exact size (the session's browser gets its own back after)."""
-    def resize(width, height):
-        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
-    yield resize
+    yield sizer(browser)
     browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
@@ -64,8 +68,9 @@ def overlap(a, b) -> float:
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_panels_fit_the_window_without_overlapping(browser, viewer, window, size):
-    window(*size)
+def test_panels_fit_the_window_without_overlapping(drawing_browser, viewer, size):
+    browser = drawing_browser
+    sizer(browser)(*size)
     for tab, panels in (("watch", 4), ("attention", 4)):  # attention: grid, detail, evolution, entropy
         browser.get(f"{viewer}?tab={tab}&step=10")
         wait(browser, lambda d: text(d, "shown-step") == "step 10")

@@ -587,8 +587,8 @@ def test_a_training_started_inside_mlflow_server_logs_to_it_whatever_host_the_re
 
 def test_the_viewer_reads_fail_fast_but_the_trainings_it_starts_keep_mlflows_own_settings(
         store_uri, tmp_path, monkeypatch):
-    """A viewer gives up on a tracking server that is down within seconds; a training it starts
-    keeps MLflow's patient retries and long uploads, and whatever the user set."""
+    """A viewer gives up on a tracking server (or S3) that is down within seconds; a training it
+    starts keeps MLflow's patient retries and long uploads, and whatever the user set."""
     import os
 
     import psutil
@@ -598,17 +598,18 @@ def test_the_viewer_reads_fail_fast_but_the_trainings_it_starts_keep_mlflows_own
 
     monkeypatch.setenv("LLMB_LOG_DIR", str(tmp_path / "logs"))
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS", raising=False)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "300")  # the user's own
     url, server = serve(store_uri)
     try:
-        assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "1"
+        assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "1" and os.environ["AWS_MAX_ATTEMPTS"] == "2"
         assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "300"
         viewer = CallbackPoster(url)
         answer = followed(viewer, viewer.post("train-start.n_clicks", {**GOOD_FORM, "train-start.n_clicks": 1}))
         assert answer.outputs.get("toast.className") == "toast ok", answer.text[:500]
         run = RunReader(store_uri).run(answer.outputs["switch-run.data"])
         environment = psutil.Process(int(run.tags[PID_TAG])).environ()
-        assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in environment
+        assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in environment and "AWS_MAX_ATTEMPTS" not in environment
         assert environment["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "300"
     finally:
         server.close()
