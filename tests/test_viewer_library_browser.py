@@ -131,8 +131,7 @@ def test_load_resumes_in_a_new_live_run_the_viewer_switches_to(browser, library_
         run = RunReader(library.uri).run(new_run)
         assert run.tags["llmb.parent_run"] == source.run_id and run.tags["llmb.model_version"] == "bard/2"
         wait(browser, lambda d: RunReader(library.uri).run(new_run).last_step > 12)
-        stop_from_browser(browser)
-    finally:
+    finally:  # (Stop from the browser: test_start_from_the_browser_then_pause_resume_stop_across_a_refresh)
         kill_trainers(library.uri)
 
 
