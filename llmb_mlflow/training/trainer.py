@@ -20,18 +20,16 @@ import torch
 from . import attention_stats, precision, style
 from .config import RunConfig
 from .corpus import Dataset
-from .distributed import STOP, TRAIN, WAIT
+from .gate import Gate
 from .model import MicroGPT
 from .probes import SnapshotProbe
 from ..run_layout import (
-    CONTROL_PAUSE, CONTROL_STOP, EVAL_METRICS, EVAL_TRAIN_LOSS, FAILED, FINISHED, GRAD_NORM, KILLED, LR, PAUSED,
-    SOURCE_STYLE_PARAMS, STYLE_MATCH, TOKENS_PER_SEC, TRAIN_LOSS, TRAINER_PAUSED, TRAINER_RUNNING, TRAINER_STOPPING,
-    VAL_LOSS, attn_entropy_metric,
+    EVAL_METRICS, EVAL_TRAIN_LOSS, FAILED, FINISHED, GRAD_NORM, KILLED, LR, SOURCE_STYLE_PARAMS, STYLE_MATCH,
+    TOKENS_PER_SEC, TRAIN_LOSS, VAL_LOSS, attn_entropy_metric,
 )
 from .tracker import RunDescription, Tracker
 
 ProgressCallback = Callable[[int, dict], None]
-PAUSE_POLL_SECONDS = 1.0
 EVAL_TOKENS = 4096  # tokens per forward pass when evaluating (measured best on CPU)
 
 
@@ -217,41 +215,12 @@ class Trainer:
         """Train to ``max_iters`` (or to ``stop_at``, to continue later), reporting every step
         and evaluation to ``tracker``."""
         end = min(stop_at or self.config.train.max_iters, self.config.train.max_iters)
-        seen = tracker.control()  # requests made before this training started don't count
-        steps_done, checkpoints_done = seen.steps, seen.checkpoints
-        paused = False  # marked in the run (PAUSED) when it pauses and when it resumes
+        gate = Gate(tracker, agree=lambda wish: self.agree(wish))
         if self.step == 0:
             tracker.log_metrics(0, self._evaluate_into(tracker))
         while self.step < end:
-            control = tracker.control()
-            if control.checkpoints > checkpoints_done:
-                checkpoints_done = control.checkpoints
-                self.checkpoint_into(tracker)
-            if self.stop_requested or control.state == CONTROL_STOP:
-                wish = STOP
-            elif control.state == CONTROL_PAUSE and control.steps <= steps_done:
-                wish = WAIT
-            else:
-                wish = TRAIN
-            decision = self.agree(wish)
-            if decision == STOP:
-                tracker.report_state(TRAINER_STOPPING)
+            if not gate.next(self.step, lambda: self.stop_requested, lambda: self.checkpoint_into(tracker)):
                 raise TrainingStopped(f"stopped at step {self.step}")
-            if decision == WAIT:
-                if not paused:
-                    paused = True
-                    tracker.log_metrics(self.step, {PAUSED: 1.0})
-                tracker.report_state(TRAINER_PAUSED)
-                tracker.wait_for_control(PAUSE_POLL_SECONDS)
-                continue
-            if control.state == CONTROL_PAUSE:
-                steps_done += 1
-            else:
-                steps_done = control.steps
-                tracker.report_state(TRAINER_RUNNING)
-                if paused:
-                    paused = False
-                    tracker.log_metrics(self.step, {PAUSED: 0.0})
             metrics = self.train_step()
             if self.is_eval_step(self.step):
                 metrics.update(self._evaluate_into(tracker))
