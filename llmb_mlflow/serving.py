@@ -19,7 +19,7 @@ import warnings
 
 import mlflow.pyfunc
 
-from . import __version__
+from .version import __version__
 from .store import compat as mlflow_compat
 
 CHECKPOINT_ARTIFACT = "checkpoint"

@@ -60,7 +60,7 @@ def test_recorded_probabilities_are_the_models_next_character_distribution(train
 
 
 def test_embedding_axes_do_not_flip_between_steps(trainer, shakespeare):
-    probe = SnapshotProbe(trainer.dataset, 32, 10, 0.8, 1)
+    probe = SnapshotProbe.of_dataset(trainer.dataset, 32, 10, 0.8, 1)
     weights = trainer.model.tok_emb.weight.detach().numpy()
     first = probe._project(weights)
     nudged = probe._project(weights + np.random.default_rng(0).normal(0, 1e-4, weights.shape))

@@ -15,8 +15,10 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports_of(path: Path) -> set[str]:
-    """The project modules ``path`` imports, wherever in it the import is."""
+def imports_of(path: Path, modules=()) -> set[str]:
+    """The project modules ``path`` imports, wherever in it the import is. ``from package import
+    module`` imports the module; the package counts only for a name that is no module of
+    ``modules``."""
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     found = set()
@@ -28,15 +30,15 @@ def imports_of(path: Path) -> set[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, *([base] if base else [])])
-            found.add(base)
-            found |= {f"{base}.{alias.name}" for alias in node.names}
+            named = {f"{base}.{alias.name}" for alias in node.names}
+            found |= named if named <= set(modules) else named | {base}
     return found
 
 
 def graph() -> dict[str, set[str]]:
     files = [p for package in PACKAGES for p in (ROOT / package).rglob("*.py")]
     modules = {module_name(p): p for p in files}
-    return {name: {m for m in imports_of(path) if m in modules and m != name}
+    return {name: {m for m in imports_of(path, modules) if m in modules and m != name}
             for name, path in modules.items()}
 
 
@@ -78,8 +80,9 @@ def reachable(edges: dict[str, set[str]], start: str) -> set[str]:
 
 
 # What each part of the house may import besides itself. The top-level rooms ``errors``,
-# ``numbers``, ``paths``, ``processes`` and ``run_layout`` are BASE: everyone may import them.
-BASE = {"errors", "numbers", "paths", "processes", "run_layout"}
+# ``numbers``, ``paths``, ``processes``, ``run_layout`` and ``version`` are BASE: everyone may
+# import them.
+BASE = {"errors", "numbers", "paths", "processes", "run_layout", "version"}
 MAY_IMPORT = {
     "base": set(),
     "formats": set(),
@@ -92,6 +95,8 @@ MAY_IMPORT = {
     "export": {"formats", "training", "store", "library"},
     "launch": {"training", "store", "library"},
     "session": {"training", "store", "library", "tracking", "launch"},
+    "recorder": {"training", "tracking", "session"},
+    "public": {"recorder"},  # the package itself: ``llmb_mlflow.record``
     "cli": {"formats", "training", "store", "library", "tracking", "export", "launch", "session", "dash_app"},
     "__main__": {"cli"},
     "dash_app": {"formats", "training", "store", "library", "export", "launch"},
@@ -101,6 +106,8 @@ MAY_IMPORT = {
 def part(module: str) -> str:
     """The part of the house a module belongs to: its subpackage, or itself at the top level."""
     parts = module.split(".")
+    if module == "llmb_mlflow":
+        return "public"
     if parts[0] == "dash_app":
         return "dash_app"
     if len(parts) == 1 or parts[1] in BASE:

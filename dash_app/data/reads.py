@@ -169,8 +169,9 @@ class Reads:
 
     def embedding_range(self, run_id: str, steps: list[int]) -> float:
         """One axis range for the star map of every step, so axes stay put while scrubbing."""
-        extents = [float(np.abs(self.snapshot(run_id, s).embedding).max()) for s in {steps[0], steps[-1]}]
-        return max(extents) * 1.15 or 1.0
+        extents = [float(np.abs(embedding).max()) for embedding in
+                   (self.snapshot(run_id, s).embedding for s in {steps[0], steps[-1]}) if embedding.size]
+        return max(extents, default=0) * 1.15 or 1.0
 
     def export(self, run_id, fmt: str, max_frames: int) -> tuple[str, bytes]:
         """(file name, content) of the shown run exported as ``fmt`` (``llmb export``'s formats);

@@ -8,6 +8,7 @@ import numpy as np
 from .plotly_json import typed
 from .probability_tower import visible
 
+NO_ATTENTION = "This model records no attention maps."
 SCALE = "Viridis"
 GAP = 3  # blank cells between the tiles of the grid
 

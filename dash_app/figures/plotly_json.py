@@ -30,3 +30,11 @@ def untyped(spec) -> np.ndarray:
     dtype = {v: k for k, v in _DTYPES.items()}[spec["dtype"]]
     array = np.frombuffer(base64.b64decode(spec["bdata"]), dtype=dtype)
     return array.reshape([int(n) for n in spec["shape"].split(",")]) if "shape" in spec else array
+
+
+def notice(text: str) -> dict:
+    """A figure that only says ``text`` (a panel with nothing of this run to draw)."""
+    hidden = {"visible": False}
+    return {"data": [], "layout": {"xaxis": hidden, "yaxis": hidden, "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
+                                   "annotations": [{"text": text, "showarrow": False, "xref": "paper", "yref": "paper",
+                                                    "x": 0.5, "y": 0.5, "font": {"size": 14, "color": "#666"}}]}}

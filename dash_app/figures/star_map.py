@@ -8,6 +8,7 @@ from .plotly_json import typed
 
 from .probability_tower import visible
 
+NO_EMBEDDING = "This model records no token embedding: no star map."
 CLASSES = {
     "vowel": "#d62728", "consonant": "#1f77b4", "digit": "#2ca02c",
     "punctuation": "#ff7f0e", "whitespace": "#7f7f7f", "other": "#9467bd",

@@ -10,6 +10,7 @@ from llmb_mlflow.errors import LLMBError
 from .. import checks
 from ..answers import answer
 from ..figures import attention
+from ..figures.plotly_json import notice
 from . import compare, entropy, tour
 
 
@@ -66,6 +67,9 @@ def register(app, data) -> None:
             first = data.snapshot(run_id, steps[0])
         except LLMBError as exc:
             return answer(panels, error=f"Cannot show step {step}: {exc}")
+        if not snap.n_layer:
+            said = notice(attention.NO_ATTENTION)
+            return answer(panels, grid=said, detail=said, evolution=said, shape=None)
         layer = min(layer, snap.n_layer - 1)
         head = min(head, snap.n_head - 1)
         shape = {"side": attention.grid_side(snap), "layers": snap.n_layer, "heads": snap.n_head}

@@ -15,6 +15,7 @@ from .. import checks
 from ..answers import answer
 from ..address import TABS, address, query
 from ..figures import attention, probability_tower, star_map, text_progression
+from ..figures.plotly_json import notice
 
 PANELS = ("samples", "tower", "stars", "grid", "detail")
 
@@ -168,7 +169,11 @@ def register(app, data) -> None:
             return answer(sides, **shown_b,
                           samples=text_progression.text_progression(samples, shown, kind="sample-b", steps=other_steps),
                           tower=probability_tower.tower_figure(other_snap, temperature),
-                          stars=star_map.star_figure(other_snap))
+                          stars=(star_map.star_figure(other_snap) if len(other_snap.embedding)
+                                 else notice(star_map.NO_EMBEDDING)))
+        if tab == "attention" and not other_snap.n_layer:
+            return answer(sides, **shown_b, grid=notice(attention.NO_ATTENTION),
+                          detail=notice(attention.NO_ATTENTION))
         if tab == "attention":
             return answer(sides, **shown_b, grid=attention.grid_figure(other_snap, other_layer, other_head),
                           detail=attention.detail_figure(other_snap, other_layer, other_head))

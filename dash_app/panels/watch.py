@@ -13,6 +13,7 @@ from ..answers import answer
 from ..address import TABS, address
 from . import compare, tour
 from ..figures import loss, phase, probability_tower, sample_diff, star_map, text_progression
+from ..figures.plotly_json import notice
 
 
 def layout() -> html.Div:
@@ -112,7 +113,8 @@ def register(app, data) -> None:
         title, text = phase.phase(step, val)
         return answer(panels, **moved, samples=_samples(samples, steps, step, older),
                       tower=probability_tower.tower_figure(snap, temperature),
-                      stars=star_map.star_figure(snap, extent),
+                      stars=(star_map.star_figure(snap, extent) if len(snap.embedding)
+                             else notice(star_map.NO_EMBEDDING)),
                       phase_title=title, phase_text=text, perplexity=loss.perplexity(val))
 
     @app.callback(Output("diff-against", "options"), Input("steps", "data"))

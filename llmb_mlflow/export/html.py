@@ -55,6 +55,10 @@ def loss_figure(train: tuple[list, list], val: tuple[list, list]) -> dict:
 def attention_figure(snap: Snapshot) -> dict:
     """Every layer (rows) and head (columns) on the probe text; hover names both characters."""
     layers, heads, t, _ = snap.attention.shape
+    if not layers:  # a model recorded through a view that shows no attention
+        return {"data": [], "layout": {"annotations": [{"text": "This model records no attention maps.",
+                                                        "showarrow": False, "xref": "paper", "yref": "paper"}],
+                                       "xaxis": {"visible": False}, "yaxis": {"visible": False}}}
     labels = [f"{i} {SHOWN.get(ch, ch)}" for i, ch in enumerate(snap.probe)]
     gap = 0.02
     width, height = (1 - gap * (heads - 1)) / heads, (1 - gap * (layers - 1)) / layers

@@ -26,9 +26,11 @@ class Snapshot:
     - ``prompt`` + ``sample_ids`` (N,): the sample generated from a fixed prompt and seed.
     - ``topk_ids``/``topk_probs`` (N, K): for each sampled position the K most likely next
       characters at temperature 1, most likely first; the sampled one is ``sample_ids[i]``.
-    - ``embedding`` (V, 3): token embeddings projected on three axes kept stable over steps.
+    - ``embedding`` (V, 3): token embeddings projected on three axes kept stable over steps;
+      (0, 3) for a model that shows none.
     - ``probe_ids`` (T,) and ``attention`` (L, H, T, T) float16: attention weights of every
-      layer and head on a fixed probe text from the validation split.
+      layer and head on a fixed probe text from the validation split; (0, 0, T, T) for a
+      model that shows none.
     - ``weights``: the model's weights at this step, encoded by ``weights.encode`` (stored as a
       file of their own beside the snapshot; None when not kept).
     """
@@ -72,7 +74,7 @@ class Snapshot:
             "sample_ids": self.sample_ids.ndim == 1,
             "topk_ids": self.topk_ids.ndim == 2 and self.topk_ids.shape[0] == n,
             "topk_probs": self.topk_probs.shape == self.topk_ids.shape,
-            "embedding": self.embedding.shape == (v, 3),
+            "embedding": self.embedding.shape in ((v, 3), (0, 3)),
             "attention": self.attention.ndim == 4 and self.attention.shape[2:] == (t, t),
         }
         bad = [name for name, ok in fits.items() if not ok]

@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 
-from .. import __version__
+from ..version import __version__
 from ..store import compat as mlflow_compat
 from ..formats import snapshot as snapshot_format
 from . import spool
@@ -315,8 +315,9 @@ class MlflowTracker(Tracker):
             self._log_bytes(snap.weights, weights_path(snap.step))
         data = snapshot_format.encode(snap)
         self.client.log_text(self.run_id, sample_text(snap), sample_path(snap.step))
-        self.client.log_image(self.run_id, attention_grid(snap.attention), key=ATTENTION_IMAGE_KEY,
-                              step=snap.step, synchronous=True)
+        if snap.n_layer:  # (a model recorded through a view may show no attention)
+            self.client.log_image(self.run_id, attention_grid(snap.attention), key=ATTENTION_IMAGE_KEY,
+                                  step=snap.step, synchronous=True)
         self._log_bytes(data, snapshot_path(snap.step))
         return SNAPSHOT_BYTES, len(data)
 

@@ -1,5 +1,6 @@
 """Capture a Snapshot from a model: sample with next-token probabilities, a stable 3-D
-embedding projection, attention weights on a fixed probe text, and the model's own weights."""
+embedding projection, attention weights on a fixed probe text, and the model's own weights
+(MicroGPT's; other models are seen through their ``views``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import numpy as np
 import torch
 
 from . import weights as weights_format
-from .corpus import Dataset
-from .sampling import sample
+from .corpus import CharTokenizer, Dataset
+from .model import MicroGPT
+from .sampling import sample, sample_view
+from .views import as_array, view_of
 from ..formats.snapshot import Snapshot
 
 TOP_K = 10
@@ -21,46 +24,60 @@ class SnapshotProbe:
     """Takes snapshots that are comparable across steps: the same prompt, sampling seed and
     probe text every time, and embedding axes aligned with the previous snapshot's."""
 
-    def __init__(self, dataset: Dataset, block_size: int, sample_chars: int,
-                 temperature: float, seed: int, keep_weights: bool = True):
-        self.tokenizer = dataset.tokenizer
-        self.keep_weights = keep_weights
-        self.sample_chars = sample_chars
-        self.temperature = temperature
-        self.seed = seed
-        vocab = self.tokenizer.chars
-        self.prompt = "\n" if "\n" in vocab else dataset.val_text[0]
-        self.probe_text = probe_text(dataset.val_text, min(block_size, PROBE_CHARS))
+    def __init__(self, tokenizer: CharTokenizer, prompt: str, probe: str, sample_chars: int, temperature: float,
+                 seed: int, keep_weights: bool = True):
+        self.tokenizer, self.prompt, self.probe_text = tokenizer, prompt, probe
+        self.sample_chars, self.temperature, self.seed = sample_chars, temperature, seed
+        self.keep_weights = keep_weights  # (only MicroGPT's weights are kept)
         self.basis: np.ndarray | None = None
 
+    @classmethod
+    def of_dataset(cls, dataset: Dataset, block_size: int, sample_chars: int, temperature: float, seed: int,
+                   keep_weights: bool = True) -> "SnapshotProbe":
+        """The probe of a training on ``dataset``: its prompt a newline, its probe text from the
+        validation split."""
+        vocab = dataset.tokenizer.chars
+        return cls(dataset.tokenizer, "\n" if "\n" in vocab else dataset.val_text[0],
+                   probe_text(dataset.val_text, min(block_size, PROBE_CHARS)), sample_chars, temperature, seed,
+                   keep_weights)
+
     @torch.inference_mode()
-    def capture(self, model, step: int) -> Snapshot:
+    def capture(self, model, step: int, view=None) -> Snapshot:
+        """The snapshot of ``model`` (seen through ``view``, else ``views.view_of(model)``)."""
         was_training = model.training
         model.eval()
         try:
+            view = _Trimmed(view_of(model, view), self.tokenizer.vocab_size)
             device = next(model.parameters()).device
-            sample_ids, topk_ids, topk_probs = self._sample(model)
-            probe = torch.as_tensor(self.tokenizer.encode(self.probe_text).astype(np.int64),
-                                    device=device)[None]
-            _, _, weights = model(probe, want_weights=True)
-            attention = torch.cat(weights).to(torch.float16).cpu().numpy()  # (L, H, T, T)
-            embedding = self._project(model.tok_emb.weight.float().cpu().numpy())
+            sample_ids, topk_ids, topk_probs = self._sample(model, view, device)
+            probe = torch.as_tensor(self.tokenizer.encode(self.probe_text).astype(np.int64), device=device)[None]
+            attention = as_array(view.attention(probe))
+            length = probe.shape[1]
+            attention = np.zeros((0, 0, length, length)) if attention is None else attention
+            embedding = as_array(view.embedding())
+            embedding = None if embedding is None else embedding[:self.tokenizer.vocab_size]
+            embedding = np.zeros((0, 3)) if embedding is None else self._project(embedding)
+            mine = isinstance(model, MicroGPT) and self.keep_weights
             state = {name: tensor.float().cpu().numpy() for name, tensor in model.state_dict().items()} \
-                if self.keep_weights else None
+                if mine else None
         finally:
             model.train(was_training)
         return Snapshot(
             step=step, vocab=self.tokenizer.chars, prompt=self.prompt,
             sample_ids=sample_ids, topk_ids=topk_ids, topk_probs=topk_probs,
             embedding=embedding, probe_ids=self.tokenizer.encode(self.probe_text),
-            attention=attention, temperature=self.temperature,
+            attention=attention.astype(np.float16), temperature=self.temperature,
             weights=weights_format.encode(state, asdict(model.cfg)) if state else None,
         )
 
-    def _sample(self, model):
-        ids, logits = sample(model, [int(i) for i in self.tokenizer.encode(self.prompt)],
-                             self.sample_chars, self.temperature, self.seed)
-        top = logits.softmax(-1).topk(min(TOP_K, self.tokenizer.vocab_size), dim=-1)
+    def _sample(self, model, view, device):
+        prompt = [int(i) for i in self.tokenizer.encode(self.prompt)]
+        if isinstance(model, MicroGPT) and model.cfg.vocab_size == self.tokenizer.vocab_size:
+            # its key/value-cached decoder draws what sample_view would, sooner
+            ids, logits = sample(model, prompt, self.sample_chars, self.temperature, self.seed)
+        else:
+            ids, logits = sample_view(view, prompt, self.sample_chars, self.temperature, self.seed, device)
+        top = logits.softmax(-1).topk(min(TOP_K, logits.shape[-1]), dim=-1)
         return np.array(ids, dtype=np.int64), top.indices.cpu().numpy(), top.values.cpu().numpy()
 
     def _project(self, embedding: np.ndarray) -> np.ndarray:
@@ -75,6 +92,23 @@ class SnapshotProbe:
             basis = basis @ (u @ wt)
         self.basis = basis
         return (centred @ basis).astype(np.float32)
+
+
+class _Trimmed:
+    """A view whose logits stop at the tokenizer's last id (a model may pad its vocabulary,
+    as nanoGPT's GPT-2 configuration pads 50,257 tokens to 50,304)."""
+
+    def __init__(self, view, vocab_size: int):
+        self.view, self.vocab_size, self.block_size = view, vocab_size, view.block_size
+
+    def logits(self, ids):
+        return self.view.logits(ids)[..., :self.vocab_size]
+
+    def attention(self, ids):
+        return self.view.attention(ids)
+
+    def embedding(self):
+        return self.view.embedding()
 
 
 def probe_text(val_text: str, length: int) -> str:

@@ -70,8 +70,8 @@ class Trainer:
             "val": torch.from_numpy(dataset.val_ids.astype(np.int64)),
         }
         self.batch_rng = torch.Generator().manual_seed(tc.seed)
-        self.probe = SnapshotProbe(dataset, self.model_config.block_size, tc.sample_chars,
-                                   tc.temperature, tc.seed, keep_weights=tc.step_weights)
+        self.probe = SnapshotProbe.of_dataset(dataset, self.model_config.block_size, tc.sample_chars,
+                                              tc.temperature, tc.seed, keep_weights=tc.step_weights)
         self.last_eval: dict[str, float] = {}
         self.last_train: dict[str, float] = {}
         self.last_checkpoint_step: int | None = None

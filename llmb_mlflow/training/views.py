@@ -104,6 +104,7 @@ def view_of(model, view=None) -> ModelView:
     """How to see inside ``model``: ``view`` if given, else one this module knows for its class."""
     from .model import MicroGPT
 
+    model = unwrapped(model)
     if view is not None:
         if not isinstance(view, ModelView):
             missing = [name for name in ("block_size", "logits", "attention", "embedding") if not hasattr(view, name)]
@@ -115,6 +116,14 @@ def view_of(model, view=None) -> ModelView:
         return NanoGPTView(model)
     raise LLMBError(f"cannot see inside a {type(model).__name__}: give view= an object with block_size, "
                     "logits(ids), attention(ids) and embedding() (see llmb_mlflow.training.views.ModelView)")
+
+
+def unwrapped(model):
+    """The model inside a data-parallel or ``torch.compile`` wrapper (forward hooks on a compiled
+    model's modules go unseen: the original's are seen)."""
+    if isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
+        model = model.module
+    return getattr(model, "_orig_mod", model)
 
 
 def as_array(value) -> np.ndarray | None:

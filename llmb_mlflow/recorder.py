@@ -1,0 +1,235 @@
+"""``llmb.record``: a training its user wrote, recorded as LLMBreaker records its own. Every
+step's metrics and a snapshot per evaluation (a sample with its next-token probabilities, the
+star map, every head's attention) go to an MLflow run through the same tracking helper, run
+contract and spool as ``llmb train``'s; the viewer, ``mlflow ui`` and ``llmb runs`` (pause,
+one step, stop) work on the run unchanged.
+
+    import llmb_mlflow as llmb
+
+    with llmb.record(model, tokenizer=itos, probe_text=val_text[:64], params=config) as rec:
+        for step in range(max_iters):
+            ...                                   # the user's own step
+            rec.log(step, train_loss=loss.item())  # never waits for MLflow; waits while paused
+            if step % eval_interval == 0:
+                rec.snapshot(step, val_loss=val_loss)
+            if rec.stop_requested:
+                break
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import os
+import sys
+
+from .errors import LLMBError, shown
+from .run_layout import DEFAULT_EXPERIMENT, FAILED, FINISHED, KILLED, PARAM_N_HEAD, PARAM_N_LAYER
+
+SAMPLE_CHARS = 200
+
+
+def record(model, tokenizer, probe_text: str, *, experiment: str = DEFAULT_EXPERIMENT,
+           run_name: str | None = None, params: dict | None = None, tracking_uri: str | None = None,
+           view=None, prompt: str | None = None, sample_chars: int = SAMPLE_CHARS, temperature: float = 0.8,
+           seed: int = 1337, system_metrics: bool = True) -> "Recorder":
+    """Record the training of ``model`` in an MLflow run, as a context manager (see the module).
+
+    ``tokenizer``: the characters of the model's ids (a str or list in id order, nanoGPT's
+    ``itos`` dict, or an object with ``decode``). ``probe_text``: text from the validation data
+    whose attention each snapshot shows (cut to the model's context). ``params``: the run's
+    parameters (the training's settings). ``view``: how to see inside a model this package does
+    not know (``llmb_mlflow.training.views.ModelView``). ``prompt``: what each snapshot's sample
+    continues (a newline if the vocabulary has one)."""
+    return Recorder(model, tokenizer, probe_text, experiment=experiment, run_name=run_name, params=params,
+                    tracking_uri=tracking_uri, view=view, prompt=prompt, sample_chars=sample_chars,
+                    temperature=temperature, seed=seed, system_metrics=system_metrics)
+
+
+class Recorder:
+    """What ``record`` returns; checks everything it is given before a run is made."""
+
+    def __init__(self, model, tokenizer, probe_text, *, experiment, run_name, params, tracking_uri, view, prompt,
+                 sample_chars, temperature, seed, system_metrics, tracker=None):
+        from .training.probes import PROBE_CHARS, SnapshotProbe
+        from .training.views import unwrapped, view_of
+        from .training.vocabulary import char_tokenizer
+
+        self.model, self.view = unwrapped(model), view_of(model, view)
+        self.tokenizer = char_tokenizer(tokenizer)
+        probe = _text(probe_text, "probe_text", self.tokenizer)[:min(self.view.block_size, PROBE_CHARS)]
+        if prompt is None:
+            prompt = "\n" if "\n" in self.tokenizer.chars else probe[0]
+        prompt = _text(prompt, "prompt", self.tokenizer)
+        if not isinstance(sample_chars, int) or isinstance(sample_chars, bool) or not 1 <= sample_chars <= 10_000:
+            raise LLMBError(f"sample_chars= must be a whole number from 1 to 10000; got {shown(sample_chars)}")
+        if not isinstance(temperature, (int, float)) or not 0 < temperature <= 10 or math.isnan(temperature):
+            raise LLMBError(f"temperature= must be a number in (0, 10]; got {shown(temperature)}")
+        self.probe = SnapshotProbe(self.tokenizer, prompt, probe, sample_chars, float(temperature), int(seed))
+        self.params = _params(params)
+        self.experiment, self.run_name, self.tracking_uri = experiment, run_name, tracking_uri
+        self.system_metrics = system_metrics
+        self.tracker = tracker
+        self.stop_requested = False
+        self._last_snapshot: int | None = None
+        self._gate = None
+        self._ended = False
+
+    # -- the run ------------------------------------------------------------------------
+
+    def __enter__(self) -> "Recorder":
+        from .session import SYSTEM_METRICS_SECONDS
+        from .tracking.process import TrackingProcess
+        from .training.gate import Gate
+        from .training.tracker import RunDescription
+
+        if self._gate is not None or self._ended:
+            raise LLMBError("this recording has started already: record(...) again for another run")
+        shape = self._shape()
+        if self.tracker is None:
+            self.tracker = TrackingProcess(self.tracking_uri, self.experiment, source=_source(),
+                                           system_metrics=SYSTEM_METRICS_SECONDS if self.system_metrics else None)
+        try:
+            self.tracker.start(RunDescription(params={**self.params, **shape}, run_name=self.run_name,
+                                              model_params=shape))
+            self._gate = Gate(self.tracker)
+        except BaseException:
+            self.tracker.close()
+            raise
+        return self
+
+    def __exit__(self, kind, _error, _traceback) -> None:
+        if self._gate is None:
+            raise LLMBError("this recording has not started: use `with llmb.record(...) as rec:` or .start()")
+        if self._ended:
+            return
+        self._ended = True
+        if kind is None:
+            self.tracker.finish(KILLED if self.stop_requested else FINISHED)
+            return
+        try:  # the training's own error goes on to its caller, whatever becomes of the run
+            self.tracker.finish(KILLED if issubclass(kind, KeyboardInterrupt) else FAILED)
+        except LLMBError as exc:
+            print(f"llmb.record: {exc}", file=sys.stderr)
+
+    def start(self) -> "Recorder":
+        """Make the run, as ``with`` does, for a script whose loop is not inside a ``with``
+        (``rec = llmb.record(...).start()`` ... ``rec.finish()``). A script that dies before
+        ``finish`` leaves a run that the tracking helper ends as the process ends."""
+        return self.__enter__()
+
+    def finish(self) -> None:
+        """End the run: FINISHED, or KILLED if it was asked to stop."""
+        self.__exit__(None, None, None)
+
+    @property
+    def run_id(self) -> str | None:
+        """The run's id, once the tracking helper has made the run (a moment after the start)."""
+        return self.tracker.run_id if self.tracker else None
+
+    # -- what the training reports ------------------------------------------------------
+
+    def log(self, step: int, **metrics: float) -> None:
+        """The metrics of ``step`` (``train_loss=``, anything else); then, if the run has been
+        paused, wait until it is resumed or stopped (``stop_requested``)."""
+        self._started()
+        step = _step(step)
+        self.tracker.log_metrics(step, _metrics(metrics))
+        if not self._gate.next(step):
+            self.stop_requested = True
+
+    def snapshot(self, step: int, **metrics: float) -> None:
+        """A snapshot of the model as it is at ``step`` (its sample, star map and attention), with
+        the evaluation's metrics (``val_loss=``, ...). Steps must grow from one to the next."""
+        from .training.trainer import entropy_metrics
+
+        self._started()
+        step = _step(step)
+        if self._last_snapshot is not None and step <= self._last_snapshot:
+            raise LLMBError(f"snapshot step {step} is not after the last one, {self._last_snapshot}")
+        snap = self.probe.capture(self.model, step, self.view)
+        try:
+            snap.check()
+        except ValueError as exc:
+            raise LLMBError(f"the snapshot of step {step} does not fit together ({exc}): check view=") from None
+        self._last_snapshot = step
+        self.tracker.log_snapshot(snap)
+        self.tracker.log_metrics(step, {**_metrics(metrics), **entropy_metrics(snap.attention)})
+
+    def _started(self) -> None:
+        if self._gate is None:
+            raise LLMBError("use record(...) in a with statement: `with llmb.record(model, ...) as rec:`")
+        if self._ended:
+            raise LLMBError("this recording has ended: its run takes no more steps")
+
+    def _shape(self) -> dict[str, object]:
+        """What the run records of the model's shape, from one look at it."""
+        import torch
+
+        from .training.views import as_array
+
+        device = next(self.model.parameters()).device
+        ids = torch.as_tensor(self.tokenizer.encode(self.probe.probe_text[:2]).astype("int64"), device=device)[None]
+        with torch.inference_mode():
+            attention = as_array(self.view.attention(ids))
+            width = self.view.logits(ids).shape[-1]
+        if attention is not None and (attention.ndim != 4 or attention.shape[2:] != (2, 2)):
+            raise LLMBError(f"view= gives attention of shape {attention.shape} for 2 tokens; it must be "
+                            "(layers, heads, 2, 2)")
+        if width < self.tokenizer.vocab_size:
+            raise LLMBError(f"the model gives {width} logits per position, fewer than the tokenizer's "
+                            f"{self.tokenizer.vocab_size} ids")
+        layers, heads = attention.shape[:2] if attention is not None else (0, 0)
+        return {"model": type(self.model).__name__, "n_params": sum(p.numel() for p in self.model.parameters()),
+                "vocab_size": self.tokenizer.vocab_size, "block_size": self.view.block_size,
+                PARAM_N_LAYER: int(layers), PARAM_N_HEAD: int(heads)}
+
+
+def _text(value, name: str, tokenizer) -> str:
+    if not isinstance(value, str) or not value:
+        raise LLMBError(f"{name}= must be text the model can read; got {shown(value)}")
+    missing = tokenizer.unknown_chars(value)
+    if missing:
+        raise LLMBError(f"{name}= has characters the tokenizer does not know: "
+                        f"{', '.join(repr(c) for c in missing[:10])}")
+    return value
+
+
+def _step(step) -> int:
+    try:
+        if isinstance(step, bool):
+            raise TypeError
+        step = operator.index(step)
+    except (TypeError, ValueError, RuntimeError):
+        raise LLMBError(f"step must be a whole number; got {shown(step)}") from None
+    if step < 0:
+        raise LLMBError(f"step must be 0 or more; got {step}")
+    return step
+
+
+def _metrics(metrics: dict) -> dict[str, float]:
+    values = {}
+    for name, value in metrics.items():
+        if hasattr(value, "item"):  # a tensor or numpy scalar
+            try:
+                value = value.item()
+            except (ValueError, RuntimeError):
+                raise LLMBError(f"metric {name}= must be one number; got {shown(value)}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise LLMBError(f"metric {name}= must be a number; got {shown(value)}")
+        values[name] = float(value)
+    return values
+
+
+def _params(params) -> dict[str, object]:
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise LLMBError(f"params= must be a dict of settings; got a {type(params).__name__}")
+    return {str(k): (v if isinstance(v, (int, float, str, bool)) or v is None else str(v))
+            for k, v in params.items()}
+
+
+def _source() -> str:
+    """The script the training runs, as MLflow's UI shows a run's source."""
+    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "llmb.record"
