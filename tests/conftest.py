@@ -7,6 +7,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -382,3 +383,16 @@ def viewer(store_uri, tmp_path, monkeypatch):
         yield CallbackPoster(url)
     finally:
         server.close()
+
+
+NANOGPT = Path(__file__).resolve().parents[2] / "shared" / "clients" / "nanogpt"
+
+
+def nanogpt_module():
+    """nanoGPT's own model.py (../shared/clients, unmodified), loaded as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("nanogpt_model", NANOGPT / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

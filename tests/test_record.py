@@ -3,9 +3,6 @@ unmodified from ../shared/clients), recorded in a real sqlite store through the 
 helper: every step, snapshots with nanoGPT's attention and star map, control from outside, and
 one-line refusals of what cannot be recorded."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -17,15 +14,12 @@ from llmb_mlflow.library import control
 from llmb_mlflow.library.reader import RunReader
 from llmb_mlflow.run_layout import KIND_TAG, TRAINING_RUN
 
-NANOGPT = Path(__file__).resolve().parents[2] / "shared" / "clients" / "nanogpt" / "model.py"
+from conftest import nanogpt_module
 
 
 @pytest.fixture(scope="module")
 def gpt_module():
-    spec = importlib.util.spec_from_file_location("nanogpt_model", NANOGPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return nanogpt_module()
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +160,8 @@ def test_snapshot_steps_must_grow(store_uri, gpt_module, chars):
         with rec:
             rec.snapshot(10)
             rec.snapshot(5)
-    assert RunReader(store_uri).snapshot_steps(rec.run_id) == [10]
+    reader = RunReader(store_uri)
+    assert reader.snapshot_steps(rec.run_id) == [10] and reader.run(rec.run_id).status == "FAILED"
 
 
 class Bigram(torch.nn.Module):

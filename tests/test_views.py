@@ -1,9 +1,6 @@
 """Seeing inside models that are not ours: nanoGPT's own GPT (its model.py, unmodified, from
 ../shared/clients), our MicroGPT, and a model seen through a view object of its user's."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -13,14 +10,12 @@ from llmb_mlflow.training.config import ModelConfig
 from llmb_mlflow.training.model import MicroGPT
 from llmb_mlflow.training.views import ModelView, as_array, view_of
 
-NANOGPT = Path(__file__).resolve().parents[2] / "shared" / "clients" / "nanogpt" / "model.py"
+from conftest import nanogpt_module
 
 
 @pytest.fixture(scope="module")
 def nanogpt():
-    spec = importlib.util.spec_from_file_location("nanogpt_model", NANOGPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = nanogpt_module()
     torch.manual_seed(0)
     model = module.GPT(module.GPTConfig(block_size=32, vocab_size=65, n_layer=2, n_head=4, n_embd=32, dropout=0.0))
     return model.eval()
