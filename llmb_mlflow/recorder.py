@@ -25,8 +25,9 @@ import sys
 
 from .errors import LLMBError, shown
 from .run_layout import DEFAULT_EXPERIMENT, FAILED, FINISHED, KILLED, PARAM_N_HEAD, PARAM_N_LAYER
+from .training.config import TrainConfig
 
-SAMPLE_CHARS = 200
+SAMPLE_CHARS = TrainConfig.sample_chars  # as long as llmb train's samples
 
 
 def record(model, tokenizer, probe_text: str, *, experiment: str = DEFAULT_EXPERIMENT,
@@ -50,7 +51,7 @@ class Recorder:
     """What ``record`` returns; checks everything it is given before a run is made."""
 
     def __init__(self, model, tokenizer, probe_text, *, experiment, run_name, params, tracking_uri, view, prompt,
-                 sample_chars, temperature, seed, system_metrics, tracker=None):
+                 sample_chars, temperature, seed, system_metrics):
         from .training.probes import PROBE_CHARS, SnapshotProbe
         from .training.views import unwrapped, view_of
         from .training.vocabulary import char_tokenizer
@@ -69,7 +70,7 @@ class Recorder:
         self.params = _params(params)
         self.experiment, self.run_name, self.tracking_uri = experiment, run_name, tracking_uri
         self.system_metrics = system_metrics
-        self.tracker = tracker
+        self.tracker = None
         self.stop_requested = False
         self._last_snapshot: int | None = None
         self._gate = None
@@ -86,9 +87,8 @@ class Recorder:
         if self._gate is not None or self._ended:
             raise LLMBError("this recording has started already: record(...) again for another run")
         shape = self._shape()
-        if self.tracker is None:
-            self.tracker = TrackingProcess(self.tracking_uri, self.experiment, source=_source(),
-                                           system_metrics=SYSTEM_METRICS_SECONDS if self.system_metrics else None)
+        self.tracker = TrackingProcess(self.tracking_uri, self.experiment, source=_source(),
+                                       system_metrics=SYSTEM_METRICS_SECONDS if self.system_metrics else None)
         try:
             self.tracker.start(RunDescription(params={**self.params, **shape}, run_name=self.run_name,
                                               model_params=shape))
