@@ -86,6 +86,7 @@ class Resume:
     config: object
     data: object
     tags: dict[str, str]
+    uri: str
 
 
 def prepare(preset: str, dataset: str, overrides: dict, tracking: Tracking | None = None):
@@ -97,19 +98,10 @@ def prepare(preset: str, dataset: str, overrides: dict, tracking: Tracking | Non
     from .training.corpus import load_corpus, prepare_dataset
 
     config = build_config(preset, dataset=dataset, **overrides)
-    with tracking_started(tracking) as tracking:
-        return config, prepare_dataset(load_corpus(dataset), config.model.block_size), tracking
-
-
-@contextlib.contextmanager
-def tracking_started(tracking: Tracking | None):
-    """``tracking``'s tracker, started now so that its helper loads MLflow while the block loads
-    the rest (only in the process that tracks: rank 0 when torchrun sets RANK; the others get
-    ``tracking`` back). If the block fails, the helper goes without having made a run."""
     if tracking and os.environ.get("RANK", "0") == "0":
         tracking = _mlflow_tracker(tracking)
     try:
-        yield tracking
+        return config, prepare_dataset(load_corpus(dataset), config.model.block_size), tracking
     except BaseException:
         if tracking and not isinstance(tracking, Tracking):
             tracking.close()
@@ -145,7 +137,7 @@ def prepare_resume(model_ref: str, dataset: str | None, overrides: dict, trackin
         limits.check_cost(config, config.train.max_iters - step)
     data = prepare_dataset(load_corpus(spec), config.model.block_size, CharTokenizer(state["vocab"]))
     tags = {PARENT_RUN_TAG: version.run_id, MODEL_VERSION_TAG: version.ref, PARENT_RUN_ID_TAG: version.run_id}
-    return Resume(version, state, config, data, tags)
+    return Resume(version, state, config, data, tags, library.uri)
 
 
 @contextlib.contextmanager

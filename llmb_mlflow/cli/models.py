@@ -118,12 +118,11 @@ def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, no_
     from .. import session
     from ..training.trainer import Trainer
 
-    tracking = session.Tracking(tracking_uri, experiment, register, "llmb resume", not no_system_metrics)
-    with session.tracking_started(tracking) as tracking:
-        plan = session.prepare_resume(model_ref, dataset, overrides, tracking_uri, viewer_limits, max_params)
+    plan = session.prepare_resume(model_ref, dataset, overrides, tracking_uri, viewer_limits, max_params)
     with session.data_parallel() as parallel:
         trainer = Trainer.from_checkpoint(plan.state, plan.config, plan.data, device=session.device(parallel),
                                           precision_choice=precision)  # None: the checkpoint's
+        tracking = session.Tracking(plan.uri, experiment, register, "llmb resume", not no_system_metrics)
         report(session.run(trainer, tracking, run_name,
                            tags=plan.tags, parallel=parallel, out=OUTPUT, threads=threads), register)
 
