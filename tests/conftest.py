@@ -3,8 +3,10 @@ tiny real training configurations, and one finished tiny run for read-only tests
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,11 @@ os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 # Tests start trainings side by side, from viewers too; the cap on them has tests of its own.
 os.environ.setdefault("LLMB_MAX_TRAININGS", "16")
+# The user's own folders (unsent data, uploads, launch logs) are never touched, and each test
+# process (pytest-xdist's workers) has its own: a `runs sync` in one never sends another's runs.
+_DATA_HOME = tempfile.mkdtemp(prefix="llmb-tests-data-")
+os.environ["XDG_DATA_HOME"] = _DATA_HOME
+atexit.register(shutil.rmtree, _DATA_HOME, ignore_errors=True)
 
 TINY = dict(n_layer=2, n_head=2, n_embd=16, block_size=16, batch_size=8, max_iters=25,
             eval_interval=10, eval_iters=2, sample_chars=30)
@@ -31,10 +38,22 @@ def pytest_deselected(items):
     _SOAKS_LEFT.extend(item for item in items if item.get_closest_marker("soak"))
 
 
+def pytest_sessionfinish(session):
+    if hasattr(session.config, "workeroutput"):  # a pytest-xdist worker: its controller says it
+        session.config.workeroutput["soaks_left"] = len(_SOAKS_LEFT)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    left = getattr(node, "workeroutput", {}).get("soaks_left", 0)
+    if left > len(_SOAKS_LEFT):  # every worker collects the same tests
+        _SOAKS_LEFT[:] = [None] * left
+
+
 def pytest_terminal_summary(terminalreporter):
     if _SOAKS_LEFT:
         terminalreporter.write_line(f"{len(_SOAKS_LEFT)} soak test(s) left out; run them with: "
-                                    "python -m pytest -q -m soak")
+                                    "python -m pytest -q -m soak -n 0")
 
 
 @pytest.fixture(scope="session")
