@@ -24,49 +24,58 @@ import os
 import sys
 
 from .errors import LLMBError, shown
-from .run_layout import DEFAULT_EXPERIMENT, FAILED, FINISHED, KILLED, PARAM_N_HEAD, PARAM_N_LAYER
+from .run_layout import DEFAULT_EXPERIMENT, FAILED, FINISHED, KILLED, PARAM_MODEL, PARAM_N_HEAD, PARAM_N_LAYER
 from .training.config import TrainConfig
 
 SAMPLE_CHARS = TrainConfig.sample_chars  # as long as llmb train's samples
+STAR_TOKENS = 1000  # a star map of more points turns slowly in a browser
 
 
 def record(model, tokenizer, probe_text: str, *, experiment: str = DEFAULT_EXPERIMENT,
            run_name: str | None = None, params: dict | None = None, tracking_uri: str | None = None,
            view=None, prompt: str | None = None, sample_chars: int = SAMPLE_CHARS, temperature: float = 0.8,
-           seed: int = 1337, system_metrics: bool = True) -> "Recorder":
+           seed: int = 1337, system_metrics: bool = True, star_tokens=STAR_TOKENS) -> "Recorder":
     """Record the training of ``model`` in an MLflow run, as a context manager (see the module).
 
-    ``tokenizer``: the characters of the model's ids (a str or list in id order, nanoGPT's
-    ``itos`` dict, or an object with ``decode``). ``probe_text``: text from the validation data
-    whose attention each snapshot shows (cut to the model's context). ``params``: the run's
-    parameters (the training's settings). ``view``: how to see inside a model this package does
-    not know (``llmb_mlflow.training.views.ModelView``). ``prompt``: what each snapshot's sample
-    continues (a newline if the vocabulary has one)."""
+    ``tokenizer``: the tokens of the model's ids: a str of characters or a list of token
+    strings in id order, nanoGPT's ``itos`` dict, or a tokenizer object with ``decode`` and
+    ``vocab_size`` (its ``encode``, if any, reads ``probe_text`` and ``prompt``).
+    ``probe_text``: text from the validation data whose attention each snapshot shows (cut to
+    the model's context, at most 64 tokens). ``params``: the run's parameters (the training's
+    settings). ``view``: how to see inside a model this package does not know
+    (``llmb_mlflow.training.views.ModelView``). ``prompt``: what each snapshot's sample
+    continues (a newline if the vocabulary has one); ``sample_chars`` tokens long.
+    ``star_tokens``: the tokens the star map shows, as a number (the first ids, and the probe's)
+    or a list of ids (say, the most frequent in the training data)."""
     return Recorder(model, tokenizer, probe_text, experiment=experiment, run_name=run_name, params=params,
                     tracking_uri=tracking_uri, view=view, prompt=prompt, sample_chars=sample_chars,
-                    temperature=temperature, seed=seed, system_metrics=system_metrics)
+                    temperature=temperature, seed=seed, system_metrics=system_metrics, star_tokens=star_tokens)
 
 
 class Recorder:
     """What ``record`` returns; checks everything it is given before a run is made."""
 
     def __init__(self, model, tokenizer, probe_text, *, experiment, run_name, params, tracking_uri, view, prompt,
-                 sample_chars, temperature, seed, system_metrics):
+                 sample_chars, temperature, seed, system_metrics, star_tokens):
         from .training.probes import PROBE_CHARS, SnapshotProbe
         from .training.views import unwrapped, view_of
-        from .training.vocabulary import char_tokenizer
+        from .training.vocabulary import tokenizer_of
 
         self.model, self.view = unwrapped(model), view_of(model, view)
-        self.tokenizer = char_tokenizer(tokenizer)
-        probe = _text(probe_text, "probe_text", self.tokenizer)[:min(self.view.block_size, PROBE_CHARS)]
+        self.tokenizer = tokenizer_of(tokenizer)
+        self.vocabulary = self.tokenizer.vocabulary
+        probe = _ids(probe_text, "probe_text", self.tokenizer)[:min(self.view.block_size, PROBE_CHARS)]
         if prompt is None:
-            prompt = "\n" if "\n" in self.tokenizer.chars else probe[0]
-        prompt = _text(prompt, "prompt", self.tokenizer)
+            newline = next((i for i, token in enumerate(self.vocabulary) if token == "\n"), None)
+            prompt_ids = probe[:1] if newline is None else [newline]
+        else:
+            prompt_ids = _ids(prompt, "prompt", self.tokenizer)
         if not isinstance(sample_chars, int) or isinstance(sample_chars, bool) or not 1 <= sample_chars <= 10_000:
             raise LLMBError(f"sample_chars= must be a whole number from 1 to 10000; got {shown(sample_chars)}")
         if not isinstance(temperature, (int, float)) or not 0 < temperature <= 10 or math.isnan(temperature):
             raise LLMBError(f"temperature= must be a number in (0, 10]; got {shown(temperature)}")
-        self.probe = SnapshotProbe(self.tokenizer, prompt, probe, sample_chars, float(temperature), int(seed))
+        self.probe = SnapshotProbe(self.tokenizer, prompt_ids, probe, sample_chars, float(temperature), int(seed),
+                                   star_ids=_star_ids(star_tokens, len(self.vocabulary), probe))
         self.params = _params(params)
         self.experiment, self.run_name, self.tracking_uri = experiment, run_name, tracking_uri
         self.system_metrics = system_metrics
@@ -91,7 +100,7 @@ class Recorder:
                                        system_metrics=SYSTEM_METRICS_SECONDS if self.system_metrics else None)
         try:
             self.tracker.start(RunDescription(params={**self.params, **shape}, run_name=self.run_name,
-                                              model_params=shape))
+                                              model_params=shape, vocabulary=self.vocabulary))
             self._gate = Gate(self.tracker)
         except BaseException:
             self.tracker.close()
@@ -169,7 +178,7 @@ class Recorder:
         from .training.views import as_array
 
         device = next(self.model.parameters()).device
-        ids = torch.as_tensor(self.tokenizer.encode(self.probe.probe_text[:2]).astype("int64"), device=device)[None]
+        ids = torch.as_tensor(self.probe.probe_ids[:2], device=device)[None]
         with torch.inference_mode():
             attention = as_array(self.view.attention(ids))
             width = self.view.logits(ids).shape[-1]
@@ -180,19 +189,41 @@ class Recorder:
             raise LLMBError(f"the model gives {width} logits per position, fewer than the tokenizer's "
                             f"{self.tokenizer.vocab_size} ids")
         layers, heads = attention.shape[:2] if attention is not None else (0, 0)
-        return {"model": type(self.model).__name__, "n_params": sum(p.numel() for p in self.model.parameters()),
+        return {PARAM_MODEL: type(self.model).__name__, "n_params": sum(p.numel() for p in self.model.parameters()),
                 "vocab_size": self.tokenizer.vocab_size, "block_size": self.view.block_size,
                 PARAM_N_LAYER: int(layers), PARAM_N_HEAD: int(heads)}
 
 
-def _text(value, name: str, tokenizer) -> str:
+def _ids(value, name: str, tokenizer):
+    """``value``, text, as the tokenizer's ids."""
     if not isinstance(value, str) or not value:
         raise LLMBError(f"{name}= must be text the model can read; got {shown(value)}")
-    missing = tokenizer.unknown_chars(value)
-    if missing:
-        raise LLMBError(f"{name}= has characters the tokenizer does not know: "
-                        f"{', '.join(repr(c) for c in missing[:10])}")
-    return value
+    try:
+        ids = tokenizer.encode(value)
+    except LLMBError as exc:
+        raise LLMBError(f"{name}=: {exc}") from None
+    if not len(ids):
+        raise LLMBError(f"{name}= is no token at all for the tokenizer")
+    return ids
+
+
+def _star_ids(star_tokens, vocab_size: int, probe):
+    """The ids the star map shows: None for every one."""
+    if isinstance(star_tokens, int) and not isinstance(star_tokens, bool):
+        if star_tokens < 1:
+            raise LLMBError(f"star_tokens= must be 1 or more; got {star_tokens}")
+        if star_tokens >= vocab_size:
+            return None
+        chosen = set(list(dict.fromkeys(int(i) for i in probe))[:star_tokens])
+        rest = (i for i in range(vocab_size) if i not in chosen)
+        return sorted(chosen.union(next(rest) for _ in range(star_tokens - len(chosen))))
+    try:
+        ids = sorted({operator.index(i) for i in star_tokens})
+    except TypeError:
+        raise LLMBError(f"star_tokens= must be a number or a list of token ids; got {shown(star_tokens)}") from None
+    if not ids or ids[0] < 0 or ids[-1] >= vocab_size:
+        raise LLMBError(f"star_tokens= must list ids from 0 to {vocab_size - 1}; got {shown(star_tokens)}")
+    return ids
 
 
 def _step(step) -> int:

@@ -77,6 +77,7 @@ SAMPLE_DIR = "samples"
 IMAGE_DIR = "images"  # MLflow's own folder for log_image
 CHECKPOINT_FILE = "checkpoint.pt"  # inside the checkpoint's model folder, under artifacts/
 ATTENTION_IMAGE_KEY = "attention"
+VOCABULARY_FILE = "vocabulary.json"  # a run's tokens, when they are not one character each (formats/vocabulary.py)
 EXPORT_DIR = "exports"  # files `llmb export --log-to-run` logs: the movie, CSV or page of the run
 
 
@@ -96,6 +97,7 @@ ARTIFACTS = (snapshot_path(0).replace("00000000", "XXXXXXXX"),
              weights_path(0).replace("00000000", "XXXXXXXX"),
              sample_path(0).replace("00000000", "XXXXXXXX"),
              f"{IMAGE_DIR}/{ATTENTION_IMAGE_KEY}+step+…",
+             VOCABULARY_FILE,
              f"{EXPORT_DIR}/…")
 
 # -- checkpoints: each one an MLflow logged model of the run's experiment ----------------------
@@ -121,6 +123,8 @@ TRAINING_RUN = "training"  # KIND_TAG of our runs
 VERSION_TAG = "llmb.version"  # the LLMBreaker version that trained
 DATASET_TAG = "llmb.dataset"
 PRESET_TAG = "llmb.preset"
+TOKENS_TAG = "llmb.tokens"  # what one id stands for: CHARACTERS, or TOKENS of any length (vocabulary.json)
+CHARACTERS, TOKENS = "characters", "tokens"
 HOST_TAG = "llmb.host"  # where the trainer runs ...
 PID_TAG = "llmb.pid"  # ... its process ...
 PID_STARTED_TAG = "llmb.pid_started"  # ... and when that process started (ms since the epoch)
@@ -137,7 +141,7 @@ STYLE_TRANSFER = "style-transfer"
 NOTE_TAG = "mlflow.note.content"  # MLflow's run description: links to the viewer
 PARENT_RUN_ID_TAG = "mlflow.parentRunId"  # MLflow's nesting of a resumed run under its source
 SOURCE_NAME_TAG = "mlflow.source.name"  # the command that trained, as MLflow's UI shows it
-RUN_TAGS = (KIND_TAG, VERSION_TAG, DATASET_TAG, PRESET_TAG, HOST_TAG, PID_TAG, PID_STARTED_TAG, HEARTBEAT_TAG,
+RUN_TAGS = (KIND_TAG, VERSION_TAG, DATASET_TAG, PRESET_TAG, TOKENS_TAG, HOST_TAG, PID_TAG, PID_STARTED_TAG, HEARTBEAT_TAG,
             TRAINER_STATE_TAG, CONTROL_STATE_TAG, CONTROL_STEPS_TAG, CONTROL_CHECKPOINTS_TAG,
             PARENT_RUN_TAG, MODEL_VERSION_TAG, WORLD_SIZE_TAG, PURPOSE_TAG, NOTE_TAG, PARENT_RUN_ID_TAG,
             SOURCE_NAME_TAG)
@@ -153,6 +157,7 @@ HEARTBEAT_SECONDS = 5.0
 # -- params readers rely on (the settings' own names: ``RunConfig.as_params``) ----------------
 PARAM_DATASET, PARAM_PRESET, PARAM_MAX_ITERS = "dataset", "preset", "max_iters"
 PARAM_N_LAYER, PARAM_N_HEAD, PARAM_WARMUP = "n_layer", "n_head", "warmup"
+PARAM_MODEL = "model"  # the model's class, for a run recorded with llmb.record
 SOURCE_STYLE_PARAMS = tuple(f"source_{name}" for name in ("word_length", "sentence_length", "punctuation", "capitals"))
 
 # -- the model registry ----------------------------------------------------------------------

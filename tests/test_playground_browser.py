@@ -28,7 +28,7 @@ def test_the_playground_uses_the_model_at_the_shown_step_and_writes_what_is_pick
 
     from selenium.webdriver.common.action_chains import ActionChains
 
-    from dash_app.figures.probability_tower import visible
+    from llmb_mlflow.formats.vocabulary import label as visible
 
     browser.get(f"{viewer}?tab=playground&step=0")
     wait(browser, lambda d: text(d, "shown-step") == "step 0" and d.execute_script(BARS) not in (None, "null"))

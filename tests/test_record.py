@@ -124,11 +124,12 @@ def test_an_error_in_the_users_step_ends_the_run_failed_and_keeps_what_it_logged
 
 
 @pytest.mark.parametrize("options, said", [
-    ({"tokenizer": None}, "tokenizer= must be a str or list of the characters in id order"),
-    ({"tokenizer": ["a", "bc"]}, "tokenizer=: id 1 is 'bc'; each id must stand for one character"),
+    ({"tokenizer": None}, "tokenizer= must be a str of characters or a list of token strings in id order"),
+    ({"tokenizer": ["a", 3]}, "tokenizer=: id 1 is 3, not a string"),
     ({"tokenizer": "abca"}, "tokenizer=: 'a' stands for more than one id"),
     ({"tokenizer": {0: "a", 2: "b"}}, "tokenizer=: a dict's keys must be the ids 0 to 1"),
-    ({"probe_text": "ROMEO ☃"}, "probe_text= has characters the tokenizer does not know: '☃'"),
+    ({"probe_text": "ROMEO ☃"}, "probe_text=: characters not in the model's vocabulary: '☃'"),
+    ({"star_tokens": [70]}, "star_tokens= must list ids from 0 to 64; got [70]"),
     ({"probe_text": ""}, "probe_text= must be text the model can read; got ''"),
     ({"temperature": 0}, "temperature= must be a number in (0, 10]; got 0"),
     ({"params": ["lr", 1]}, "params= must be a dict of settings; got a list"),

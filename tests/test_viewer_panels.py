@@ -9,6 +9,7 @@ import pytest
 from dash_app.data import ViewerData
 from dash_app.figures import attention, loss, phase, probability_tower, star_map, text_progression
 from dash_app.figures.plotly_json import untyped
+from llmb_mlflow.formats.vocabulary import label
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +140,7 @@ def test_attention_figures(snaps):
     assert np.allclose(untyped(detail["data"][0]["z"]), last.attention[1, 0].astype(np.float32))
     ticks = detail["layout"]["xaxis"]
     assert len(ticks["ticktext"]) <= 32 and ticks["tickfont"]["size"] >= 11  # thinned, readable
-    assert ticks["ticktext"] == [probability_tower.visible(last.probe[i]) for i in ticks["tickvals"]]
+    assert ticks["ticktext"] == [label(last.probe[i]) for i in ticks["tickvals"]]
     outline = attention.grid_figure(last, 1, 2)["layout"]["shapes"][0]
     side = attention.grid_side(last)
     assert outline["x0"] < 2 * side < 2 * side + t <= outline["x1"] and outline["y0"] < side < side + t <= outline["y1"]

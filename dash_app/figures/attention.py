@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 
 from .plotly_json import typed
-from .probability_tower import visible
 
 NO_ATTENTION = "This model records no attention maps."
 SCALE = "Viridis"
@@ -15,7 +14,7 @@ GAP = 3  # blank cells between the tiles of the grid
 
 def grid_side(snapshot) -> int:
     """How many cells one tile and its gap take in the grid."""
-    return len(snapshot.probe) + GAP
+    return len(snapshot.probe_ids) + GAP
 
 
 def clicked_head(click, side: int, layers: int, heads: int) -> tuple[int, int] | None:
@@ -62,7 +61,7 @@ def _label(x, y, text, yanchor, xanchor="center"):
 
 
 def head_heatmap(snapshot, layer: int, head: int, axes: str = "", showscale: bool = True) -> dict:
-    chars = [visible(c) for c in snapshot.probe]
+    chars = snapshot.vocab.labels(snapshot.probe_ids, limit=40)
     return {"type": "heatmap", "z": typed(np.asarray(snapshot.attention[layer, head], dtype=np.float32)),
             "zmin": 0, "zmax": 1, "colorscale": SCALE, "showscale": showscale,
             "colorbar": {"thickness": 10}, "xaxis": "x" + axes, "yaxis": "y" + axes,
@@ -71,8 +70,10 @@ def head_heatmap(snapshot, layer: int, head: int, axes: str = "", showscale: boo
 
 
 def _char_axis(snapshot, title: str, domain, labels: int = 32, **extra) -> dict:
-    """An axis of probe characters, every few labelled (about ``labels`` of them) so each is readable."""
-    chars = [visible(c) for c in snapshot.probe]
+    """An axis of probe tokens, every few labelled (about ``labels`` of them, fewer of tokens
+    longer than a character) so each is readable."""
+    chars = snapshot.vocab.labels(snapshot.probe_ids, limit=6)
+    labels = labels if snapshot.vocab.is_chars else max(1, labels // 2)
     every = max(1, -(-len(chars) // labels))
     ticks = list(range(0, len(chars), every))
     return {"tickmode": "array", "tickvals": ticks, "ticktext": [chars[i] for i in ticks], "tickangle": 0,

@@ -34,9 +34,10 @@ def thinned(steps: list[int], points: int) -> list[int]:
 
 def loss_figure(train_steps, train_values, val_steps, val_values, shown_step: int | None,
                 smoothing: float = 0.6, log_scale: bool = False, other: dict | None = None,
-                events: list | None = None) -> go.Figure:
+                events: list | None = None, unit: str = "char.") -> go.Figure:
     """``other``: a compared run, {"name", "train": (steps, values), "val": (steps, values)};
-    ``events``: (step, what happened) pairs, marked along the top of the chart."""
+    ``events``: (step, what happened) pairs, marked along the top of the chart; ``unit``: what
+    the loss is per (a character, or a token of a run whose tokens are longer)."""
     train_values = np.asarray(train_values, dtype=float)
     fig = go.Figure([
         go.Scatter(x=list(train_steps), y=train_values.tolist(), name="train loss (raw)",
@@ -50,7 +51,7 @@ def loss_figure(train_steps, train_values, val_steps, val_values, shown_step: in
     ])
     fig.update_layout(
         margin=dict(l=50, r=10, t=46 if other else 6, b=36), height=270, uirevision="loss",
-        xaxis_title="step", yaxis_title="loss (nats per char.)",
+        xaxis_title="step", yaxis_title=f"loss (nats per {unit})",
         yaxis_type="log" if log_scale else "linear",
         # a compared run's curves add a legend row: then the legend goes above the plot
         legend=dict(orientation="h", y=1.0, x=0, xanchor="left", yanchor="bottom") if other else
@@ -98,11 +99,11 @@ def step_marker(step: int | None) -> dict:
                 line=dict(color="#444", width=1, dash="dot"), visible=step is not None)
 
 
-def perplexity(val_loss: float | None) -> str:
+def perplexity(val_loss: float | None, among: str = "characters") -> str:
     if val_loss is None:
         return "perplexity -"
     return (f"perplexity {np.exp(val_loss):.1f}: the model is as unsure as a choice among "
-            f"{np.exp(val_loss):.1f} characters")
+            f"{np.exp(val_loss):.1f} {among}")
 
 
 def event_list(facts: dict, first_step: int, last_step: int) -> list[tuple[int, str]]:

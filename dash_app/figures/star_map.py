@@ -1,19 +1,22 @@
-"""The embedding star map: every character as a point in 3-D, coloured by its class."""
+"""The embedding star map: every character (or each of the run's chosen tokens) as a point in
+3-D, coloured by its class."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from llmb_mlflow.formats.vocabulary import label
+
 from .plotly_json import typed
 
-from .probability_tower import visible
-
 NO_EMBEDDING = "This model records no token embedding: no star map."
+CHARACTERS_TITLE = "Character star map"
 CLASSES = {
     "vowel": "#d62728", "consonant": "#1f77b4", "digit": "#2ca02c",
-    "punctuation": "#ff7f0e", "whitespace": "#7f7f7f", "other": "#9467bd",
+    "punctuation": "#ff7f0e", "whitespace": "#7f7f7f", "word": "#8c564b", "other": "#9467bd",
 }
-
+LABELLED = 150  # characters past these are labelled on hover only, or the labels cover the map
+LABELLED_TOKENS = 40  # of longer tokens, those the probe text reads (Attention Cinema's) are labelled
 
 def char_class(ch: str) -> str:
     if ch.isspace():
@@ -25,6 +28,30 @@ def char_class(ch: str) -> str:
     if ch.isprintable() and not ch.isalnum():
         return "punctuation"
     return "other"
+
+
+def token_class(token: str) -> str:
+    """A character's class, or a longer token's: a word (letters, perhaps after a space), a
+    number, punctuation, whitespace or other."""
+    if len(token) == 1:
+        return char_class(token)
+    core = token.strip()
+    if not core:
+        return "whitespace"
+    if core.isalpha():
+        return "word"
+    if core.isdigit():
+        return "digit"
+    if core.isprintable() and not any(c.isalnum() for c in core):
+        return "punctuation"
+    return "other"
+
+
+def title(snapshot) -> str:
+    if snapshot.vocab.is_chars:
+        return CHARACTERS_TITLE
+    shown = len(snapshot.star_ids)
+    return "Token star map" + (f" ({shown:,} of {snapshot.vocab_size:,} tokens)" if shown < snapshot.vocab_size else "")
 
 
 def nearest(embedding: np.ndarray, k: int = 3) -> np.ndarray:
@@ -47,20 +74,27 @@ def fitted_axes(emb: np.ndarray, reach: float | None = None) -> list[list[float]
 def star_figure(snapshot, axis_range: float | None = None) -> dict:
     """``axis_range``: one reach for all axes (see ``fitted_axes``); None fits the shown step."""
     emb = np.asarray(snapshot.embedding, dtype=np.float32)
-    vocab = snapshot.vocab
+    ids = snapshot.star_ids
+    tokens = [snapshot.vocab[int(i)] for i in ids]
+    if snapshot.vocab.is_chars:
+        labelled = set(range(min(len(ids), LABELLED)))
+    else:
+        read = list(dict.fromkeys(int(i) for i in snapshot.probe_ids))[:LABELLED_TOKENS]
+        labelled = set(np.flatnonzero(np.isin(ids, read)).tolist())
     neighbours = nearest(emb)
+    classes = [token_class(token) for token in tokens]
     traces = []
     for cls, colour in CLASSES.items():
-        idx = [i for i, ch in enumerate(vocab) if char_class(ch) == cls]
+        idx = [i for i, c in enumerate(classes) if c == cls]
         if not idx:
             continue
         traces.append({
             "type": "scatter3d", "x": typed(emb[idx, 0]), "y": typed(emb[idx, 1]), "z": typed(emb[idx, 2]),
-            "mode": "markers+text", "name": cls, "text": [visible(vocab[i]) for i in idx],
+            "mode": "markers+text", "name": cls, "text": [label(tokens[i]) if i in labelled else "" for i in idx],
             "textposition": "top center", "textfont": {"size": 12, "color": colour},
             "marker": {"size": 3, "color": colour, "opacity": 0.7},
-            "customdata": [" ".join(visible(vocab[j]) for j in neighbours[i]) for i in idx],
-            "hovertemplate": "%{text}  nearest: %{customdata}<extra>" + cls + "</extra>",
+            "customdata": [[label(tokens[i], 40), " ".join(label(tokens[j]) for j in neighbours[i])] for i in idx],
+            "hovertemplate": "%{customdata[0]}  nearest: %{customdata[1]}<extra>" + cls + "</extra>",
         })
     axes = [{"range": r, "autorange": False, "showticklabels": False, "title": {"text": ""}}
             for r in fitted_axes(emb, axis_range)]

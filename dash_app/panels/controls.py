@@ -55,7 +55,7 @@ def header(state: dict | None, refusal: str | None = None) -> tuple:
     silence = state.get("silence")
     running = status == RUNNING and not silence
     paused = running and state.get("trainer_state") == TRAINER_PAUSED
-    progress = f"step {state['last_step']} / {state.get('max_iters') or '?'}"
+    progress = f"step {state['last_step']}" + (f" / {state['max_iters']}" if state.get("max_iters") else "")
     if running and not paused:
         progress += eta(state)
     enabled = {"pause": running and not paused, "resume": paused, "step": paused, "stop": running,

@@ -21,14 +21,15 @@ from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html
 from llmb_mlflow.launch import limits
 from llmb_mlflow.errors import LLMBError
 from llmb_mlflow.library.reader import MissingArtifact
+from llmb_mlflow.run_layout import MODEL_TYPE, PARAM_MODEL
 from llmb_mlflow.training.weights import OtherVersion
+from llmb_mlflow.formats.vocabulary import Vocabulary
 from llmb_mlflow.training.shapes import build as build_model, load_into
 
 from .. import checks
 from ..answers import answer
 from ..icons import labelled
 from . import tour
-from ..figures.probability_tower import visible
 
 TOP = 10
 SPEEDS_MS = (100, 250, 500, 1000, 2000)
@@ -133,15 +134,21 @@ class Models:
         except (MissingArtifact, OtherVersion):  # trained with --no-step-weights, or weights of another format
             from llmb_mlflow.training import checkpoint
 
+            model = self.data.run(run_id).params.get(PARAM_MODEL, MODEL_TYPE)
+            if model != MODEL_TYPE:
+                raise LLMBError(f"this run records a {checks.label(model)} (with llmb.record), and the Playground "
+                                f"runs only LLMBreaker's own {MODEL_TYPE} for now") from None
+
             used, raw = self.data.checkpoint_before(run_id, step)
             state = checkpoint.load(raw, f"checkpoint of step {used} in run {run_id}", limits.MAX_LOADED_PARAMETERS)
-            return (*checkpoint.stored_model(state), used)
+            config, weights, vocab = checkpoint.stored_model(state)
+            return config, weights, Vocabulary(vocab), used
 
 
-def bars_figure(vocab: str, probabilities: np.ndarray, temperature: float) -> dict:
-    """The ten likeliest next characters, likeliest on top; a click on a bar picks it."""
+def bars_figure(vocab, probabilities: np.ndarray, temperature: float) -> dict:
+    """The ten likeliest next tokens, likeliest on top; a click on a bar picks it."""
     top = np.argsort(probabilities)[::-1][:TOP]
-    labels = [f"{visible(vocab[i])} " for i in top]
+    labels = [f"{shown} " for shown in Vocabulary(vocab).labels(top)]
     return {
         "data": [{"type": "bar", "orientation": "h", "x": [float(probabilities[i]) for i in top], "y": labels,
                   "customdata": [int(i) for i in top], "marker": {"color": "#6f42c1"},

@@ -7,7 +7,9 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from llmb_mlflow.library import control
 from llmb_mlflow.errors import LLMBError
-from llmb_mlflow.run_layout import PARAM_N_HEAD, PARAM_N_LAYER, TRAIN_LOSS, TRAINER_STATE_TAG, VAL_LOSS
+from llmb_mlflow.run_layout import (
+    PARAM_N_HEAD, PARAM_N_LAYER, TOKENS, TOKENS_TAG, TRAIN_LOSS, TRAINER_STATE_TAG, VAL_LOSS,
+)
 
 from .. import checks, run_choice
 from ..answers import answer
@@ -120,7 +122,8 @@ def register(app, data, default_run: str | None) -> None:
         layers, heads = _count(run.params.get(PARAM_N_LAYER)), _count(run.params.get(PARAM_N_HEAD))
         other, problem = _other_chart(data, compared, run_id)
         events = loss.event_list(facts, state["first_step"], run.last_step)
-        figure = loss.loss_figure(train_steps, train_values, *chart["val"], None, smoothing, log, other, events)
+        figure = loss.loss_figure(train_steps, train_values, *chart["val"], None, smoothing, log, other, events,
+                                  unit="token" if run.tags.get(TOKENS_TAG) == TOKENS else "char.")
         return answer(loaded_outputs, figure=figure, state=state, steps=steps, ended=run.ended,
                       layers=[{"label": str(i + 1), "value": i} for i in range(layers)],
                       heads=[{"label": str(i + 1), "value": i} for i in range(heads)],

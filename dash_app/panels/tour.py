@@ -102,8 +102,9 @@ def info(key: str) -> html.Details:
                          html.Div(INFO[key], className="info-body")], className="info")
 
 
-def heading(title: str, key: str) -> html.Div:
-    return html.Div([html.H3(title), info(key)], className="panel-heading")
+def heading(title: str, key: str, title_id: str | None = None) -> html.Div:
+    """A panel's title (``title_id``: for a callback that words it for the shown run) and its note."""
+    return html.Div([html.H3(title, **({"id": title_id} if title_id else {})), info(key)], className="panel-heading")
 
 
 def layout() -> list:

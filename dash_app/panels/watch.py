@@ -45,7 +45,7 @@ def layout() -> html.Div:
                      className="chart-controls"),
         ], id="tower-panel", className="panel"),
         html.Section([
-            tour.heading("Character star map", "stars"),
+            tour.heading(star_map.CHARACTERS_TITLE, "stars", title_id="stars-title"),
             compare.pair(dcc.Graph(id="stars", config={"displayModeBar": False}),
                          dcc.Graph(id="stars-b", config={"displayModeBar": False}), "stars"),
             dcc.Checklist(id="stars-fixed", value=[], className="chart-controls",
@@ -71,6 +71,7 @@ def register(app, data) -> None:
 
     panels = dict(
         samples=Output("samples", "children"), tower=Output("tower", "figure"), stars=Output("stars", "figure"),
+        stars_title=Output("stars-title", "children"),
         phase_title=Output("phase-title", "children"), phase_text=Output("phase-text", "children"),
         perplexity=Output("perplexity", "children"), step=Output("shown-step", "children"),
         marker=Output("loss-chart", "figure", allow_duplicate=True), search=Output("url", "search"),
@@ -110,12 +111,15 @@ def register(app, data) -> None:
         moved = dict(step=f"step {step}", marker=marker, search=address(run_id, tab, step, compare.compared(compared)))
         if tab != "watch":
             return answer(panels, **moved)
-        title, text = phase.phase(step, val)
+        chars = snap.vocab.is_chars
+        title, text = phase.phase(step, val) if chars else ("", "")  # its stages are a character model's
         return answer(panels, **moved, samples=_samples(samples, steps, step, older),
                       tower=probability_tower.tower_figure(snap, temperature),
                       stars=(star_map.star_figure(snap, extent) if len(snap.embedding)
                              else notice(star_map.NO_EMBEDDING)),
-                      phase_title=title, phase_text=text, perplexity=loss.perplexity(val))
+                      stars_title=star_map.title(snap),
+                      phase_title=title, phase_text=text,
+                      perplexity=loss.perplexity(val, "characters" if chars else "tokens"))
 
     @app.callback(Output("diff-against", "options"), Input("steps", "data"))
     def diff_steps(steps):

@@ -29,7 +29,6 @@ TOWER_ROWS = 5  # the five likeliest next characters ...
 TOWER_COLUMNS = {"all": 48, "tower": 32}  # ... at the sample's first positions
 TRAIN, SMOOTH, VAL, MARK, INK, LIGHT_INK = "#9ecae1", "#1f77b4", "#ff7f0e", "#d62728", "#222222", "#ffffff"
 LIGHT_TEXT = 0.55  # a tower cell at least this likely is dark: its character is written in white
-SHOWN = {"\n": "⏎", " ": "␣", "\t": "⇥"}
 
 
 @dataclass(frozen=True)
@@ -215,8 +214,7 @@ class FrameBuilder:
                 box.set_visible(len(found) > 0)
                 if len(found):
                     box.set_y(found[0] - 0.5)
-            shown.update(probs=probs, chars=[[SHOWN.get(ch, ch) for ch in snap.decode(snap.topk_ids[c, :rows])]
-                                             for c in range(n)])
+            shown.update(probs=probs, chars=[snap.vocab.labels(snap.topk_ids[c, :rows], limit=4) for c in range(n)])
 
         def write(snap, draw):
             for c, chars in enumerate(shown["chars"]):

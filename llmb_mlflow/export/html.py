@@ -18,7 +18,6 @@ from ..formats.snapshot import Snapshot
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}  # the logo would link to plotly's site
 VIRIDIS = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58",
            "#b5de2b", "#fde725")
-SHOWN = {"\n": "⏎", " ": "␣", "\t": "⇥"}
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1100px;
        padding: 0 1rem; color: #222; }
@@ -59,7 +58,7 @@ def attention_figure(snap: Snapshot) -> dict:
         return {"data": [], "layout": {"annotations": [{"text": "This model records no attention maps.",
                                                         "showarrow": False, "xref": "paper", "yref": "paper"}],
                                        "xaxis": {"visible": False}, "yaxis": {"visible": False}}}
-    labels = [f"{i} {SHOWN.get(ch, ch)}" for i, ch in enumerate(snap.probe)]
+    labels = [f"{i} {shown}" for i, shown in enumerate(snap.vocab.labels(snap.probe_ids, limit=40))]
     gap = 0.02
     width, height = (1 - gap * (heads - 1)) / heads, (1 - gap * (layers - 1)) / layers
     data, layout = [], {}

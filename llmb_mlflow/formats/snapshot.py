@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import io
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..errors import LLMBError
+from .vocabulary import Vocabulary
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a vocabulary kept once per run, embedding_ids; 1 is still written when neither is used
 MAX_UNPACKED_BYTES = 64 * 2**20  # a large model's snapshot unpacks to well under 2 MB
 
 
@@ -22,12 +23,15 @@ MAX_UNPACKED_BYTES = 64 * 2**20  # a large model's snapshot unpacks to well unde
 class Snapshot:
     """Arrays describing the model at ``step``.
 
-    - ``vocab``: the characters, id order; all ``*_ids`` index into it.
+    - ``vocab``: the tokens (``vocabulary.Vocabulary``); all ``*_ids`` index into it. A
+      character vocabulary is stored in each snapshot, any other once per run: a snapshot of
+      such a run read on its own has ``vocab`` None (and ``vocab_size``) until ``with_vocab``.
     - ``prompt`` + ``sample_ids`` (N,): the sample generated from a fixed prompt and seed.
     - ``topk_ids``/``topk_probs`` (N, K): for each sampled position the K most likely next
-      characters at temperature 1, most likely first; the sampled one is ``sample_ids[i]``.
-    - ``embedding`` (V, 3): token embeddings projected on three axes kept stable over steps;
-      (0, 3) for a model that shows none.
+      tokens at temperature 1, most likely first; the sampled one is ``sample_ids[i]``.
+    - ``embedding`` (P, 3): token embeddings projected on three axes kept stable over steps:
+      of the tokens ``embedding_ids`` (P,), or of every token when that is None; (0, 3) for a
+      model that shows none.
     - ``probe_ids`` (T,) and ``attention`` (L, H, T, T) float16: attention weights of every
       layer and head on a fixed probe text from the validation split; (0, 0, T, T) for a
       model that shows none.
@@ -36,7 +40,7 @@ class Snapshot:
     """
 
     step: int
-    vocab: str
+    vocab: Vocabulary | None
     prompt: str
     sample_ids: np.ndarray
     topk_ids: np.ndarray
@@ -46,6 +50,14 @@ class Snapshot:
     attention: np.ndarray
     temperature: float = 1.0
     weights: bytes | None = None
+    embedding_ids: np.ndarray | None = None
+    vocab_size: int = 0  # taken from ``vocab`` when that is known
+
+    def __post_init__(self):
+        if isinstance(self.vocab, str):
+            object.__setattr__(self, "vocab", Vocabulary(self.vocab))
+        if self.vocab is not None:
+            object.__setattr__(self, "vocab_size", len(self.vocab))
 
     @property
     def sample(self) -> str:
@@ -56,6 +68,10 @@ class Snapshot:
         return self.decode(self.probe_ids)
 
     @property
+    def probe_tokens(self) -> list[str]:
+        return [self.vocab[int(i)] for i in self.probe_ids]
+
+    @property
     def n_layer(self) -> int:
         return self.attention.shape[0]
 
@@ -63,53 +79,79 @@ class Snapshot:
     def n_head(self) -> int:
         return self.attention.shape[1]
 
+    @property
+    def star_ids(self) -> np.ndarray:
+        """The ids whose embedding is shown, in ``embedding``'s order."""
+        if self.embedding_ids is not None:
+            return np.asarray(self.embedding_ids)
+        return np.arange(len(self.embedding))
+
     def decode(self, ids) -> str:
-        return "".join(self.vocab[int(i)] for i in ids)
+        return self.vocab.decode(ids)
+
+    def with_vocab(self, vocab: Vocabulary) -> "Snapshot":
+        """This snapshot with its run's vocabulary (ValueError if the sizes differ)."""
+        if len(vocab) != self.vocab_size:
+            raise ValueError(f"its run's vocabulary has {len(vocab)} tokens, the snapshot {self.vocab_size}")
+        return replace(self, vocab=vocab)
 
     def check(self) -> "Snapshot":
         """Raise ValueError unless the arrays fit together."""
-        n, v = len(self.sample_ids), len(self.vocab)
-        t = len(self.probe_ids)
+        n, v, t = len(self.sample_ids), self.vocab_size, len(self.probe_ids)
+        shown = v if self.embedding_ids is None else len(self.embedding_ids)
         fits = {
+            "vocab": v > 0,
             "sample_ids": self.sample_ids.ndim == 1,
             "topk_ids": self.topk_ids.ndim == 2 and self.topk_ids.shape[0] == n,
             "topk_probs": self.topk_probs.shape == self.topk_ids.shape,
-            "embedding": self.embedding.shape in ((v, 3), (0, 3)),
+            "embedding_ids": self.embedding_ids is None or self.embedding_ids.ndim == 1,
+            "embedding": self.embedding.shape in ((shown, 3), (0, 3)),
             "attention": self.attention.ndim == 4 and self.attention.shape[2:] == (t, t),
         }
         bad = [name for name, ok in fits.items() if not ok]
         if bad:
             raise ValueError(f"inconsistent arrays: {', '.join(bad)}")
-        for ids in (self.sample_ids, self.topk_ids, self.probe_ids):
-            if ids.size and (ids.min() < 0 or ids.max() >= v):
+        for ids in (self.sample_ids, self.topk_ids, self.probe_ids, self.embedding_ids):
+            if ids is not None and ids.size and (ids.min() < 0 or ids.max() >= v):
                 raise ValueError("token id outside the vocabulary")
         return self
 
 
-def encode(snap: Snapshot, with_weights: bool = False) -> bytes:
-    """The snapshot file; ``with_weights`` also packs its weights in (for a run's unsent data)."""
+def encode(snap: Snapshot, whole: bool = False) -> bytes:
+    """The snapshot file; ``whole`` also packs in its weights and any vocabulary, so that it
+    needs nothing else (a run's unsent data)."""
     buffer = io.BytesIO()
-    packed = {"weights": np.frombuffer(snap.weights, dtype=np.uint8)} if with_weights and snap.weights else {}
+    packed = {"weights": np.frombuffer(snap.weights, dtype=np.uint8)} if whole and snap.weights else {}
+    inline = snap.vocab is not None and snap.vocab.is_chars
+    if inline:
+        packed["vocab"] = np.str_(snap.vocab.chars)
+    else:
+        packed["vocab_size"] = np.int64(snap.vocab_size)
+        if whole and snap.vocab is not None:
+            packed["vocab_tokens"] = np.str_("".join(snap.vocab))
+            packed["vocab_ends"] = np.cumsum([len(t) for t in snap.vocab], dtype=np.int64)
+    if snap.embedding_ids is not None:
+        packed["embedding_ids"] = _ids(snap.embedding_ids, snap.vocab_size)
     np.savez_compressed(
         buffer,
         **packed,
-        format_version=np.int32(FORMAT_VERSION),
+        format_version=np.int32(1 if inline and snap.embedding_ids is None else FORMAT_VERSION),
         step=np.int64(snap.step),
-        vocab=np.str_(snap.vocab),
         prompt=np.str_(snap.prompt),
         temperature=np.float32(snap.temperature),
-        sample_ids=_ids(snap.sample_ids, len(snap.vocab)),
-        topk_ids=_ids(snap.topk_ids, len(snap.vocab)),
+        sample_ids=_ids(snap.sample_ids, snap.vocab_size),
+        topk_ids=_ids(snap.topk_ids, snap.vocab_size),
         topk_probs=np.asarray(snap.topk_probs, dtype=np.float16),
         embedding=np.asarray(snap.embedding, dtype=np.float32),
-        probe_ids=_ids(snap.probe_ids, len(snap.vocab)),
+        probe_ids=_ids(snap.probe_ids, snap.vocab_size),
         attention=np.asarray(snap.attention, dtype=np.float16),
     )
     return buffer.getvalue()
 
 
-def decode(data: bytes, label: str = "snapshot") -> Snapshot:
-    """Parse a snapshot; anything malformed becomes a one-line LLMBError naming ``label``."""
+def decode(data: bytes, label: str = "snapshot", vocab: Vocabulary | None = None) -> Snapshot:
+    """Parse a snapshot; anything malformed becomes a one-line LLMBError naming ``label``.
+    ``vocab``: its run's, for a snapshot that does not carry its own (else its ``vocab`` stays None)."""
     try:
         unpacked = sum(entry.file_size for entry in zipfile.ZipFile(io.BytesIO(data)).infolist())
         if unpacked > MAX_UNPACKED_BYTES:  # deflate packs a thousand zeros into a byte
@@ -118,9 +160,11 @@ def decode(data: bytes, label: str = "snapshot") -> Snapshot:
             version = int(arrays["format_version"])
             if version > FORMAT_VERSION:
                 raise ValueError(f"format version {version} is newer than this program's")
-            return Snapshot(
+            files = arrays.files
+            snap = Snapshot(
                 step=int(arrays["step"]),
-                vocab=str(arrays["vocab"]),
+                vocab=str(arrays["vocab"]) if "vocab" in files else None,
+                vocab_size=0 if "vocab" in files else int(arrays["vocab_size"]),
                 prompt=str(arrays["prompt"]),
                 temperature=float(arrays["temperature"]),
                 sample_ids=arrays["sample_ids"],
@@ -129,10 +173,21 @@ def decode(data: bytes, label: str = "snapshot") -> Snapshot:
                 embedding=arrays["embedding"],
                 probe_ids=arrays["probe_ids"],
                 attention=arrays["attention"],
-                weights=arrays["weights"].tobytes() if "weights" in arrays.files else None,
-            ).check()
+                weights=arrays["weights"].tobytes() if "weights" in files else None,
+                embedding_ids=arrays["embedding_ids"] if "embedding_ids" in files else None,
+            )
+            if "vocab_tokens" in files:
+                vocab = _split(str(arrays["vocab_tokens"]), arrays["vocab_ends"])
+            return (snap if snap.vocab is not None or vocab is None else snap.with_vocab(vocab)).check()
     except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise LLMBError(f"{label} is corrupt or unreadable ({exc})") from None
+
+
+def _split(text: str, ends: np.ndarray) -> Vocabulary:
+    if ends.ndim != 1 or (ends.size and (np.any(np.diff(ends) < 0) or ends[0] < 0 or ends[-1] != len(text))):
+        raise ValueError("vocab_ends does not cut vocab_tokens")
+    starts = [0, *ends[:-1].tolist()]
+    return Vocabulary(text[a:b] for a, b in zip(starts, ends.tolist()))
 
 
 def _ids(ids, vocab_size: int) -> np.ndarray:

@@ -24,10 +24,11 @@ from ..training import weights as weights_format
 from ..errors import LLMBError
 from ..run_layout import (
     CHECKPOINT_KIND, DEFAULT_EXPERIMENT, ENDED, KIND_TAG, PARAM_MAX_ITERS, SNAPSHOT_BYTES, STEP_TAG, TRAIN_LOSS,
-    TRAINING_RUN, attn_entropy_head, snapshot_path, weights_path,
+    TRAINING_RUN, VOCABULARY_FILE, attn_entropy_head, snapshot_path, weights_path,
 )
 from ..training.shapes import DEFAULT_MAX_PARAMS
 from ..formats.snapshot import Snapshot
+from ..formats.vocabulary import MAX_BYTES as VOCABULARY_MAX_BYTES, Vocabulary
 from ..store.client import client, is_missing, missing_as, store_errors
 from ..numbers import whole_number
 
@@ -111,6 +112,7 @@ class RunReader:
         self._params = LRUCache(4096)
         self._ended_series = LRUCache(256)
         self._snapshots = LRUCache(snapshot_cache_size)
+        self._vocabularies = LRUCache(16)  # a vocabulary of tokens can be a megabyte
         self._repositories = LRUCache(1024)
 
     # -- runs ------------------------------------------------------------------------------
@@ -270,7 +272,19 @@ class RunReader:
         """The decoded snapshot of ``step`` (an unreadable one is an LLMBError, not cached)."""
         label = f"snapshot of step {step} in run {run_id}"
         raw = self.artifact_bytes(run_id, snapshot_path(int(step)), label, MAX_SNAPSHOT_BYTES)
-        return snapshot_format.decode(raw, label)
+        snap = snapshot_format.decode(raw, label)
+        if snap.vocab is None:
+            try:
+                snap = snap.with_vocab(self.vocabulary(run_id)).check()
+            except ValueError as exc:
+                raise LLMBError(f"{label} does not fit its run's vocabulary ({exc})") from None
+        return snap
+
+    @cachedmethod(lambda self: self._vocabularies, lock=lambda self: self._lock)
+    def vocabulary(self, run_id: str) -> Vocabulary:
+        """The tokens of a run whose vocabulary is not one character per id."""
+        label = f"the vocabulary of run {run_id}"
+        return Vocabulary.from_json(self.artifact_bytes(run_id, VOCABULARY_FILE, label, VOCABULARY_MAX_BYTES), label)
 
     def weights(self, run_id: str, step: int, max_params: int = DEFAULT_MAX_PARAMS, raise_with: str | None = None):
         """(ModelConfig, float32 arrays) of the model at ``step``, as stored beside its snapshot,

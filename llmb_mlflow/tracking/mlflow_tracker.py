@@ -37,10 +37,10 @@ from ..errors import LLMBError
 from ..library.control import end_run, heartbeat_tags, process_tags
 from ..training.tracker import Control
 from ..run_layout import (
-    ATTENTION_IMAGE_KEY, CHECKPOINT_BYTES, CHECKPOINT_FILE, CHECKPOINT_LINKS, DATASET_TAG, DEFAULT_EXPERIMENT,
+    ATTENTION_IMAGE_KEY, CHARACTERS, CHECKPOINT_BYTES, CHECKPOINT_FILE, CHECKPOINT_LINKS, DATASET_TAG, DEFAULT_EXPERIMENT,
     HEARTBEAT_SECONDS, HEARTBEAT_TAG, IMAGE_DIR, KIND_TAG, NOTE_TAG, PARAM_DATASET, PARAM_PRESET, PRESET_TAG,
-    SAMPLE_DIR, SNAPSHOT_BYTES, SOURCE_NAME_TAG, TRAINER_RUNNING, TRAINER_STATE_TAG, TRAINING_RUN, VERSION_TAG,
-    VIEWER_PATH, sample_path, snapshot_path, weights_path,
+    SAMPLE_DIR, SNAPSHOT_BYTES, SOURCE_NAME_TAG, TOKENS, TOKENS_TAG, TRAINER_RUNNING, TRAINER_STATE_TAG, TRAINING_RUN, VERSION_TAG,
+    VIEWER_PATH, VOCABULARY_FILE, sample_path, snapshot_path, weights_path,
 )
 from ..store.client import client, experiment_id, failure_line, first_line, store_errors
 from ..training.tracker import RunDescription, Tracker
@@ -104,6 +104,7 @@ class MlflowTracker(Tracker):
             VERSION_TAG: __version__,
             DATASET_TAG: str(params.get(PARAM_DATASET, "")),
             PRESET_TAG: str(params.get(PARAM_PRESET, "")),
+            TOKENS_TAG: CHARACTERS if description.vocabulary is None or description.vocabulary.is_chars else TOKENS,
             **process_tags(self.pid),
             **heartbeat_tags(),
             **({SOURCE_NAME_TAG: self.source} if self.source else {}),
@@ -119,6 +120,8 @@ class MlflowTracker(Tracker):
                 self.client.log_batch(self.run_id, params=logged[i:i + MAX_PARAMS_PER_BATCH])
             if description.dataset is not None:
                 self.client.log_inputs(self.run_id, datasets=[dataset_input(description.dataset)])
+            if description.vocabulary is not None and not description.vocabulary.is_chars:
+                self.client.log_text(self.run_id, description.vocabulary.to_json(), VOCABULARY_FILE)
         self._models.describe(self.run_id, exp_id, description, tags)
         self._open_backlog(spool.spool_root() / self.run_id)
         self._start_writer()

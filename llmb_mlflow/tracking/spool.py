@@ -131,7 +131,7 @@ def write_segment(folder: Path, seq: int, entries: list, keep_first: bool = Fals
             continue
         if entry.kind == SNAPSHOT:
             name = f"s{seq:06d}_{SNAPSHOT}_{entry.step:08d}.npz"
-            write_atomically(folder / name, snapshot_format.encode(entry.item, with_weights=True))
+            write_atomically(folder / name, snapshot_format.encode(entry.item, whole=True))
         else:
             source = Path(entry.item)
             name = f"s{seq:06d}_{CHECKPOINT}_{entry.step:08d}/{source.name}"

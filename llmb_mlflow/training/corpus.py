@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LLMBError
+from ..formats.vocabulary import Vocabulary
 from .upload_folder import read_kept
 
 BUNDLED = ("shakespeare", "alice", "turmoil")
@@ -50,6 +51,10 @@ class CharTokenizer:
     @property
     def vocab_size(self) -> int:
         return len(self.chars)
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return Vocabulary(self.chars)
 
     def unknown_chars(self, text: str) -> list[str]:
         return sorted(set(text) - set(self._ids))

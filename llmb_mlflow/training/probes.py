@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from . import weights as weights_format
-from .corpus import CharTokenizer, Dataset
+from .corpus import Dataset
 from .model import MicroGPT
 from .sampling import sample, sample_view
 from .views import as_array, view_of
@@ -24,11 +24,16 @@ class SnapshotProbe:
     """Takes snapshots that are comparable across steps: the same prompt, sampling seed and
     probe text every time, and embedding axes aligned with the previous snapshot's."""
 
-    def __init__(self, tokenizer: CharTokenizer, prompt: str, probe: str, sample_chars: int, temperature: float,
-                 seed: int, keep_weights: bool = True):
-        self.tokenizer, self.prompt, self.probe_text = tokenizer, prompt, probe
+    def __init__(self, tokenizer, prompt, probe, sample_chars: int, temperature: float, seed: int,
+                 keep_weights: bool = True, star_ids=None):
+        """``prompt``, ``probe``: text or ids; ``star_ids``: the ids the star map shows (None:
+        every id)."""
+        self.tokenizer = tokenizer  # a CharTokenizer, or vocabulary.TokenTokenizer
+        self.prompt_ids, self.probe_ids = (_ids(tokenizer, x) for x in (prompt, probe))
+        self.prompt, self.probe_text = tokenizer.decode(self.prompt_ids), tokenizer.decode(self.probe_ids)
         self.sample_chars, self.temperature, self.seed = sample_chars, temperature, seed
         self.keep_weights = keep_weights  # (only MicroGPT's weights are kept)
+        self.star_ids = None if star_ids is None else np.asarray(star_ids, dtype=np.int64)
         self.basis: np.ndarray | None = None
 
     @classmethod
@@ -50,12 +55,14 @@ class SnapshotProbe:
             view = _Trimmed(view_of(model, view), self.tokenizer.vocab_size)
             device = next(model.parameters()).device
             sample_ids, topk_ids, topk_probs = self._sample(model, view, device)
-            probe = torch.as_tensor(self.tokenizer.encode(self.probe_text).astype(np.int64), device=device)[None]
+            probe = torch.as_tensor(self.probe_ids, device=device)[None]
             attention = as_array(view.attention(probe))
             length = probe.shape[1]
             attention = np.zeros((0, 0, length, length)) if attention is None else attention
             embedding = as_array(view.embedding())
             embedding = None if embedding is None else embedding[:self.tokenizer.vocab_size]
+            if embedding is not None and self.star_ids is not None:
+                embedding = embedding[self.star_ids]
             embedding = np.zeros((0, 3)) if embedding is None else self._project(embedding)
             mine = isinstance(model, MicroGPT) and self.keep_weights
             state = {name: tensor.float().cpu().numpy() for name, tensor in model.state_dict().items()} \
@@ -63,15 +70,15 @@ class SnapshotProbe:
         finally:
             model.train(was_training)
         return Snapshot(
-            step=step, vocab=self.tokenizer.chars, prompt=self.prompt,
+            step=step, vocab=self.tokenizer.vocabulary, prompt=self.prompt,
             sample_ids=sample_ids, topk_ids=topk_ids, topk_probs=topk_probs,
-            embedding=embedding, probe_ids=self.tokenizer.encode(self.probe_text),
+            embedding=embedding, probe_ids=self.probe_ids, embedding_ids=self.star_ids,
             attention=attention.astype(np.float16), temperature=self.temperature,
             weights=weights_format.encode(state, asdict(model.cfg)) if state else None,
         )
 
     def _sample(self, model, view, device):
-        prompt = [int(i) for i in self.tokenizer.encode(self.prompt)]
+        prompt = [int(i) for i in self.prompt_ids]
         if isinstance(model, MicroGPT) and model.cfg.vocab_size == self.tokenizer.vocab_size:
             # its key/value-cached decoder draws what sample_view would, sooner
             ids, logits = sample(model, prompt, self.sample_chars, self.temperature, self.seed)
@@ -109,6 +116,12 @@ class _Trimmed:
 
     def embedding(self):
         return self.view.embedding()
+
+
+def _ids(tokenizer, text_or_ids) -> np.ndarray:
+    if isinstance(text_or_ids, str):
+        return tokenizer.encode(text_or_ids).astype(np.int64)
+    return np.asarray(text_or_ids, dtype=np.int64)
 
 
 def probe_text(val_text: str, length: int) -> str:

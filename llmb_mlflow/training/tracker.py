@@ -36,6 +36,7 @@ class RunDescription:
     run_name: str | None = None
     dataset: object = None  # corpus.Dataset: what the run trains and evaluates on
     model_params: dict[str, object] = field(default_factory=dict)  # the model's shape
+    vocabulary: object = None  # formats.vocabulary.Vocabulary of tokens, kept once for the run's snapshots
 
 
 class Tracker:

@@ -1,30 +1,97 @@
-"""The vocabulary of a model trained elsewhere, from what its user has at hand: the characters
-in id order (a str or a list), nanoGPT's ``itos`` dict, or a tokenizer object with ``decode``."""
+"""The tokenizer of a model trained elsewhere, from what its user has at hand: the tokens in id
+order (a str of characters, or a list of strings), nanoGPT's ``itos`` dict, or a tokenizer
+object with ``decode`` (and, best, ``encode``). One character per id gives the ``CharTokenizer``
+that ``llmb train`` uses; anything else a ``TokenTokenizer``."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from .corpus import CharTokenizer
 from ..errors import LLMBError, shown
+from ..formats.vocabulary import Vocabulary
 
-KINDS = "a str or list of the characters in id order, a dict of id to character (nanoGPT's itos), " \
+KINDS = "a str of characters or a list of token strings in id order, a dict of id to token (nanoGPT's itos), " \
         "or an object with decode(ids)"
 
 
-def char_tokenizer(tokenizer) -> CharTokenizer:
-    """``tokenizer`` as the character vocabulary snapshots store; a one-line error naming
-    ``tokenizer=`` for anything else."""
-    if isinstance(tokenizer, CharTokenizer):
+class TokenTokenizer:
+    """Tokens of any length. Text becomes ids through the user's own ``encode`` when there is
+    one, else by taking the longest token that matches at each position (exact for a word
+    vocabulary, close to what a BPE tokenizer does)."""
+
+    def __init__(self, vocabulary: Vocabulary, encode=None):
+        self.vocabulary, self._encode = vocabulary, encode
+        self._ids: dict[str, int] = {}
+        for i, token in enumerate(vocabulary):
+            self._ids.setdefault(token, i)
+        self._longest = max(map(len, self._ids), default=1)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocabulary)
+
+    def encode(self, text: str) -> np.ndarray:
+        if self._encode is None:
+            return np.asarray(self._longest_match(text), dtype=np.int64)
+        try:
+            ids = self._encode(text)
+        except Exception as exc:  # the user's own code
+            raise LLMBError(f"the tokenizer's encode failed on {shown(text)} ({type(exc).__name__})") from None
+        ids = getattr(ids, "ids", ids)  # a Hugging Face tokenizers Encoding
+        try:
+            ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        except (TypeError, ValueError):
+            raise LLMBError(f"the tokenizer's encode gave {shown(ids)}, not a list of ids") from None
+        if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
+            raise LLMBError(f"the tokenizer's encode gave ids outside 0 to {self.vocab_size - 1}")
+        return ids
+
+    def unknown_chars(self, text: str) -> list[str]:
+        """Characters of ``text`` no token covers (none when the user's encode reads it)."""
+        try:
+            self.encode(text)
+        except LLMBError:
+            return sorted(set(text) - set("".join(self._ids))) or [text[:1]]
+        return []
+
+    def decode(self, ids) -> str:
+        return self.vocabulary.decode(ids)
+
+    def _longest_match(self, text: str) -> list[int]:
+        ids, at = [], 0
+        while at < len(text):
+            for length in range(min(self._longest, len(text) - at), 0, -1):
+                found = self._ids.get(text[at:at + length])
+                if found is not None:
+                    ids.append(found)
+                    at += length
+                    break
+            else:
+                raise LLMBError(f"characters not in the model's vocabulary: {text[at]!r}")
+        return ids
+
+
+def tokenizer_of(tokenizer) -> CharTokenizer | TokenTokenizer:
+    """``tokenizer`` as snapshots read it; a one-line error naming ``tokenizer=`` for anything
+    that does not give one string per id."""
+    if isinstance(tokenizer, (CharTokenizer, TokenTokenizer)):
         return tokenizer
     tokens = _tokens(tokenizer)
+    if not tokens:
+        raise LLMBError("tokenizer= has no tokens")
     for i, token in enumerate(tokens):
-        if not isinstance(token, str) or len(token) != 1:
-            raise LLMBError(f"tokenizer=: id {i} is {shown(token)}; each id must stand for one character "
-                            "(tokens of several characters are not recorded yet)")
-    try:
-        return CharTokenizer("".join(tokens))
-    except ValueError:
+        if not isinstance(token, str):
+            raise LLMBError(f"tokenizer=: id {i} is {shown(token)}, not a string")
+    vocabulary = Vocabulary(tokens)
+    encode = None if isinstance(tokenizer, (str, list, tuple, dict)) else getattr(tokenizer, "encode", None)
+    if vocabulary.is_chars and not callable(encode):
+        return CharTokenizer(vocabulary.chars)
+    if not callable(encode) and len(set(tokens)) < len(tokens):
         twice = next(t for i, t in enumerate(tokens) if t in tokens[:i])
-        raise LLMBError(f"tokenizer=: {shown(twice)} stands for more than one id") from None
+        raise LLMBError(f"tokenizer=: {shown(twice)} stands for more than one id; give an object whose "
+                        "encode(text) says which")
+    return TokenTokenizer(vocabulary, encode if callable(encode) else None)
 
 
 def _tokens(tokenizer) -> list:
@@ -42,5 +109,9 @@ def _tokens(tokenizer) -> list:
                      if isinstance(getattr(tokenizer, name, None), int)), None)
         if size is None:
             raise LLMBError("tokenizer=: an object with decode(ids) also needs vocab_size (or n_vocab)")
-        return [tokenizer.decode([i]) for i in range(size)]
+        try:
+            return [tokenizer.decode([i]) for i in range(size)]
+        except Exception as exc:  # the user's own code: whatever it raises is theirs to read
+            raise LLMBError(f"tokenizer=: its decode could not decode an id ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else 'no message'})") from None
     raise LLMBError(f"tokenizer= must be {KINDS}; got a {type(tokenizer).__name__}")
