@@ -1,7 +1,9 @@
 """nanoGPT's own train.py (../shared/clients/nanogpt, unmodified) with docs/examples/nanogpt.patch
 applied, as a nanoGPT user would: its Shakespeare-character recipe on the CPU, shortened, is
-recorded step by step with its 4 layers x 4 heads of attention."""
+recorded step by step with its 4 layers x 4 heads of attention; in headless Chromium the viewer
+shows its panels and the Playground writes with the model as it was at a past step."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -9,9 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
+from browser import CHROMEDRIVER, click, graph_data, serve, text, wait
+
 from llmb_mlflow.library.reader import RunReader
 from llmb_mlflow.run_layout import KIND_TAG, TRAINING_RUN
 
+BARS = "return JSON.stringify((document.querySelector('#pg-bars .js-plotly-plot') || {}).data || null);"
+WRITTEN = "return document.getElementById('pg-text').textContent;"
+DETAIL_TITLE = "return document.querySelector('#attention-detail .gtitle').textContent;"
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 RECIPE = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False", "--eval_iters=5", "--log_interval=10",
@@ -19,7 +26,7 @@ RECIPE = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False",
           "--lr_decay_iters=60", "--dropout=0.0", "--eval_interval=20"]
 
 
-def test_nanogpts_train_py_patched_records_its_training(store_uri, tmp_path):
+def test_nanogpts_train_py_patched_records_its_training(store_uri, tmp_path, request):
     nanogpt = tmp_path / "nanogpt"
     shutil.copytree(SHARED / "clients" / "nanogpt", nanogpt)
     patch = (ROOT / "docs" / "examples" / "nanogpt.patch").read_text()
@@ -44,3 +51,24 @@ def test_nanogpts_train_py_patched_records_its_training(store_uri, tmp_path):
     assert np.allclose(snap.attention.astype(np.float32).sum(-1), 1, atol=1e-2)
     val = reader.metric(run.run_id, "val_loss").values
     assert val[-1] < val[0]  # it learned
+    assert reader.weights(run.run_id, 20)[0].n_layer == 4  # nanoGPT's GPT, kept as the MicroGPT it is
+    if CHROMEDRIVER or os.environ.get("CI"):  # else the browser tests are skipped
+        request.getfixturevalue("blank_page")
+        look_in_the_viewer(request.getfixturevalue("browser"), store_uri, run.run_id)
+
+
+def look_in_the_viewer(browser, store_uri, run_id):
+    url, server = serve(store_uri)
+    try:
+        browser.get(f"{url}?run={run_id}&tab=attention&step=20")
+        wait(browser, lambda d: text(d, "shown-step") == "step 20" and graph_data(d, "attention-grid"))
+        assert "layer 1, head 1 at step 20" in browser.execute_script(DETAIL_TITLE)
+        click(browser, "tab-playground")
+        wait(browser, lambda d: "The model as it was at step 20" in text(d, "pg-model-step")
+             and d.execute_script(BARS) not in (None, "null"))
+        before = browser.execute_script(WRITTEN)
+        click(browser, "pg-step")
+        wait(browser, lambda d: len(d.execute_script(WRITTEN)) == len(before) + 1)
+        assert not text(browser, "pg-error")
+    finally:
+        server.close()

@@ -238,6 +238,9 @@ def register(app, data) -> None:
                 model, vocab, used = models.at(run_id, step)
             except LLMBError as exc:
                 return answer(played, error=f"Cannot load the model at step {step}: {exc}")
+            if not vocab.is_chars:
+                return answer(played, error="The Playground writes with character models only for now: this "
+                                            "run's tokens are longer than a character.")
             unknown = sorted({c for c in wanted["prompt"] if c not in vocab})
             if unknown:
                 return answer(played, error=f"The prompt has characters this model never saw: {''.join(unknown)!r}")

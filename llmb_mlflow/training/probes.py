@@ -1,10 +1,9 @@
 """Capture a Snapshot from a model: sample with next-token probabilities, a stable 3-D
 embedding projection, attention weights on a fixed probe text, and the model's own weights
-(MicroGPT's; other models are seen through their ``views``)."""
+(as a MicroGPT's, when its view can give them: ``views``)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -18,6 +17,7 @@ from ..formats.snapshot import Snapshot
 
 TOP_K = 10
 PROBE_CHARS = 64
+STEP_WEIGHTS_MAX_PARAMS = 2_000_000  # a model's weights beside each snapshot: at most 4 MB (float16)
 
 
 class SnapshotProbe:
@@ -32,7 +32,7 @@ class SnapshotProbe:
         self.prompt_ids, self.probe_ids = (_ids(tokenizer, x) for x in (prompt, probe))
         self.prompt, self.probe_text = tokenizer.decode(self.prompt_ids), tokenizer.decode(self.probe_ids)
         self.sample_chars, self.temperature, self.seed = sample_chars, temperature, seed
-        self.keep_weights = keep_weights  # (only MicroGPT's weights are kept)
+        self.keep_weights = keep_weights  # a view's weights(), as a MicroGPT's (see _Trimmed.weights)
         self.star_ids = None if star_ids is None else np.asarray(star_ids, dtype=np.int64)
         self.basis: np.ndarray | None = None
 
@@ -64,9 +64,7 @@ class SnapshotProbe:
             if embedding is not None and self.star_ids is not None:
                 embedding = embedding[self.star_ids]
             embedding = np.zeros((0, 3)) if embedding is None else self._project(embedding)
-            mine = isinstance(model, MicroGPT) and self.keep_weights
-            state = {name: tensor.float().cpu().numpy() for name, tensor in model.state_dict().items()} \
-                if mine else None
+            weights = view.weights() if self.keep_weights else None
         finally:
             model.train(was_training)
         return Snapshot(
@@ -74,7 +72,7 @@ class SnapshotProbe:
             sample_ids=sample_ids, topk_ids=topk_ids, topk_probs=topk_probs,
             embedding=embedding, probe_ids=self.probe_ids, embedding_ids=self.star_ids,
             attention=attention.astype(np.float16), temperature=self.temperature,
-            weights=weights_format.encode(state, asdict(model.cfg)) if state else None,
+            weights=weights_format.encode(weights[1], weights[0]) if weights else None,
         )
 
     def _sample(self, model, view, device):
@@ -116,6 +114,21 @@ class _Trimmed:
 
     def embedding(self):
         return self.view.embedding()
+
+    def weights(self):
+        """The model's as a MicroGPT's (see ``views``), its embedding cut to the tokenizer's ids;
+        None for a model that has none, or whose weights are too many to keep at every step."""
+        found = getattr(self.view, "weights", lambda: None)()
+        if found is None:
+            return None
+        settings, state = found
+        if sum(a.size for a in state.values()) > STEP_WEIGHTS_MAX_PARAMS:
+            return None
+        if settings["vocab_size"] > self.vocab_size:
+            state = {name: a[:self.vocab_size] if name in ("tok_emb.weight", "lm_head.weight") else a
+                     for name, a in state.items()}
+            settings = {**settings, "vocab_size": self.vocab_size}
+        return settings, state
 
 
 def _ids(tokenizer, text_or_ids) -> np.ndarray:

@@ -13,12 +13,17 @@ Any other model is seen through an object with the methods of ``ModelView``, giv
         def embedding(self): return my_model.embed.weight    # or None: no star map
 
 A Hugging Face causal LM fits the same shape (``output_attentions=True``,
-``get_input_embeddings()``).
+``get_input_embeddings()``). A view may also have ``weights()``: the model as a ``MicroGPT``'s
+settings and state dict, which the Token Playground can run at any recorded step. nanoGPT's
+``GPT`` without biases is one (the same architecture under other names), so its step weights
+are kept as MicroGPT's.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import asdict
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -57,6 +62,9 @@ class MicroGPTView:
     def embedding(self):
         return self.model.tok_emb.weight
 
+    def weights(self):
+        return asdict(self.model.cfg), _arrays(self.model.state_dict())
+
 
 class NanoGPTView:
     """nanoGPT's ``GPT``: ``transformer.wte``, ``transformer.h[i].attn.c_attn`` (q, k and v of
@@ -88,6 +96,41 @@ class NanoGPTView:
 
     def embedding(self):
         return self.model.transformer.wte.weight
+
+    def weights(self):
+        """As a MicroGPT, when the model has no biases (nanoGPT's ``bias=False``, its
+        Shakespeare recipe's); else None."""
+        config = self.model.config
+        state = self.model.state_dict()
+        if getattr(config, "bias", True) or any(name.endswith(".bias") for name in state):
+            return None
+        renamed = {}
+        for name, tensor in state.items():
+            if name.endswith(".attn.bias"):  # an old nanoGPT's causal mask buffer
+                continue
+            new = NANOGPT_NAMES.get(name)
+            if new is None:
+                found = re.fullmatch(r"transformer\.h\.(\d+)\.(.+)", name)
+                part = found and NANOGPT_BLOCK_NAMES.get(found.group(2))
+                if not part:
+                    return None
+                new = f"blocks.{found.group(1)}.{part}"
+            renamed[new] = tensor
+        settings = dict(n_layer=config.n_layer, n_head=config.n_head, n_embd=config.n_embd,
+                        block_size=config.block_size, dropout=float(config.dropout), activation="gelu",
+                        vocab_size=config.vocab_size)
+        return settings, _arrays(renamed)
+
+
+NANOGPT_NAMES = {"transformer.wte.weight": "tok_emb.weight", "transformer.wpe.weight": "pos_emb.weight",
+                 "transformer.ln_f.weight": "ln_f.weight", "lm_head.weight": "lm_head.weight"}
+NANOGPT_BLOCK_NAMES = {"ln_1.weight": "ln_1.weight", "attn.c_attn.weight": "attn.qkv.weight",
+                       "attn.c_proj.weight": "attn.proj.weight", "ln_2.weight": "ln_2.weight",
+                       "mlp.c_fc.weight": "mlp.fc.weight", "mlp.c_proj.weight": "mlp.proj.weight"}
+
+
+def _arrays(state) -> dict[str, np.ndarray]:
+    return {name: tensor.detach().float().cpu().numpy() for name, tensor in state.items()}
 
 
 def _weights(projection: torch.Tensor, heads: int) -> torch.Tensor:
