@@ -21,6 +21,9 @@ os.environ.setdefault("LLMB_MAX_TRAININGS", "16")
 # process (pytest-xdist's workers) has its own: a `runs sync` in one never sends another's runs.
 _DATA_HOME = tempfile.mkdtemp(prefix="llmb-tests-data-")
 os.environ["XDG_DATA_HOME"] = _DATA_HOME
+os.environ["LLMB_LOG_DIR"] = os.path.join(_DATA_HOME, "launch-logs")
+for _name in ("LLMB_SPOOL_DIR", "LLMB_UPLOAD_DIR", "LLMB_VIEWER_DIR"):
+    os.environ.pop(_name, None)
 atexit.register(shutil.rmtree, _DATA_HOME, ignore_errors=True)
 
 TINY = dict(n_layer=2, n_head=2, n_embd=16, block_size=16, batch_size=8, max_iters=25,
