@@ -24,12 +24,14 @@ import os
 import sys
 
 from .errors import LLMBError, shown
-from .run_layout import DEFAULT_EXPERIMENT, FAILED, FINISHED, KILLED, PARAM_MODEL, PARAM_N_HEAD, PARAM_N_LAYER
+from .run_layout import (
+    DEFAULT_EXPERIMENT, FAILED, FINISHED, KILLED, PARAM_MODEL, PARAM_N_HEAD, PARAM_N_LAYER, TRAIN_LOSS, VAL_LOSS,
+)
 from .training.config import TrainConfig
 
 SAMPLE_CHARS = TrainConfig.sample_chars  # as long as llmb train's samples
 STAR_TOKENS = 1000  # a star map of more points turns slowly in a browser
-
+MAX_STAR_TOKENS = 5000  # the viewer measures each point's distance to every other
 
 def record(model, tokenizer, probe_text: str, *, experiment: str = DEFAULT_EXPERIMENT,
            run_name: str | None = None, params: dict | None = None, tracking_uri: str | None = None,
@@ -57,14 +59,20 @@ class Recorder:
 
     def __init__(self, model, tokenizer, probe_text, *, experiment, run_name, params, tracking_uri, view, prompt,
                  sample_chars, temperature, seed, system_metrics, star_tokens):
-        from .training.probes import PROBE_CHARS, SnapshotProbe
+        from .training.probes import PROBE_CHARS, RECORDED_WEIGHTS_MAX_PARAMS, SnapshotProbe
         from .training.views import unwrapped, view_of
         from .training.vocabulary import tokenizer_of
 
         self.model, self.view = unwrapped(model), view_of(model, view)
         self.tokenizer = tokenizer_of(tokenizer)
         self.vocabulary = self.tokenizer.vocabulary
-        probe = _ids(probe_text, "probe_text", self.tokenizer)[:min(self.view.block_size, PROBE_CHARS)]
+        length = min(self.view.block_size, PROBE_CHARS)
+        longest = max(map(len, self.vocabulary), default=1)
+        if isinstance(probe_text, str):  # no more than the probe's tokens can take: text is read slowly
+            probe_text = probe_text[:length * max(longest, 1) + 1]
+        probe = _ids(probe_text, "probe_text", self.tokenizer)[:length]
+        if len(probe) < 2:
+            raise LLMBError(f"probe_text= must be at least 2 tokens long; got {shown(probe_text)}")
         if prompt is None:
             newline = next((i for i, token in enumerate(self.vocabulary) if token == "\n"), None)
             prompt_ids = probe[:1] if newline is None else [newline]
@@ -75,13 +83,16 @@ class Recorder:
         if not isinstance(temperature, (int, float)) or not 0 < temperature <= 10 or math.isnan(temperature):
             raise LLMBError(f"temperature= must be a number in (0, 10]; got {shown(temperature)}")
         self.probe = SnapshotProbe(self.tokenizer, prompt_ids, probe, sample_chars, float(temperature), int(seed),
-                                   star_ids=_star_ids(star_tokens, len(self.vocabulary), probe))
+                                   star_ids=_star_ids(star_tokens, len(self.vocabulary), probe),
+                                   max_weight_params=RECORDED_WEIGHTS_MAX_PARAMS)
         self.params = _params(params)
         self.experiment, self.run_name, self.tracking_uri = experiment, run_name, tracking_uri
         self.system_metrics = system_metrics
         self.tracker = None
         self.stop_requested = False
         self._last_snapshot: int | None = None
+        self._last_checkpoint: int | None = None
+        self._losses: dict[str, float] = {}  # the latest of each, for a checkpoint
         self._gate = None
         self._ended = False
 
@@ -143,8 +154,10 @@ class Recorder:
         paused, wait until it is resumed or stopped (``stop_requested``)."""
         self._started()
         step = _step(step)
-        self.tracker.log_metrics(step, _metrics(metrics))
-        if not self._gate.next(step):
+        metrics = _metrics(metrics)
+        self.tracker.log_metrics(step, metrics)
+        self._keep_losses(metrics)
+        if not self._gate.next(step, checkpoint=lambda: self._asked_checkpoint(step)):
             self.stop_requested = True
 
     def snapshot(self, step: int, **metrics: float) -> None:
@@ -162,8 +175,42 @@ class Recorder:
         except ValueError as exc:
             raise LLMBError(f"the snapshot of step {step} does not fit together ({exc}): check view=") from None
         self._last_snapshot = step
+        metrics = _metrics(metrics)
         self.tracker.log_snapshot(snap)
-        self.tracker.log_metrics(step, {**_metrics(metrics), **entropy_metrics(snap.attention)})
+        self.tracker.log_metrics(step, {**metrics, **entropy_metrics(snap.attention)})
+        self._keep_losses(metrics)
+
+    def checkpoint(self, step: int) -> None:
+        """A checkpoint of the model as it is at ``step``: a logged model of the run (READY once
+        stored) that ``llmb models save``, ``llmb generate``, the viewer's model library and the
+        Playground use like one of ``llmb train``'s, though never to resume. For a model this
+        package can run (MicroGPT, nanoGPT's GPT without biases) over characters; steps grow."""
+        from .training.checkpoint import dump_recorded
+        from .training.probes import runnable_weights
+
+        self._started()
+        step = _step(step)
+        if self._last_checkpoint is not None and step <= self._last_checkpoint:
+            raise LLMBError(f"checkpoint step {step} is not after the last one, {self._last_checkpoint}")
+        if not self.vocabulary.is_chars:
+            raise LLMBError("checkpoints of models whose tokens are longer than a character are not kept yet")
+        found = runnable_weights(self.view, self.model, len(self.vocabulary))
+        if found is None:
+            raise LLMBError(f"checkpoints are kept of models this package can run (MicroGPT, nanoGPT's GPT without "
+                            f"biases); a {type(self.model).__name__} is not one")
+        self._last_checkpoint = step
+        self.tracker.log_checkpoint(step, dump_recorded(step, *found, self.vocabulary.chars, self._losses))
+
+    def _asked_checkpoint(self, step: int) -> None:
+        """A checkpoint asked for from the viewer or with ``llmb runs checkpoint``, taken if it can be."""
+        try:
+            if self._last_checkpoint != step:
+                self.checkpoint(step)
+        except LLMBError as exc:
+            print(f"llmb.record: a checkpoint was asked for and not taken: {exc}", file=sys.stderr)
+
+    def _keep_losses(self, metrics: dict[str, float]) -> None:
+        self._losses.update({k: v for k, v in metrics.items() if k in (TRAIN_LOSS, VAL_LOSS)})
 
     def _started(self) -> None:
         if self._gate is None:
@@ -210,8 +257,8 @@ def _ids(value, name: str, tokenizer):
 def _star_ids(star_tokens, vocab_size: int, probe):
     """The ids the star map shows: None for every one."""
     if isinstance(star_tokens, int) and not isinstance(star_tokens, bool):
-        if star_tokens < 1:
-            raise LLMBError(f"star_tokens= must be 1 or more; got {star_tokens}")
+        if not 1 <= star_tokens <= MAX_STAR_TOKENS:
+            raise LLMBError(f"star_tokens= must be from 1 to {MAX_STAR_TOKENS}; got {star_tokens}")
         if star_tokens >= vocab_size:
             return None
         chosen = set(list(dict.fromkeys(int(i) for i in probe))[:star_tokens])
@@ -221,8 +268,9 @@ def _star_ids(star_tokens, vocab_size: int, probe):
         ids = sorted({operator.index(i) for i in star_tokens})
     except TypeError:
         raise LLMBError(f"star_tokens= must be a number or a list of token ids; got {shown(star_tokens)}") from None
-    if not ids or ids[0] < 0 or ids[-1] >= vocab_size:
-        raise LLMBError(f"star_tokens= must list ids from 0 to {vocab_size - 1}; got {shown(star_tokens)}")
+    if not ids or ids[0] < 0 or ids[-1] >= vocab_size or len(ids) > MAX_STAR_TOKENS:
+        raise LLMBError(f"star_tokens= must list at most {MAX_STAR_TOKENS} ids from 0 to {vocab_size - 1}; got "
+                        f"{shown(star_tokens)}")
     return ids
 
 

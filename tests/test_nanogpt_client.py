@@ -52,6 +52,9 @@ def test_nanogpts_train_py_patched_records_its_training(store_uri, tmp_path, req
     val = reader.metric(run.run_id, "val_loss").values
     assert val[-1] < val[0]  # it learned
     assert reader.weights(run.run_id, 20)[0].n_layer == 4  # nanoGPT's GPT, kept as the MicroGPT it is
+    checkpoints = reader.checkpoints(run.run_id)  # where train.py saved its ckpt.pt: when val loss improved
+    assert checkpoints and {c.step for c in checkpoints} <= {20, 40, 60}
+    assert reader.client.get_logged_model(checkpoints[-1].model_id).status == "READY"
     if CHROMEDRIVER or os.environ.get("CI"):  # else the browser tests are skipped
         request.getfixturevalue("blank_page")
         look_in_the_viewer(request.getfixturevalue("browser"), store_uri, run.run_id)

@@ -14,7 +14,7 @@ from llmb_mlflow.library import control
 from llmb_mlflow.library.reader import RunReader
 from llmb_mlflow.run_layout import KIND_TAG, TRAINING_RUN
 
-from conftest import nanogpt_module
+from conftest import nanogpt_module, until
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +110,53 @@ def test_a_recorded_training_stops_when_asked_from_outside(store_uri, gpt_module
     assert run.status == "KILLED" and run.last_step == done
 
 
+def test_checkpoints_of_a_recorded_nanogpt_are_logged_models_used_like_ours_but_not_resumed(
+        store_uri, gpt_module, chars, llmb):
+    itos, ids, text = chars
+    model = small_gpt(gpt_module)
+    client = MlflowClient(store_uri)
+    asked = []
+
+    def ask_for_a_checkpoint(step):  # as the viewer's "Checkpoint now" or `llmb runs checkpoint` would
+        if step >= 3 and not asked:
+            until(lambda: rec.run_id, what="the tracking helper to make the run")
+            control.send(client, rec.run_id, "checkpoint")
+            asked.append(step)
+            until(lambda: rec.tracker.control().checkpoints == 1, what="the request to reach the training")
+
+    with llmb_record(model, itos, text) as rec:
+        users_loop(model, ids, rec, steps=12, eval_every=6, on_step=ask_for_a_checkpoint)
+        rec.checkpoint(12)
+        with pytest.raises(LLMBError, match="checkpoint step 12 is not after the last one, 12"):
+            rec.checkpoint(12)
+    reader = RunReader(store_uri)
+    steps = reader.checkpoint_steps(rec.run_id)
+    assert steps[-1] == 12 and len(steps) == 2 and asked[0] <= steps[0] < 12  # the one asked for, then the last
+    saved = llmb("models", "save", rec.run_id, "--name", "nano")
+    assert saved.code == 0, saved.err
+    written = llmb("generate", "nano/1", "--prompt", "ROMEO:", "--max-new-tokens", "20")
+    assert written.code == 0 and written.out.startswith("ROMEO:"), written.err
+    resumed = llmb("resume", "nano/1", "--max-iters", "20")
+    assert resumed.code == 1 and "recorded with llmb.record from a training script of its own" in resumed.err
+    assert len(resumed.err.strip().splitlines()) == 1
+
+
+def test_a_model_this_package_cannot_run_gets_no_checkpoint_in_one_line(store_uri, gpt_module, chars):
+    itos, _, text = chars
+    torch.manual_seed(0)
+    biased = gpt_module.GPT(gpt_module.GPTConfig(block_size=32, vocab_size=65, n_layer=1, n_head=2, n_embd=16,
+                                                 dropout=0.0, bias=True))
+    with llmb_record(biased, itos, text) as rec:
+        with pytest.raises(LLMBError, match="checkpoints are kept of models this package can run .* a GPT is not one"):
+            rec.checkpoint(1)
+        rec.log(1, train_loss=4.0)
+    assert RunReader(store_uri).checkpoint_steps(rec.run_id) == []
+
+
+def llmb_record(model, itos, text):
+    return llmb.record(model, tokenizer=itos, probe_text=text[:64], system_metrics=False)
+
+
 def test_an_error_in_the_users_step_ends_the_run_failed_and_keeps_what_it_logged(store_uri, gpt_module, chars):
     itos, ids, text = chars
     model = small_gpt(gpt_module)
@@ -129,8 +176,10 @@ def test_an_error_in_the_users_step_ends_the_run_failed_and_keeps_what_it_logged
     ({"tokenizer": "abca"}, "tokenizer=: 'a' stands for more than one id"),
     ({"tokenizer": {0: "a", 2: "b"}}, "tokenizer=: a dict's keys must be the ids 0 to 1"),
     ({"probe_text": "ROMEO ☃"}, "probe_text=: characters not in the model's vocabulary: '☃'"),
-    ({"star_tokens": [70]}, "star_tokens= must list ids from 0 to 64; got [70]"),
+    ({"star_tokens": [70]}, "star_tokens= must list at most 5000 ids from 0 to 64; got [70]"),
     ({"probe_text": ""}, "probe_text= must be text the model can read; got ''"),
+    ({"probe_text": "R"}, "probe_text= must be at least 2 tokens long; got 'R'"),
+    ({"star_tokens": 6000}, "star_tokens= must be from 1 to 5000; got 6000"),
     ({"temperature": 0}, "temperature= must be a number in (0, 10]; got 0"),
     ({"params": ["lr", 1]}, "params= must be a dict of settings; got a list"),
 ])

@@ -144,6 +144,8 @@ def test_unsent_token_snapshots_carry_their_vocabulary_and_stored_ones_do_not(wo
     assert stored.with_vocab(vocab).check().sample == tokens[5] + tokens[400]
     whole = fmt.decode(fmt.encode(snap, whole=True))
     assert whole.vocab == vocab and whole.embedding_ids.tolist() == [5, 400]
+    odd = Vocabulary([*tokens[:-1], "end\x00"])  # a string array would lose the trailing NUL
+    assert fmt.decode(fmt.encode(fmt.Snapshot(**{**snap.__dict__, "vocab": odd}), whole=True)).vocab == odd
     with pytest.raises(ValueError, match=f"vocabulary has 3 tokens, the snapshot {len(tokens)}"):
         stored.with_vocab(Vocabulary("abc"))
     chars = fmt.Snapshot(step=1, vocab="ab", prompt="a", sample_ids=np.array([1]), topk_ids=np.array([[1]]),

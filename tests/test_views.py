@@ -115,9 +115,9 @@ def test_a_nanogpt_without_biases_is_kept_as_the_microgpt_it_is_and_one_with_bia
     torch.manual_seed(1)
     plain = module.GPT(module.GPTConfig(block_size=32, vocab_size=65, n_layer=2, n_head=4, n_embd=32, dropout=0.0,
                                         bias=False)).eval()
-    settings, state = view_of(plain).weights()
+    settings, state = view_of(plain).microgpt_weights()
     micro = build(ModelConfig(**settings), state).eval()
     ids = torch.randint(65, (1, 20), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         assert torch.allclose(plain(ids, targets=ids)[0], micro(ids)[0], atol=1e-6)
-    assert view_of(nanogpt).weights() is None  # GPTConfig's default has biases, which MicroGPT has not
+    assert view_of(nanogpt).microgpt_weights() is None  # GPTConfig's default has biases, which MicroGPT has not

@@ -48,8 +48,8 @@ def token_class(token: str) -> str:
 
 
 def title(snapshot) -> str:
-    if snapshot.vocab.is_chars:
-        return CHARACTERS_TITLE
+    if snapshot.vocab.is_chars or not len(snapshot.embedding):
+        return CHARACTERS_TITLE if snapshot.vocab.is_chars else "Token star map"
     shown = len(snapshot.star_ids)
     return "Token star map" + (f" ({shown:,} of {snapshot.vocab_size:,} tokens)" if shown < snapshot.vocab_size else "")
 

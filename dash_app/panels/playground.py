@@ -128,21 +128,26 @@ class Models:
         """(model settings, weights, vocab, the step they are from), as ``build_model`` takes them."""
         try:
             config, arrays = self.data.weights(run_id, step)
-            if run_id not in self._vocabs:
-                self._vocabs[run_id] = self.data.snapshot(run_id, step).vocab
-            return config, arrays, self._vocabs[run_id], step
         except (MissingArtifact, OtherVersion):  # trained with --no-step-weights, or weights of another format
-            from llmb_mlflow.training import checkpoint
+            return self._checkpoint_before(run_id, step)
+        if run_id not in self._vocabs:
+            self._vocabs[run_id] = self.data.snapshot(run_id, step).vocab
+        return config, arrays, self._vocabs[run_id], step
 
-            model = self.data.run(run_id).params.get(PARAM_MODEL, MODEL_TYPE)
-            if model != MODEL_TYPE:
-                raise LLMBError(f"this run records a {checks.label(model)} (with llmb.record), and the Playground "
-                                f"runs only LLMBreaker's own {MODEL_TYPE} for now") from None
+    def _checkpoint_before(self, run_id: str, step: int):
+        from llmb_mlflow.training import checkpoint
 
+        try:
             used, raw = self.data.checkpoint_before(run_id, step)
-            state = checkpoint.load(raw, f"checkpoint of step {used} in run {run_id}", limits.MAX_LOADED_PARAMETERS)
-            config, weights, vocab = checkpoint.stored_model(state)
-            return config, weights, Vocabulary(vocab), used
+        except LLMBError:
+            model = self.data.run(run_id).params.get(PARAM_MODEL, MODEL_TYPE)
+            if model == MODEL_TYPE:
+                raise
+            raise LLMBError(f"this run records a {checks.label(model)} with llmb.record, and kept no weights by step "
+                            f"{step} that the Playground can run") from None
+        state = checkpoint.load(raw, f"checkpoint of step {used} in run {run_id}", limits.MAX_LOADED_PARAMETERS)
+        config, weights, vocab = checkpoint.stored_model(state)
+        return config, weights, Vocabulary(vocab), used
 
 
 def bars_figure(vocab, probabilities: np.ndarray, temperature: float) -> dict:

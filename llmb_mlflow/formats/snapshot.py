@@ -127,9 +127,10 @@ def encode(snap: Snapshot, whole: bool = False) -> bytes:
         packed["vocab"] = np.str_(snap.vocab.chars)
     else:
         packed["vocab_size"] = np.int64(snap.vocab_size)
-        if whole and snap.vocab is not None:
-            packed["vocab_tokens"] = np.str_("".join(snap.vocab))
-            packed["vocab_ends"] = np.cumsum([len(t) for t in snap.vocab], dtype=np.int64)
+        if whole and snap.vocab is not None:  # UTF-8 bytes: a str array would drop a last token's trailing NULs
+            encoded = [token.encode("utf-8", "surrogatepass") for token in snap.vocab]
+            packed["vocab_tokens"] = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+            packed["vocab_ends"] = np.cumsum([len(b) for b in encoded], dtype=np.int64)
     if snap.embedding_ids is not None:
         packed["embedding_ids"] = _ids(snap.embedding_ids, snap.vocab_size)
     np.savez_compressed(
@@ -177,17 +178,18 @@ def decode(data: bytes, label: str = "snapshot", vocab: Vocabulary | None = None
                 embedding_ids=arrays["embedding_ids"] if "embedding_ids" in files else None,
             )
             if "vocab_tokens" in files:
-                vocab = _split(str(arrays["vocab_tokens"]), arrays["vocab_ends"])
+                vocab = _split(arrays["vocab_tokens"].tobytes(), arrays["vocab_ends"])
             return (snap if snap.vocab is not None or vocab is None else snap.with_vocab(vocab)).check()
-    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise LLMBError(f"{label} is corrupt or unreadable ({exc})") from None
 
 
-def _split(text: str, ends: np.ndarray) -> Vocabulary:
-    if ends.ndim != 1 or (ends.size and (np.any(np.diff(ends) < 0) or ends[0] < 0 or ends[-1] != len(text))):
+def _split(data: bytes, ends: np.ndarray) -> Vocabulary:
+    if ends.ndim != 1 or ends.dtype.kind not in "iu" or (
+            ends.size and (np.any(np.diff(ends) < 0) or ends[0] < 0 or ends[-1] != len(data))):
         raise ValueError("vocab_ends does not cut vocab_tokens")
     starts = [0, *ends[:-1].tolist()]
-    return Vocabulary(text[a:b] for a, b in zip(starts, ends.tolist()))
+    return Vocabulary(data[a:b].decode("utf-8", "surrogatepass") for a, b in zip(starts, ends.tolist()))
 
 
 def _ids(ids, vocab_size: int) -> np.ndarray:

@@ -94,11 +94,13 @@ class MlflowTracker(Tracker):
         self._abandoned = False
         self._stopped_at = self._progress_at = 0.0  # when finish began; the last batch sent
         self._tmp = tempfile.TemporaryDirectory(prefix="llmb-snapshots-")
+        self._vocabulary = None  # the run's, when its tokens are longer than a character
 
     def start(self, description: RunDescription) -> None:
         from mlflow.entities import Param
 
         params = description.params
+        self._vocabulary = description.vocabulary
         tags = mlflow_compat.context_tags({
             KIND_TAG: TRAINING_RUN,
             VERSION_TAG: __version__,
@@ -146,6 +148,8 @@ class MlflowTracker(Tracker):
         self.backlog.add_points(points)
 
     def log_snapshot(self, snapshot) -> None:
+        if snapshot.vocab is None and self._vocabulary is not None:  # sent without it by TrackingProcess
+            snapshot = snapshot.with_vocab(self._vocabulary)
         self.backlog.add_artifact(Artifact(SNAPSHOT, snapshot.step, snapshot, snapshot_size(snapshot)))
 
     def log_checkpoint(self, step: int, payload: bytes) -> None:

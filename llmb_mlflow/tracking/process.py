@@ -113,6 +113,8 @@ class TrackingProcess(Tracker):
         self._outbox.put(m.Metrics(step, dict(metrics), int(time.time() * 1000)))
 
     def log_snapshot(self, snapshot) -> None:
+        if snapshot.vocab is not None and not snapshot.vocab.is_chars:  # the helper has the run's, from Start
+            snapshot = replace(snapshot, vocab=None)
         self._outbox.put(m.Snapshot(snapshot))
 
     def log_checkpoint(self, step: int, payload: bytes) -> None:

@@ -10,6 +10,7 @@ import zipfile
 from dataclasses import asdict, fields
 from typing import Any
 
+import numpy as np
 import torch
 
 from . import shapes
@@ -39,6 +40,22 @@ def dump(trainer) -> bytes:
         "rng_state": trainer.batch_rng.get_state(),
         "precision": trainer.precision,
         "embedding_basis": None if trainer.probe.basis is None else torch.from_numpy(trainer.probe.basis),
+    }
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def dump_recorded(step: int, model_config: dict, weights: dict, vocab: str, losses: dict[str, float]) -> bytes:
+    """A checkpoint ``llmb.record`` takes of a model it can run as a MicroGPT (``weights``:
+    arrays under MicroGPT's names), in a training it does not run: no optimizer state nor
+    training settings, so it is used (generate, save, the library, the Playground) but never
+    resumed here."""
+    state = {
+        "format": FORMAT_VERSION, "step": step, "recorded": True,
+        "model": {name: torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)) for name, array in weights.items()},
+        "optimizer": {}, "model_config": model_config, "train_config": {}, "preset": "", "dataset": "",
+        "vocab": vocab, "losses": dict(losses), "rng_state": torch.zeros(0, dtype=torch.uint8),
     }
     buffer = io.BytesIO()
     torch.save(state, buffer)

@@ -13,11 +13,12 @@ from .corpus import Dataset
 from .model import MicroGPT
 from .sampling import sample, sample_view
 from .views import as_array, view_of
+from ..errors import LLMBError
 from ..formats.snapshot import Snapshot
 
 TOP_K = 10
 PROBE_CHARS = 64
-STEP_WEIGHTS_MAX_PARAMS = 2_000_000  # a model's weights beside each snapshot: at most 4 MB (float16)
+RECORDED_WEIGHTS_MAX_PARAMS = 2_000_000  # llmb.record keeps a model's weights at each snapshot up to 4 MB (float16)
 
 
 class SnapshotProbe:
@@ -25,15 +26,16 @@ class SnapshotProbe:
     probe text every time, and embedding axes aligned with the previous snapshot's."""
 
     def __init__(self, tokenizer, prompt, probe, sample_chars: int, temperature: float, seed: int,
-                 keep_weights: bool = True, star_ids=None):
+                 keep_weights: bool = True, star_ids=None, max_weight_params: int | None = None):
         """``prompt``, ``probe``: text or ids; ``star_ids``: the ids the star map shows (None:
-        every id)."""
+        every id); ``max_weight_params``: weights of a larger model are not kept."""
         self.tokenizer = tokenizer  # a CharTokenizer, or vocabulary.TokenTokenizer
         self.prompt_ids, self.probe_ids = (_ids(tokenizer, x) for x in (prompt, probe))
         self.prompt, self.probe_text = tokenizer.decode(self.prompt_ids), tokenizer.decode(self.probe_ids)
         self.sample_chars, self.temperature, self.seed = sample_chars, temperature, seed
-        self.keep_weights = keep_weights  # a view's weights(), as a MicroGPT's (see _Trimmed.weights)
+        self.keep_weights = keep_weights  # as a MicroGPT's, when the view gives them (runnable_weights)
         self.star_ids = None if star_ids is None else np.asarray(star_ids, dtype=np.int64)
+        self.max_weight_params = max_weight_params
         self.basis: np.ndarray | None = None
 
     @classmethod
@@ -52,7 +54,10 @@ class SnapshotProbe:
         was_training = model.training
         model.eval()
         try:
-            view = _Trimmed(view_of(model, view), self.tokenizer.vocab_size)
+            view = view_of(model, view)
+            weights = runnable_weights(view, model, self.tokenizer.vocab_size, self.max_weight_params) \
+                if self.keep_weights else None
+            view = _Trimmed(view, self.tokenizer.vocab_size)
             device = next(model.parameters()).device
             sample_ids, topk_ids, topk_probs = self._sample(model, view, device)
             probe = torch.as_tensor(self.probe_ids, device=device)[None]
@@ -64,7 +69,6 @@ class SnapshotProbe:
             if embedding is not None and self.star_ids is not None:
                 embedding = embedding[self.star_ids]
             embedding = np.zeros((0, 3)) if embedding is None else self._project(embedding)
-            weights = view.weights() if self.keep_weights else None
         finally:
             model.train(was_training)
         return Snapshot(
@@ -115,20 +119,29 @@ class _Trimmed:
     def embedding(self):
         return self.view.embedding()
 
-    def weights(self):
-        """The model's as a MicroGPT's (see ``views``), its embedding cut to the tokenizer's ids;
-        None for a model that has none, or whose weights are too many to keep at every step."""
-        found = getattr(self.view, "weights", lambda: None)()
-        if found is None:
-            return None
+
+def runnable_weights(view, model, vocab_size: int, max_params: int | None = None):
+    """(MicroGPT settings, arrays) of ``model``, when its view gives its weights as a MicroGPT's
+    (``views``), the embedding cut to the tokenizer's ``vocab_size`` ids; None for a model whose
+    view gives none, or of more than ``max_params`` parameters (counted before anything is copied)."""
+    give = getattr(view, "microgpt_weights", None)
+    if not callable(give):
+        return None
+    if max_params is not None and sum(p.numel() for p in model.parameters()) > max_params:
+        return None
+    found = give()
+    if found is None:
+        return None
+    try:
         settings, state = found
-        if sum(a.size for a in state.values()) > STEP_WEIGHTS_MAX_PARAMS:
-            return None
-        if settings["vocab_size"] > self.vocab_size:
-            state = {name: a[:self.vocab_size] if name in ("tok_emb.weight", "lm_head.weight") else a
-                     for name, a in state.items()}
-            settings = {**settings, "vocab_size": self.vocab_size}
-        return settings, state
+        wide = settings["vocab_size"]
+    except (TypeError, ValueError, KeyError):
+        raise LLMBError("view=: microgpt_weights() must give (MicroGPT settings, arrays) or None") from None
+    if wide > vocab_size:
+        state = {name: a[:vocab_size] if name in ("tok_emb.weight", "lm_head.weight") else a
+                 for name, a in state.items()}
+        settings = {**settings, "vocab_size": vocab_size}
+    return settings, state
 
 
 def _ids(tokenizer, text_or_ids) -> np.ndarray:

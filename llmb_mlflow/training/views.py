@@ -13,7 +13,7 @@ Any other model is seen through an object with the methods of ``ModelView``, giv
         def embedding(self): return my_model.embed.weight    # or None: no star map
 
 A Hugging Face causal LM fits the same shape (``output_attentions=True``,
-``get_input_embeddings()``). A view may also have ``weights()``: the model as a ``MicroGPT``'s
+``get_input_embeddings()``). A view may also have ``microgpt_weights()``: the model as a ``MicroGPT``'s
 settings and state dict, which the Token Playground can run at any recorded step. nanoGPT's
 ``GPT`` without biases is one (the same architecture under other names), so its step weights
 are kept as MicroGPT's.
@@ -62,7 +62,7 @@ class MicroGPTView:
     def embedding(self):
         return self.model.tok_emb.weight
 
-    def weights(self):
+    def microgpt_weights(self):
         return asdict(self.model.cfg), _arrays(self.model.state_dict())
 
 
@@ -97,16 +97,16 @@ class NanoGPTView:
     def embedding(self):
         return self.model.transformer.wte.weight
 
-    def weights(self):
+    def microgpt_weights(self):
         """As a MicroGPT, when the model has no biases (nanoGPT's ``bias=False``, its
         Shakespeare recipe's); else None."""
         config = self.model.config
         state = self.model.state_dict()
-        if getattr(config, "bias", True) or any(name.endswith(".bias") for name in state):
+        if getattr(config, "bias", True):
             return None
         renamed = {}
         for name, tensor in state.items():
-            if name.endswith(".attn.bias"):  # an old nanoGPT's causal mask buffer
+            if name.endswith(".attn.bias") and not name.endswith("c_attn.bias"):  # an old nanoGPT's causal mask
                 continue
             new = NANOGPT_NAMES.get(name)
             if new is None:
