@@ -19,12 +19,14 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.setdefault("LLMB_MAX_TRAININGS", "16")
 # The user's own folders (unsent data, uploads, launch logs) are never touched, and each test
 # process (pytest-xdist's workers) has its own: a `runs sync` in one never sends another's runs.
-_DATA_HOME = tempfile.mkdtemp(prefix="llmb-tests-data-")
-os.environ["XDG_DATA_HOME"] = _DATA_HOME
-os.environ["LLMB_LOG_DIR"] = os.path.join(_DATA_HOME, "launch-logs")
-for _name in ("LLMB_SPOOL_DIR", "LLMB_UPLOAD_DIR", "LLMB_VIEWER_DIR"):
-    os.environ.pop(_name, None)
-atexit.register(shutil.rmtree, _DATA_HOME, ignore_errors=True)
+# A process a test starts that imports this module too keeps its test process's folders.
+if os.environ.get("LLMB_TESTS_DATA_OF") != os.environ.get("PYTEST_XDIST_WORKER", "main"):
+    os.environ["LLMB_TESTS_DATA_OF"] = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    os.environ["LLMB_TESTS_DATA"] = os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="llmb-tests-data-")
+    os.environ["LLMB_LOG_DIR"] = os.path.join(os.environ["LLMB_TESTS_DATA"], "launch-logs")
+    for _name in ("LLMB_SPOOL_DIR", "LLMB_UPLOAD_DIR", "LLMB_VIEWER_DIR"):
+        os.environ.pop(_name, None)
+    atexit.register(shutil.rmtree, os.environ["LLMB_TESTS_DATA"], ignore_errors=True)
 
 TINY = dict(n_layer=2, n_head=2, n_embd=16, block_size=16, batch_size=8, max_iters=25,
             eval_interval=10, eval_iters=2, sample_chars=30)
