@@ -128,7 +128,12 @@ class Recorder:
             self.tracker.finish(KILLED if self.stop_requested else FINISHED)
             return
         try:  # the training's own error goes on to its caller, whatever becomes of the run
-            self.tracker.finish(KILLED if issubclass(kind, KeyboardInterrupt) else FAILED)
+            if issubclass(kind, KeyboardInterrupt):
+                self.tracker.finish(KILLED)
+            else:
+                from .training.tracker import failure_of
+
+                self.tracker.finish(FAILED, failure_of(_error))
         except LLMBError as exc:
             print(f"llmb.record: {exc}", file=sys.stderr)
 

@@ -123,6 +123,7 @@ TRAINING_RUN = "training"  # KIND_TAG of our runs
 VERSION_TAG = "llmb.version"  # the LLMBreaker version that trained
 DATASET_TAG = "llmb.dataset"
 PRESET_TAG = "llmb.preset"
+FAILURE_TAG = "llmb.failure"  # why a FAILED run failed, in one line, when the training said
 TOKENS_TAG = "llmb.tokens"  # what one id stands for: CHARACTERS, or TOKENS of any length (vocabulary.json)
 CHARACTERS, TOKENS = "characters", "tokens"
 HOST_TAG = "llmb.host"  # where the trainer runs ...
@@ -141,7 +142,7 @@ STYLE_TRANSFER = "style-transfer"
 NOTE_TAG = "mlflow.note.content"  # MLflow's run description: links to the viewer
 PARENT_RUN_ID_TAG = "mlflow.parentRunId"  # MLflow's nesting of a resumed run under its source
 SOURCE_NAME_TAG = "mlflow.source.name"  # the command that trained, as MLflow's UI shows it
-RUN_TAGS = (KIND_TAG, VERSION_TAG, DATASET_TAG, PRESET_TAG, TOKENS_TAG, HOST_TAG, PID_TAG, PID_STARTED_TAG, HEARTBEAT_TAG,
+RUN_TAGS = (KIND_TAG, VERSION_TAG, DATASET_TAG, PRESET_TAG, TOKENS_TAG, FAILURE_TAG, HOST_TAG, PID_TAG, PID_STARTED_TAG, HEARTBEAT_TAG,
             TRAINER_STATE_TAG, CONTROL_STATE_TAG, CONTROL_STEPS_TAG, CONTROL_CHECKPOINTS_TAG,
             PARENT_RUN_TAG, MODEL_VERSION_TAG, WORLD_SIZE_TAG, PURPOSE_TAG, NOTE_TAG, PARENT_RUN_ID_TAG,
             SOURCE_NAME_TAG)

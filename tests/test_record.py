@@ -166,8 +166,19 @@ def test_an_error_in_the_users_step_ends_the_run_failed_and_keeps_what_it_logged
             rec.log(2, train_loss=4.1)
             raise RuntimeError("out of batteries")
     reader = RunReader(store_uri)
-    assert reader.run(rec.run_id).status == "FAILED"
+    run = reader.run(rec.run_id)
+    assert run.status == "FAILED" and run.tags["llmb.failure"] == "RuntimeError: out of batteries"
     assert reader.metric(rec.run_id, "train_loss").steps.tolist() == [1, 2]
+    from browser import serve
+    from dash_requests import CallbackPoster
+
+    url, server = serve(store_uri)
+    try:
+        shown = CallbackPoster(url).post("run.value", {"run.value": rec.run_id, "smoothing.value": 0.6},
+                                         output="loss-chart")
+        assert shown.outputs["run-error.children"] == "The training failed: RuntimeError: out of batteries"
+    finally:
+        server.close()
 
 
 @pytest.mark.parametrize("options, said", [

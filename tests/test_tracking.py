@@ -123,6 +123,7 @@ def test_a_failed_training_is_marked_failed_with_its_metrics_kept(store_uri, sha
     client = MlflowClient(store_uri)
     assert client.get_run(tracker.run_id).info.status == "FAILED"
     assert client.get_run(tracker.run_id).data.tags["llmb.state"] == "failed"
+    assert client.get_run(tracker.run_id).data.tags["llmb.failure"] == "RuntimeError: simulated failure"
     assert history(client, tracker.run_id, "train_loss") == list(range(1, 8))
     assert history(client, tracker.run_id, SNAPSHOT_BYTES) == [0]
 

@@ -86,6 +86,7 @@ def test_a_training_killed_outright_has_its_run_ended_with_all_it_reported(store
     helper.wait(timeout=60)  # it stores what it holds, ends the run and exits
     run = reader.run(training.run_id)
     assert run.status == "FAILED" and run.tags[TRAINER_STATE_TAG] == "failed"
+    assert run.tags["llmb.failure"].startswith("the training's process ended before it ended its run")
     steps = reader.metric(training.run_id, "train_loss").steps.tolist()
     assert steps == list(range(1, len(steps) + 1)) and len(steps) >= 30
     for step in reader.snapshot_steps(training.run_id):  # every listed snapshot is whole

@@ -8,7 +8,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 from llmb_mlflow.library import control
 from llmb_mlflow.errors import LLMBError
 from llmb_mlflow.run_layout import (
-    PARAM_N_HEAD, PARAM_N_LAYER, TOKENS, TOKENS_TAG, TRAIN_LOSS, TRAINER_STATE_TAG, VAL_LOSS,
+    FAILED, FAILURE_TAG, PARAM_N_HEAD, PARAM_N_LAYER, TOKENS, TOKENS_TAG, TRAIN_LOSS, TRAINER_STATE_TAG, VAL_LOSS,
 )
 
 from .. import checks, run_choice
@@ -124,10 +124,12 @@ def register(app, data, default_run: str | None) -> None:
         events = loss.event_list(facts, state["first_step"], run.last_step)
         figure = loss.loss_figure(train_steps, train_values, *chart["val"], None, smoothing, log, other, events,
                                   unit="token" if run.tags.get(TOKENS_TAG) == TOKENS else "char.")
+        failure = run.tags.get(FAILURE_TAG) if run.status == FAILED else None
         return answer(loaded_outputs, figure=figure, state=state, steps=steps, ended=run.ended,
                       layers=[{"label": str(i + 1), "value": i} for i in range(layers)],
                       heads=[{"label": str(i + 1), "value": i} for i in range(heads)],
-                      layer=min(layer, layers - 1), head=min(head, heads - 1), error=problem)
+                      layer=min(layer, layers - 1), head=min(head, heads - 1),
+                      error=problem or (f"The training failed: {failure}" if failure else ""))
 
     followed = dict(extend=Output("loss-chart", "extendData"), state=Output("run-state", "data", allow_duplicate=True),
                     steps=Output("steps", "data", allow_duplicate=True),

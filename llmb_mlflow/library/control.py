@@ -25,9 +25,11 @@ from ..errors import LLMBError
 from ..training.tracker import Control
 from ..run_layout import (
     CONTROL_CHECKPOINTS_TAG, CONTROL_PAUSE, CONTROL_RUN, CONTROL_STATE_TAG, CONTROL_STEPS_TAG,
-    CONTROL_STOP, FAILED, HEARTBEAT_TAG, HOST_TAG, KIND_TAG, PID_STARTED_TAG, PID_TAG, RUNNING, TRAINER_ENDED,
+    CONTROL_STOP, FAILED, FAILURE_TAG, HEARTBEAT_TAG, HOST_TAG, KIND_TAG, PID_STARTED_TAG, PID_TAG, RUNNING, TRAINER_ENDED,
     TRAINER_PAUSED, TRAINER_STATE_TAG, TRAINER_STOPPING, TRAINING_RUN,
 )
+
+MAX_FAILURE_CHARS = 500
 from ..store.client import missing_as, store_errors
 from ..numbers import whole_number
 
@@ -143,11 +145,14 @@ def mark_failed(client, run_id: str, force: bool = False) -> str:
     return problem or "forced"
 
 
-def end_run(client, run_id: str, status: str) -> None:
-    """End the run with ``status``: first its trainer state says how it ended, and its
-    heartbeat, meaningless from now on, goes, so no ended run claims to be running."""
+def end_run(client, run_id: str, status: str, failure: str | None = None) -> None:
+    """End the run with ``status``: first its trainer state says how it ended (and ``failure``
+    why it failed), and its heartbeat, meaningless from now on, goes, so no ended run claims to
+    be running."""
     from mlflow.exceptions import MlflowException
 
+    if failure and failure.strip():
+        client.set_tag(run_id, FAILURE_TAG, failure.strip().splitlines()[0][:MAX_FAILURE_CHARS])
     client.set_tag(run_id, TRAINER_STATE_TAG, TRAINER_ENDED[status])
     try:
         client.delete_tag(run_id, HEARTBEAT_TAG)

@@ -29,6 +29,7 @@ from ..store.client import first_line
 from . import messages as m
 
 LOST_READER = "the tracking process stopped reading the training's reports"
+GONE = "the training's process ended before it ended its run (killed, or out of memory)"
 
 
 def serve(conn, settings: dict, training_pid: int, argv: list[str]) -> None:
@@ -124,10 +125,10 @@ class _Helper:
         from ..run_layout import FAILED
 
         match message:
-            case m.Finish(status):
-                self._end(status)
+            case m.Finish(status, failure):
+                self._end(status, failure=failure)
             case _Gone():
-                self._end(FAILED)
+                self._end(FAILED, failure=GONE)
             case _Lost():
                 self._end(FAILED, LOST_READER)
             case m.Start(description):
@@ -203,14 +204,14 @@ class _Helper:
         if safe is not None:
             self.reply(m.Ack(safe))
 
-    def _end(self, status: str, why: str | None = None) -> None:
+    def _end(self, status: str, why: str | None = None, failure: str | None = None) -> None:
         """``why``: the helper ends the run of its own accord (its reader is dead), which the
-        training hears as an error."""
+        training hears as an error; ``failure``: why the training failed."""
         error = None
         self.ended.set()
         if self.started:
             try:
-                self.tracker.finish(status)
+                self.tracker.finish(status, failure or why)
             except LLMBError as exc:
                 error = str(exc)
         self.reply(m.Ack(self.taken))  # stored, or in the run's spool (or lost with its disk)

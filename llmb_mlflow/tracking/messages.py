@@ -43,6 +43,7 @@ class State:
 @dataclass(frozen=True)
 class Finish:
     status: str
+    failure: str | None = None  # why the training failed, one line
 
 
 DATA = (Metrics, Snapshot, Checkpoint)  # what the training keeps until the helper took it

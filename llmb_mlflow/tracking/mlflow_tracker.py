@@ -195,9 +195,10 @@ class MlflowTracker(Tracker):
                                     f"({self.last_error or 'timed out'})")
                 self._pass_done.wait(remaining)
 
-    def finish(self, status: str) -> None:
-        """Write everything still buffered, then close the run with ``status``. If the store
-        stays unreachable for ``finish_timeout`` seconds, what is unsent goes to the spool."""
+    def finish(self, status: str, failure: str | None = None) -> None:
+        """Write everything still buffered, then close the run with ``status`` (``failure``: why
+        it failed, kept as a tag). If the store stays unreachable for ``finish_timeout``
+        seconds, what is unsent goes to the spool."""
         if self.run_id is None:
             return
         stopping = None
@@ -215,7 +216,7 @@ class MlflowTracker(Tracker):
             if stopping is not None:  # the store answers, so they go in too (a helper exits after)
                 stopping.join(self.finish_timeout)
             with store_errors(self.uri):
-                end_run(self.client, self.run_id, status)
+                end_run(self.client, self.run_id, status, failure)
         finally:
             if self.backlog is not None:
                 self.backlog.close()

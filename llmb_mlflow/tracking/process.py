@@ -133,10 +133,10 @@ class TrackingProcess(Tracker):
         with self._changed:
             self._changed.wait(timeout)
 
-    def finish(self, status: str) -> None:
+    def finish(self, status: str, failure: str | None = None) -> None:
         """Wait until the helper has stored everything and ended the run with ``status``. If it
         broke down instead, what it did not take goes to the spool, which the error names."""
-        self._outbox.put(m.Finish(status))
+        self._outbox.put(m.Finish(status, failure))
         try:
             with self._changed:
                 while not self._changed.wait_for(lambda: self._ended is not None, 1.0):

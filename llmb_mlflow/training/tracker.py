@@ -9,6 +9,12 @@ from ..numbers import whole_number
 from ..run_layout import CONTROL_CHECKPOINTS_TAG, CONTROL_RUN, CONTROL_STATE_TAG, CONTROL_STATES, CONTROL_STEPS_TAG
 
 
+def failure_of(error: BaseException) -> str:
+    """``ErrorType: the first line of its message``: what a failed run keeps of why."""
+    said = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {said[0]}" if said else type(error).__name__
+
+
 @dataclass(frozen=True)
 class Control:
     """What controllers ask of a training (run tags, see ``library.control``)."""
@@ -77,5 +83,5 @@ class Tracker:
     def report_state(self, state: str) -> None:
         """Tell controllers what the trainer is doing: running, paused or stopping."""
 
-    def finish(self, status: str) -> None:
-        pass
+    def finish(self, status: str, failure: str | None = None) -> None:
+        """End the run with ``status``; ``failure``: why it failed, one line."""

@@ -27,7 +27,7 @@ from ..run_layout import (
     EVAL_METRICS, EVAL_TRAIN_LOSS, FAILED, FINISHED, GRAD_NORM, KILLED, LR, SOURCE_STYLE_PARAMS, STYLE_MATCH,
     TOKENS_PER_SEC, TRAIN_LOSS, VAL_LOSS, attn_entropy_metric,
 )
-from .tracker import RunDescription, Tracker
+from .tracker import RunDescription, Tracker, failure_of
 from ..errors import LLMBError
 
 ProgressCallback = Callable[[int, dict], None]
@@ -260,7 +260,7 @@ def run_training(trainer: Trainer, tracker: Tracker, run_name: str | None = None
                                  dataset=trainer.dataset,
                                  model_params={**asdict(trainer.model_config),
                                                "n_params": trainer.model.num_parameters()}))
-    status = FAILED
+    status, failure = FAILED, None
     try:
         if on_start:
             on_start()
@@ -271,6 +271,9 @@ def run_training(trainer: Trainer, tracker: Tracker, run_name: str | None = None
         if trainer.step > 0 and not trainer.updating:
             trainer.checkpoint_into(tracker)
         raise
+    except Exception as exc:
+        failure = failure_of(exc)
+        raise
     finally:
-        tracker.finish(status)
+        tracker.finish(status, failure)
     return status
