@@ -275,6 +275,7 @@ def register(app, data) -> None:
 def _which_model(step: int, used: int) -> str:
     if used == step:
         return f"The model as it was at step {step} (move the scrubber to try another step)."
-    return (f"The model as it was at step {used}, its last checkpoint by step {step}: this run kept "
-            "the model's weights only in its checkpoints (--no-step-weights).")
+    return (f"The model as it was at step {used}, its last checkpoint by step {step}: this run keeps the "
+            "model's weights only in its checkpoints (llmb train --no-step-weights, or a model too large "
+            "for llmb.record to keep at every snapshot).")
 

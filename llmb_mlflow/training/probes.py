@@ -10,6 +10,7 @@ import torch
 
 from . import weights as weights_format
 from .corpus import Dataset
+from .config import ModelConfig
 from .model import MicroGPT
 from .sampling import sample, sample_view
 from .views import as_array, view_of
@@ -59,7 +60,7 @@ class SnapshotProbe:
                 if self.keep_weights else None
             view = _Trimmed(view, self.tokenizer.vocab_size)
             device = next(model.parameters()).device
-            sample_ids, topk_ids, topk_probs = self._sample(model, view, device)
+            sample_ids, topk_ids, topk_probs = self._sample(model, view, device, weights)
             probe = torch.as_tensor(self.probe_ids, device=device)[None]
             attention = as_array(view.attention(probe))
             length = probe.shape[1]
@@ -79,11 +80,14 @@ class SnapshotProbe:
             weights=weights_format.encode(weights[1], weights[0]) if weights else None,
         )
 
-    def _sample(self, model, view, device):
+    def _sample(self, model, view, device, weights=None):
+        """``weights``: the model's as a MicroGPT's (``runnable_weights``), if it gave them."""
         prompt = [int(i) for i in self.prompt_ids]
         if isinstance(model, MicroGPT) and model.cfg.vocab_size == self.tokenizer.vocab_size:
             # its key/value-cached decoder draws what sample_view would, sooner
             ids, logits = sample(model, prompt, self.sample_chars, self.temperature, self.seed)
+        elif weights is not None:  # the same decoder, from the weights it gave as a MicroGPT's
+            ids, logits = sample(_AsMicroGPT(*weights), prompt, self.sample_chars, self.temperature, self.seed)
         else:
             ids, logits = sample_view(view, prompt, self.sample_chars, self.temperature, self.seed, device)
         top = logits.softmax(-1).topk(min(TOP_K, logits.shape[-1]), dim=-1)
@@ -118,6 +122,16 @@ class _Trimmed:
 
     def embedding(self):
         return self.view.embedding()
+
+
+class _AsMicroGPT:
+    """A MicroGPT's settings and arrays, as ``sampling.sample``'s decoder reads a model."""
+
+    def __init__(self, settings: dict, arrays: dict):
+        self.cfg, self.arrays = ModelConfig(**settings), arrays
+
+    def state_dict(self):
+        return {name: torch.from_numpy(np.asarray(array)) for name, array in self.arrays.items()}
 
 
 def runnable_weights(view, model, vocab_size: int, max_params: int | None = None):
