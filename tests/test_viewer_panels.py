@@ -200,3 +200,11 @@ def test_a_click_on_the_attention_grid_names_its_tile():
     for bad in (None, {}, {"points": []}, {"points": [{"x": "1", "y": 0}]}, {"points": [{"x": -1, "y": 0}]},
                 {"points": [{"x": True, "y": 0}]}):
         assert attention.clicked_head(bad, side, layers, heads) is None
+
+
+def test_the_star_maps_nearest_tokens_are_the_closest_others_nearest_first():
+    points = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
+    brute = np.linalg.norm(points[:, None, :] - points[None, :, :], axis=-1)
+    np.fill_diagonal(brute, np.inf)
+    assert np.array_equal(star_map.nearest(points), np.argsort(brute, axis=1)[:, :3])
+    assert star_map.nearest(points[:2]).tolist() == [[1], [0]] and star_map.nearest(points[:1]).shape == (1, 0)
