@@ -47,7 +47,7 @@ def checkpoint_seconds(tracker, trainer, step: int) -> float:
     """Hand the tracker a checkpoint at ``step`` and wait until it is stored."""
     trainer.step, trainer.last_checkpoint_step = step, None
     started = time.perf_counter()
-    trainer.checkpoint_into(tracker)
+    trainer.checkpoint_into(trainer.recorder(tracker).attach())
     tracker.flush()
     return time.perf_counter() - started
 

@@ -17,36 +17,26 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import attention_stats, precision, style
+from . import precision, style
 from .config import RunConfig
 from .corpus import Dataset
-from .gate import Gate
 from .model import MicroGPT
 from .probes import SnapshotProbe
+from .recording import Recorder, TrainingStopped
 from ..run_layout import (
-    EVAL_METRICS, EVAL_TRAIN_LOSS, FAILED, FINISHED, GRAD_NORM, KILLED, LR, SOURCE_STYLE_PARAMS, STYLE_MATCH,
-    TOKENS_PER_SEC, TRAIN_LOSS, VAL_LOSS, attn_entropy_metric,
+    EVAL_METRICS, EVAL_TRAIN_LOSS, GRAD_NORM, LR, SOURCE_STYLE_PARAMS, STYLE_MATCH, TOKENS_PER_SEC, TRAIN_LOSS,
+    VAL_LOSS,
 )
-from .tracker import RunDescription, Tracker, failure_of
+from .tracker import RunDescription, Tracker
 from ..errors import LLMBError
 
 ProgressCallback = Callable[[int, dict], None]
 EVAL_TOKENS = 4096  # tokens per forward pass when evaluating (measured best on CPU)
 
 
-class TrainingStopped(Exception):
-    """Training ended early because ``Trainer.request_stop`` was called."""
-
-
 def style_metrics(profile: style.Profile, sample: str) -> dict[str, float]:
     """The run contract's ``style_*`` metrics of one sample."""
     return {name if name == STYLE_MATCH else f"style_{name}": value for name, value in style.match(profile, sample).items()}
-
-
-def entropy_metrics(attention) -> dict[str, float]:
-    """The run contract's ``attn_entropy/l{layer}h{head}`` metrics of a snapshot's attention."""
-    entropy = attention_stats.head_entropy(attention)
-    return {attn_entropy_metric(layer, head): float(value) for (layer, head), value in np.ndenumerate(entropy)}
 
 
 def default_device() -> str:
@@ -206,43 +196,59 @@ class Trainer:
         interval = self.config.train.checkpoint_interval
         return step == self.config.train.max_iters or (interval > 0 and step % interval == 0)
 
-    def checkpoint_into(self, tracker: Tracker) -> None:
-        """Hand the tracker a checkpoint of the current step (once per step)."""
-        if tracker.wants_checkpoints and self.last_checkpoint_step != self.step:
-            from . import checkpoint
+    def recorder(self, tracker: Tracker, description: RunDescription | None = None,
+                 last_step: int | None = None) -> Recorder:
+        """What this training records through, as a training of its user's records through
+        ``llmb.record``: its checkpoints hold the optimizer, so they can be resumed."""
+        from . import checkpoint
 
-            tracker.log_checkpoint(self.step, checkpoint.dump(self))
+        def dump(step, _losses):
             self.last_checkpoint_step = self.step
+            return checkpoint.dump(self)
 
-    def run(self, tracker: Tracker, on_progress: ProgressCallback | None = None,
+        return Recorder(self.model, self.probe, tracker, description, dump=dump, agree=lambda wish: self.agree(wish),
+                        stopping=lambda: self.stop_requested, last_step=last_step,
+                        last_checkpoint=self.last_checkpoint_step)
+
+    def description(self, run_name: str | None = None, tags: dict[str, str] | None = None) -> RunDescription:
+        return RunDescription(params=self.describe(), tags=tags or {}, run_name=run_name, dataset=self.dataset,
+                              model_params={**asdict(self.model_config), "n_params": self.model.num_parameters()})
+
+    def checkpoint_into(self, recorder: Recorder) -> None:
+        """A checkpoint of the current step, unless it has one."""
+        if recorder.last_checkpoint != self.step:
+            recorder.checkpoint(self.step)
+
+    def run(self, into: Recorder | Tracker, on_progress: ProgressCallback | None = None,
             stop_at: int | None = None) -> None:
-        """Train to ``max_iters`` (or to ``stop_at``, to continue later), reporting every step
-        and evaluation to ``tracker``."""
+        """Train to ``max_iters`` (or to ``stop_at``, to continue later), recording every step and
+        evaluation ``into`` a recorder, or a tracker whose run has started."""
         end = min(stop_at or self.config.train.max_iters, self.config.train.max_iters)
-        gate = Gate(tracker, agree=lambda wish: self.agree(wish))
+        rec = into if isinstance(into, Recorder) else self.recorder(into).attach()
+        rec.last_step = end
         if self.step == 0:
-            tracker.log_metrics(0, self._evaluate_into(tracker))
+            rec.log(0, **self._evaluate_into(rec))
+        elif self.step < end:
+            rec.log(self.step)  # a pause asked before this training went on
         while self.step < end:
-            if not gate.next(self.step, lambda: self.stop_requested, lambda: self.checkpoint_into(tracker)):
+            if rec.stop_requested:
                 raise TrainingStopped(f"stopped at step {self.step}")
             metrics = self.train_step()
             if self.is_eval_step(self.step):
-                metrics.update(self._evaluate_into(tracker))
-            tracker.log_metrics(self.step, metrics)
-            if self.is_checkpoint_step(self.step):
-                self.checkpoint_into(tracker)
+                metrics.update(self._evaluate_into(rec))
             if on_progress:
                 on_progress(self.step, metrics)
+            rec.log(self.step, **metrics)
+            if self.is_checkpoint_step(self.step):
+                self.checkpoint_into(rec)
 
-    def _evaluate_into(self, tracker: Tracker) -> dict[str, float]:
+    def _evaluate_into(self, rec: Recorder) -> dict[str, float]:
+        """Evaluate and take a snapshot: the metrics of the step that are not yet logged."""
         if not self.lead:  # the lead rank evaluates for everyone
             return {}
         self.last_eval = self.evaluate()
-        if not tracker.wants_snapshots:
-            return self.last_eval
-        snap = self.probe.capture(self.model, self.step)
-        tracker.log_snapshot(snap)
-        return {**self.last_eval, **style_metrics(self.style_profile, snap.sample), **entropy_metrics(snap.attention)}
+        sample = rec.snapshot(self.step, **self.last_eval)
+        return {} if sample is None else style_metrics(self.style_profile, sample)
 
     @functools.cached_property
     def style_profile(self) -> style.Profile:
@@ -256,24 +262,14 @@ def run_training(trainer: Trainer, tracker: Tracker, run_name: str | None = None
                  on_progress: ProgressCallback | None = None) -> str:
     """Run ``trainer`` under ``tracker`` and close the run with the right status:
     FINISHED, KILLED on Ctrl-C (after a last checkpoint), FAILED on an error."""
-    tracker.start(RunDescription(params=trainer.describe(), tags=tags or {}, run_name=run_name,
-                                 dataset=trainer.dataset,
-                                 model_params={**asdict(trainer.model_config),
-                                               "n_params": trainer.model.num_parameters()}))
-    status, failure = FAILED, None
-    try:
+    rec = trainer.recorder(tracker, trainer.description(run_name, tags))
+    with rec:
         if on_start:
             on_start()
-        trainer.run(tracker, on_progress)
-        status = FINISHED
-    except (KeyboardInterrupt, TrainingStopped):
-        status = KILLED
-        if trainer.step > 0 and not trainer.updating:
-            trainer.checkpoint_into(tracker)
-        raise
-    except Exception as exc:
-        failure = failure_of(exc)
-        raise
-    finally:
-        tracker.finish(status, failure)
-    return status
+        try:
+            trainer.run(rec, on_progress)
+        except (KeyboardInterrupt, TrainingStopped):
+            if trainer.step > 0 and not trainer.updating:
+                trainer.checkpoint_into(rec)
+            raise
+    return rec.status
