@@ -27,6 +27,7 @@ from llmb_mlflow.run_layout import ENDED, RUNNING
 MAX_NAME = 250
 MAX_SNAPSHOTS = 100_000
 LARGEST = 2**62  # no setting comes near; bigger numbers are refused before any arithmetic
+MAX_TOKEN_ID = 2**20  # the largest vocabularies in use have a few hundred thousand tokens
 RUN_ID = r"[a-zA-Z0-9][a-zA-Z0-9_\-]{0,255}"  # MLflow's rule for run ids (ASCII)
 STATUSES = (RUNNING, "SCHEDULED", *ENDED)
 
@@ -155,9 +156,10 @@ class PendingLaunch(_Strict):
 
 
 class Playground(_Strict):
-    """The Token Playground's text so far, and how many moves of its turn it holds."""
+    """The Token Playground's text so far (and its ids), and how many moves of its turn it holds."""
 
     text: Annotated[StrictStr, Field(max_length=4000)]
+    ids: Annotated[list[Annotated[StrictInt, Field(ge=0, lt=MAX_TOKEN_ID)]], Field(max_length=4000)] | None = None
     turn: Annotated[StrictInt, Field(ge=0, le=LARGEST)] = 0
     done: Annotated[StrictInt, Field(ge=0, le=4000)] = 0
 
@@ -165,12 +167,12 @@ class Playground(_Strict):
 class PlaygroundMoves(_Strict):
     """The Token Playground's moves, kept by the page (assets/playground.js): its prompt, the seed
     of its draws, its turn (a new prompt or Regenerate starts one) and every move since (-1: draw
-    a character; else the index of a picked one)."""
+    a token; else the id of a picked one)."""
 
     prompt: Annotated[StrictStr, Field(max_length=500)]
     seed: Annotated[StrictInt, Field(ge=0, le=2**31)]
     turn: Annotated[StrictInt, Field(ge=0, le=LARGEST)]
-    moves: Annotated[list[Annotated[StrictInt, Field(ge=-1, le=2**16)]], Field(max_length=4000)]
+    moves: Annotated[list[Annotated[StrictInt, Field(ge=-1, lt=MAX_TOKEN_ID)]], Field(max_length=4000)]
 
 
 class PendingSave(_Strict):

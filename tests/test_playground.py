@@ -115,6 +115,7 @@ def test_a_draw_is_the_same_for_the_same_seed_and_position():
 
 def test_the_bars_show_the_ten_likeliest_likeliest_on_top():
     from dash_app.panels.playground import bars_figure, shown_text
+    from llmb_mlflow.formats.vocabulary import Vocabulary
 
     vocab = "abcdefghijkl\n"
     p = np.arange(1, 14, dtype=float)
@@ -122,15 +123,32 @@ def test_the_bars_show_the_ten_likeliest_likeliest_on_top():
     bars = bars_figure(vocab, p, 0.8)["data"][0]
     assert bars["y"][0] == "⏎ " and bars["customdata"][:2] == [12, 11] and len(bars["x"]) == 10
     assert bars["x"] == sorted(bars["x"], reverse=True)
-    old, context = shown_text("x" * 20 + "abcd", 4)
-    assert old.children == "x" * 20 and context.children == "abcd"
+    chars = Vocabulary("abcdx")
+    old, context = shown_text(chars, [4] * 20 + [0, 1, 2, 3], 4)
+    assert old.children == "x" * 20 and context.children == "abcd" and context.title.endswith("last 4 characters")
+    words = Vocabulary(["the", " cat", " sat", "\n"])
+    old, context = shown_text(words, [0, 1, 2, 3, 0, 1], 3)  # the last 3 tokens, not characters
+    assert old.children == "the cat sat" and context.children == "\nthe cat" and context.title.endswith("3 tokens")
 
 
-VOCAB = "abcdefgh"
+CHARS = "abcdefgh"
+
+
+def _vocab():
+    from llmb_mlflow.formats.vocabulary import Vocabulary
+
+    return Vocabulary(CHARS)
+
+
+def _advance(state, wanted, vocab=None, next_id=None):
+    from dash_app.panels.playground import advance, encoder
+
+    vocab = vocab or _vocab()
+    return advance(state, wanted, vocab, next_id or _next, encoder(vocab))
 
 
 def _next(ids):  # a stand-in for the model's draw: deterministic in the text so far
-    return (sum(ids) * 7 + len(ids)) % len(VOCAB)
+    return (sum(ids) * 7 + len(ids)) % len(CHARS)
 
 
 def _moves(moves, prompt="ab", turn=0, seed=0):
@@ -138,37 +156,55 @@ def _moves(moves, prompt="ab", turn=0, seed=0):
 
 
 def test_each_move_is_applied_once_in_order_whatever_requests_were_superseded():
-    from dash_app.panels.playground import DRAW, advance
+    from dash_app.panels.playground import DRAW
 
     start = {"text": "ab", "turn": 0, "done": 0}
     moves = [DRAW, DRAW, 3, DRAW, DRAW]
     one_by_one = start
     for n in range(1, len(moves) + 1):  # every answer arrived before the next click
-        one_by_one, _ = advance(one_by_one, _moves(moves[:n]), VOCAB, _next)
+        one_by_one, _ = _advance(one_by_one, _moves(moves[:n]))
     assert len(one_by_one["text"]) == 2 + len(moves) and one_by_one["done"] == len(moves)
     assert one_by_one["text"][4] == "d"  # the picked character, in its place
-    at_once, ids = advance(start, _moves(moves), VOCAB, _next)  # every answer but the last dropped
-    assert at_once == one_by_one and ids == [VOCAB.index(c) for c in at_once["text"]]
-    middle, _ = advance(start, _moves(moves[:2]), VOCAB, _next)  # one answer in between
-    assert advance(middle, _moves(moves), VOCAB, _next)[0] == one_by_one
-    assert advance(one_by_one, _moves(moves), VOCAB, _next)[0] == one_by_one  # asked again: nothing more
+    at_once, ids = _advance(start, _moves(moves))  # every answer but the last dropped
+    assert at_once == one_by_one and ids == [CHARS.index(c) for c in at_once["text"]]
+    middle, _ = _advance(start, _moves(moves[:2]))  # one answer in between
+    assert _advance(middle, _moves(moves))[0] == one_by_one
+    assert _advance(one_by_one, _moves(moves))[0] == one_by_one  # asked again: nothing more
 
 
 def test_a_new_turn_starts_from_the_prompt_and_bad_moves_are_bounded():
-    from dash_app.panels.playground import DRAW, MAX_PENDING, MAX_TEXT, advance
+    from dash_app.panels.playground import DRAW, MAX_PENDING, MAX_TEXT
 
     written = {"text": "abcdef", "turn": 0, "done": 4}
-    assert advance(written, _moves([], "ba", turn=1), VOCAB, _next)[0] == {"text": "ba", "turn": 1, "done": 0}
-    assert advance(written, _moves([DRAW], "ab", turn=1), VOCAB, _next)[0]["text"] == "ab" + VOCAB[_next([0, 1])]
+    assert _advance(written, _moves([], "ba", turn=1))[0] == {"text": "ba", "ids": [1, 0], "turn": 1, "done": 0}
+    assert _advance(written, _moves([DRAW], "ab", turn=1))[0]["text"] == "ab" + CHARS[_next([0, 1])]
     fresh = {"text": "ab", "turn": 0, "done": 0}
-    assert advance(written, _moves([DRAW] * 2), VOCAB, _next) == advance(fresh, _moves([DRAW] * 2), VOCAB, _next)
+    assert _advance(written, _moves([DRAW] * 2)) == _advance(fresh, _moves([DRAW] * 2))
     other_run = {"text": "abXY", "turn": 0, "done": 2}  # characters the shown model lacks: from the prompt
-    assert advance(other_run, _moves([DRAW, DRAW]), VOCAB, _next)[0] == {"text": "ab", "turn": 0, "done": 2}
-    assert advance(fresh, _moves([8, 100, 2]), VOCAB, _next)[0]["text"] == "abc"  # no such characters: skipped
-    many, _ = advance(fresh, _moves([0] * (MAX_PENDING + 5)), VOCAB, _next)
+    assert _advance(other_run, _moves([DRAW, DRAW]))[0] == {"text": "ab", "ids": [0, 1], "turn": 0, "done": 2}
+    assert _advance(fresh, _moves([8, 100, 2]))[0]["text"] == "abc"  # no such characters: skipped
+    many, _ = _advance(fresh, _moves([0] * (MAX_PENDING + 5)))
     assert len(many["text"]) == 2 + MAX_PENDING and many["done"] == MAX_PENDING + 5
     full = {"text": "a" * MAX_TEXT, "turn": 0, "done": 0}
-    assert advance(full, _moves([DRAW, 1], "a"), VOCAB, _next)[0]["text"] == "a" * MAX_TEXT
+    assert _advance(full, _moves([DRAW, 1], "a"))[0]["text"] == "a" * MAX_TEXT
+
+
+def test_a_text_of_tokens_keeps_the_ids_it_was_written_in():
+    from dash_app.panels.playground import DRAW
+    from llmb_mlflow.errors import LLMBError
+    from llmb_mlflow.formats.vocabulary import Vocabulary
+
+    words = Vocabulary(["th", "e", "the", " ", "cat", "\n"])
+    drawn = _advance({"text": "the", "turn": 0, "done": 0}, _moves([DRAW, 4], "the"), words, lambda ids: 3)[0]
+    assert drawn["ids"] == [2, 3, 4] and drawn["text"] == "the cat"  # the prompt cut by longest match
+    written = {"text": "the", "ids": [0, 1], "turn": 0, "done": 0}  # the model wrote "th" then "e"
+    assert _advance(written, _moves([4], "th"), words)[0] == {"text": "thecat", "ids": [0, 1, 4], "turn": 0, "done": 1}
+    stale = {"text": "the", "ids": [0, 0], "turn": 0, "done": 0}  # ids of another run: cut again
+    assert _advance(stale, _moves([], "th"), words)[0]["ids"] == [2]
+    from dash_app.panels.playground import encoder
+
+    with pytest.raises(LLMBError, match="no token of this model has: 'x'"):
+        encoder(words)("the x")
 
 
 def test_swapping_steps_in_the_one_built_model_gives_each_steps_own_model(stored, finished_run):
@@ -245,7 +281,8 @@ def test_crafted_moves_get_one_line_and_change_nothing(finished_run):
                 "steps.data": [0, 10, 20, 25], "pg-state.data": {"text": "ROMEO:", "turn": 0, "done": 0}}
         moves = {"prompt": "ROMEO:", "seed": 0, "turn": 0, "moves": [-1, -1]}
         answer = poster.post("pg-moves.data", {**page, "pg-moves.data": moves}, output="pg-state")
-        assert answer.outputs["pg-state.data"] == {"text": answer.outputs["pg-state.data"]["text"], "turn": 0, "done": 2}
+        written = answer.outputs["pg-state.data"]
+        assert written == {"text": written["text"], "ids": written["ids"], "turn": 0, "done": 2}
         assert len(answer.outputs["pg-state.data"]["text"]) == len("ROMEO:") + 2
         for crafted in ("moves", {**moves, "moves": [-1] * 5000}, {**moves, "moves": [2**20]},
                         {**moves, "moves": ["-1"]}, {**moves, "prompt": "x" * 600}, {**moves, "seed": -1}):

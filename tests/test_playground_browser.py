@@ -91,13 +91,13 @@ def test_try_in_the_models_menu_opens_the_playground_at_the_versions_step(browse
 
 def test_steps_clicked_faster_than_the_server_answers_each_write_one_character(browser, viewer, finished_run):
     from dash_app.data import ViewerData
-    from dash_app.panels.playground import DRAW, Models, advance, draw, next_probabilities
+    from dash_app.panels.playground import DRAW, Models, advance, draw, encoder, next_probabilities
 
     clicks = 6
     model, vocab, _ = Models(ViewerData(finished_run.uri)).at(finished_run.run_id, 20)
     expected, _ = advance({"text": "ROMEO:", "turn": 0, "done": 0},  # seed 0, temperature 1
                           {"prompt": "ROMEO:", "seed": 0, "turn": 0, "moves": [DRAW] * clicks}, vocab,
-                          lambda ids: draw(next_probabilities(model, ids, 1.0), 0, len(ids)))
+                          lambda ids: draw(next_probabilities(model, ids, 1.0), 0, len(ids)), encoder(vocab))
     browser.get(f"{viewer}?tab=playground&step=20")
     wait(browser, lambda d: "step 20" in text(d, "pg-model-step") and d.execute_script(WRITTEN) == "ROMEO:")
     browser.execute_async_script(BURST, clicks)  # every click before the first answer arrives

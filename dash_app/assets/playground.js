@@ -3,13 +3,13 @@
 // text travelling in each request, a Step sent while the previous answer was on its way carried
 // the old text, Dash dropped that answer, and a character was lost.)
 //
-// moves = {prompt, seed, turn, moves, step, tick}: moves holds -1 (draw a character) or the index
-// of a picked character; a new prompt or Regenerate starts a new turn with no moves; step and tick
+// moves = {prompt, seed, turn, moves, step, tick}: moves holds -1 (draw a token) or the id of a
+// picked token; a new prompt or Regenerate starts a new turn with no moves; step and tick
 // are the counts of Step clicks and Play ticks already turned into moves, so clicks that reach
 // this function together are each counted.
 (function () {
   const DRAW = -1;
-  const MAX_MOVES = 2000;  // the text stops at 2000 characters anyway
+  const MAX_MOVES = 2000;  // the text stops at 2000 tokens anyway
 
   function count(value) {
     return Number.isSafeInteger(value) && value >= 0 ? value : 0;
@@ -18,7 +18,7 @@
   function picked(click) {
     const point = click && Array.isArray(click.points) && click.points.length ? click.points[0] : null;
     const value = point ? point.customdata : null;
-    return Number.isSafeInteger(value) && value >= 0 && value < 65536 ? value : null;
+    return Number.isSafeInteger(value) && value >= 0 && value < 1048576 ? value : null;  // checks.MAX_TOKEN_ID
   }
 
   function checked(moves, prompt) {

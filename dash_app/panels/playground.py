@@ -1,5 +1,6 @@
-"""The Token Playground tab: type a prompt and see the model's ten likeliest next characters, as
-the model was at the step the scrubber shows; step, play or pick a bar to continue the text.
+"""The Token Playground tab: type a prompt and see the model's ten likeliest next tokens (or
+characters), as the model was at the step the scrubber shows; step, play or pick a bar to
+continue the text.
 
 The only module of the viewer that uses torch, imported when a model is first needed. Draws are
 seeded by the text's length, so the same prompt and the same choices give the same text.
@@ -36,12 +37,12 @@ SPEEDS_MS = (100, 250, 500, 1000, 2000)
 DEFAULT_PROMPT = "ROMEO:\n"
 MAX_TEXT = 2000
 MAX_PENDING = 64  # moves applied by one request (a person's clicks during one answer are far fewer)
-DRAW = -1  # a move: draw the next character (else a move is the index of a picked character)
+DRAW = -1  # a move: draw the next token (else a move is the id of a picked token)
 CACHE_BYTES = 64 * 2**20  # decoded weights kept: 75 steps of `medium`, 20 of `large`
 
 
 def next_probabilities(model, ids: list[int], temperature: float) -> np.ndarray:
-    """The model's probability of each character coming after ``ids`` (its last block)."""
+    """The model's probability of each token coming after ``ids`` (its last block)."""
     import torch
 
     context = torch.tensor([ids[-model.cfg.block_size:]], dtype=torch.long)
@@ -51,35 +52,69 @@ def next_probabilities(model, ids: list[int], temperature: float) -> np.ndarray:
 
 
 def draw(probabilities: np.ndarray, seed: int, position: int) -> int:
-    """One character, the same for the same seed, position and probabilities."""
+    """One token, the same for the same seed, position and probabilities."""
     return int(np.random.default_rng([seed, position]).choice(len(probabilities), p=probabilities))
 
 
-def advance(state: dict, wanted: dict, vocab: str, next_id: Callable[[list[int]], int]) -> tuple[dict, list[int]]:
+def advance(state: dict, wanted: dict, vocab: Vocabulary, next_id: Callable[[list[int]], int],
+            encode: Callable[[str], list[int]]) -> tuple[dict, list[int]]:
     """The playground's state after the page's moves, and its text as ids.
 
-    ``state`` ({text, turn, done}) says how many of the moves of its turn are in its text;
+    ``state`` ({text, ids, turn, done}) says how many of the moves of its turn are in its text;
     ``wanted`` ({prompt, seed, turn, moves}) is what the page asks: a new turn (a new prompt, or
     Regenerate) starts again from the prompt. Each move not yet done is applied once, in order
-    (at most MAX_PENDING per call; the text stops at MAX_TEXT characters): DRAW appends
-    ``next_id(ids)``, any other move that character. A request sent before the previous answer
-    arrived carries an older state and more moves: the result is the same."""
-    index = {c: i for i, c in enumerate(vocab)}
+    (at most MAX_PENDING per call; the text stops at MAX_TEXT characters or tokens): DRAW appends
+    ``next_id(ids)``, any other move that token. A request sent before the previous answer
+    arrived carries an older state and more moves: the result is the same. The state keeps the
+    ids the text was written in (a text of tokens can be cut into them in several ways);
+    ``encode`` cuts a text the state holds no ids of (LLMBError: it has characters no token has)."""
     prompt, moves = wanted["prompt"], wanted["moves"]
-    text, done = state["text"], state["done"]
+    text, done, ids = state["text"], state["done"], state.get("ids")
     if state["turn"] != wanted["turn"] or done > len(moves) or not text.startswith(prompt):
-        text, done = prompt, 0
-    if any(c not in index for c in text):  # another run's model, with other characters
-        text, done = prompt, len(moves)
-    ids = [index[c] for c in text]
+        text, done, ids = prompt, 0, None
+    if ids is None or any(i >= len(vocab) for i in ids) or vocab.decode(ids) != text:  # or another run's ids
+        try:
+            ids = list(encode(text))
+        except LLMBError:  # another run's model, with other characters
+            text, done, ids = prompt, len(moves), list(encode(prompt))
+    length = len(text)
     for move in moves[done:done + MAX_PENDING]:
-        if len(ids) >= MAX_TEXT:
+        if len(ids) >= MAX_TEXT or length >= MAX_TEXT:
             break
         if move == DRAW:
             ids.append(next_id(ids))
         elif 0 <= move < len(vocab):
             ids.append(move)
-    return {"text": "".join(vocab[i] for i in ids), "turn": wanted["turn"], "done": len(moves)}, ids
+        else:
+            continue
+        length += len(vocab.tokens[ids[-1]])
+    return {"text": vocab.decode(ids), "ids": ids, "turn": wanted["turn"], "done": len(moves)}, ids
+
+
+def encoder(vocab: Vocabulary) -> Callable[[str], list[int]]:
+    """Text as the ids of ``vocab``: a character each, or the longest token that matches at each
+    place (what a word vocabulary gives, and close to what a BPE tokenizer does)."""
+    from llmb_mlflow.training.vocabulary import TokenTokenizer
+
+    if vocab.is_chars:
+        index = {c: i for i, c in enumerate(vocab.tokens)}
+
+        def encode(text: str) -> list[int]:
+            unknown = sorted({c for c in text if c not in index})
+            if unknown:
+                raise LLMBError(f"the prompt has characters this model never saw: {''.join(unknown)!r}")
+            return [index[c] for c in text]
+
+        return encode
+    tokens = TokenTokenizer(vocab)
+
+    def encode(text: str) -> list[int]:
+        unknown = tokens.unknown_chars(text)
+        if unknown:
+            raise LLMBError(f"the prompt has characters no token of this model has: {''.join(unknown)!r}")
+        return [int(i) for i in tokens.encode(text)]
+
+    return encode
 
 
 class Models:
@@ -96,6 +131,7 @@ class Models:
         self._vocabs = LRUCache(256)  # run id -> its characters (every snapshot of a run has the same)
         self._built = LRUCache(2)  # ModelConfig -> [model, the (run id, step) of the weights it holds]
         self._answers = LRUCache(256)  # (run id, step, temperature, context) -> next_probabilities
+        self._encoders = LRUCache(16)  # run id -> encoder(its vocabulary)
 
     def at(self, run_id: str, step: int):
         """(model, vocab, the step its weights are from): the step's own weights, else (a run
@@ -123,6 +159,13 @@ class Models:
         if key not in self._answers:
             self._answers[key] = next_probabilities(model, ids, temperature)
         return self._answers[key]
+
+    def encoder(self, run_id: str, vocab: Vocabulary) -> Callable[[str], list[int]]:
+        """``encoder(vocab)`` of the run, made once (a token vocabulary's takes a moment)."""
+        made = self._encoders.get(run_id)
+        if made is None or made[0] != vocab:
+            made = self._encoders[run_id] = (vocab, encoder(vocab))
+        return made[1]
 
     def _load(self, run_id: str, step: int):
         """(model settings, weights, vocab, the step they are from), as ``build_model`` takes them."""
@@ -168,11 +211,13 @@ def bars_figure(vocab, probabilities: np.ndarray, temperature: float) -> dict:
     }
 
 
-def shown_text(text: str, block_size: int) -> list:
-    """The text so far, the part the model reads (its last ``block_size`` characters) marked."""
-    cut = max(len(text) - block_size, 0)
-    return [html.Span(text[:cut], className="pg-old"), html.Span(text[cut:], className="pg-context",
-                                                                 title=f"what the model reads: the last {block_size} characters")]
+def shown_text(vocab: Vocabulary, ids: list[int], block_size: int) -> list:
+    """The text so far, the part the model reads (its last ``block_size`` tokens) marked."""
+    cut = len(vocab.decode(ids[:max(len(ids) - block_size, 0)]))
+    text = vocab.decode(ids)
+    what = "characters" if vocab.is_chars else "tokens"
+    return [html.Span(text[:cut], className="pg-old"),
+            html.Span(text[cut:], className="pg-context", title=f"what the model reads: the last {block_size} {what}")]
 
 
 def layout() -> html.Div:
@@ -183,7 +228,7 @@ def layout() -> html.Div:
                 html.Label("prompt", htmlFor="pg-prompt"),
                 dcc.Input(id="pg-prompt", value=DEFAULT_PROMPT.strip(), debounce=True, className="pg-prompt",
                           maxLength=500),
-                html.Button(labelled("step", "Step"), id="pg-step", className="ctl-btn", title="write one character"),
+                html.Button(labelled("step", "Step"), id="pg-step", className="ctl-btn", title="write one more token"),
                 html.Button(labelled("play", "Play"), id="pg-play", className="ctl-btn"),
                 dcc.Dropdown(id="pg-speed", options=[{"label": f"{ms} ms", "value": ms} for ms in SPEEDS_MS],
                              value=500, clearable=False, className="speed", searchable=False),
@@ -198,10 +243,10 @@ def layout() -> html.Div:
             html.Div(id="pg-model-step", className="pg-note"),
             html.Div(id="pg-error", className="error"),
         ], id="playground-panel", className="panel"),
-        html.Section([html.H3("The ten likeliest next characters"),
+        html.Section([html.H3("The ten likeliest next characters", id="pg-bars-title"),
                       dcc.Graph(id="pg-bars", config={"displayModeBar": False})], id="bars-panel", className="panel"),
         dcc.Store(id="pg-moves", data={"prompt": DEFAULT_PROMPT.strip(), "seed": 0, "turn": 0, "moves": []}),
-        dcc.Store(id="pg-state", data={"text": DEFAULT_PROMPT.strip(), "turn": 0, "done": 0}),
+        dcc.Store(id="pg-state", data={"text": DEFAULT_PROMPT.strip(), "ids": None, "turn": 0, "done": 0}),
         dcc.Interval(id="pg-tick", interval=500, disabled=True),
     ], className="watch-grid")
 
@@ -216,7 +261,8 @@ def register(app, data) -> None:
         prevent_initial_call=True)
 
     played = dict(state=Output("pg-state", "data"), bars=Output("pg-bars", "figure"), text=Output("pg-text", "children"),
-                  model=Output("pg-model-step", "children"), error=Output("pg-error", "children"))
+                  model=Output("pg-model-step", "children"), error=Output("pg-error", "children"),
+                  title=Output("pg-bars-title", "children"))
 
     @app.callback(output=played,
                   inputs=[Input("pg-moves", "data"), Input("pg-temperature", "value"),
@@ -243,17 +289,18 @@ def register(app, data) -> None:
                 model, vocab, used = models.at(run_id, step)
             except LLMBError as exc:
                 return answer(played, error=f"Cannot load the model at step {step}: {exc}")
-            if not vocab.is_chars:
-                return answer(played, error="The Playground writes with character models only for now: this "
-                                            "run's tokens are longer than a character.")
-            unknown = sorted({c for c in wanted["prompt"] if c not in vocab})
-            if unknown:
-                return answer(played, error=f"The prompt has characters this model never saw: {''.join(unknown)!r}")
+            encode = models.encoder(run_id, vocab)
+            try:
+                encode(wanted["prompt"])
+            except LLMBError as exc:
+                return answer(played, error=f"{str(exc)[:1].upper()}{str(exc)[1:]}")
             state, ids = advance(state, wanted, vocab, lambda ids: draw(
-                models.probabilities(run_id, step, ids, temperature), wanted["seed"], len(ids)))
+                models.probabilities(run_id, step, ids, temperature), wanted["seed"], len(ids)), encode)
             probabilities = models.probabilities(run_id, step, ids, temperature)
+        what = "characters" if vocab.is_chars else "tokens"
         return answer(played, state=state, bars=bars_figure(vocab, probabilities, temperature),
-                      text=shown_text(state["text"], model.cfg.block_size), model=_which_model(step, used), error="")
+                      text=shown_text(vocab, ids, model.cfg.block_size), model=_which_model(step, used), error="",
+                      title=f"The ten likeliest next {what}")
 
     ticking = dict(off=Output("pg-tick", "disabled"), interval=Output("pg-tick", "interval"),
                    label=Output("pg-play", "children"))
