@@ -95,13 +95,11 @@ def _recorded_dump(model, view, vocabulary):
         from .training.checkpoint import dump_recorded
         from .training.probes import runnable_weights
 
-        if not vocabulary.is_chars:
-            raise LLMBError("checkpoints of models whose tokens are longer than a character are not kept yet")
         found = runnable_weights(view, model, len(vocabulary))
         if found is None:
             raise LLMBError(f"checkpoints are kept of models this package can run (MicroGPT, nanoGPT's GPT without "
                             f"biases); a {type(model).__name__} is not one")
-        return dump_recorded(step, *found, vocabulary.chars, losses)
+        return dump_recorded(step, *found, vocabulary.chars if vocabulary.is_chars else list(vocabulary), losses)
 
     return dump
 

@@ -123,6 +123,7 @@ def prepare_resume(model_ref: str, dataset: str | None, overrides: dict, trackin
         version, state = library.checkpoint(model_ref, min(max_params, limits.MAX_LOADED_PARAMETERS))
     else:
         version, state = library.checkpoint(model_ref, max_params, "--max-params")
+    checkpoint.check_resumable(state)
     step, saved_iters = int(state["step"]), state["train_config"]["max_iters"]
     if overrides.get("max_iters") is None and saved_iters <= step:
         raise LLMBError(f"{version.ref} is at step {step}, its training's last; "

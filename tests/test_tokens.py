@@ -131,6 +131,69 @@ def test_a_token_snapshot_keeps_ids_and_its_run_keeps_the_vocabulary(store_uri, 
     assert sum(len(trace["text"]) for trace in stars["data"]) == 100
     assert "word" in {trace["name"] for trace in stars["data"]}
 
+    playground_writes_words(store_uri, rec.run_id, snap.vocab)
+
+
+def playground_writes_words(uri, run_id, vocab):
+    """The Playground, asked as the page asks: two words drawn after a prompt cut into tokens, the
+    state keeping their ids, the bars labelled with tokens."""
+    from browser import serve
+    from dash_requests import CallbackPoster
+
+    url, server = serve(uri)
+    try:
+        page = {"tabs.value": "playground", "view.data": {"live": False, "playing": False, "step": 20},
+                "pg-temperature.value": 1.0, "run-state.data": {"run_id": run_id, "status": "FINISHED"},
+                "steps.data": [0, 20], "pg-state.data": {"text": "ROMEO:", "turn": 0, "done": 0}}
+        moves = {"prompt": "KING RICHARD", "seed": 0, "turn": 1, "moves": [-1, -1]}
+        answer = CallbackPoster(url).post("pg-moves.data", {**page, "pg-moves.data": moves}, output="pg-state")
+    finally:
+        server.close()
+    state, bars = answer.outputs["pg-state.data"], answer.outputs["pg-bars.figure"]["data"][0]
+    prompt_ids = TokenTokenizer(vocab).encode("KING RICHARD").tolist()
+    assert state["ids"][:-2] == prompt_ids and len(state["ids"]) == len(prompt_ids) + 2
+    assert state["text"] == vocab.decode(state["ids"]) and state["text"].startswith("KING RICHARD")
+    assert bars["y"] == [f"{label(vocab[i])} " for i in bars["customdata"]] and len(bars["y"]) == 10
+    assert answer.outputs["pg-bars-title.children"] == "The ten likeliest next tokens"
+    assert answer.outputs["pg-error.children"] == ""
+
+
+def test_a_word_models_checkpoint_is_saved_generates_words_and_stands_in_for_step_weights(
+        store_uri, words, llmb, monkeypatch):
+    from dash_app.data import ViewerData
+    from dash_app.panels.playground import Models
+    from llmb_mlflow.training import probes
+
+    monkeypatch.setattr(probes, "RECORDED_WEIGHTS_MAX_PARAMS", 0)  # as for a model too large to keep each step
+    tokens, tokenizer, ids, text = words
+    model = word_gpt(len(tokens))
+    from llmb_mlflow import record
+
+    with record(model, tokenizer=tokens, probe_text=text[-400:], run_name="word-checkpoints", sample_chars=8,
+                     star_tokens=50, system_metrics=False) as rec:
+        rec.snapshot(0, val_loss=6.0)
+        rec.log(10, train_loss=5.0)
+        rec.checkpoint(10)
+        rec.snapshot(12, val_loss=5.5)
+    reader = RunReader(store_uri)
+    assert reader.checkpoint_steps(rec.run_id) == [10]
+    with pytest.raises(LLMBError):
+        reader.weights(rec.run_id, 12)  # no step weights were kept
+
+    built, vocab, used = Models(ViewerData(store_uri)).at(rec.run_id, 12)
+    assert used == 10 and vocab == Vocabulary(tokens) and built.cfg.vocab_size == len(tokens)
+    with torch.inference_mode():
+        ours = built(torch.as_tensor(ids[:32])[None])[0][0, -1]
+        theirs = model(torch.as_tensor(ids[:32].astype(np.int64))[None])[0][0, -1]
+    assert torch.allclose(ours, theirs, atol=1e-4)  # the checkpoint's model is the user's
+
+    assert llmb("models", "save", rec.run_id, "--name", "words").code == 0
+    written = llmb("generate", "words/1", "--prompt", "KING RICHARD", "--max-new-tokens", "5")
+    assert written.code == 0 and written.out.startswith("KING RICHARD"), written.err
+    continuation = written.out[len("KING RICHARD"):-1]  # (echo's newline)
+    assert len(continuation) >= 5 and TokenTokenizer(Vocabulary(tokens)).unknown_chars(continuation) == []
+    assert llmb("resume", "words/1", "--max-iters", "20").code == 1
+
 
 def test_unsent_token_snapshots_carry_their_vocabulary_and_stored_ones_do_not(words):
     tokens, tokenizer, _, text = words

@@ -17,6 +17,7 @@ from . import shapes
 from .config import ModelConfig, RunConfig, SettingError, TrainConfig, merge
 from .corpus import CharTokenizer
 from ..errors import LLMBError, shown
+from ..formats.vocabulary import Vocabulary
 from .shapes import DEFAULT_MAX_PARAMS
 
 FORMAT_VERSION = 1
@@ -46,16 +47,17 @@ def dump(trainer) -> bytes:
     return buffer.getvalue()
 
 
-def dump_recorded(step: int, model_config: dict, weights: dict, vocab: str, losses: dict[str, float]) -> bytes:
+def dump_recorded(step: int, model_config: dict, weights: dict, vocab: str | list[str],
+                  losses: dict[str, float]) -> bytes:
     """A checkpoint ``llmb.record`` takes of a model it can run as a MicroGPT (``weights``:
     arrays under MicroGPT's names), in a training it does not run: no optimizer state nor
     training settings, so it is used (generate, save, the library, the Playground) but never
-    resumed here."""
+    resumed here. ``vocab``: its characters as one string, else its tokens in id order."""
     state = {
         "format": FORMAT_VERSION, "step": step, "recorded": True,
         "model": {name: torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)) for name, array in weights.items()},
         "optimizer": {}, "model_config": model_config, "train_config": {}, "preset": "", "dataset": "",
-        "vocab": vocab, "losses": dict(losses), "rng_state": torch.zeros(0, dtype=torch.uint8),
+        "vocab": vocab if isinstance(vocab, str) else list(vocab), "losses": dict(losses), "rng_state": torch.zeros(0, dtype=torch.uint8),
     }
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -105,8 +107,12 @@ def load(data: bytes, label: str = "checkpoint", max_params: int = DEFAULT_MAX_P
     config = shapes.check(state["model_config"], {name: t.shape for name, t in weights.items()},
                           label, max_params, raise_with)
     vocab = state["vocab"]
-    if not isinstance(vocab, str) or len(vocab) != config.vocab_size or len(set(vocab)) != len(vocab):
-        raise LLMBError(f"{label} is malformed: its vocabulary is not {config.vocab_size} distinct characters")
+    if isinstance(vocab, str):
+        if len(vocab) != config.vocab_size or len(set(vocab)) != len(vocab):
+            raise LLMBError(f"{label} is malformed: its vocabulary is not {config.vocab_size} distinct characters")
+    elif not state.get("recorded") or not isinstance(vocab, list) or len(vocab) != config.vocab_size \
+            or not all(isinstance(token, str) for token in vocab):
+        raise LLMBError(f"{label} is malformed: its vocabulary is not {config.vocab_size} characters or tokens")
     if not isinstance(state["step"], int) or isinstance(state["step"], bool) or state["step"] < 0:
         raise LLMBError(f"{label} is malformed: its step is {shown(state['step'])}")
     return {**state, "model_config": asdict(config), "train_config": _stored_train(state["train_config"], label)}
@@ -148,13 +154,24 @@ def run_config(state: dict, **overrides) -> RunConfig:
     return merge(state["preset"], saved_model, state["train_config"], **overrides)
 
 
-def stored_model(state: dict) -> tuple[ModelConfig, dict, str]:
-    """The model settings, weights and characters of a checkpoint ``load`` returned, as
-    ``shapes.build`` takes them."""
+def stored_model(state: dict) -> tuple[ModelConfig, dict, str | list[str]]:
+    """The model settings, weights and vocabulary (characters as one string, else tokens) of a
+    checkpoint ``load`` returned, as ``shapes.build`` takes them."""
     return ModelConfig(**state["model_config"]), state["model"], state["vocab"]
 
 
 def build_model(state: dict):
-    """The model (eval mode, CPU) and tokenizer of a checkpoint ``load`` returned."""
+    """The model (eval mode, CPU) and tokenizer of a checkpoint ``load`` returned (a token
+    vocabulary's reads text by the longest token at each place)."""
+    from .vocabulary import TokenTokenizer
+
     config, weights, vocab = stored_model(state)
-    return shapes.build(config, weights), CharTokenizer(vocab)
+    tokenizer = CharTokenizer(vocab) if isinstance(vocab, str) else TokenTokenizer(Vocabulary(vocab))
+    return shapes.build(config, weights), tokenizer
+
+
+def check_resumable(state: dict) -> None:
+    """A checkpoint ``llmb.record`` took holds no optimizer state: it is used, never resumed."""
+    if state.get("recorded"):
+        raise LLMBError("this checkpoint was recorded with llmb.record from a training script of its own (it "
+                        "holds no optimizer state): continue that training in its script")

@@ -28,7 +28,6 @@ from ..run_layout import (
     VAL_LOSS,
 )
 from .tracker import RunDescription, Tracker
-from ..errors import LLMBError
 
 ProgressCallback = Callable[[int, dict], None]
 EVAL_TOKENS = 4096  # tokens per forward pass when evaluating (measured best on CPU)
@@ -79,9 +78,9 @@ class Trainer:
                         device: str | None = None, precision_choice: str | None = None) -> "Trainer":
         """A trainer continuing from a checkpoint (see ``checkpoint.load``) with ``config``;
         in the checkpoint's precision unless ``precision_choice`` says otherwise."""
-        if state.get("recorded"):
-            raise LLMBError("this checkpoint was recorded with llmb.record from a training script of its own (it "
-                            "holds no optimizer state): continue that training in its script")
+        from .checkpoint import check_resumable
+
+        check_resumable(state)
         device = device or default_device()
         choice = precision_choice or precision.resumed(state.get("precision"), device)
         trainer = cls(config, dataset, device, choice)
