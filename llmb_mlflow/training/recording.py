@@ -77,11 +77,14 @@ class Recorder:
         elif issubclass(kind, (KeyboardInterrupt, TrainingStopped)):
             self.status = KILLED
             self.tracker.finish(KILLED)
-        else:  # the training's own error goes on to its caller, whatever becomes of the run
+        else:
             self.status = FAILED
             try:
                 self.tracker.finish(FAILED, failure_of(error))
             except LLMBError as exc:
+                if isinstance(error, LLMBError):  # ours, of the tracking: the end says all of it
+                    raise
+                # the user's own error goes on to them, whatever becomes of the run
                 print(f"llmb: the run could not be ended: {exc}", file=sys.stderr)
 
     def start(self) -> "Recorder":

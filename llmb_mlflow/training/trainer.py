@@ -232,11 +232,12 @@ class Trainer:
         while self.step < end:
             if rec.stop_requested:
                 raise TrainingStopped(f"stopped at step {self.step}")
-            metrics = self.train_step()
+            metrics, evaluated = self.train_step(), {}
             if self.is_eval_step(self.step):
                 metrics.update(self._evaluate_into(rec))
+                evaluated = self.last_eval if self.lead else {}  # (logged with the snapshot)
             if on_progress:
-                on_progress(self.step, metrics)
+                on_progress(self.step, {**metrics, **evaluated})
             rec.log(self.step, **metrics)
             if self.is_checkpoint_step(self.step):
                 self.checkpoint_into(rec)
