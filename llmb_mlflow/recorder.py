@@ -26,11 +26,11 @@ import sys
 from .errors import LLMBError, shown
 from .run_layout import DEFAULT_EXPERIMENT, PARAM_MODEL, PARAM_N_HEAD, PARAM_N_LAYER
 from .training.config import TrainConfig
+from .training.probes import STAR_TOKENS
 from .training.recording import Recorder
 from .training.tracker import RunDescription
 
 SAMPLE_CHARS = TrainConfig.sample_chars  # as long as llmb train's samples
-STAR_TOKENS = 1000  # a star map of more points turns slowly in a browser
 MAX_STAR_TOKENS = 5000  # the viewer measures each point's distance to every other
 
 def record(model, tokenizer, probe_text: str, *, experiment: str = DEFAULT_EXPERIMENT,

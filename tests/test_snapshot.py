@@ -102,3 +102,21 @@ def test_a_snapshot_that_unpacks_to_far_more_than_a_snapshot_is_refused_before_u
     assert len(buffer.getvalue()) < 2**20  # deflate packs the zeros a thousandfold
     with pytest.raises(LLMBError, match=r"snapshot of step 7 is corrupt or unreadable \(it unpacks to 83886\d+ bytes"):
         fmt.decode(buffer.getvalue(), "snapshot of step 7")
+
+
+def test_a_text_of_thousands_of_characters_maps_its_most_frequent_thousand(shakespeare):
+    from dash_app.figures.star_map import star_figure, title
+    from llmb_mlflow.training.corpus import Corpus
+    from llmb_mlflow.training.probes import STAR_TOKENS
+
+    rare = "".join(chr(0x4E00 + i) for i in range(1500))  # 1,500 characters seen once each
+    corpus = Corpus("many", shakespeare.text[:20_000] + rare + shakespeare.text[20_000:24_000])
+    config = build_config("small", n_layer=1, n_embd=16, n_head=2, block_size=16, sample_chars=20, batch_size=4)
+    t = Trainer(config, prepare_dataset(corpus, 16), device="cpu")
+    snap = fmt.decode(fmt.encode(t.probe.capture(t.model, 0))).check()
+    vocab = t.dataset.tokenizer
+    assert vocab.vocab_size > 1500 and snap.embedding.shape == (STAR_TOKENS, 3)
+    shown = {vocab.chars[i] for i in snap.star_ids}
+    assert set(shakespeare.text[:20_000]) <= shown  # every character of the play, then rare ones to fill
+    assert title(snap) == f"Character star map (1,000 of {vocab.vocab_size:,} characters)"
+    assert sum(len(trace["text"]) for trace in star_figure(snap)["data"]) == STAR_TOKENS

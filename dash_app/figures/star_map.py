@@ -48,10 +48,12 @@ def token_class(token: str) -> str:
 
 
 def title(snapshot) -> str:
-    if snapshot.vocab.is_chars or not len(snapshot.embedding):
-        return CHARACTERS_TITLE if snapshot.vocab.is_chars else "Token star map"
+    chars = snapshot.vocab.is_chars
+    name = CHARACTERS_TITLE if chars else "Token star map"
     shown = len(snapshot.star_ids)
-    return "Token star map" + (f" ({shown:,} of {snapshot.vocab_size:,} tokens)" if shown < snapshot.vocab_size else "")
+    if not len(snapshot.embedding) or shown >= snapshot.vocab_size:
+        return name
+    return f"{name} ({shown:,} of {snapshot.vocab_size:,} {'characters' if chars else 'tokens'})"
 
 
 def nearest(embedding: np.ndarray, k: int = 3) -> np.ndarray:

@@ -20,6 +20,7 @@ from ..formats.snapshot import Snapshot
 TOP_K = 10
 PROBE_CHARS = 64
 RECORDED_WEIGHTS_MAX_PARAMS = 2_000_000  # llmb.record keeps a model's weights at each snapshot up to 4 MB (float16)
+STAR_TOKENS = 1000  # a star map of more points turns slowly in a browser
 
 
 class SnapshotProbe:
@@ -43,11 +44,16 @@ class SnapshotProbe:
     def of_dataset(cls, dataset: Dataset, block_size: int, sample_chars: int, temperature: float, seed: int,
                    keep_weights: bool = True) -> "SnapshotProbe":
         """The probe of a training on ``dataset``: its prompt a newline, its probe text from the
-        validation split."""
+        validation split; the star map shows every character, or the STAR_TOKENS most frequent
+        of a text of more."""
         vocab = dataset.tokenizer.chars
+        star_ids = None
+        if len(vocab) > STAR_TOKENS:
+            counts = np.bincount(dataset.train_ids, minlength=len(vocab))
+            star_ids = np.sort(np.argsort(-counts, kind="stable")[:STAR_TOKENS])
         return cls(dataset.tokenizer, "\n" if "\n" in vocab else dataset.val_text[0],
                    probe_text(dataset.val_text, min(block_size, PROBE_CHARS)), sample_chars, temperature, seed,
-                   keep_weights)
+                   keep_weights, star_ids=star_ids)
 
     @torch.inference_mode()
     def capture(self, model, step: int, view=None) -> Snapshot:
