@@ -18,6 +18,8 @@ def test_differing_model_shapes_are_said_and_the_nearest_head_shown():
     assert note == ("bold-fox has 1 layer(s) × 2 head(s), the shown run 3 × 4; layer 3, head 4 is not "
                     "in it, so its nearest head is shown.")
     assert compare.shapes_note("b", 1, 2, 3, 4, 0, 1) == "b has 1 layer(s) × 2 head(s), the shown run 3 × 4."
+    assert compare.shapes_note("bigram", 0, 0, 3, 4, 2, 3) == "bigram records no attention: there is nothing to compare."
+    assert compare.shapes_note("b", 3, 4, 0, 0, 0, 0) == "The shown run records no attention: there is nothing to compare."
 
 
 @pytest.mark.parametrize("old, new, added, removed", [

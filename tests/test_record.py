@@ -273,6 +273,8 @@ def test_a_model_without_attention_or_embedding_is_recorded_and_the_viewer_says_
         shown = page.post("run.value", {"run.value": rec.run_id, "smoothing.value": 0.6}, output="loss-chart")
         state, steps = shown.outputs["run-state.data"], shown.outputs["steps.data"]
         assert steps == [0, 1] and not shown.outputs.get("run-error.children")
+        assert shown.outputs["layer.options"] == shown.outputs["head.options"] == []  # no layer "1" to pick
+        assert shown.outputs["layer.value"] is None
         for tab, output, said in (("watch", "stars", "no star map"), ("attention", "attention-grid", "no attention")):
             answer = page.post("view.data", {"view.data": {"step": 1, "live": False}, "temperature.value": 1,
                                              "tabs.value": tab, "run-state.data": state, "steps.data": steps,

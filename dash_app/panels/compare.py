@@ -35,6 +35,8 @@ def shapes_note(name: str, other_layers: int, other_heads: int, layers: int, hea
     """What the attention panels can compare when the two models differ in shape."""
     if (other_layers, other_heads) == (layers, heads):
         return ""
+    if not other_layers or not layers:
+        return f"{name if not other_layers else 'The shown run'} records no attention: there is nothing to compare."
     note = (f"{name} has {other_layers} layer(s) × {other_heads} head(s), the shown run "
             f"{layers} × {heads}")
     if layer >= other_layers or head >= other_heads:

@@ -128,7 +128,7 @@ def register(app, data, default_run: str | None) -> None:
         return answer(loaded_outputs, figure=figure, state=state, steps=steps, ended=run.ended,
                       layers=[{"label": str(i + 1), "value": i} for i in range(layers)],
                       heads=[{"label": str(i + 1), "value": i} for i in range(heads)],
-                      layer=min(layer, layers - 1), head=min(head, heads - 1),
+                      layer=min(layer, layers - 1) if layers else None, head=min(head, heads - 1) if heads else None,
                       error=problem or (f"The training failed: {failure}" if failure else ""))
 
     followed = dict(extend=Output("loss-chart", "extendData"), state=Output("run-state", "data", allow_duplicate=True),
@@ -174,9 +174,10 @@ def register(app, data, default_run: str | None) -> None:
                       ended=run.ended, error="" if shown_error else no_update)
 
 def _count(param) -> int:
-    """A run's layer or head count as its params say (anyone may write them): 1 to 64."""
+    """A run's layer or head count as its params say (anyone may write them): 0 (a recorded model
+    that shows no attention) to 64; 1 when they say nothing readable."""
     return int(param) if isinstance(param, str) and param.isascii() and param.isdigit() \
-        and len(param) <= 2 and 1 <= int(param) <= 64 else 1
+        and len(param) <= 2 and 0 <= int(param) <= 64 else 1
 
 
 def _run_state(run, train_steps, train_values, val_steps, smoothing) -> dict:
