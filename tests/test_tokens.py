@@ -216,3 +216,5 @@ def test_unsent_token_snapshots_carry_their_vocabulary_and_stored_ones_do_not(wo
                          attention=np.zeros((1, 1, 2, 2)))
     with np.load(io.BytesIO(fmt.encode(chars))) as arrays:  # a character run's snapshots are as they were
         assert int(arrays["format_version"]) == 1 and str(arrays["vocab"]) == "ab"
+    nul = fmt.Snapshot(**{**chars.__dict__, "vocab": Vocabulary("a\x00")})  # a character a str array would drop
+    assert fmt.decode(fmt.encode(nul)).vocab == Vocabulary("a\x00")

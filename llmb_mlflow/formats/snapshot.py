@@ -123,7 +123,10 @@ def encode(snap: Snapshot, whole: bool = False) -> bytes:
     buffer = io.BytesIO()
     packed = {"weights": np.frombuffer(snap.weights, dtype=np.uint8)} if whole and snap.weights else {}
     inline = snap.vocab is not None and snap.vocab.is_chars
-    if inline:
+    coded = inline and snap.vocab.chars.endswith("\x00")  # a str array drops trailing NULs
+    if coded:
+        packed["vocab_codes"] = np.array([ord(c) for c in snap.vocab.chars], dtype=np.uint32)
+    elif inline:
         packed["vocab"] = np.str_(snap.vocab.chars)
     else:
         packed["vocab_size"] = np.int64(snap.vocab_size)
@@ -136,7 +139,7 @@ def encode(snap: Snapshot, whole: bool = False) -> bytes:
     np.savez_compressed(
         buffer,
         **packed,
-        format_version=np.int32(1 if inline and snap.embedding_ids is None else FORMAT_VERSION),
+        format_version=np.int32(1 if inline and not coded and snap.embedding_ids is None else FORMAT_VERSION),
         step=np.int64(snap.step),
         prompt=np.str_(snap.prompt),
         temperature=np.float32(snap.temperature),
@@ -164,8 +167,9 @@ def decode(data: bytes, label: str = "snapshot", vocab: Vocabulary | None = None
             files = arrays.files
             snap = Snapshot(
                 step=int(arrays["step"]),
-                vocab=str(arrays["vocab"]) if "vocab" in files else None,
-                vocab_size=0 if "vocab" in files else int(arrays["vocab_size"]),
+                vocab=str(arrays["vocab"]) if "vocab" in files else _chars(arrays["vocab_codes"])
+                if "vocab_codes" in files else None,
+                vocab_size=0 if "vocab" in files or "vocab_codes" in files else int(arrays["vocab_size"]),
                 prompt=str(arrays["prompt"]),
                 temperature=float(arrays["temperature"]),
                 sample_ids=arrays["sample_ids"],
@@ -182,6 +186,12 @@ def decode(data: bytes, label: str = "snapshot", vocab: Vocabulary | None = None
             return (snap if snap.vocab is not None or vocab is None else snap.with_vocab(vocab)).check()
     except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise LLMBError(f"{label} is corrupt or unreadable ({exc})") from None
+
+
+def _chars(codes: np.ndarray) -> str:
+    if codes.ndim != 1 or codes.dtype != np.uint32 or (codes.size and codes.max() > 0x10FFFF):
+        raise ValueError("vocab_codes are not characters")
+    return "".join(map(chr, codes.tolist()))
 
 
 def _split(data: bytes, ends: np.ndarray) -> Vocabulary:
