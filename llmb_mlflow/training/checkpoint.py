@@ -110,7 +110,7 @@ def load(data: bytes, label: str = "checkpoint", max_params: int = DEFAULT_MAX_P
     if isinstance(vocab, str):
         if len(vocab) != config.vocab_size or len(set(vocab)) != len(vocab):
             raise LLMBError(f"{label} is malformed: its vocabulary is not {config.vocab_size} distinct characters")
-    elif not state.get("recorded") or not isinstance(vocab, list) or len(vocab) != config.vocab_size \
+    elif state.get("recorded") is not True or not isinstance(vocab, list) or len(vocab) != config.vocab_size \
             or not all(isinstance(token, str) for token in vocab):
         raise LLMBError(f"{label} is malformed: its vocabulary is not {config.vocab_size} characters or tokens")
     if not isinstance(state["step"], int) or isinstance(state["step"], bool) or state["step"] < 0:
@@ -172,6 +172,6 @@ def build_model(state: dict):
 
 def check_resumable(state: dict) -> None:
     """A checkpoint ``llmb.record`` took holds no optimizer state: it is used, never resumed."""
-    if state.get("recorded"):
+    if state.get("recorded", False) is not False:  # (True, or anything a crafted file holds)
         raise LLMBError("this checkpoint was recorded with llmb.record from a training script of its own (it "
                         "holds no optimizer state): continue that training in its script")

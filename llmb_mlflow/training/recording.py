@@ -63,7 +63,12 @@ class Recorder:
         except BaseException:
             getattr(self.tracker, "close", lambda: None)()
             raise
-        return self.attach()
+        try:
+            return self.attach()
+        except BaseException as exc:  # the tracking broke down as the run began
+            self._ended, self.status = True, FAILED
+            self.tracker.finish(FAILED, failure_of(exc))
+            raise
 
     def __exit__(self, kind, error, _traceback) -> None:
         if self._gate is None:
@@ -112,12 +117,24 @@ class Recorder:
     def log(self, step: int, **metrics: float) -> None:
         """The metrics of ``step`` (``train_loss=``, anything else); then, if the run has been
         paused, wait until it is resumed or stopped (``stop_requested``)."""
+        self.log_metrics(step, **metrics)
+        self.between_steps(step)
+
+    def log_metrics(self, step: int, **metrics: float) -> None:
+        """``log`` without the wait: for a loop that does more after logging a step (a
+        checkpoint) before ``between_steps``."""
         self._started()
         step = _step(step)
         metrics = _metrics(metrics)
         if metrics:
             self.tracker.log_metrics(step, metrics)
             self._keep_losses(metrics)
+
+    def between_steps(self, step: int) -> None:
+        """Act on what the run's controllers ask after ``step``: wait while paused, take a
+        checkpoint asked for, set ``stop_requested`` when asked to stop."""
+        self._started()
+        step = _step(step)
         if self.last_step is not None and step >= self.last_step:
             return  # the training is over: a pause now would only hold its end
         if not self._gate.next(step, self._stopping, lambda: self._asked_checkpoint(step)):

@@ -201,13 +201,9 @@ class Trainer:
         ``llmb.record``: its checkpoints hold the optimizer, so they can be resumed."""
         from . import checkpoint
 
-        def dump(step, _losses):
-            self.last_checkpoint_step = self.step
-            return checkpoint.dump(self)
-
-        return Recorder(self.model, self.probe, tracker, description, dump=dump, agree=lambda wish: self.agree(wish),
-                        stopping=lambda: self.stop_requested, last_step=last_step,
-                        last_checkpoint=self.last_checkpoint_step)
+        return Recorder(self.model, self.probe, tracker, description, dump=lambda step, losses: checkpoint.dump(self),
+                        agree=lambda wish: self.agree(wish), stopping=lambda: self.stop_requested,
+                        last_step=last_step, last_checkpoint=self.last_checkpoint_step)
 
     def description(self, run_name: str | None = None, tags: dict[str, str] | None = None) -> RunDescription:
         return RunDescription(params=self.describe(), tags=tags or {}, run_name=run_name, dataset=self.dataset,
@@ -217,6 +213,7 @@ class Trainer:
         """A checkpoint of the current step, unless it has one."""
         if recorder.last_checkpoint != self.step:
             recorder.checkpoint(self.step)
+        self.last_checkpoint_step = recorder.last_checkpoint
 
     def run(self, into: Recorder | Tracker, on_progress: ProgressCallback | None = None,
             stop_at: int | None = None) -> None:
@@ -225,10 +222,16 @@ class Trainer:
         end = min(stop_at or self.config.train.max_iters, self.config.train.max_iters)
         rec = into if isinstance(into, Recorder) else self.recorder(into).attach()
         rec.last_step = end
+        try:
+            self._steps(rec, end, on_progress)
+        finally:
+            self.last_checkpoint_step = rec.last_checkpoint  # (one asked for between steps too)
+
+    def _steps(self, rec: Recorder, end: int, on_progress: ProgressCallback | None) -> None:
         if self.step == 0:
             rec.log(0, **self._evaluate_into(rec))
         elif self.step < end:
-            rec.log(self.step)  # a pause asked before this training went on
+            rec.between_steps(self.step)  # a pause asked before this training went on
         while self.step < end:
             if rec.stop_requested:
                 raise TrainingStopped(f"stopped at step {self.step}")
@@ -236,11 +239,12 @@ class Trainer:
             if self.is_eval_step(self.step):
                 metrics.update(self._evaluate_into(rec))
                 evaluated = self.last_eval if self.lead else {}  # (logged with the snapshot)
-            if on_progress:
-                on_progress(self.step, {**metrics, **evaluated})
-            rec.log(self.step, **metrics)
+            rec.log_metrics(self.step, **metrics)
             if self.is_checkpoint_step(self.step):
                 self.checkpoint_into(rec)
+            if on_progress:
+                on_progress(self.step, {**metrics, **evaluated})
+            rec.between_steps(self.step)
 
     def _evaluate_into(self, rec: Recorder) -> dict[str, float]:
         """Evaluate and take a snapshot: the metrics of the step that are not yet logged."""

@@ -25,7 +25,7 @@ class TokenTokenizer:
         self._ids: dict[str, int] = {}
         for i, token in enumerate(vocabulary):
             self._ids.setdefault(token, i)
-        self._longest = max(map(len, self._ids), default=1)
+        self._lengths = sorted({len(token) for token in self._ids}, reverse=True)  # tried longest first
 
     @property
     def vocab_size(self) -> int:
@@ -49,6 +49,9 @@ class TokenTokenizer:
 
     def unknown_chars(self, text: str) -> list[str]:
         """Characters of ``text`` no token covers (none when the user's encode reads it)."""
+        if self._encode is None:
+            unread = self._cut(text)[1]
+            return [] if unread is None else sorted(set(text) - set("".join(self._ids))) or [text[unread]]
         try:
             self.encode(text)
         except LLMBError:
@@ -59,17 +62,24 @@ class TokenTokenizer:
         return self.vocabulary.decode(ids)
 
     def _longest_match(self, text: str) -> list[int]:
+        ids, unread = self._cut(text)
+        if unread is not None:
+            raise LLMBError(f"characters not in the model's vocabulary: {text[unread]!r}")
+        return ids
+
+    def _cut(self, text: str) -> tuple[list[int], int | None]:
+        """The ids of the longest token at each place, and where no token matches (None: nowhere)."""
         ids, at = [], 0
         while at < len(text):
-            for length in range(min(self._longest, len(text) - at), 0, -1):
-                found = self._ids.get(text[at:at + length])
+            for length in self._lengths:
+                found = self._ids.get(text[at:at + length]) if at + length <= len(text) else None
                 if found is not None:
                     ids.append(found)
                     at += length
                     break
             else:
-                raise LLMBError(f"characters not in the model's vocabulary: {text[at]!r}")
-        return ids
+                return ids, at
+        return ids, None
 
 
 def tokenizer_of(tokenizer) -> CharTokenizer | TokenTokenizer:
