@@ -301,3 +301,26 @@ def test_a_recording_is_used_once_and_bad_steps_or_metrics_are_one_line(store_ur
     with pytest.raises(LLMBError, match="has ended"):
         rec.log(2, train_loss=1.0)
     assert RunReader(store_uri).metric(rec.run_id, "train_loss").values.tolist() == [2.5]
+
+
+def test_the_own_model_example_records_a_model_of_its_own_through_a_view(store_uri, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from dash_app.data import ViewerData
+    from dash_app.panels.playground import Models
+
+    example = Path(__file__).resolve().parent.parent / "docs" / "examples" / "own_model.py"
+    done = subprocess.run([sys.executable, str(example), "--steps", "20", "--tracking-uri", store_uri],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run_id = done.stdout.strip().splitlines()[-1].removeprefix("recorded run ")
+    reader = RunReader(store_uri)
+    run = reader.run(run_id)
+    assert run.status == "FINISHED" and run.params["model"] == "TinyTransformer" and run.last_step == 20
+    assert reader.snapshot_steps(run_id) == [0, 20]
+    snap = reader.snapshot(run_id, 20)
+    assert snap.attention.shape == (1, 4, 64, 64) and snap.embedding.shape == (len(snap.vocab), 3)
+    with pytest.raises(LLMBError, match="kept no weights by step 20 that the Playground can run"):
+        Models(ViewerData(store_uri)).at(run_id, 20)
