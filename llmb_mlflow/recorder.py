@@ -36,7 +36,8 @@ MAX_STAR_TOKENS = 5000  # the viewer measures each point's distance to every oth
 def record(model, tokenizer, probe_text: str, *, experiment: str = DEFAULT_EXPERIMENT,
            run_name: str | None = None, params: dict | None = None, tracking_uri: str | None = None,
            view=None, prompt: str | None = None, sample_chars: int = SAMPLE_CHARS, temperature: float = 0.8,
-           seed: int = 1337, system_metrics: bool = True, star_tokens=STAR_TOKENS) -> Recorder:
+           seed: int = 1337, system_metrics: bool = True, star_tokens=STAR_TOKENS,
+           step_weights: bool = True) -> Recorder:
     """Record the training of ``model`` in an MLflow run, as a context manager (see the module).
 
     ``tokenizer``: the tokens of the model's ids: a str of characters or a list of token
@@ -48,7 +49,9 @@ def record(model, tokenizer, probe_text: str, *, experiment: str = DEFAULT_EXPER
     (``llmb_mlflow.training.views.ModelView``). ``prompt``: what each snapshot's sample
     continues (a newline if the vocabulary has one); ``sample_chars`` tokens long.
     ``star_tokens``: the tokens the star map shows, as a number (the first ids, and the probe's)
-    or a list of ids (say, the most frequent in the training data).
+    or a list of ids (say, the most frequent in the training data). ``step_weights``: keep the
+    model's weights with each snapshot, for the Playground at any step (a model this package can
+    run, of at most 2,000,000 parameters); False keeps them in checkpoints only.
 
     Everything is checked before a run is made; the run is made by ``with`` (or ``.start()``)."""
     from .session import SYSTEM_METRICS_SECONDS
@@ -76,8 +79,10 @@ def record(model, tokenizer, probe_text: str, *, experiment: str = DEFAULT_EXPER
         raise LLMBError(f"sample_chars= must be a whole number from 1 to 10000; got {shown(sample_chars)}")
     if not isinstance(temperature, (int, float)) or not 0 < temperature <= 10 or math.isnan(temperature):
         raise LLMBError(f"temperature= must be a number in (0, 10]; got {shown(temperature)}")
+    if not isinstance(step_weights, bool):
+        raise LLMBError(f"step_weights= must be True or False; got {shown(step_weights)}")
     snapshots = SnapshotProbe(tokenizer, prompt_ids, probe, sample_chars, float(temperature), int(seed),
-                              star_ids=_star_ids(star_tokens, len(vocabulary), probe),
+                              keep_weights=step_weights, star_ids=_star_ids(star_tokens, len(vocabulary), probe),
                               max_weight_params=RECORDED_WEIGHTS_MAX_PARAMS)
     shape = _shape(model, view, tokenizer, snapshots.probe_ids)
     description = RunDescription(params={**_params(params), **shape}, run_name=run_name, model_params=shape,

@@ -193,6 +193,7 @@ def test_an_error_in_the_users_step_ends_the_run_failed_and_keeps_what_it_logged
     ({"star_tokens": 6000}, "star_tokens= must be from 1 to 5000; got 6000"),
     ({"temperature": 0}, "temperature= must be a number in (0, 10]; got 0"),
     ({"params": ["lr", 1]}, "params= must be a dict of settings; got a list"),
+    ({"step_weights": "yes"}, "step_weights= must be True or False; got 'yes'"),
 ])
 def test_what_cannot_be_recorded_is_refused_in_one_line_before_a_run_is_made(store_uri, gpt_module, chars, options,
                                                                               said):

@@ -110,6 +110,19 @@ def test_stored_settings_of_the_wrong_type_or_shape_name_the_checkpoint_not_a_fl
     assert str(refusal.value).startswith("the checkpoint of logged model m-")
 
 
+def test_crafted_recorded_fields_are_one_line_for_generate_and_resume(llmb, bard):
+    path = checkpoint_file(bard)
+    state = torch.load(path, weights_only=True)
+    torch.save({**state, "vocab": list(state["vocab"])}, path)  # a list of tokens, in a checkpoint of ours
+    for args in (["generate", "bard/1", "--prompt", "ROMEO:"], ["resume", "bard/1", "--max-iters", "20"]):
+        result = llmb(*args)
+        assert result.code == 1 and "its vocabulary is not 65 characters or tokens" in one_line(result.err)
+    torch.save({**state, "recorded": torch.ones(3)}, path)  # neither True nor False
+    assert llmb("generate", "bard/1", "--prompt", "ROMEO:", "--max-new-tokens", "5").code == 0
+    result = llmb("resume", "bard/1", "--max-iters", "20")
+    assert result.code == 1 and "recorded with llmb.record" in one_line(result.err)
+
+
 def deflated(raw: bytes) -> bytes:
     """The same checkpoint with its parts compressed: a small file whose tensors inflate to any size."""
     import io

@@ -159,18 +159,15 @@ def playground_writes_words(uri, run_id, vocab):
 
 
 def test_a_word_models_checkpoint_is_saved_generates_words_and_stands_in_for_step_weights(
-        store_uri, words, llmb, monkeypatch):
+        store_uri, words, llmb):
     from dash_app.data import ViewerData
     from dash_app.panels.playground import Models
-    from llmb_mlflow.training import probes
-
-    monkeypatch.setattr(probes, "RECORDED_WEIGHTS_MAX_PARAMS", 0)  # as for a model too large to keep each step
     tokens, tokenizer, ids, text = words
     model = word_gpt(len(tokens))
     from llmb_mlflow import record
 
     with record(model, tokenizer=tokens, probe_text=text[-400:], run_name="word-checkpoints", sample_chars=8,
-                     star_tokens=50, system_metrics=False) as rec:
+                star_tokens=50, system_metrics=False, step_weights=False) as rec:  # as a larger model's
         rec.snapshot(0, val_loss=6.0)
         rec.log(10, train_loss=5.0)
         rec.checkpoint(10)
