@@ -203,7 +203,7 @@ def test_a_text_of_tokens_keeps_the_ids_it_was_written_in():
     assert _advance(stale, _moves([], "th"), words)[0]["ids"] == [2]
     from dash_app.panels.playground import encoder
 
-    with pytest.raises(LLMBError, match="no token of this model has: 'x'"):
+    with pytest.raises(LLMBError, match="the prompt has characters no token of this model has: 'x'"):
         encoder(words)("the x")
 
 
