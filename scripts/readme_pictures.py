@@ -3,7 +3,7 @@
     python scripts/readme_pictures.py                 # trains, then writes docs/pictures/
     python scripts/readme_pictures.py --store sqlite:////tmp/s/mlflow.db --sizes 1366x768,1600x1000,1920x1080 --out /tmp/shots
 
-Without ``--store`` it trains nanoGPT's baby model (the demo's) for ``--max-iters`` steps in a
+Without ``--store`` it trains nanoGPT's baby model for ``--max-iters`` steps in a
 temporary store, on Alice first and then on Shakespeare. It then serves the viewer, and saves
 each tab of the newest run at each window size (``watch-1600x1000.png``, ``attention-…``,
 ``playground-…`` after the model has written on from its prompt, ``style-…``), the watch tab

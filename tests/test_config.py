@@ -53,6 +53,7 @@ def test_params_list_every_setting():
                 "max_iters", "lr", "min_lr", "warmup", "grad_clip", "eval_interval", "eval_iters",
                 "temperature", "seed", "dataset"):
         assert key in params
+    assert build_config("small", lr=3e-3).as_params()["min_lr"] == 3e-4  # not 0.00030000000000000003
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -93,7 +94,7 @@ def test_a_setting_error_names_each_setting_it_involves_as_its_reader_calls_it()
 
 
 def test_unknown_preset_lists_the_known_ones():
-    with pytest.raises(LLMBError, match="unknown preset 'huge'; choose one of: small, medium, large, baby"):
+    with pytest.raises(LLMBError, match="unknown preset 'huge'; choose one of: small, medium, large, baby, demo"):
         build_config("huge")
 
 

@@ -130,6 +130,8 @@ def test_the_demo_stops_its_training_and_prints_where_it_stopped(store_uri, demo
     demo, run_id = demo_run()
     code, err = demo.stop(sig)
     check_stopped(store_uri, run_id, code, err, sig)
+    params = RunReader(store_uri).run(run_id).params  # the preset it names is what it trained
+    assert (params["preset"], params["n_layer"], params["n_embd"], params["batch_size"]) == ("demo", "3", "96", "8")
 
 
 def test_a_demo_started_with_sigint_ignored_still_stops_on_ctrl_c(store_uri, demo_run):

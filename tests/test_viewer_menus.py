@@ -98,7 +98,7 @@ def test_a_long_training_from_the_page_checkpoints_less_often_to_stay_within_the
      "corpus must be one of shakespeare, alice, turmoil or a file uploaded here (got '/etc/passwd')"),
     ("--tracking-uri=http://example.com", "small", {}, None,
      "corpus must be one of shakespeare, alice, turmoil or a file uploaded here (got '--tracking-uri=http://example.com')"),
-    ("shakespeare", "huge", {}, None, "model must be one of small, medium, large, baby (got 'huge')"),
+    ("shakespeare", "huge", {}, None, "model must be one of small, medium, large, baby, demo (got 'huge')"),
     ("shakespeare", "small", {}, "--tracking-uri=x", "run name may not start with '-' (got '--tracking-uri=x')"),
     ("shakespeare", "small", {}, "a\nb", "run name may not contain control characters (got 'a\\nb')"),
     ("shakespeare", "small", {}, ["x"], "run name must be text (got ['x'])"),

@@ -107,7 +107,7 @@ def test_new_training_trains_only_on_a_bundled_corpus_or_an_upload_the_viewer_st
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("train-preset.value", "huge", "model must be one of small, medium, large, baby (got 'huge')"),
+    ("train-preset.value", "huge", "model must be one of small, medium, large, baby, demo (got 'huge')"),
     ("train-preset.value", "--dataset=/etc/passwd", "model must be one of"),
     ("experiment.value", OPTION_LIKE, f"experiment may not start with '-' (got '{OPTION_LIKE}')"),
     ("experiment.value", "someone-elses", "no experiment named 'someone-elses' in the store"),

@@ -24,7 +24,7 @@ allowed_hosts_option = click.option(
 # Tuned for the first minute with the viewer open (docs/benchmarks.md): nanoGPT's CPU model cut to 3
 # blocks of width 96 takes 1.8x the steps in the same time and reaches a loss under 2.0 in 45 s
 # against 69 s; batch 8 at lr 3e-3 beat nanoGPT's batch 12 at 1e-3.
-DEMO_SETTINGS = {"preset": "baby", "n_embd": 96, "n_layer": 3, "batch_size": 8, "lr": 3e-3, "warmup": 50}
+DEMO_SETTINGS = {"preset": "demo", "batch_size": 8, "lr": 3e-3, "warmup": 50}
 
 
 def _check_port(host: str, port: int) -> None:

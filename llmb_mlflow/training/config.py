@@ -16,6 +16,8 @@ PRESETS: dict[str, dict] = {
     "large": dict(n_embd=96, n_layer=6, n_head=6, block_size=256),
     # nanoGPT's shakespeare_char configuration for CPUs.
     "baby": dict(n_embd=128, n_layer=4, n_head=4, block_size=64),
+    # What `llmb demo` trains: baby's context, smaller, so its first words come within a minute.
+    "demo": dict(n_embd=96, n_layer=3, n_head=4, block_size=64),
 }
 DEFAULT_PRESET = "medium"
 ACTIVATIONS = ("gelu", "relu")
@@ -126,7 +128,7 @@ class RunConfig:
             (k, v) for k, v in dataclasses.asdict(self.model).items() if k != "vocab_size"
         )
         params.update(dataclasses.asdict(self.train))
-        params["min_lr"] = self.train.final_lr
+        params["min_lr"] = float(f"{self.train.final_lr:.12g}")  # lr / 10 without float noise (3e-3 / 10)
         return params
 
 
