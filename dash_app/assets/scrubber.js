@@ -71,12 +71,19 @@
     }
   }
 
+  // About MARKS labels along the slider, the last step always; none nearer the last than half
+  // the spacing (their labels would run into each other), and none for a lone snapshot (a
+  // slider of one position puts its label and its handle at opposite ends; the step is said
+  // beside the slider).
   function marks(steps) {
+    if (steps.length < 2) { return null; }  // (an empty object has Dash make up marks of its own)
     const chosen = {};
-    if (!steps.length) { return chosen; }
+    const last = steps.length - 1;
     const every = Math.max(1, Math.floor(steps.length / MARKS));
-    for (let i = 0; i < steps.length; i += every) { chosen[i] = String(steps[i]); }
-    chosen[steps.length - 1] = String(steps[steps.length - 1]);
+    for (let i = 0; i < last; i += every) {
+      if (i === 0 || last - i >= every / 2) { chosen[i] = String(steps[i]); }
+    }
+    chosen[last] = String(steps[last]);
     return chosen;
   }
 

@@ -16,12 +16,13 @@ from ..icons import icon, labelled
 SPEEDS = (1, 2, 5, 10)
 
 
-def follow_words(live: bool, running: bool) -> tuple[str, str]:
+def follow_words(live: bool, running: bool, at_end: bool = False) -> tuple[str, str]:
     """The Live button's words and the note beside the shown step: whether the view follows the
-    training (the header says what the training itself does)."""
+    training (the header says what the training itself does). ``at_end``: the shown step is the
+    run's last snapshot (of an ended run, nothing is left to go to)."""
     if running:
         return ("Following the training", "") if live else ("Follow the training", "pinned")
-    return ("Showing the last step", "") if live else ("Go to the last step", "pinned")
+    return ("Showing the last step", "") if live or at_end else ("Go to the last step", "pinned")
 
 
 def layout() -> html.Div:
@@ -33,7 +34,7 @@ def layout() -> html.Div:
         dcc.Dropdown(id="speed", options=[{"label": f"{s}×", "value": s} for s in SPEEDS],
                      value=1, clearable=False, className="speed"),
         html.Button(icon("forward"), id="step-forward", title="next snapshot (→)", className="scrub-btn"),
-        html.Div(dcc.Slider(id="scrubber", min=0, max=0, step=1, value=0, marks={},
+        html.Div(dcc.Slider(id="scrubber", min=0, max=0, step=1, value=0, marks=None,
                             updatemode="mouseup", allow_direct_input=False), className="slider"),
         html.Button(labelled("dot", "Following the training"), id="live", className="live-btn on",
                     title="keep showing the newest snapshot as the training goes on"),
@@ -55,14 +56,17 @@ def register(app) -> None:
         State("view", "data"), State("speed", "value"), State("url", "search"))
 
     @app.callback(Output("live", "children"), Output("live", "className"), Output("view-mode", "children"),
-                  Input("view", "data"), Input("run-state", "data"))
-    def show_following(view, state):
+                  Input("view", "data"), Input("run-state", "data"), State("steps", "data"))
+    def show_following(view, state, steps):
         try:
-            live = checks.view(view).get("live", True)
+            view = checks.view(view)
+            live = view.get("live", True)
             run = checks.run_state(state) if state else None
             running = bool(run) and run["status"] == RUNNING and not run.get("silence")
+            steps = checks.steps(steps or [])
         except LLMBError:
             return no_update, no_update, no_update
-        words, pinned = follow_words(live, running)
-        return labelled("dot", words), "live-btn on" if live else "live-btn", pinned
+        at_end = bool(steps) and view.get("step") == steps[-1]
+        words, pinned = follow_words(live, running, at_end)
+        return labelled("dot", words), "live-btn on" if live or (at_end and not running) else "live-btn", pinned
 

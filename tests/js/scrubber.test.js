@@ -69,7 +69,15 @@ test("marks: about eight along the slider, the last always", () => {
   assert.ok(Object.keys(shown).length <= 10);
   assert.equal(shown[99], "495");
   assert.equal(shown[0], "0");
-  assert.deepEqual(marks([]), {});
+  assert.equal(marks([]), null);
+  assert.equal(marks([3100]), null);  // a lone snapshot: its step is said beside the slider
+  const keys = (steps) => Object.keys(marks(steps)).map(Number).sort((a, b) => a - b);
+  for (const length of [2, 9, 17, 26, 51, 100, 101, 250]) {  // no two labels crowd each other
+    const at = keys(Array.from({length}, (_, i) => i * 100));
+    const every = Math.max(1, Math.floor(length / 8));
+    assert.equal(at[at.length - 1], length - 1);
+    at.slice(1).forEach((index, i) => assert.ok(index - at[i] >= every / 2, `${length}: ${at}`));
+  }
 });
 
 function page(triggered) {
