@@ -131,6 +131,8 @@ class RunState(_Strict):
     silence: Annotated[StrictStr, Field(max_length=200)] | None = None
     updated: Step | None = None
     last_step: Step = 0
+    pace_step: Step | None = None  # the first step this page saw the training reach, and when
+    pace_time: Step | None = None
     last_train: Step | None = None
     last_val: Step | None = None
     ema: FiniteFloat | None = None

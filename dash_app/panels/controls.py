@@ -30,16 +30,22 @@ def layout() -> html.Div:
                      for command, shape, words, title in CONTROLS], className="controls writes")
 
 
+ETA_AFTER_MS = 5000
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
 def eta(state: dict) -> str:
-    """", about N min left" from the pace since the run's first step."""
-    done = state["last_step"] - (state.get("first_step") or 0)
-    elapsed = (state.get("updated") or now_ms()) - (state.get("start_time") or now_ms())
+    """", about N min left" from the pace this page has seen the training keep, once it has
+    watched it for ETA_AFTER_MS (a run's start, its imports and first evaluation, is no pace)."""
+    if state.get("pace_step") is None or state.get("pace_time") is None:
+        return ""
+    done = state["last_step"] - state["pace_step"]
+    elapsed = (state.get("updated") or now_ms()) - state["pace_time"]
     remaining = (state.get("max_iters") or 0) - state["last_step"]
-    if done <= 0 or elapsed <= 0 or remaining <= 0:
+    if done <= 0 or elapsed < ETA_AFTER_MS or remaining <= 0:
         return ""
     seconds = elapsed / 1000 / done * remaining
     return f", about {seconds / 60:.0f} min left" if seconds >= 90 else f", about {seconds:.0f} s left"

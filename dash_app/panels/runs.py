@@ -119,6 +119,9 @@ def register(app, data, default_run: str | None) -> None:
                           error=f"Cannot show run {checks.label(run_id)}: {exc}")
         train_steps, train_values = chart["train"]
         state = {**_run_state(run, train_steps, train_values, chart["val"][0], smoothing), "drawn": drawn}
+        if isinstance(loaded, dict) and loaded.get("run_id") == run.run_id:  # redrawn: the pace seen so far holds
+            state.update({key: loaded.get(key) for key in ("pace_step", "pace_time")
+                          if isinstance(loaded.get(key), int) and not isinstance(loaded.get(key), bool)})
         layers, heads = _count(run.params.get(PARAM_N_LAYER)), _count(run.params.get(PARAM_N_HEAD))
         other, problem = _other_chart(data, compared, run_id)
         events = loss.event_list(facts, state["first_step"], run.last_step)
@@ -167,6 +170,8 @@ def register(app, data, default_run: str | None) -> None:
             state = {**state, "last_train": train_steps[-1] if train_steps else state["last_train"],
                      "last_val": val_steps[-1] if val_steps else state["last_val"],
                      "ema": float(smoothed[-1]) if train_steps else state["ema"]}
+        if state.get("pace_step") is None and run.last_step > state["last_step"]:  # steps seen to go on
+            state = {**state, "pace_step": run.last_step, "pace_time": now_ms()}
         state = {**state, "status": run.status, "last_step": run.last_step, "updated": now_ms(),
                  "trainer_state": run.tags.get(TRAINER_STATE_TAG),
                  "silence": control.silence(run.tags, run.status, run.start_time)}
