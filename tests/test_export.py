@@ -281,3 +281,16 @@ def test_crafted_export_requests_get_one_line_and_no_file(finished_run):
         assert sent["filename"].endswith(".csv") and base64.b64decode(sent["content"]).startswith(b"step,")
     finally:
         server.close()
+
+
+def test_a_runs_snapshot_steps_are_said_by_their_count_and_interval():
+    from llmb_mlflow.export.exporter import snapshot_steps_in_words
+
+    assert snapshot_steps_in_words([0, 10, 20, 25]) == "this run's: 0, 10, 20, 25"
+    assert snapshot_steps_in_words(list(range(0, 3001, 100))) == \
+        "this run's 31 snapshots: every 100 steps from 0 to 3,000"
+    assert snapshot_steps_in_words([*range(0, 3001, 100), 3025]) == \
+        "this run's 32 snapshots: every 100 steps from 0 to 3,000, and 3,025"
+    uneven = [0, 100, 200, 300, 400, 500, 600, 700, 750, 1750]  # a run resumed with another interval
+    said = snapshot_steps_in_words(uneven)
+    assert said.startswith("this run's 10 snapshots, from step 0 to 1,750: 0, ") and said.endswith("1,750")

@@ -84,10 +84,22 @@ def check_steps(wanted: list[int] | None, snapshots: list[int], default: list[in
         return default
     missing = [s for s in wanted if s not in set(snapshots)]
     if missing or not wanted:
-        listed = ", ".join(map(str, evenly(snapshots, 8))) or "none"
         raise SettingError("steps", f"names step {missing[0] if missing else '(none)'}, which has no snapshot "
-                                    f"(this run's: {listed}{', ...' if len(snapshots) > 8 else ''})")
+                                    f"({snapshot_steps_in_words(snapshots)})")
     return sorted(set(wanted))
+
+
+def snapshot_steps_in_words(steps: list[int]) -> str:
+    """A run's snapshot steps as a person reads them: all of a few, else how many and how often."""
+    if len(steps) <= 8:
+        return f"this run's: {', '.join(f'{s:,}' for s in steps) or 'none'}"
+    gaps = [b - a for a, b in zip(steps, steps[1:])]
+    every = max(set(gaps), key=gaps.count)
+    if all(gap == every for gap in gaps[:-1]):  # the last may be the training's end, off the interval
+        end = f" to {steps[-1]:,}" if gaps[-1] == every else f" to {steps[-2]:,}, and {steps[-1]:,}"
+        return f"this run's {len(steps):,} snapshots: every {every:,} steps from {steps[0]:,}{end}"
+    return f"this run's {len(steps):,} snapshots, from step {steps[0]:,} to {steps[-1]:,}: " \
+           f"{', '.join(f'{s:,}' for s in evenly(steps, 8))}"
 
 
 class Exporter:

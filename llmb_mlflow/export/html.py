@@ -109,7 +109,7 @@ def page(run, train: tuple[list, list], val: tuple[list, list], samples: list[tu
 <body>
 <h1>{e(run.run_name or run.run_id)}</h1>
 <p class="meta">LLMBreaker run {e(run.run_id)} · {e(run.status.lower())} · step {run.last_step:,}
-of {e(str(run.max_iters or "?"))} · started {started}</p>
+of {f"{run.max_iters:,}" if run.max_iters else "?"} · started {started}</p>
 <h2>Loss</h2>
 {plot(loss_figure(train, val), True)}
 <h2>Settings</h2>
