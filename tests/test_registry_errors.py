@@ -207,4 +207,15 @@ def test_a_save_asked_again_with_its_token_happens_once(library):
     assert set(answers) <= {"1", "a save as once is under way"} and "1" in answers
     assert library.save(library.run_id, "once", once=token).version == "1"
     assert [v.version for v in library.versions("once")] == ["1"]
-    assert library.save(library.run_id, "once", once="f" * 32).version == "2"  # another token: a new save
+    again = library.save(library.run_id, "once", once="f" * 32)  # another token, the same checkpoint
+    assert (again.version, again.already) == ("1", True)
+    assert library.save(library.run_id, "once", step=5, once="e" * 32).version == "2"  # another checkpoint
+
+
+def test_saving_a_checkpoint_saved_before_says_so_and_registers_nothing(llmb, library):
+    result = llmb("models", "save", library.run_id, "--name", "poet")  # poet/1 is the latest checkpoint
+    assert result.code == 0 and "is already saved as poet/1 (models:/poet/1); nothing new was registered" \
+        in result.out, result.out
+    assert [v.version for v in library.versions("poet")] == ["1"]
+    assert llmb("models", "save", library.run_id, "--name", "poet", "--step", "5").out.startswith(
+        f"Saved step 5 of run {library.run_id} as poet/2")

@@ -203,7 +203,7 @@ def register(app, data) -> None:
         except LLMBError as exc:
             toast(f"Could not save: {exc}", ok=False)
             return no_update
-        toast(f"Saved step {version.step} as {version.ref}.")
+        toast(version.saved_words)
         return no_update
 
     polled = dict(off=Output("save-poll", "disabled"), waiting=Output("pending-save", "data", allow_duplicate=True))
@@ -222,7 +222,7 @@ def register(app, data) -> None:
         except LLMBError as exc:
             toast(f"Could not save: {exc}", ok=False)
             return answer(polled, off=True, waiting=None)
-        toast(f"Saved step {version.step} as {version.ref}.")
+        toast(version.saved_words)
         return answer(polled, off=True, waiting=None)
 
     acted = dict(renaming=Output("renaming", "data"), deleting=Output("deleting", "data"),

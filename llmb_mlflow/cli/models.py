@@ -34,7 +34,11 @@ def models():
 def models_save(run_id, name, step, tracking_uri):
     """Register a run's checkpoint as a new version of model NAME."""
     version = _library(tracking_uri).save(run_id, name, step)
-    click.echo(f"Saved step {version.step} of run {run_id} as {version.ref} (models:/{version.ref}).")
+    if version.already:
+        click.echo(f"Step {version.step} of run {run_id} is already saved as {version.ref} (models:/{version.ref}); "
+                   "nothing new was registered.")
+    else:
+        click.echo(f"Saved step {version.step} of run {run_id} as {version.ref} (models:/{version.ref}).")
 
 
 @models.command("list")
@@ -123,7 +127,7 @@ def resume(model_ref, dataset, experiment, run_name, tracking_uri, register, no_
         trainer = Trainer.from_checkpoint(plan.state, plan.config, plan.data, device=session.device(parallel),
                                           precision_choice=precision)  # None: the checkpoint's
         tracking = session.Tracking(plan.uri, experiment, register, "llmb resume", not no_system_metrics)
-        report(session.run(trainer, tracking, run_name,
+        report(session.run(trainer, tracking, run_name or plan.run_name,
                            tags=plan.tags, parallel=parallel, out=OUTPUT, threads=threads), register)
 
 

@@ -16,7 +16,7 @@ import re
 import tempfile
 import time
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import control
 from .control import not_a_training_run
@@ -52,10 +52,18 @@ class Version:
     aliases: tuple[str, ...]
     created: int
     model_id: str | None = None  # the checkpoint's logged model
+    already: bool = False  # a save found the checkpoint saved as this version before: nothing new
 
     @property
     def ref(self) -> str:
         return f"{self.name}/{self.version}"
+
+    @property
+    def saved_words(self) -> str:
+        """What a save of it says: saved now, or saved before."""
+        if self.already:
+            return f"Step {self.step} is already saved as {self.ref}; nothing new was registered."
+        return f"Saved step {self.step} as {self.ref}."
 
 
 class SaveUnderWay(LLMBError):
@@ -137,6 +145,14 @@ class ModelLibrary:
         elif step not in checkpoints:
             raise LLMBError(f"run {run_id} has no checkpoint at step {step}; it has: "
                             + ", ".join(map(str, sorted(checkpoints))))
+        with store_errors(self.uri):
+            self._check_joinable(name)
+            before = self.client.search_model_versions(f"name = {_quoted(name)} and run_id = '{run.run_id}'") \
+                if self._registered(name) is not None else []
+        for found in before:  # the same checkpoint under the same name: saying so beats a twin version
+            version = self._version(found)
+            if version.model_id == checkpoints[step].model_id:
+                return replace(version, already=True)
         losses = {key: self.reader.value_at(run_id, key, step)
                   for key in (TRAIN_LOSS, VAL_LOSS)}
         tags = {
