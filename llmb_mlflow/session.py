@@ -88,6 +88,11 @@ class Resume:
     tags: dict[str, str]
     uri: str
 
+    @property
+    def run_name(self) -> str:
+        """The new run's name unless one is given: what it continues."""
+        return f"{self.version.name}-v{self.version.version} (resumed)"
+
 
 def prepare(preset: str, dataset: str, overrides: dict, tracking: Tracking | None = None):
     """The settings and corpus of a new training, and what to give ``run`` as its tracking:

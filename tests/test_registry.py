@@ -54,7 +54,7 @@ def test_life_cycle(trained, llmb, use_store):
     new_run = reader.runs()[0]
     assert new_run.run_id != run_id and new_run.status == "FINISHED"
     assert new_run.tags["llmb.parent_run"] == run_id
-    assert new_run.tags["llmb.model_version"] == "life-poet/1"
+    assert new_run.tags["llmb.model_version"] == "life-poet/1" and new_run.run_name == "life-poet-v1 (resumed)"
     assert reader.metric(new_run.run_id, "train_loss").steps.tolist() == list(range(31, 46))
     assert reader.metric(new_run.run_id, "val_loss").steps.tolist() == [40, 45]
     old_val = reader.value_at(run_id, "val_loss", 30)

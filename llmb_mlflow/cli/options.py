@@ -46,7 +46,8 @@ max_params_option = click.option(
                       "say its size; it takes 4 bytes a parameter, and resuming it about 16). The presets have "
                       f"under 1 M.  [default: {DEFAULT_MAX_PARAMS:,}]")
 
-run_name_option = click.option("--run-name", help="MLflow run name.  [default: a generated one]")
+run_name_option = click.option(
+    "--run-name", help="MLflow run name.  [default: a generated one; for resume, MODEL-vN (resumed)]")
 
 register_option = click.option(
     "--register", metavar="NAME", help="Also register the final checkpoint as a version of model NAME.")
