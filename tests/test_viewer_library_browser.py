@@ -270,6 +270,8 @@ def test_an_uploaded_corpus_trains_and_bad_uploads_are_refused(browser, store_ur
     latin1.write_bytes("café au lait\n".encode("latin-1") * 50)
     huge = tmp_path / "huge.txt"
     huge.write_bytes(b"a" * (20 * 2**20 + 1))
+    notes = tmp_path / "notes.md"  # (the browser once dropped it without a word)
+    notes.write_text("# Notes\n" * 40)
     try:
         browser.get(url)
         upload(browser, binary)
@@ -277,6 +279,8 @@ def test_an_uploaded_corpus_trains_and_bad_uploads_are_refused(browser, store_ur
              "Could not upload: corpus looks like a binary file (it contains NUL bytes): binary.txt")
         upload(browser, latin1)
         wait(browser, lambda d: "Could not upload: corpus is not valid UTF-8 text" in text(d, "toast"))
+        upload(browser, notes)
+        wait(browser, lambda d: text(d, "toast") == "Could not upload: upload a .txt file (got 'notes.md')")
         upload(browser, huge)
         wait(browser, lambda d: text(d, "toast") ==
              "Could not upload huge.txt: it is 20.0 MB; the limit is 20 MB", timeout=60)

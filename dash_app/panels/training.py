@@ -68,7 +68,7 @@ def layout() -> html.Details:
                                        clearable=False, className="corpus-picker")], className="field"),
                 dcc.Upload(html.Span(["or drop / ", html.A("choose a .txt file"),
                                       f" (at most {MAX_CORPUS_BYTES // 2**20} MB)"]),
-                           id="train-upload", accept=".txt,text/plain", className="upload"),
+                           id="train-upload", className="upload"),  # any file: one the server refuses is said
                 html.Div([html.Label("model"),
                           dcc.Dropdown(id="train-preset", clearable=False, value=DEFAULT_PRESET,
                                        options=[{"label": f"{name} ({p['n_layer']}x{p['n_embd']})",
