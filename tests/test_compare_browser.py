@@ -82,6 +82,10 @@ def test_picking_a_run_to_compare_from_the_menu(browser, two_runs):
     choose_option(browser, "compare-pick", second)
     wait(browser, lambda d: label(d, "samples", "b") == "second-run · step 25")
     assert f"compare={second}" in browser.current_url
+    wait(browser, lambda d: not d.execute_script("return document.getElementById('compare-menu').open"))
+    assert text(browser, "compare-summary") == "vs second-run"  # the menu closed on the pick, and says it
+    open_menu(browser, "compare-summary")
+    assert "comparing with second-run" in text(browser, "compare-pick")
 
 
 def test_marking_what_changed_since_the_snapshot_before_or_a_chosen_one(browser, two_runs):

@@ -102,6 +102,10 @@ def test_probability_tower_marks_the_sampled_characters(snaps):
     assert np.allclose(z[0], snap.topk_probs[:, 0] / snap.topk_probs.astype(np.float64).sum(1), atol=1e-3)
     in_top5 = sum(s in row[:5] for s, row in zip(snap.sample_ids, snap.topk_ids))
     assert len(marks["x"]) == in_top5
+    n = len(snap.sample_ids)
+    said = fig["layout"]["xaxis"]["title"]["text"]  # the window on a long sample is said, and can be moved
+    assert said == (f"position in the sample: the first 60 of {n}, drag sideways for the rest" if n > 60
+                    else "position in the sample") and fig["layout"]["dragmode"] == "pan"
 
 
 def test_temperature_sharpens_or_flattens():
@@ -151,10 +155,13 @@ def test_attention_figures(snaps):
 def test_eta_from_the_pace_so_far():
     from dash_app.panels.controls import eta
 
-    state = {"last_step": 100, "first_step": 0, "start_time": 1000, "updated": 61000, "max_iters": 1000}
+    state = {"last_step": 100, "pace_step": 0, "pace_time": 1000, "updated": 61000, "max_iters": 1000,
+             "start_time": 0, "first_step": 0}
     assert eta(state) == ", about 9 min left"
     assert eta({**state, "max_iters": 200, "updated": 11000}) == ", about 10 s left"
     assert eta({**state, "last_step": 1000}) == ""
+    assert eta({**state, "pace_step": None}) == ""  # not yet seen to go on: the run's start is no pace
+    assert eta({**state, "updated": 4000}) == ""  # watched for 3 s: not yet
 
 
 def test_the_header_says_what_the_training_does_and_enables_what_it_can_be_asked():
@@ -190,6 +197,8 @@ def test_the_scrubber_says_whether_the_view_follows_the_training():
     assert follow_words(live=False, running=True) == ("Follow the training", "pinned")
     assert follow_words(live=True, running=False) == ("Showing the last step", "")
     assert follow_words(live=False, running=False)[1] == "pinned"
+    assert follow_words(live=False, running=False, at_end=True) == ("Showing the last step", "")  # nothing to go to
+    assert follow_words(live=False, running=True, at_end=True) == ("Follow the training", "pinned")
 
 
 def test_a_click_on_the_attention_grid_names_its_tile():
@@ -208,3 +217,24 @@ def test_the_star_maps_nearest_tokens_are_the_closest_others_nearest_first():
     np.fill_diagonal(brute, np.inf)
     assert np.array_equal(star_map.nearest(points), np.argsort(brute, axis=1)[:, :3])
     assert star_map.nearest(points[:2]).tolist() == [[1], [0]] and star_map.nearest(points[:1]).shape == (1, 0)
+
+
+def test_a_finished_run_pinned_at_its_last_step_offers_nothing_to_go_to(finished_run):
+    from browser import serve
+    from dash_requests import CallbackPoster
+
+    url, server = serve(finished_run.uri)
+    try:
+        page = CallbackPoster(url)
+        state = {"run_id": finished_run.run_id, "status": "FINISHED"}
+
+        def button(step):
+            answer = page.post("view.data", {"view.data": {"live": False, "playing": False, "step": step},
+                                             "run-state.data": state, "steps.data": [0, 10, 20, 25]},
+                               output="view-mode")
+            return answer.outputs["view-mode.children"], str(answer.outputs["live.children"])
+
+        assert button(25)[0] == "" and "Showing the last step" in button(25)[1]
+        assert button(10)[0] == "pinned" and "Go to the last step" in button(10)[1]
+    finally:
+        server.close()

@@ -27,6 +27,8 @@ def tower_figure(snapshot, temperature: float = 1.0) -> dict:
     rows = [f"#{r + 1}" for r in range(ROWS)]
     ranks = [np.where(row == s)[0] for row, s in zip(ids, snapshot.sample_ids)]
     marked = [(i, int(r[0])) for i, r in enumerate(ranks) if len(r)]
+    shown = min(n, CHAR_COLUMNS if vocab.is_chars else TOKEN_COLUMNS)
+    across = "position in the sample" + (f": the first {shown} of {n}, drag sideways for the rest" if n > shown else "")
     return {
         "data": [
             {"type": "heatmap", "z": typed(probs.T.astype(np.float32)), "x": list(range(n)), "y": rows,
@@ -39,9 +41,8 @@ def tower_figure(snapshot, temperature: float = 1.0) -> dict:
         ],
         "layout": {
             "margin": {"l": 40, "r": 10, "t": 24, "b": 40}, "height": 255, "uirevision": "tower",
-            "yaxis": {"autorange": "reversed"},
-            "xaxis": {"range": [-0.5, min(n, CHAR_COLUMNS if vocab.is_chars else TOKEN_COLUMNS) - 0.5],
-                      "title": {"text": "position in the sample"}},
+            "yaxis": {"autorange": "reversed", "fixedrange": True}, "dragmode": "pan",
+            "xaxis": {"range": [-0.5, shown - 0.5], "title": {"text": across}},
             "title": {"text": f"top 5 next {'characters' if vocab.is_chars else 'tokens'} · temperature "
                               f"{temperature:g} · red box: the one drawn",
                       "font": {"size": 11}, "x": 0, "xref": "paper", "xanchor": "left"},

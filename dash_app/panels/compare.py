@@ -57,13 +57,22 @@ def stores() -> list:
     return [dcc.Store(id="compare")]
 
 
+PICK = "choose a run to compare with"
+CLOSE_MENU_JS = """
+function (stored) {
+    const menu = document.getElementById("compare-menu");
+    if (menu) { menu.open = false; }
+    return window.dash_clientside.no_update;
+}"""
+
+
 def menu() -> html.Details:
     return html.Details([
         html.Summary("Compare", id="compare-summary", title="show a second run beside this one"),
         html.Div([
             html.P("Show another run beside this one, at the same step, in every panel.",
                    className="menu-note"),
-            dcc.Dropdown(id="compare-pick", placeholder="choose a run to compare with",
+            dcc.Dropdown(id="compare-pick", placeholder=PICK,
                          className="compare-picker", optionHeight=40),
             html.Button("Stop comparing", id="compare-stop", className="ctl-btn"),
         ], className="menu-body compare-body"),
@@ -103,16 +112,24 @@ def register(app, data) -> None:
             return {"run": picked, "stops": seen}, None
         return no_update, no_update
 
+    # A pick or a stop closes the menu (the DOM's <details> state is not a Dash prop).
+    app.clientside_callback(CLOSE_MENU_JS, Output("compare-menu", "className"), Input("compare", "data"),
+                            prevent_initial_call=True)
+
     @app.callback(Output("page", "className"), Output("compare-summary", "children"),
-                  Output("compare-stop", "disabled"), Input("compare", "data"), State("page", "className"))
+                  Output("compare-stop", "disabled"), Output("compare-pick", "placeholder"),
+                  Input("compare", "data"), State("page", "className"))
     def show_mode(stored, classes):
+        """The page in compare mode or not; the menu closed on a pick or a stop, its picker
+        naming the compared run."""
         other = compared(stored)
         try:
             name = data.run(data.check_run(other)).run_name if other else None
         except LLMBError:
             name = None  # the panels say why it cannot be compared
         classes = [c for c in checks.text(classes).split() if c != "comparing"] + (["comparing"] if name else [])
-        return " ".join(classes), (f"vs {name}" if name else "Compare"), not other
+        return (" ".join(classes), (f"vs {name}" if name else "Compare"), not other,
+                f"comparing with {name}; choose another" if name else PICK)
 
     sides = dict(
         samples=Output("samples-b", "children"), tower=Output("tower-b", "figure"), stars=Output("stars-b", "figure"),

@@ -29,6 +29,7 @@ from llmb_mlflow.training.shapes import build as build_model, load_into
 
 from .. import checks
 from ..answers import answer
+from ..figures.plotly_json import notice
 from ..icons import labelled
 from . import tour
 
@@ -38,6 +39,7 @@ DEFAULT_PROMPT = "ROMEO:\n"
 MAX_TEXT = 2000
 MAX_PENDING = 64  # moves applied by one request (a person's clicks during one answer are far fewer)
 DRAW = -1  # a move: draw the next token (else a move is the id of a picked token)
+LOADING = "Loading the model at this step…"
 CACHE_BYTES = 64 * 2**20  # decoded weights kept: 75 steps of `medium`, 20 of `large`
 
 
@@ -239,12 +241,13 @@ def layout() -> html.Div:
                       dcc.Slider(id="pg-temperature", min=0.1, max=2.0, step=0.1, value=1.0,
                                  marks={0.1: "0.1", 1: "1", 2: "2"}, allow_direct_input=False)],
                      className="chart-controls"),
-            html.Pre(id="pg-text", className="pg-text"),
+            html.Pre(LOADING, id="pg-text", className="pg-text"),
             html.Div(id="pg-model-step", className="pg-note"),
             html.Div(id="pg-error", className="error"),
         ], id="playground-panel", className="panel"),
         html.Section([html.H3("The ten likeliest next characters", id="pg-bars-title"),
-                      dcc.Graph(id="pg-bars", config={"displayModeBar": False})], id="bars-panel", className="panel"),
+                      dcc.Graph(id="pg-bars", config={"displayModeBar": False}, figure=notice(LOADING))],
+                     id="bars-panel", className="panel"),
         dcc.Store(id="pg-moves", data={"prompt": DEFAULT_PROMPT.strip(), "seed": 0, "turn": 0, "moves": []}),
         dcc.Store(id="pg-state", data={"text": DEFAULT_PROMPT.strip(), "ids": None, "turn": 0, "done": 0}),
         dcc.Interval(id="pg-tick", interval=500, disabled=True),
@@ -270,8 +273,10 @@ def register(app, data) -> None:
                   state=[State("pg-state", "data"), State("run-state", "data"), State("steps", "data")],
                   prevent_initial_call=True)
     def play(wanted, temperature, view, tab, state, run_state, steps):
-        if tab != "playground" or not run_state or not view:
+        if tab != "playground" or not view:
             return answer(played)
+        if not run_state:
+            return answer(played, bars=notice("Choose a run to write with its model."), text="")
         try:
             wanted = checks.playground_moves(wanted)
             wanted["prompt"] = checks.text(wanted["prompt"], 500) or "\n"
@@ -283,12 +288,13 @@ def register(app, data) -> None:
             return answer(played, error=f"Cannot use the playground: {exc}")
         step = view["step"]
         if step is None or step not in steps:
-            return answer(played, error="No snapshot to play with yet.")
+            return answer(played, error="No snapshot to play with yet.", bars=notice(""), text="")
         with models.lock:  # one model evaluation at a time
             try:
                 model, vocab, used = models.at(run_id, step)
             except LLMBError as exc:
-                return answer(played, error=f"Cannot load the model at step {step}: {exc}")
+                return answer(played, error=f"Cannot load the model at step {step}: {exc}", bars=notice(""),
+                              text="")
             encode = models.encoder(run_id, vocab)
             try:
                 encode(wanted["prompt"])

@@ -18,6 +18,7 @@ from ..figures import loss
 from .training import checked_form, corpus_path, train_command
 
 MIN_WORDS = 50
+STARTING = "Training a small model on your text..."
 DEFAULT_STEPS, DEFAULT_EVERY = 1500, 50  # the original app's
 PRESET = "small"
 ROWS = [("word_length", "average word length (letters)", "{:.2f}"),
@@ -84,6 +85,7 @@ def layout() -> html.Div:
                            accept=".txt,text/plain", className="upload"),
             ], className="chart-controls writes"),
             html.Div(id="st-feedback", className="menu-feedback", role="status"),
+            dcc.Store(id="st-started-from"),  # the run shown when a training was started here
         ], id="style-source-panel", className="panel"),
         html.Section([
             html.H3("How well it imitates the training text"),
@@ -108,11 +110,13 @@ def register(app, data) -> None:
                             prevent_initial_call=True)
 
     @app.callback(Output("st-feedback", "children"), Output("pending-launch", "data", allow_duplicate=True),
+                  Output("st-started-from", "data"),
                   Input("st-start", "n_clicks"), State("st-text", "value"), State("st-steps", "value"),
-                  State("st-every", "value"), State("experiment", "value"), prevent_initial_call=True)
-    def start(_, text, steps, every, experiment):
+                  State("st-every", "value"), State("experiment", "value"), State("run-state", "data"),
+                  prevent_initial_call=True)
+    def start(_, text, steps, every, experiment, shown):
         if ctx.triggered_id != "st-start":
-            return no_update, no_update
+            return no_update, no_update, no_update
         try:  # everything is checked before the text is kept: a refused request writes nothing
             data.check_writable()
             raw = pasted(text)
@@ -129,21 +133,24 @@ def register(app, data) -> None:
                 forget_upload(upload)
                 raise
         except LLMBError as exc:
-            return f"Could not start: {exc}", no_update
-        return ("Training a small model on your text...",
-                launches.pending(started, "Started run {run}: it imitates your text.", "Could not start"))
+            return f"Could not start: {exc}", no_update, no_update
+        return (STARTING, launches.pending(started, "Started run {run}: it imitates your text.", "Could not start"),
+                {"run": shown.get("run_id") if isinstance(shown, dict) else None})
 
     styled = dict(match=Output("st-match", "children"), table=Output("st-table", "children"),
-                  chart=Output("st-chart", "figure"))
+                  chart=Output("st-chart", "figure"), said=Output("st-feedback", "children", allow_duplicate=True))
 
     @app.callback(output=styled, inputs=[Input("view", "data"), Input("tabs", "value")],
-                  state=[State("run-state", "data"), State("steps", "data")], prevent_initial_call=True)
-    def show_style(view, tab, state, steps):
+                  state=[State("run-state", "data"), State("steps", "data"), State("st-feedback", "children"),
+                         State("st-started-from", "data")], prevent_initial_call=True)
+    def show_style(view, tab, state, steps, said, started_from):
         if tab != "style" or not state or not view:
             return answer(styled)
         try:
             view, state, steps = checks.view(view), checks.run_state(state), checks.steps(steps)
             run_id = data.check_run(state["run_id"])
+            before = started_from.get("run") if isinstance(started_from, dict) else None
+            ended = {"said": ""} if said == STARTING and run_id != before else {}  # the new run shows
             step = view["step"] if view["step"] in steps else None
             run = data.run(run_id)
             source = {name.removeprefix("source_"): float(run.params[name])
@@ -156,4 +163,4 @@ def register(app, data) -> None:
         words = (f"Style match at step {step}: {now:.0f}%" if now is not None
                  else "No style match recorded for this run (trained before LLMBreaker measured it).")
         return answer(styled, match=words, table=style_table(source or None, sample, step),
-                      chart=match_figure(match_steps, matches, step))
+                      chart=match_figure(match_steps, matches, step), **ended)
