@@ -111,10 +111,11 @@ def encoder(vocab: Vocabulary) -> Callable[[str], list[int]]:
     tokens = TokenTokenizer(vocab)
 
     def encode(text: str) -> list[int]:
-        unknown = tokens.unknown_chars(text)
-        if unknown:
-            raise LLMBError(f"the prompt has characters no token of this model has: {''.join(unknown)!r}")
-        return [int(i) for i in tokens.encode(text)]
+        try:
+            return [int(i) for i in tokens.encode(text)]
+        except LLMBError:  # (the text is cut once; only a refusal looks for what it lacks)
+            unknown = "".join(tokens.unknown_chars(text))
+            raise LLMBError(f"the prompt has characters no token of this model has: {unknown!r}") from None
 
     return encode
 

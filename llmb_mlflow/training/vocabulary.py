@@ -26,6 +26,7 @@ class TokenTokenizer:
         for i, token in enumerate(vocabulary):
             self._ids.setdefault(token, i)
         self._lengths = sorted({len(token) for token in self._ids}, reverse=True)  # tried longest first
+        self._chars = set("".join(self._ids))
 
     @property
     def vocab_size(self) -> int:
@@ -51,11 +52,11 @@ class TokenTokenizer:
         """Characters of ``text`` no token covers (none when the user's encode reads it)."""
         if self._encode is None:
             unread = self._cut(text)[1]
-            return [] if unread is None else sorted(set(text) - set("".join(self._ids))) or [text[unread]]
+            return [] if unread is None else sorted(set(text) - self._chars) or [text[unread]]
         try:
             self.encode(text)
         except LLMBError:
-            return sorted(set(text) - set("".join(self._ids))) or [text[:1]]
+            return sorted(set(text) - self._chars) or [text[:1]]
         return []
 
     def decode(self, ids) -> str:
